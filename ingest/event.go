@@ -1,0 +1,78 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/unirec/unirec/stream"
+)
+
+// Event is one interaction event as produced to the events topic, one JSON
+// object per record. See the README for every field.
+type Event struct {
+	EventID   string            `json:"event_id"`
+	Time      time.Time         `json:"time"`
+	Canvas    string            `json:"canvas"`
+	Action    string            `json:"action"`
+	RequestID string            `json:"request_id"`
+	ItemID    string            `json:"item_id"`
+	Position  *int32            `json:"position"`
+	Context   map[string]string `json:"context"`
+	// Item optionally carries the item's metadata inline.
+	Item *stream.ItemMeta `json:"item"`
+}
+
+// Dead-letter reasons. Each is a label value of the dead-letter metric and
+// the unirec.reason header of the dead-letter record.
+const (
+	ReasonBadJSON       = "bad_json"
+	ReasonTooLarge      = "too_large"
+	ReasonUnknownCanvas = "unknown_canvas"
+	ReasonUnknownAction = "unknown_action"
+	ReasonMissingField  = "missing_field"
+	ReasonLate          = "late"
+)
+
+// Reasons lists every dead-letter reason.
+var Reasons = []string{ReasonBadJSON, ReasonTooLarge, ReasonUnknownCanvas, ReasonUnknownAction, ReasonMissingField, ReasonLate}
+
+// Rejection says why an event cannot become an example.
+type Rejection struct {
+	Reason string // one of the Reason constants
+	Detail string // names the offending field or value
+}
+
+func (r *Rejection) Error() string { return r.Reason + ": " + r.Detail }
+
+func reject(reason, format string, args ...any) *Rejection {
+	return &Rejection{Reason: reason, Detail: fmt.Sprintf(format, args...)}
+}
+
+// DecodeEvent parses and validates the shape of one event. Canvas-specific
+// checks happen in Registry.Check.
+func DecodeEvent(b []byte, maxBytes int) (*Event, *Rejection) {
+	if len(b) > maxBytes {
+		return nil, reject(ReasonTooLarge, "event is %d bytes, limit is %d", len(b), maxBytes)
+	}
+	var e Event
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&e); err != nil {
+		return nil, reject(ReasonBadJSON, "%v", err)
+	}
+	if dec.More() {
+		return nil, reject(ReasonBadJSON, "trailing data after the event object")
+	}
+	for _, f := range [...]struct{ name, v string }{
+		{"event_id", e.EventID}, {"canvas", e.Canvas}, {"action", e.Action}, {"item_id", e.ItemID},
+	} {
+		if f.v == "" {
+			return nil, reject(ReasonMissingField, "%s is required", f.name)
+		}
+	}
+	if e.Time.IsZero() {
+		return nil, reject(ReasonMissingField, "time is required (RFC 3339, e.g. 2026-11-27T10:00:00.120Z)")
+	}
+	return &e, nil
+}

@@ -1,0 +1,188 @@
+package stream
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Example is one unified labeled example: a (request context, item) pair of
+// one task (canvas), with its label and weight. Every canvas' examples share
+// this schema; fields a canvas lacks carry sentinel defaults.
+type Example struct {
+	Task      string // the canvas that produced it: the task type
+	EventID   string // the event that produced it
+	RequestID string
+	ItemID    string
+	Action    string  // the deciding action ("impression" for a negative without engagement)
+	EventTime int64   // unix milliseconds of the deciding event
+	Label     float32 // 1 positive, 0 negative
+	Weight    float32 // example weight (action weight times stratification weight)
+	// SampleProb is the probability with which a sampled negative was drawn;
+	// 0 for examples that were logged, not sampled.
+	SampleProb float32
+	Position   int32 // slot the item was shown in, -1 when unknown
+	Context    []Field
+	Item       ItemMeta
+}
+
+// Field is one field of the unified request context.
+type Field struct {
+	Name, Value string
+}
+
+// ItemMeta is the item metadata known when the example was made.
+type ItemMeta struct {
+	Type       string   `json:"type,omitempty"`
+	Title      string   `json:"title,omitempty"`
+	Categories []string `json:"categories,omitempty"`
+}
+
+// ContextValue returns the value of the named context field, or "".
+func (e *Example) ContextValue(name string) string {
+	for _, f := range e.Context {
+		if f.Name == name {
+			return f.Value
+		}
+	}
+	return ""
+}
+
+const exampleCodecVersion = 1
+
+// ErrBadExample is returned for bytes that are not an encoded example.
+var ErrBadExample = errors.New("malformed example record")
+
+// AppendExample appends the wire encoding of e to dst.
+func AppendExample(dst []byte, e *Example) []byte {
+	dst = append(dst, exampleCodecVersion)
+	for _, s := range [...]string{e.Task, e.EventID, e.RequestID, e.ItemID, e.Action} {
+		dst = appendString(dst, s)
+	}
+	dst = binary.AppendVarint(dst, e.EventTime)
+	dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(e.Label))
+	dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(e.Weight))
+	dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(e.SampleProb))
+	dst = binary.AppendVarint(dst, int64(e.Position))
+	dst = binary.AppendUvarint(dst, uint64(len(e.Context)))
+	for _, f := range e.Context {
+		dst = appendString(dst, f.Name)
+		dst = appendString(dst, f.Value)
+	}
+	dst = appendString(dst, e.Item.Type)
+	dst = appendString(dst, e.Item.Title)
+	dst = binary.AppendUvarint(dst, uint64(len(e.Item.Categories)))
+	for _, c := range e.Item.Categories {
+		dst = appendString(dst, c)
+	}
+	return dst
+}
+
+// DecodeExample decodes b into e, reusing e's slices.
+func DecodeExample(b []byte, e *Example) error {
+	d := decoder{b: b}
+	if v := d.byte(); v != exampleCodecVersion {
+		return fmt.Errorf("%w: codec version %d, want %d", ErrBadExample, v, exampleCodecVersion)
+	}
+	e.Task, e.EventID, e.RequestID, e.ItemID, e.Action = d.string(), d.string(), d.string(), d.string(), d.string()
+	e.EventTime = d.varint()
+	e.Label, e.Weight, e.SampleProb = d.float32(), d.float32(), d.float32()
+	e.Position = int32(d.varint())
+	n := d.count()
+	e.Context = e.Context[:0]
+	for i := 0; i < n; i++ {
+		e.Context = append(e.Context, Field{Name: d.string(), Value: d.string()})
+	}
+	e.Item.Type, e.Item.Title = d.string(), d.string()
+	n = d.count()
+	e.Item.Categories = e.Item.Categories[:0]
+	for i := 0; i < n; i++ {
+		e.Item.Categories = append(e.Item.Categories, d.string())
+	}
+	if d.err != nil {
+		return d.err
+	}
+	if len(d.b) != 0 {
+		return fmt.Errorf("%w: %d trailing bytes", ErrBadExample, len(d.b))
+	}
+	return nil
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// decoder reads the primitives of the example codec; the first error sticks.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: truncated %s", ErrBadExample, what)
+	}
+	d.b = nil
+}
+
+func (d *decoder) byte() byte {
+	if len(d.b) < 1 {
+		d.fail("version")
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("uvarint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// count reads a length that must fit in the remaining bytes.
+func (d *decoder) count() int {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail("count")
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) string() string {
+	n := d.count()
+	if d.err != nil {
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *decoder) float32() float32 {
+	if len(d.b) < 4 {
+		d.fail("float32")
+		return 0
+	}
+	v := math.Float32frombits(binary.LittleEndian.Uint32(d.b))
+	d.b = d.b[4:]
+	return v
+}
