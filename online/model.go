@@ -1,0 +1,136 @@
+package online
+
+import (
+	"fmt"
+	"math"
+)
+
+// ModelConfig is the architecture and the learning hyper-parameters of the
+// shared model. A snapshot carries it so serving scores the same way.
+type ModelConfig struct {
+	// Dim is the embedding dimension; every row holds Dim weights and a bias.
+	Dim          int     `yaml:"dim" json:"dim"`
+	LearningRate float64 `yaml:"learning_rate" json:"learning_rate"`
+	// DenseLearningRate is the AdaGrad rate of the per-task adapters.
+	DenseLearningRate float64 `yaml:"dense_learning_rate" json:"dense_learning_rate"`
+	L2                float64 `yaml:"l2" json:"l2"`
+	// GradientClip bounds |dLoss/dLogit| of one example.
+	GradientClip float64 `yaml:"gradient_clip" json:"gradient_clip"`
+	// InitScale is the half-width of the uniform initialisation of rows.
+	InitScale float64 `yaml:"init_scale" json:"init_scale"`
+	// Isolated trains one independent model per task (the baseline that
+	// consolidation is measured against): no parameter is shared.
+	Isolated bool `yaml:"isolated" json:"isolated"`
+}
+
+// DefaultModelConfig returns the defaults documented in the README.
+func DefaultModelConfig() ModelConfig {
+	return ModelConfig{Dim: 32, LearningRate: 0.05, DenseLearningRate: 0.01, L2: 1e-6, GradientClip: 10, InitScale: 0.05}
+}
+
+// Validate checks the configuration; errors name the field.
+func (c ModelConfig) Validate() error {
+	switch {
+	case c.Dim < 2 || c.Dim > 1024:
+		return fmt.Errorf("model.dim must be in [2, 1024], got %d", c.Dim)
+	case c.LearningRate <= 0:
+		return fmt.Errorf("model.learning_rate must be positive")
+	case c.DenseLearningRate <= 0:
+		return fmt.Errorf("model.dense_learning_rate must be positive")
+	case c.L2 < 0:
+		return fmt.Errorf("model.l2 must not be negative")
+	case c.GradientClip <= 0:
+		return fmt.Errorf("model.gradient_clip must be positive")
+	case c.InitScale <= 0:
+		return fmt.Errorf("model.init_scale must be positive")
+	}
+	return nil
+}
+
+// TaskParams are the dense, task-conditioning parameters of one task: a
+// diagonal scale and a shift applied to the shared context vector, and a
+// bias. They are the "small per-task output adapters".
+type TaskParams struct {
+	Scale []float32
+	Shift []float32
+	Bias  float32
+}
+
+// NewTaskParams returns the identity adapter.
+func NewTaskParams(dim int) *TaskParams {
+	t := &TaskParams{Scale: make([]float32, dim), Shift: make([]float32, dim)}
+	for i := range t.Scale {
+		t.Scale[i] = 1
+	}
+	return t
+}
+
+// ContextVector computes the task-conditioned context vector of a request
+// from the rows of its features (nil rows are features without parameters)
+// into dst (len dim), and returns the summed bias of the context side
+// (feature biases plus the task bias). c receives the shared, unconditioned
+// vector when non-nil.
+func ContextVector(dst, c []float32, tp *TaskParams, rows [][]float32) float32 {
+	dim := len(dst)
+	if c == nil {
+		c = make([]float32, dim)
+	}
+	clear(c)
+	var bias float32
+	n := 0
+	for _, r := range rows {
+		if r == nil {
+			continue
+		}
+		axpy(1, r[:dim], c)
+		bias += r[dim]
+		n++
+	}
+	if n > 0 {
+		inv := float32(1 / math.Sqrt(float64(n)))
+		for i := range c {
+			c[i] *= inv
+		}
+	}
+	for i := range dst {
+		dst[i] = tp.Scale[i]*c[i] + tp.Shift[i]
+	}
+	return bias + tp.Bias
+}
+
+// ItemVector computes an item's vector into dst (len dim+1, the last
+// coordinate its bias) from the rows of its features.
+func ItemVector(dst []float32, rows [][]float32) {
+	dim := len(dst) - 1
+	clear(dst)
+	n := 0
+	for _, r := range rows {
+		if r == nil {
+			continue
+		}
+		axpy(1, r[:dim], dst[:dim])
+		dst[dim] += r[dim]
+		n++
+	}
+	if n > 0 {
+		inv := float32(1 / math.Sqrt(float64(n)))
+		for i := 0; i < dim; i++ {
+			dst[i] *= inv
+		}
+	}
+}
+
+// Logit scores a context vector (with its bias) against an item vector.
+func Logit(ctx []float32, ctxBias float32, item []float32) float32 {
+	dim := len(ctx)
+	return dot(ctx, item[:dim]) + item[dim] + ctxBias
+}
+
+// Sigmoid is the logistic function, safe for large |z|.
+func Sigmoid(z float32) float32 {
+	if z >= 0 {
+		return float32(1 / (1 + math.Exp(-float64(z))))
+	}
+	e := math.Exp(float64(z))
+	return float32(e / (1 + e))
+}
