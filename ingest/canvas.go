@@ -61,7 +61,7 @@ func DefaultCanvases() []Canvas {
 	base := func(name string, fields ...ContextField) Canvas {
 		all := append([]ContextField{{Name: "user_id", Required: true}}, fields...)
 		all = append(all, ContextField{Name: "country"}, ContextField{Name: "language"}, ContextField{Name: "device"})
-		return Canvas{Name: name, Context: all, AttributionWindow: 5 * time.Minute,
+		return Canvas{Name: name, Context: all, AttributionWindow: 30 * time.Second,
 			Actions: DefaultActions(), NegativeKeepRate: 1, Weight: 1}
 	}
 	return []Canvas{

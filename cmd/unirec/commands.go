@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/unirec/unirec/bench/synth"
+	"github.com/unirec/unirec/stream"
+)
+
+// cmdRun starts everything in one process on the embedded broker.
+func cmdRun(ctx context.Context, args []string) error {
+	f := newFlags("run")
+	demo := f.fs.Bool("demo", true, "produce demo events for all four canvases")
+	port := f.fs.Int("broker-port", 0, "port of the embedded broker (default broker.port, 9092)")
+	cfg, err := f.load(args)
+	if err != nil {
+		return err
+	}
+	if *port != 0 {
+		cfg.Broker.Port = *port
+	}
+	if f.listen != "" {
+		cfg.Serve.Listen = f.listen
+	}
+	cfg.Demo.Enabled = *demo
+	b, err := stream.StartBroker(stream.BrokerOptions{Port: cfg.Broker.Port, DataDir: filepath.Join(cfg.DataDir, "broker"), Partitions: cfg.Broker.EventPartitions})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	cfg.Kafka.Brokers = []string{b.Addr()}
+	if err := ensureTopics(ctx, cfg); err != nil {
+		return err
+	}
+	set := metrics.NewSet()
+	g := newGroup(ctx)
+	mux := http.NewServeMux()
+	if err := startIngest(g, cfg, set); err != nil {
+		return err
+	}
+	if err := startTrainer(g, cfg, set, mux); err != nil {
+		return err
+	}
+	if err := startReplica(g, cfg, set, mux); err != nil {
+		return err
+	}
+	addr, err := serveHTTP(g, cfg.Serve.Listen, mux, set)
+	if err != nil {
+		g.cancel()
+		g.Wait()
+		return err
+	}
+	if cfg.Demo.Enabled {
+		g.Go("demo", func(ctx context.Context) error { return runDemo(ctx, cfg) })
+	}
+	printWelcome(b.Addr(), addr.String(), cfg)
+	return g.Wait()
+}
+
+func printWelcome(broker, api string, cfg Config) {
+	fmt.Printf(`
+unirec is running (data in %s)
+  Kafka broker (embedded):  %s   topics: %s (in), %s, %s, %s
+  Serving API:              http://%s/v1/recommend   metrics: http://%s/metrics
+  Demo events:              %v (%.0f requests/s)
+
+Try:
+  curl -s %s/v1/recommend -d '{"use_case":"search","context":{"user_id":"u-1","query":"space documentary","country":"US"},"k":5}'
+  echo '{"event_id":"e-1","time":"%s","canvas":"notifications","action":"click","item_id":"m-1","context":{"user_id":"u-1"}}' | kcat -P -b %s -t %s
+Stop with Ctrl-C.
+`, cfg.DataDir, broker, cfg.Topics.Events, cfg.Topics.Examples, cfg.Topics.DeadLetters, cfg.Topics.Snapshots,
+		api, api, cfg.Demo.Enabled, cfg.Demo.Rate, api, time.Now().UTC().Format(time.RFC3339), broker, cfg.Topics.Events)
+}
+
+// runDemo produces synthetic events for every canvas at cfg.Demo.Rate
+// requests per second, with event times at the wall clock.
+func runDemo(ctx context.Context, cfg Config) error {
+	cl, err := kgo.NewClient(append(cfg.Kafka.Opts(), kgo.DefaultProduceTopic(cfg.Topics.Events))...)
+	if err != nil {
+		return fmt.Errorf("cannot create demo producer: %w", err)
+	}
+	defer cl.Close()
+	step := time.Duration(float64(time.Second) / cfg.Demo.Rate)
+	start := time.Now()
+	w := synth.NewWorld(synth.Options{Seed: cfg.Demo.Seed, Start: start, Step: step})
+	for i := 0; ctx.Err() == nil; i++ {
+		if wait := time.Until(start.Add(time.Duration(i) * step)); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+		}
+		for _, ev := range w.Next() {
+			b, err := json.Marshal(ev)
+			if err != nil {
+				return fmt.Errorf("cannot encode demo event: %w", err)
+			}
+			cl.Produce(ctx, &kgo.Record{Key: []byte(ev.RequestID), Value: b}, func(_ *kgo.Record, err error) {
+				if err != nil && ctx.Err() == nil {
+					log.Printf("demo: produce: %v", err)
+				}
+			})
+		}
+	}
+	return nil
+}
+
+// cmdBroker runs the embedded broker alone.
+func cmdBroker(ctx context.Context, args []string) error {
+	f := newFlags("broker")
+	port := f.fs.Int("port", 0, "port to listen on (default broker.port, 9092)")
+	cfg, err := f.load(args)
+	if err != nil {
+		return err
+	}
+	if *port != 0 {
+		cfg.Broker.Port = *port
+	}
+	b, err := stream.StartBroker(stream.BrokerOptions{Port: cfg.Broker.Port, DataDir: filepath.Join(cfg.DataDir, "broker"), Partitions: cfg.Broker.EventPartitions})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	cfg.Kafka.Brokers = []string{b.Addr()}
+	if err := ensureTopics(ctx, cfg); err != nil {
+		return err
+	}
+	log.Printf("broker: listening on %s (data in %s)", b.Addr(), filepath.Join(cfg.DataDir, "broker"))
+	<-ctx.Done()
+	return nil
+}
+
+// cmdIngest runs the ingest stage against --brokers.
+func cmdIngest(ctx context.Context, args []string) error {
+	return runStage(ctx, "ingest", args, func(g *group, cfg Config, set *metrics.Set, _ *http.ServeMux) error {
+		return startIngest(g, cfg, set)
+	}, func(cfg Config) string { return cfg.Ingest.Listen })
+}
+
+// cmdTrain runs the trainer and snapshot publisher against --brokers.
+func cmdTrain(ctx context.Context, args []string) error {
+	return runStage(ctx, "train", args, startTrainer, func(cfg Config) string { return cfg.Trainer.Listen })
+}
+
+// cmdServe runs a serving replica against --brokers.
+func cmdServe(ctx context.Context, args []string) error {
+	return runStage(ctx, "serve", args, startReplica, func(cfg Config) string { return cfg.Serve.Listen })
+}
+
+// runStage runs one stage as its own process with its own HTTP endpoint.
+func runStage(ctx context.Context, name string, args []string,
+	start func(*group, Config, *metrics.Set, *http.ServeMux) error, listen func(Config) string) error {
+	f := newFlags(name)
+	cfg, err := f.load(args)
+	if err != nil {
+		return err
+	}
+	addr := listen(cfg)
+	if f.listen != "" {
+		addr = f.listen
+	}
+	if err := ensureTopics(ctx, cfg); err != nil {
+		return err
+	}
+	set := metrics.NewSet()
+	g := newGroup(ctx)
+	mux := http.NewServeMux()
+	if err := start(g, cfg, set, mux); err != nil {
+		return err
+	}
+	if name != "serve" {
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ready") })
+	}
+	a, err := serveHTTP(g, addr, mux, set)
+	if err != nil {
+		g.cancel()
+		g.Wait()
+		return err
+	}
+	log.Printf("%s: running against %v, HTTP on %s", name, cfg.Kafka.Brokers, a)
+	return g.Wait()
+}

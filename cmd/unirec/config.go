@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/unirec/unirec/ingest"
+	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/serve"
+	"github.com/unirec/unirec/stream"
+)
+
+// Config is the one configuration format of every unirec command. It is
+// parsed once, here; libraries receive option structs.
+type Config struct {
+	DataDir  string               `yaml:"data_dir"`
+	Kafka    stream.ClientOptions `yaml:"kafka"`
+	Topics   stream.Topics        `yaml:"topics"`
+	Broker   BrokerConfig         `yaml:"broker"`
+	Canvases []ingest.Canvas      `yaml:"canvases"`
+	Ingest   IngestConfig         `yaml:"ingest"`
+	Model    online.ModelConfig   `yaml:"model"`
+	Trainer  TrainerConfig        `yaml:"trainer"`
+	Snapshot SnapshotConfig       `yaml:"snapshot"`
+	Serve    ServeConfig          `yaml:"serve"`
+	Demo     DemoConfig           `yaml:"demo"`
+}
+
+// BrokerConfig configures the embedded broker.
+type BrokerConfig struct {
+	Port            int `yaml:"port"`
+	EventPartitions int `yaml:"event_partitions"`
+}
+
+// IngestConfig configures the ingest stage.
+type IngestConfig struct {
+	Group           string        `yaml:"group"`
+	TransactionalID string        `yaml:"transactional_id"`
+	Changelog       string        `yaml:"changelog"`
+	AllowedLateness time.Duration `yaml:"allowed_lateness"`
+	MaxEventBytes   int           `yaml:"max_event_bytes"`
+	Listen          string        `yaml:"listen"`
+}
+
+// TrainerConfig configures the trainer.
+type TrainerConfig struct {
+	CommitInterval time.Duration `yaml:"commit_interval"`
+	Listen         string        `yaml:"listen"`
+}
+
+// SnapshotConfig configures snapshot publication.
+type SnapshotConfig struct {
+	Interval        time.Duration `yaml:"interval"`
+	TransactionalID string        `yaml:"transactional_id"`
+	ModelID         string        `yaml:"model_id"`
+}
+
+// ServeConfig configures a serving replica.
+type ServeConfig struct {
+	Listen   string          `yaml:"listen"`
+	UseCases []serve.UseCase `yaml:"use_cases"`
+}
+
+// DemoConfig configures the demo event generator of `unirec run`.
+type DemoConfig struct {
+	Enabled bool    `yaml:"enabled"`
+	Rate    float64 `yaml:"rate"` // requests per second
+	Seed    int64   `yaml:"seed"`
+}
+
+// DefaultConfig returns the configuration `make run` uses.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		DataDir: "data",
+		Kafka:   stream.ClientOptions{Brokers: []string{"localhost:9092"}},
+		Topics:  stream.DefaultTopics(),
+		Broker:  BrokerConfig{Port: 9092, EventPartitions: 4},
+		Ingest: IngestConfig{Group: "unirec-ingest", TransactionalID: "unirec-ingest-" + host + "-" + fmt.Sprint(os.Getpid()),
+			Changelog: "unirec.ingest.changelog", AllowedLateness: 5 * time.Second, MaxEventBytes: 64 << 10, Listen: "localhost:8081"},
+		Model:    online.DefaultModelConfig(),
+		Trainer:  TrainerConfig{CommitInterval: time.Second, Listen: "localhost:8082"},
+		Snapshot: SnapshotConfig{Interval: time.Second, TransactionalID: "unirec-snapshot-publisher", ModelID: "unirec"},
+		Serve:    ServeConfig{Listen: "localhost:8080"},
+		Demo:     DemoConfig{Enabled: true, Rate: 50, Seed: 1},
+	}
+}
+
+// LoadConfig reads a YAML config file over the defaults. Unknown fields
+// are errors, so a typo cannot silently fall back to a default.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	if path == "" {
+		return cfg, cfg.Validate()
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("cannot read config %q: %w", path, err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return cfg, fmt.Errorf("cannot parse config %q: %w", path, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("invalid config %q: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Validate checks every section; the error names the field to fix.
+func (c *Config) Validate() error {
+	c.Topics.EnsureDefaults()
+	if len(c.Canvases) == 0 {
+		c.Canvases = ingest.DefaultCanvases()
+	}
+	if c.DataDir == "" {
+		return errors.New("data_dir is required")
+	}
+	if err := c.Kafka.Validate(); err != nil {
+		return err
+	}
+	if c.Broker.EventPartitions <= 0 {
+		return errors.New("broker.event_partitions must be positive")
+	}
+	if c.Ingest.AllowedLateness < 0 {
+		return errors.New("ingest.allowed_lateness must not be negative")
+	}
+	if c.Ingest.Group == "" || c.Ingest.TransactionalID == "" || c.Ingest.Changelog == "" {
+		return errors.New("ingest.group, ingest.transactional_id and ingest.changelog are required")
+	}
+	if err := c.Model.Validate(); err != nil {
+		return err
+	}
+	if c.Snapshot.Interval <= 0 {
+		return errors.New("snapshot.interval must be positive")
+	}
+	if c.Snapshot.TransactionalID == "" {
+		return errors.New("snapshot.transactional_id is required")
+	}
+	if c.Demo.Rate <= 0 {
+		return errors.New("demo.rate must be positive")
+	}
+	reg, err := c.Registry()
+	if err != nil {
+		return err
+	}
+	_, err = serve.NewReplica(serve.ReplicaOptions{Registry: reg, UseCases: c.Serve.UseCases})
+	return err
+}
+
+// Registry builds the canvas registry.
+func (c *Config) Registry() (*ingest.Registry, error) { return ingest.NewRegistry(c.Canvases) }

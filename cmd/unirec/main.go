@@ -1,0 +1,100 @@
+// Command unirec runs the unirec pipeline: all stages in one process on an
+// embedded broker (`unirec run`), or each stage as its own process against
+// any Kafka cluster (`unirec broker|ingest|train|serve`).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+const usage = `unirec - one shared multi-task recommender, learning in real time from Kafka
+
+Usage:
+  unirec run     [flags]   everything in one process on an embedded broker (make run)
+  unirec broker  [flags]   the embedded Kafka-protocol broker alone
+  unirec ingest  [flags]   events -> examples (exactly once), against --brokers
+  unirec train   [flags]   examples -> model in Pebble -> snapshots, against --brokers
+  unirec serve   [flags]   snapshots -> recommend API, against --brokers
+
+Run "unirec <command> -h" for the flags of a command.
+`
+
+func main() {
+	log.SetFlags(log.Ldate | log.Ltime | log.Lmicroseconds)
+	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := runCommand(ctx, os.Args[1], os.Args[2:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		log.Printf("unirec %s: %v", os.Args[1], err)
+		os.Exit(1)
+	}
+}
+
+func runCommand(ctx context.Context, cmd string, args []string) error {
+	switch cmd {
+	case "run":
+		return cmdRun(ctx, args)
+	case "broker":
+		return cmdBroker(ctx, args)
+	case "ingest":
+		return cmdIngest(ctx, args)
+	case "train":
+		return cmdTrain(ctx, args)
+	case "serve":
+		return cmdServe(ctx, args)
+	}
+	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+}
+
+// flags are the command-line overrides shared by every command.
+type flags struct {
+	fs      *flag.FlagSet
+	config  string
+	brokers string
+	dataDir string
+	listen  string
+}
+
+func newFlags(name string) *flags {
+	f := &flags{fs: flag.NewFlagSet("unirec "+name, flag.ContinueOnError)}
+	f.fs.StringVar(&f.config, "config", "", "YAML config file (defaults apply to everything it leaves out)")
+	f.fs.StringVar(&f.brokers, "brokers", "", "comma-separated Kafka bootstrap brokers, overriding kafka.brokers")
+	f.fs.StringVar(&f.dataDir, "data-dir", "", "data directory, overriding data_dir")
+	f.fs.StringVar(&f.listen, "listen", "", "HTTP listen address of this process")
+	return f
+}
+
+// load parses args and the config file, applying the flag overrides.
+func (f *flags) load(args []string) (Config, error) {
+	if err := f.fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if f.fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", f.fs.Arg(0))
+	}
+	cfg, err := LoadConfig(f.config)
+	if err != nil {
+		return cfg, err
+	}
+	if f.brokers != "" {
+		cfg.Kafka.Brokers = strings.Split(f.brokers, ",")
+	}
+	if f.dataDir != "" {
+		cfg.DataDir = f.dataDir
+	}
+	return cfg, cfg.Validate()
+}

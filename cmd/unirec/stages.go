@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/unirec/unirec/ingest"
+	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/serve"
+	"github.com/unirec/unirec/snapshot"
+	"github.com/unirec/unirec/stream"
+)
+
+// group runs goroutines and cancels them all when the first fails.
+type group struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+	err    error
+}
+
+func newGroup(ctx context.Context) *group {
+	g := &group{}
+	g.ctx, g.cancel = context.WithCancel(ctx)
+	return g
+}
+
+func (g *group) Go(name string, fn func(ctx context.Context) error) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		if err := fn(g.ctx); err != nil && g.ctx.Err() == nil {
+			g.once.Do(func() { g.err = fmt.Errorf("%s: %w", name, err); g.cancel() })
+		}
+	}()
+}
+
+func (g *group) Wait() error {
+	g.wg.Wait()
+	g.cancel()
+	return g.err
+}
+
+// ensureTopics creates the topics unirec needs if they are missing.
+func ensureTopics(ctx context.Context, cfg Config) error {
+	cl, err := kgo.NewClient(cfg.Kafka.Opts()...)
+	if err != nil {
+		return fmt.Errorf("cannot create kafka client: %w", err)
+	}
+	defer cl.Close()
+	specs := cfg.Topics.Layout(int32(cfg.Broker.EventPartitions))
+	specs = append(specs, stream.TopicSpec{Name: cfg.Ingest.Changelog, Partitions: int32(cfg.Broker.EventPartitions),
+		Configs: map[string]string{"cleanup.policy": "compact"}})
+	return stream.EnsureTopics(ctx, cl, specs)
+}
+
+// startIngest runs the ingest stage until ctx ends.
+func startIngest(g *group, cfg Config, set *metrics.Set) error {
+	reg, err := cfg.Registry()
+	if err != nil {
+		return err
+	}
+	ing := ingest.New(ingest.Options{
+		Registry: reg, Topics: cfg.Topics, Changelog: cfg.Ingest.Changelog, Client: cfg.Kafka,
+		AllowedLateness: cfg.Ingest.AllowedLateness, MaxEventBytes: cfg.Ingest.MaxEventBytes, Metrics: set,
+	})
+	g.Go("ingest", func(ctx context.Context) error {
+		return stream.RunTxLoop(ctx, stream.TxLoopOptions{
+			Client: cfg.Kafka, Group: cfg.Ingest.Group, TransactionalID: cfg.Ingest.TransactionalID,
+			Topic: cfg.Topics.Events, Logf: log.Printf,
+		}, ing)
+	})
+	return nil
+}
+
+// startTrainer runs the trainer and the snapshot publisher until ctx ends.
+func startTrainer(g *group, cfg Config, set *metrics.Set, mux *http.ServeMux) error {
+	t, err := online.OpenTrainer(online.TrainerOptions{
+		Model: cfg.Model, Dir: filepath.Join(cfg.DataDir, "trainer"), Client: cfg.Kafka,
+		Topic: cfg.Topics.Examples, CommitInterval: cfg.Trainer.CommitInterval, Metrics: set, Logf: log.Printf,
+	})
+	if err != nil {
+		return err
+	}
+	pub, err := snapshot.NewPublisher(snapshot.PublisherOptions{
+		Client: cfg.Kafka, Topic: cfg.Topics.Snapshots, TransactionalID: cfg.Snapshot.TransactionalID,
+		ModelID: cfg.Snapshot.ModelID, Interval: cfg.Snapshot.Interval, Metrics: set, Logf: log.Printf,
+	}, t)
+	if err != nil {
+		t.Close()
+		return err
+	}
+	mux.HandleFunc("GET /v1/trainer/metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"applied": t.Applied(), "tasks": t.Progress().All()})
+	})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	g.Go("trainer", func(ctx context.Context) error {
+		defer wg.Done()
+		return t.Run(ctx)
+	})
+	g.Go("snapshot", func(ctx context.Context) error {
+		defer wg.Done()
+		return pub.Run(ctx)
+	})
+	g.Go("trainer-close", func(ctx context.Context) error {
+		<-ctx.Done()
+		wg.Wait()
+		pub.Close()
+		return t.Close()
+	})
+	return nil
+}
+
+// startReplica runs a serving replica fed by the snapshots topic.
+func startReplica(g *group, cfg Config, set *metrics.Set, mux *http.ServeMux) error {
+	reg, err := cfg.Registry()
+	if err != nil {
+		return err
+	}
+	r, err := serve.NewReplica(serve.ReplicaOptions{Registry: reg, UseCases: cfg.Serve.UseCases, Metrics: set, Logf: log.Printf})
+	if err != nil {
+		return err
+	}
+	mux.Handle("/", r.Handler())
+	g.Go("subscribe", func(ctx context.Context) error {
+		return snapshot.Subscribe(ctx, snapshot.SubscriberOptions{Client: cfg.Kafka, Topic: cfg.Topics.Snapshots, Metrics: set, Logf: log.Printf},
+			func(m *snapshot.Manifest, c *online.Capture) {
+				r.Apply(m, c)
+				log.Printf("serve: model version %d live (watermark %s, %d examples, %d rows, %d items)",
+					m.Version, m.Watermark.Format(time.RFC3339), m.Applied, m.Rows, m.Items)
+			})
+	})
+	g.Go("popularity", func(ctx context.Context) error {
+		return r.Popularity().FollowEvents(ctx, cfg.Kafka, cfg.Topics.Events, 100_000)
+	})
+	return nil
+}
+
+// serveHTTP serves mux (plus /metrics and /healthz when absent) on addr.
+func serveHTTP(g *group, addr string, mux *http.ServeMux, set *metrics.Set) (net.Addr, error) {
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		set.WritePrometheus(w)
+		metrics.WriteProcessMetrics(w)
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	g.Go("http "+addr, func(ctx context.Context) error {
+		go func() {
+			<-ctx.Done()
+			shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			srv.Shutdown(shut)
+		}()
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	return ln.Addr(), nil
+}
