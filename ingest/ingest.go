@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"container/heap"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -40,7 +41,7 @@ type Ingester struct {
 	parts map[int32]*partition
 	acct  *accounting
 	buf   []byte
-	// lastClose is when windows were last swept, wall-clock ms.
+	// lastClose is when idle windows were last swept, wall-clock ms.
 	lastClose int64
 }
 
@@ -60,7 +61,7 @@ func (g *Ingester) Restore(ctx context.Context, partitions []int32) error {
 	for _, p := range partitions {
 		st := newPartition()
 		err := stream.ReadPartition(ctx, g.opts.Client, g.opts.Changelog, p, func(r *kgo.Record) error {
-			return st.apply(r.Key, r.Value)
+			return st.apply(r.Key, r.Value, g.window)
 		})
 		if err != nil {
 			return fmt.Errorf("cannot restore join state of partition %d: %w", p, err)
@@ -109,19 +110,28 @@ func (g *Ingester) Process(_ context.Context, recs []*kgo.Record, emit func(*kgo
 		g.handle(st, r, emit)
 		if st.watermark != before {
 			dirty[r.Partition] = st.watermark
+			g.closeByWatermark(r.Partition, st, emit)
 		}
 	}
 	for p, w := range dirty {
 		emit(&kgo.Record{Topic: g.opts.Changelog, Partition: p, Key: []byte(watermarkKey), Value: binary.AppendVarint(nil, w)})
 	}
 	now := g.opts.Now().UnixMilli()
-	if now-g.lastClose >= 100 || len(recs) == 0 {
+	if len(recs) == 0 && now-g.lastClose >= 100 {
 		g.lastClose = now
 		for p, st := range g.parts {
-			g.closeWindows(p, st, now, emit)
+			g.closeIdle(p, st, now, emit)
 		}
 	}
 	return nil
+}
+
+// window returns the attribution window of a task in ms.
+func (g *Ingester) window(task string) int64 {
+	if c := g.opts.Registry.Canvas(task); c != nil {
+		return c.AttributionWindow.Milliseconds()
+	}
+	return 0
 }
 
 // handle routes one event record to its outcome.
@@ -165,7 +175,7 @@ func (g *Ingester) impression(st *partition, part int32, ex stream.Example, emit
 		return
 	}
 	p := &pending{ex: ex, arrival: g.opts.Now().UnixMilli()}
-	st.pending[key] = p
+	st.add(key, p, ex.EventTime+g.window(ex.Task))
 	g.acct.pendingDelta++
 	emit(&kgo.Record{Topic: g.opts.Changelog, Partition: part, Key: []byte(key), Value: encodePending(p)})
 }
@@ -199,44 +209,59 @@ func (g *Ingester) engagement(st *partition, part int32, c *Canvas, ex stream.Ex
 	emit(&kgo.Record{Topic: g.opts.Changelog, Partition: part, Key: []byte(key), Value: encodePending(p)})
 }
 
-// closeWindows ends the impressions whose attribution window has passed, in
-// event time (watermark minus allowed lateness) or, for idle partitions, in
-// wall-clock time since arrival.
-func (g *Ingester) closeWindows(part int32, st *partition, now int64, emit func(*kgo.Record)) {
-	lateness := g.opts.AllowedLateness.Milliseconds()
-	for key, p := range st.pending {
-		c := g.opts.Registry.Canvas(p.ex.Task)
-		window := int64(1 << 62)
-		if c != nil {
-			window = c.AttributionWindow.Milliseconds()
-		}
-		if p.ex.EventTime+window >= st.watermark-lateness && p.arrival+window+lateness > now {
-			continue
-		}
-		delete(st.pending, key)
-		g.acct.pendingDelta--
-		emit(&kgo.Record{Topic: g.opts.Changelog, Partition: part, Key: []byte(key)})
-		switch {
-		case p.resolved:
-			g.acct.outcome(outcomeJoined)
-		case c != nil && c.NegativeKeepRate < 1 && keepFraction(p.ex.EventID) >= c.NegativeKeepRate:
-			g.acct.outcome(outcomeSampledOut)
-		default:
-			rate := float32(0)
-			if c != nil && c.NegativeKeepRate < 1 {
-				rate = float32(c.NegativeKeepRate)
-			}
-			weight := float32(1)
-			if c != nil {
-				weight = float32(c.Weight)
-			}
-			g.emitExample(&p.ex, false, weight, rate, emit)
+// closeByWatermark ends, in event-time order, the impressions whose
+// attribution window closed before the watermark minus the allowed
+// lateness: no engagement that is not late can still join them.
+func (g *Ingester) closeByWatermark(part int32, st *partition, emit func(*kgo.Record)) {
+	limit := st.watermark - g.opts.AllowedLateness.Milliseconds()
+	for len(st.closes) > 0 && st.closes[0].at < limit {
+		c := heap.Pop(&st.closes).(closing)
+		if p := st.pending[c.key]; p != nil {
+			g.close(part, st, c.key, p, emit)
 		}
 	}
 	for id, t := range st.seen {
-		if t < st.watermark-lateness-int64(time.Hour/time.Millisecond) {
+		if t < limit-dedupeHorizon {
 			delete(st.seen, id)
 		}
+	}
+}
+
+// dedupeHorizon is how long (event time) event ids are remembered.
+const dedupeHorizon = int64(time.Hour / time.Millisecond)
+
+// closeIdle ends impressions of partitions whose watermark stopped: by wall
+// clock, window plus allowed lateness after they arrived.
+func (g *Ingester) closeIdle(part int32, st *partition, now int64, emit func(*kgo.Record)) {
+	lateness := g.opts.AllowedLateness.Milliseconds()
+	for key, p := range st.pending {
+		if p.arrival+g.window(p.ex.Task)+lateness <= now {
+			g.close(part, st, key, p, emit)
+		}
+	}
+}
+
+// close ends one pending impression: a negative example unless an
+// engagement already labelled it, or stratification drops it.
+func (g *Ingester) close(part int32, st *partition, key string, p *pending, emit func(*kgo.Record)) {
+	delete(st.pending, key)
+	g.acct.pendingDelta--
+	emit(&kgo.Record{Topic: g.opts.Changelog, Partition: part, Key: []byte(key)})
+	c := g.opts.Registry.Canvas(p.ex.Task)
+	if c == nil { // restored state of a canvas removed from the config
+		c = &Canvas{NegativeKeepRate: 1, Weight: 1}
+	}
+	switch {
+	case p.resolved:
+		g.acct.outcome(outcomeJoined)
+	case c.NegativeKeepRate < 1 && keepFraction(p.ex.EventID) >= c.NegativeKeepRate:
+		g.acct.outcome(outcomeSampledOut)
+	default:
+		rate := float32(0)
+		if c.NegativeKeepRate < 1 {
+			rate = float32(c.NegativeKeepRate)
+		}
+		g.emitExample(&p.ex, false, float32(c.Weight), rate, emit)
 	}
 }
 

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"container/heap"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -25,12 +26,41 @@ type pending struct {
 // partition is the join state of one events partition.
 type partition struct {
 	pending   map[string]*pending // by join key
+	closes    closeHeap           // pending keys by the event time their window closes
 	watermark int64               // newest event time seen, ms
 	seen      map[string]int64    // event ids seen -> event time, for de-duplication
 }
 
 func newPartition() *partition {
 	return &partition{pending: map[string]*pending{}, seen: map[string]int64{}}
+}
+
+// add records a pending impression whose window closes at closeAt.
+func (s *partition) add(key string, p *pending, closeAt int64) {
+	s.pending[key] = p
+	heap.Push(&s.closes, closing{at: closeAt, key: key})
+}
+
+// closing is a pending key and the event time its window closes.
+type closing struct {
+	at  int64
+	key string
+}
+
+// closeHeap orders pending impressions by window close time, so windows
+// close in event-time order as the watermark advances, interleaved with the
+// positives of later events.
+type closeHeap []closing
+
+func (h closeHeap) Len() int           { return len(h) }
+func (h closeHeap) Less(i, j int) bool { return h[i].at < h[j].at }
+func (h closeHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *closeHeap) Push(x any)        { *h = append(*h, x.(closing)) }
+func (h *closeHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // joinKey is the changelog key of the (request, item) pair.
@@ -74,8 +104,9 @@ func decodePending(b []byte) (*pending, error) {
 	return p, nil
 }
 
-// apply loads one changelog record into the partition state.
-func (s *partition) apply(key, value []byte) error {
+// apply loads one changelog record into the partition state; window
+// returns the attribution window of a task.
+func (s *partition) apply(key, value []byte, window func(task string) int64) error {
 	k := string(key)
 	if k == watermarkKey {
 		w, n := binary.Varint(value)
@@ -93,6 +124,10 @@ func (s *partition) apply(key, value []byte) error {
 	if err != nil {
 		return err
 	}
-	s.pending[k] = p
+	if _, ok := s.pending[k]; ok {
+		s.pending[k] = p
+		return nil
+	}
+	s.add(k, p, p.ex.EventTime+window(p.ex.Task))
 	return nil
 }

@@ -25,7 +25,7 @@ type ModelConfig struct {
 
 // DefaultModelConfig returns the defaults documented in the README.
 func DefaultModelConfig() ModelConfig {
-	return ModelConfig{Dim: 32, LearningRate: 0.05, DenseLearningRate: 0.01, L2: 1e-6, GradientClip: 10, InitScale: 0.05}
+	return ModelConfig{Dim: 32, LearningRate: 0.05, DenseLearningRate: 0.01, L2: 1e-6, GradientClip: 10, InitScale: 0.1}
 }
 
 // Validate checks the configuration; errors name the field.

@@ -34,12 +34,12 @@ type taskProgress struct {
 // TaskProgress is the progressive-validation summary of one task.
 type TaskProgress struct {
 	Examples    int64   `json:"examples"`
-	LogLoss     float64 `json:"logloss"`      // weighted mean over all examples
-	AUC         float64 `json:"auc"`          // over the last window
-	MeanPred    float64 `json:"mean_pred"`    // over the last window
-	MeanLabel   float64 `json:"mean_label"`   // over the last window
-	Calibration float64 `json:"calibration"`  // mean_pred / mean_label
-	Window      int     `json:"window"`       // examples in the window
+	LogLoss     float64 `json:"logloss"`     // weighted mean over all examples
+	AUC         float64 `json:"auc"`         // over the last window
+	MeanPred    float64 `json:"mean_pred"`   // over the last window
+	MeanLabel   float64 `json:"mean_label"`  // over the last window
+	Calibration float64 `json:"calibration"` // mean_pred / mean_label
+	Window      int     `json:"window"`      // examples in the window
 }
 
 // NewProgress returns an empty Progress that registers its gauges in set.

@@ -27,8 +27,9 @@ type TrainerOptions struct {
 	Logf           func(format string, args ...any)
 }
 
-// row is one embedding row: Dim weights and a bias, with its row-wise
-// AdaGrad accumulator and the event time it was last used.
+// row is one embedding row: Dim weights and a bias, with its AdaGrad
+// accumulators (acc[0] row-wise for the weights, acc[1] for the bias) and
+// the event time it was last used.
 type row struct {
 	w    []float32
 	acc  []float32
@@ -266,7 +267,7 @@ func (t *Trainer) getRow(id uint64, now int64) *row {
 	r := t.rows[id]
 	if r == nil {
 		d := t.cfg.Dim
-		r = &row{w: make([]float32, d+1), acc: make([]float32, 1)}
+		r = &row{w: make([]float32, d+1), acc: make([]float32, 2)}
 		initRow(r.w[:d], id, float32(t.cfg.InitScale))
 		t.rows[id] = r
 	}
@@ -358,11 +359,10 @@ func (t *Trainer) updateRows(rows []*row, g []float32, dz float32) {
 			s.grad[i] = g[i]*inv + l2*r.w[i]
 			sq += s.grad[i] * s.grad[i]
 		}
-		s.grad[d] = dz
-		sq += dz * dz
-		r.acc[0] += sq / float32(d+1)
+		r.acc[0] += sq / float32(d)
 		step := lr / (float32(math.Sqrt(float64(r.acc[0]))) + 1e-6)
-		axpy(-step, s.grad, r.w)
+		axpy(-step, s.grad[:d], r.w[:d])
+		adagrad(&r.w[d], &r.acc[1], dz, lr)
 	}
 }
 

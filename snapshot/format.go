@@ -43,7 +43,8 @@ const KindFull = "full"
 // chunkMagic starts every chunk record.
 var chunkMagic = []byte("URS1")
 
-// chunkHeader is magic(4) version(8) index(4) total(4) crc32c(4).
+// chunkHeader is magic(4) version(8) index(4) total(4) crc32c(4); the CRC
+// covers the header fields before it and the data.
 const chunkHeader = 24
 
 // ErrCorrupt is returned for snapshot data that fails verification.
@@ -67,7 +68,8 @@ func encodeChunks(version int64, payload []byte, size int) [][]byte {
 		b = binary.BigEndian.AppendUint64(b, uint64(version))
 		b = binary.BigEndian.AppendUint32(b, uint32(i))
 		b = binary.BigEndian.AppendUint32(b, uint32(total))
-		b = binary.BigEndian.AppendUint32(b, crc32.Checksum(part, castagnoli))
+		crc := crc32.Update(crc32.Checksum(b, castagnoli), castagnoli, part)
+		b = binary.BigEndian.AppendUint32(b, crc)
 		out = append(out, append(b, part...))
 	}
 	return out
@@ -90,7 +92,7 @@ func decodeChunk(b []byte) (chunk, error) {
 		total:   int(binary.BigEndian.Uint32(b[16:])),
 		data:    b[chunkHeader:],
 	}
-	if crc32.Checksum(c.data, castagnoli) != binary.BigEndian.Uint32(b[20:]) {
+	if crc32.Update(crc32.Checksum(b[:20], castagnoli), castagnoli, c.data) != binary.BigEndian.Uint32(b[20:]) {
 		return chunk{}, fmt.Errorf("%w: chunk %d of version %d fails its CRC", ErrCorrupt, c.index, c.version)
 	}
 	if c.index >= c.total {
