@@ -17,7 +17,7 @@ func testCapture() *online.Capture {
 		IDs:     []uint64{1, 99},
 		Weights: []float32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10},
 		Tasks: map[string]online.TaskParams{
-			"search": {Scale: []float32{1, 1, 1, 1}, Shift: []float32{0, 0.5, 0, 0}, Bias: -1},
+			"search":        {Scale: []float32{1, 1, 1, 1}, Shift: []float32{0, 0.5, 0, 0}, Bias: -1},
 			"notifications": {Scale: []float32{2, 1, 1, 1}, Shift: []float32{0, 0, 0, 0.25}, Bias: 1},
 		},
 		Items:   []online.Item{{ID: "m-1", Meta: stream.ItemMeta{Type: "video", Title: "Space", Categories: []string{"Documentary"}}}, {ID: "m-2"}},

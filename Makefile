@@ -1,0 +1,36 @@
+# unirec - the Makefile is the index: `make help` lists every target.
+GO ?= go
+BIN := bin/unirec
+# Packages with goroutines shared between components run under the race detector.
+RACE_PKGS := ./stream/... ./ingest/... ./online/... ./snapshot/... ./serve/...
+
+.PHONY: help build run test test-race vet fuzz bench clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+build: ## build bin/unirec
+	$(GO) build -o $(BIN) ./cmd/unirec
+
+run: build ## build and start everything in one process (broker :9092, API :8080, demo events)
+	./$(BIN) run $(ARGS)
+
+test: vet ## the whole test suite: unit, integration on the embedded broker, end-to-end, race detector
+	$(GO) test -count=1 -timeout 10m ./...
+	$(GO) test -count=1 -race -timeout 10m $(RACE_PKGS)
+
+vet: ## go vet and gofmt
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1)
+
+fuzz: ## run every fuzz target for 20s each
+	$(GO) test -run '^$$' -fuzz FuzzDecodeExample -fuzztime 20s ./stream
+	$(GO) test -run '^$$' -fuzz FuzzDecodeEvent -fuzztime 20s ./ingest
+	$(GO) test -run '^$$' -fuzz FuzzDecodeChunk -fuzztime 20s ./snapshot
+	$(GO) test -run '^$$' -fuzz FuzzRecommendRequest -fuzztime 20s ./serve
+
+bench: ## micro-benchmarks (go test -bench)
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean: ## remove the binary and the local data dir
+	rm -rf bin data

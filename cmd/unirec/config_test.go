@@ -1,0 +1,88 @@
+package main
+
+import (
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// Every config file under deploy/ parses with the real loader.
+func TestDeployConfigsParse(t *testing.T) {
+	files, _ := filepath.Glob("../../deploy/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no config files under deploy/")
+	}
+	for _, f := range files {
+		if _, err := LoadConfig(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+// The documented full config says exactly what the defaults are.
+func TestDeployConfigIsTheDefaults(t *testing.T) {
+	got, err := LoadConfig("../../deploy/unirec.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultConfig()
+	if err := want.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	got.Ingest.TransactionalID = want.Ingest.TransactionalID
+	got.Serve.UseCases = nil
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("deploy/unirec.yaml drifted from DefaultConfig:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestBadConfigNamesTheField(t *testing.T) {
+	f := func(yaml, want string) {
+		t.Helper()
+		p := filepath.Join(t.TempDir(), "c.yaml")
+		os.WriteFile(p, []byte(yaml), 0o644)
+		_, err := LoadConfig(p)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want an error containing %q", yaml, err, want)
+		}
+	}
+	f("model:\n  dim: 0\n", "model.dim")
+	f("model:\n  dimension: 8\n", "field dimension not found")
+	f("snapshot:\n  interval: -1s\n", "snapshot.interval")
+	f("kafka:\n  brokers: [nohost]\n", "kafka.brokers")
+	f("serve:\n  use_cases: [{name: billboard}]\n", `"billboard" is not a configured canvas`)
+	f("canvases: [{name: x, attribution_window: 0s}]\n", "canvases[x].attribution_window")
+}
+
+// Every package has a doc comment saying what it owns.
+func TestEveryPackageHasADocComment(t *testing.T) {
+	dirs := map[string]bool{}
+	filepath.WalkDir("../..", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
+			dirs[filepath.Dir(p)] = true
+		}
+		return nil
+	})
+	for dir := range dirs {
+		pkgs, err := parser.ParseDir(token.NewFileSet(), dir, func(fi fs.FileInfo) bool {
+			return !strings.HasSuffix(fi.Name(), "_test.go")
+		}, parser.ParseComments|parser.PackageClauseOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, pkg := range pkgs {
+			documented := false
+			for _, f := range pkg.Files {
+				documented = documented || f.Doc != nil
+			}
+			if !documented {
+				t.Errorf("package %s in %s has no doc comment", name, dir)
+			}
+		}
+	}
+}
