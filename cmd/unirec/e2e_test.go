@@ -205,12 +205,23 @@ func TestEndToEnd(t *testing.T) {
 	s := startSystem(t, t.TempDir(), "--demo=false")
 	w := synth.NewWorld(synth.Options{Seed: 7, Start: time.Now().Add(-2 * time.Hour), Step: 20 * time.Millisecond})
 	start := time.Now()
+	firstModel := make(chan time.Duration, 1)
+	go func() {
+		for time.Since(start) < 3*time.Minute {
+			if s.modelApplied(t) > 0 {
+				firstModel <- time.Since(start)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
 	events := produceWorld(t, s.broker, w, 8000)
 	waitFor(t, 3*time.Minute, "the replica to serve a model of most examples", func() bool {
 		return s.modelApplied(t) > 0 && s.metric(t, "unirec_ingest_events_consumed_total") >= float64(events) &&
 			s.modelApplied(t) >= int64(s.metric(t, `unirec_ingest_events_total{outcome="example"}`))
 	})
-	t.Logf("%d events through the pipeline in %s (%.0f events/s)", events, time.Since(start), float64(events)/time.Since(start).Seconds())
+	t.Logf("%d events through the pipeline in %s (%.0f events/s); first model served %s after the first event",
+		events, time.Since(start), float64(events)/time.Since(start).Seconds(), <-firstModel)
 	if late := s.metric(t, `unirec_ingest_dead_letters_total{reason="late"}`); late > 0 {
 		t.Errorf("%v events were dead-lettered as late", late)
 	}
