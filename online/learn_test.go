@@ -48,7 +48,7 @@ func TestLearnsPlantedStructure(t *testing.T) {
 	}
 	defer tr.Close()
 	w := synth.NewWorld(synth.Options{Seed: 3})
-	for _, ex := range synthExamples(w, 8000) {
+	for _, ex := range synthExamples(w, 16000) {
 		tr.Apply(&ex)
 	}
 	for task, p := range tr.Progress().All() {

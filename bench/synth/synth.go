@@ -9,9 +9,12 @@
 // group, derived from the truth and visible in the context the canvas sends:
 //
 //   - notifications: the user's favourite group;
-//   - related_items: the group of source_item_id (drawn from the favourite group);
+//   - related_items: the group of source_item_id;
 //   - search: the group whose vocabulary the query words come from;
 //   - category_exploration: the group whose genre is the category.
+//
+// For the last three the group is the user's favourite half of the time and
+// a random group otherwise (ExploreProb), so the explicit context matters.
 //
 // Users click items of the relevant group with probability about 0.6 and any
 // other item with probability about 0.03; some clicks are followed by a play.
@@ -45,6 +48,10 @@ const (
 	ClickProbOther    = 0.03
 	// PlayProb is the probability that a click is followed by a play.
 	PlayProb = 0.5
+	// ExploreProb is the probability that a related_items, search or
+	// category_exploration request is about a group other than (or, by
+	// chance, equal to) the user's favourite.
+	ExploreProb = 0.5
 )
 
 // Options configures a World. Zero fields take their defaults.
@@ -265,6 +272,12 @@ func (w *World) FavouriteGenre(userID string) string {
 func (w *World) context(r *rand.Rand, canvas string, u int) (map[string]string, int) {
 	us := w.users[u]
 	g := us.fav
+	// Outside notifications the context names what the user looks for,
+	// which is often not their favourite taste: the explicit context must
+	// win over the user's history.
+	if canvas != CanvasNotifications && r.Float64() < ExploreProb {
+		g = r.IntN(len(w.genres))
+	}
 	ctx := map[string]string{
 		"user_id":  us.id,
 		"country":  us.country,

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/unirec/unirec/bench/synth"
@@ -81,6 +82,11 @@ Stop with Ctrl-C.
 		api, api, cfg.Demo.Enabled, cfg.Demo.Rate, api, time.Now().UTC().Format(time.RFC3339), broker, cfg.Topics.Events)
 }
 
+// demoBackfill is how much event-time history the demo produces at once on
+// an empty events topic, so the first model is trained on both positives
+// and closed-window negatives within seconds of start-up.
+const demoBackfill = 5 * time.Minute
+
 // runDemo produces synthetic events for every canvas at cfg.Demo.Rate
 // requests per second, with event times at the wall clock.
 func runDemo(ctx context.Context, cfg Config) error {
@@ -91,6 +97,14 @@ func runDemo(ctx context.Context, cfg Config) error {
 	defer cl.Close()
 	step := time.Duration(float64(time.Second) / cfg.Demo.Rate)
 	start := time.Now()
+	empty, err := topicEmpty(ctx, cl, cfg.Topics.Events)
+	if err != nil {
+		return err
+	}
+	if empty {
+		start = start.Add(-demoBackfill)
+		log.Printf("demo: empty events topic, producing %s of history first", demoBackfill)
+	}
 	w := synth.NewWorld(synth.Options{Seed: cfg.Demo.Seed, Start: start, Step: step})
 	for i := 0; ctx.Err() == nil; i++ {
 		if wait := time.Until(start.Add(time.Duration(i) * step)); wait > 0 {
@@ -113,6 +127,17 @@ func runDemo(ctx context.Context, cfg Config) error {
 		}
 	}
 	return nil
+}
+
+// topicEmpty says whether topic holds no record at all.
+func topicEmpty(ctx context.Context, cl *kgo.Client, topic string) (bool, error) {
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		return false, fmt.Errorf("cannot list end offsets of %q: %w", topic, err)
+	}
+	empty := true
+	ends.Each(func(o kadm.ListedOffset) { empty = empty && o.Err == nil && o.Offset == 0 })
+	return empty, nil
 }
 
 // cmdBroker runs the embedded broker alone.
