@@ -25,24 +25,8 @@ func TestServesWhatTheTrainerLearned(t *testing.T) {
 	}
 	defer tr.Close()
 	w := synth.NewWorld(synth.Options{Seed: 3})
-	for i := 0; i < 8000; i++ {
-		evs := w.Next()
-		clicked := map[string]bool{}
-		for _, e := range evs {
-			if e.Action == "click" {
-				clicked[e.ItemID] = true
-			}
-		}
-		for _, e := range evs {
-			if e.Action == "impression" {
-				ex := reg.Normalize(&e)
-				ex.Weight = 1
-				if clicked[e.ItemID] {
-					ex.Label = 1
-				}
-				tr.Apply(&ex)
-			}
-		}
+	for _, ex := range w.Examples(reg, 8000) {
+		tr.Apply(&ex)
 	}
 	c, err := tr.Capture()
 	if err != nil {

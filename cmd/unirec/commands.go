@@ -33,15 +33,11 @@ func cmdRun(ctx context.Context, args []string) error {
 		cfg.Serve.Listen = f.listen
 	}
 	cfg.Demo.Enabled = *demo
-	b, err := stream.StartBroker(stream.BrokerOptions{Port: cfg.Broker.Port, DataDir: filepath.Join(cfg.DataDir, "broker"), Partitions: cfg.Broker.EventPartitions})
+	b, err := startEmbeddedBroker(ctx, &cfg)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	cfg.Kafka.Brokers = []string{b.Addr()}
-	if err := ensureTopics(ctx, cfg); err != nil {
-		return err
-	}
 	set := metrics.NewSet()
 	g := newGroup(ctx)
 	mux := http.NewServeMux()
@@ -140,6 +136,21 @@ func topicEmpty(ctx context.Context, cl *kgo.Client, topic string) (bool, error)
 	return empty, nil
 }
 
+// startEmbeddedBroker starts the embedded broker with its data under the
+// data dir, points cfg's clients at it and creates the topics.
+func startEmbeddedBroker(ctx context.Context, cfg *Config) (*stream.Broker, error) {
+	b, err := stream.StartBroker(stream.BrokerOptions{Port: cfg.Broker.Port, DataDir: filepath.Join(cfg.DataDir, "broker"), Partitions: cfg.Broker.EventPartitions})
+	if err != nil {
+		return nil, err
+	}
+	cfg.Kafka.Brokers = []string{b.Addr()}
+	if err := ensureTopics(ctx, *cfg); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
 // cmdBroker runs the embedded broker alone.
 func cmdBroker(ctx context.Context, args []string) error {
 	f := newFlags("broker")
@@ -151,15 +162,11 @@ func cmdBroker(ctx context.Context, args []string) error {
 	if *port != 0 {
 		cfg.Broker.Port = *port
 	}
-	b, err := stream.StartBroker(stream.BrokerOptions{Port: cfg.Broker.Port, DataDir: filepath.Join(cfg.DataDir, "broker"), Partitions: cfg.Broker.EventPartitions})
+	b, err := startEmbeddedBroker(ctx, &cfg)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	cfg.Kafka.Brokers = []string{b.Addr()}
-	if err := ensureTopics(ctx, cfg); err != nil {
-		return err
-	}
 	log.Printf("broker: listening on %s (data in %s)", b.Addr(), filepath.Join(cfg.DataDir, "broker"))
 	<-ctx.Done()
 	return nil
