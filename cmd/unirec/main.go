@@ -23,6 +23,7 @@ Usage:
   unirec ingest  [flags]   events -> examples (exactly once), against --brokers
   unirec train   [flags]   examples -> model in Pebble -> snapshots, against --brokers
   unirec serve   [flags]   snapshots -> recommend API, against --brokers
+  unirec bench   CMD ...   produce | replay | eval: size, tune and prove it
 
 Run "unirec <command> -h" for the flags of a command.
 `
@@ -56,6 +57,8 @@ func runCommand(ctx context.Context, cmd string, args []string) error {
 		return cmdTrain(ctx, args)
 	case "serve":
 		return cmdServe(ctx, args)
+	case "bench":
+		return cmdBench(ctx, args)
 	}
 	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 }
