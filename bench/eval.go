@@ -36,6 +36,31 @@ type EvalOptions struct {
 	Systems        []System
 	Topic          string
 	Progress       io.Writer
+	// OnTraining, when set, is called about every 200 ms while a system
+	// trains, with the system's progressive metrics (for plots).
+	OnTraining func(system string, seconds float64, tasks map[string]TaskMetrics)
+}
+
+// TaskMetrics is the progressive validation of one task as the trainer
+// reports it at /v1/trainer/metrics.
+type TaskMetrics struct {
+	Examples int64   `json:"examples"`
+	LogLoss  float64 `json:"logloss"`
+	AUC      float64 `json:"auc"`
+}
+
+// TrainerMetrics reads /v1/trainer/metrics.
+func TrainerMetrics(ctx context.Context, api string) (map[string]TaskMetrics, error) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", api+"/v1/trainer/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read trainer metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Tasks map[string]TaskMetrics `json:"tasks"`
+	}
+	return out.Tasks, json.NewDecoder(resp.Body).Decode(&out)
 }
 
 // Positive reports whether an action is a positive engagement for
@@ -59,8 +84,17 @@ func Evaluate(ctx context.Context, o EvalOptions) (map[string]map[string]Summary
 			return nil, fmt.Errorf("cannot replay into %s: %w", s.Name, err)
 		}
 	}
+	start := time.Now()
 	for _, s := range o.Systems {
-		if err := WaitTrained(ctx, s.API, len(train), 10*time.Minute); err != nil {
+		onPoll := func() {
+			if o.OnTraining == nil {
+				return
+			}
+			if m, err := TrainerMetrics(ctx, s.API); err == nil {
+				o.OnTraining(s.Name, time.Since(start).Seconds(), m)
+			}
+		}
+		if err := WaitTrained(ctx, s.API, len(train), 10*time.Minute, onPoll); err != nil {
 			return nil, fmt.Errorf("%s: %w", s.Name, err)
 		}
 	}
@@ -99,9 +133,12 @@ func Evaluate(ctx context.Context, o EvalOptions) (map[string]map[string]Summary
 
 // WaitTrained polls a system until it has consumed at least events events
 // and its served model has learned every example ingest produced from them.
-func WaitTrained(ctx context.Context, api string, events int, timeout time.Duration) error {
+func WaitTrained(ctx context.Context, api string, events int, timeout time.Duration, onPoll func()) error {
 	deadline := time.Now().Add(timeout)
 	for {
+		if onPoll != nil {
+			onPoll()
+		}
 		m, err := Metrics(ctx, api)
 		if err == nil {
 			examples := 0.0

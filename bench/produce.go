@@ -108,6 +108,27 @@ type ProduceResult struct {
 	Elapsed time.Duration
 	Rate    float64 // records per second achieved
 	Failed  int64
+	// Timeline samples the records sent so far, every 100 ms.
+	Timeline []Sample
+}
+
+// Sample is a cumulative count at a time since the start.
+type Sample struct {
+	Seconds float64
+	Count   int
+}
+
+// RatePlot plots the per-interval rate of a cumulative timeline.
+func RatePlot(title, unit string, tl []Sample) []byte {
+	s := Series{Name: unit + "/s"}
+	for i := 1; i < len(tl); i++ {
+		dt := tl[i].Seconds - tl[i-1].Seconds
+		if dt > 0 {
+			s.X = append(s.X, tl[i].Seconds)
+			s.Y = append(s.Y, float64(tl[i].Count-tl[i-1].Count)/dt)
+		}
+	}
+	return LinePlot(title, "seconds", unit+" per second", []Series{s})
 }
 
 // Produce sends recs to the topic, paced as opts say, and waits until every
@@ -128,7 +149,13 @@ func Produce(ctx context.Context, opts ProduceOptions, recs []Record) (ProduceRe
 		bar = NewProgress(opts.Progress, "events", len(recs))
 	}
 	start := time.Now()
+	var timeline []Sample
+	next := start
 	for i, r := range recs {
+		if now := time.Now(); !now.Before(next) {
+			timeline = append(timeline, Sample{Seconds: now.Sub(start).Seconds(), Count: i})
+			next = now.Add(100 * time.Millisecond)
+		}
 		if err := pace(ctx, opts, start, i, r.Time, recs[0].Time); err != nil {
 			return ProduceResult{}, err
 		}
@@ -149,7 +176,8 @@ func Produce(ctx context.Context, opts ProduceOptions, recs []Record) (ProduceRe
 		bar.Done(len(recs))
 	}
 	el := time.Since(start)
-	res := ProduceResult{Records: len(recs), Elapsed: el, Rate: float64(len(recs)) / el.Seconds(), Failed: failed.Load()}
+	timeline = append(timeline, Sample{Seconds: el.Seconds(), Count: len(recs)})
+	res := ProduceResult{Records: len(recs), Elapsed: el, Rate: float64(len(recs)) / el.Seconds(), Failed: failed.Load(), Timeline: timeline}
 	if e, ok := firstErr.Load().(error); ok {
 		return res, fmt.Errorf("cannot produce %d records: %w", res.Failed, e)
 	}

@@ -12,7 +12,7 @@ type Series struct {
 	X, Y []float64
 }
 
-var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"}
+var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"}
 
 // LinePlot renders series as an SVG line chart with axes and a legend.
 func LinePlot(title, xlabel, ylabel string, series []Series) []byte {

@@ -182,6 +182,7 @@ func produceRecords(ctx context.Context, f *benchFlags, name string, recs []benc
 	rep.Figure("events", res.Records)
 	rep.Figure("seconds", res.Elapsed.Seconds())
 	rep.Figure("events_per_second", res.Rate)
+	rep.AddPlot("throughput.svg", "Events produced per second", bench.RatePlot("Events produced per second", "events", res.Timeline))
 	rep.AddTable(bench.Table{Title: "Production", Header: []string{"events", "seconds", "events/s"},
 		Rows: [][]string{{fmt.Sprint(res.Records), fmt.Sprintf("%.2f", res.Elapsed.Seconds()), fmt.Sprintf("%.0f", res.Rate)}}})
 	dir := f.reportDir(name)
@@ -229,11 +230,24 @@ func benchEval(ctx context.Context, args []string) error {
 		systems = append(systems, sys)
 	}
 	rep := bench.NewReport("eval", map[string]any{"dataset": *dataset, "cut": *cut, "k": *k, "queries_per_task": *queries, "events": len(evs)})
+	auc := map[string]*bench.Series{}
 	res, err := bench.Evaluate(ctx, bench.EvalOptions{Events: evs, Cut: *cut, K: *k, QueriesPerTask: *queries,
-		Systems: systems, Topic: "unirec.events", Progress: os.Stderr})
+		Systems: systems, Topic: "unirec.events", Progress: os.Stderr,
+		OnTraining: func(sys string, sec float64, tasks map[string]bench.TaskMetrics) {
+			for task, m := range tasks {
+				key := sys + " " + task
+				if auc[key] == nil {
+					auc[key] = &bench.Series{Name: key}
+				}
+				auc[key].X = append(auc[key].X, float64(m.Examples))
+				auc[key].Y = append(auc[key].Y, m.AUC)
+			}
+		}})
 	if err != nil {
 		return err
 	}
+	rep.AddPlot("progressive-auc.svg", "Progressive AUC per task while training",
+		bench.LinePlot("Progressive AUC (windowed) per task", "examples trained in the task", "AUC", sortedSeries(auc)))
 	table := evalTable(res, *k)
 	rep.AddTable(table)
 	rep.Figure("results", res)
@@ -244,6 +258,19 @@ func benchEval(ctx context.Context, args []string) error {
 	fmt.Print("\n" + bench.MarkdownTable(table.Header, table.Rows))
 	fmt.Printf("report in %s\n", dir)
 	return nil
+}
+
+func sortedSeries(m map[string]*bench.Series) []bench.Series {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]bench.Series, len(keys))
+	for i, k := range keys {
+		out[i] = *m[k]
+	}
+	return out
 }
 
 func evalTable(res map[string]map[string]bench.Summary, k int) bench.Table {
