@@ -19,17 +19,21 @@ import (
 // Config is the one configuration format of every unirec command. It is
 // parsed once, here; libraries receive option structs.
 type Config struct {
-	DataDir  string               `yaml:"data_dir"`
-	Kafka    stream.ClientOptions `yaml:"kafka"`
-	Topics   stream.Topics        `yaml:"topics"`
-	Broker   BrokerConfig         `yaml:"broker"`
-	Canvases []ingest.Canvas      `yaml:"canvases"`
-	Ingest   IngestConfig         `yaml:"ingest"`
-	Model    online.ModelConfig   `yaml:"model"`
-	Trainer  TrainerConfig        `yaml:"trainer"`
-	Snapshot SnapshotConfig       `yaml:"snapshot"`
-	Serve    ServeConfig          `yaml:"serve"`
-	Demo     DemoConfig           `yaml:"demo"`
+	DataDir string               `yaml:"data_dir"`
+	Kafka   stream.ClientOptions `yaml:"kafka"`
+	Topics  stream.Topics        `yaml:"topics"`
+	// AutoCreateTopics lets every command create missing topics at start-up;
+	// when false, `unirec topics create` must have been run. Either way the
+	// topics are checked at start-up.
+	AutoCreateTopics bool               `yaml:"auto_create_topics"`
+	Broker           BrokerConfig       `yaml:"broker"`
+	Canvases         []ingest.Canvas    `yaml:"canvases"`
+	Ingest           IngestConfig       `yaml:"ingest"`
+	Model            online.ModelConfig `yaml:"model"`
+	Trainer          TrainerConfig      `yaml:"trainer"`
+	Snapshot         SnapshotConfig     `yaml:"snapshot"`
+	Serve            ServeConfig        `yaml:"serve"`
+	Demo             DemoConfig         `yaml:"demo"`
 }
 
 // BrokerConfig configures the embedded broker.
@@ -78,10 +82,11 @@ type DemoConfig struct {
 func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	return Config{
-		DataDir: "data",
-		Kafka:   stream.ClientOptions{Brokers: []string{"localhost:9092"}},
-		Topics:  stream.DefaultTopics(),
-		Broker:  BrokerConfig{Port: 9092, EventPartitions: 4},
+		DataDir:          "data",
+		Kafka:            stream.ClientOptions{Brokers: []string{"localhost:9092"}},
+		Topics:           stream.DefaultTopics(),
+		AutoCreateTopics: true,
+		Broker:           BrokerConfig{Port: 9092, EventPartitions: 4},
 		Ingest: IngestConfig{Group: "unirec-ingest", TransactionalID: "unirec-ingest-" + host + "-" + fmt.Sprint(os.Getpid()),
 			Changelog: "unirec.ingest.changelog", AllowedLateness: 5 * time.Second, MaxEventBytes: 64 << 10, Listen: "localhost:8081"},
 		Model:    online.DefaultModelConfig(),

@@ -24,6 +24,7 @@ Usage:
   unirec train   [flags]   examples -> model in Pebble -> snapshots, against --brokers
   unirec serve   [flags]   snapshots -> recommend API, against --brokers
   unirec bench   CMD ...   produce | replay | eval: size, tune and prove it
+  unirec topics  create|check [flags]   create the topics, or check they are as unirec needs
 
 Run "unirec <command> -h" for the flags of a command.
 `
@@ -59,6 +60,8 @@ func runCommand(ctx context.Context, cmd string, args []string) error {
 		return cmdServe(ctx, args)
 	case "bench":
 		return cmdBench(ctx, args)
+	case "topics":
+		return cmdTopics(ctx, args)
 	}
 	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 }
