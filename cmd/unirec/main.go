@@ -25,6 +25,7 @@ Usage:
   unirec serve   [flags]   snapshots -> recommend API, against --brokers
   unirec bench   CMD ...   produce | replay | eval: size, tune and prove it
   unirec topics  create|check [flags]   create the topics, or check they are as unirec needs
+  unirec dlq     inspect|replay [flags] read dead letters as JSON lines; re-inject fixed ones
 
 Run "unirec <command> -h" for the flags of a command.
 `
@@ -62,6 +63,8 @@ func runCommand(ctx context.Context, cmd string, args []string) error {
 		return cmdBench(ctx, args)
 	case "topics":
 		return cmdTopics(ctx, args)
+	case "dlq":
+		return cmdDLQ(ctx, args)
 	}
 	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 }
