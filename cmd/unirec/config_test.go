@@ -11,11 +11,18 @@ import (
 	"testing"
 )
 
-// Every config file under deploy/ parses with the real loader.
+// Every unirec config file under deploy/ (every file named unirec.yaml)
+// parses with the real loader, so none can rot.
 func TestDeployConfigsParse(t *testing.T) {
-	files, _ := filepath.Glob("../../deploy/*.yaml")
-	if len(files) == 0 {
-		t.Fatal("no config files under deploy/")
+	var files []string
+	filepath.WalkDir("../../deploy", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Name() == "unirec.yaml" {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if len(files) < 4 {
+		t.Fatalf("found only %v under deploy/", files)
 	}
 	for _, f := range files {
 		if _, err := LoadConfig(f); err != nil {
