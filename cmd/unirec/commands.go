@@ -141,7 +141,11 @@ func topicEmpty(ctx context.Context, cl *kgo.Client, topic string) (bool, error)
 // startEmbeddedBroker starts the embedded broker with its data under the
 // data dir, points cfg's clients at it and creates the topics.
 func startEmbeddedBroker(ctx context.Context, cfg *Config) (*stream.Broker, error) {
-	b, err := stream.StartBroker(stream.BrokerOptions{Port: cfg.Broker.Port, DataDir: filepath.Join(cfg.DataDir, "broker"), Partitions: cfg.Broker.EventPartitions})
+	bo, err := cfg.brokerOptions()
+	if err != nil {
+		return nil, err
+	}
+	b, err := stream.StartBroker(bo)
 	if err != nil {
 		return nil, err
 	}

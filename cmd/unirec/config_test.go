@@ -44,6 +44,11 @@ func TestDeployConfigIsTheDefaults(t *testing.T) {
 	got.Ingest.TransactionalID = want.Ingest.TransactionalID
 	got.Serve.UseCases = nil
 	if !reflect.DeepEqual(got, want) {
+		for _, f := range []string{"Kafka", "Broker", "Ingest", "Model", "Trainer", "Snapshot", "Serve", "Demo", "Canvases", "Topics"} {
+			if g, w := reflect.ValueOf(got).FieldByName(f).Interface(), reflect.ValueOf(want).FieldByName(f).Interface(); !reflect.DeepEqual(g, w) {
+				t.Logf("%s differs:\n got %+v\nwant %+v", f, g, w)
+			}
+		}
 		t.Errorf("deploy/unirec.yaml drifted from DefaultConfig:\n got %+v\nwant %+v", got, want)
 	}
 }
