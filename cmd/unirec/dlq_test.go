@@ -48,3 +48,18 @@ func writeFile(t *testing.T, content string) string {
 	}
 	return p
 }
+
+// unirec status summarises the cluster and the processes it is pointed at.
+func TestStatusCommand(t *testing.T) {
+	s := startSystem(t, t.TempDir())
+	waitFor(t, 60*time.Second, "a model", func() bool { return s.modelApplied(t) > 0 })
+	out, err := exec.Command(unirecBin, "status", "--brokers", s.broker, "--processes", "http://"+s.api).CombinedOutput()
+	if err != nil {
+		t.Fatalf("unirec status: %v\n%s", err, out)
+	}
+	for _, want := range []string{"topic unirec.events", "ingest lag", "serving version", "trainer:"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("status output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -26,6 +26,7 @@ Usage:
   unirec bench   CMD ...   produce | replay | eval: size, tune and prove it
   unirec topics  create|check [flags]   create the topics, or check they are as unirec needs
   unirec dlq     inspect|replay [flags] read dead letters as JSON lines; re-inject fixed ones
+  unirec status  [flags]   what is running: topics, lag, dead letters, model versions
 
 Run "unirec <command> -h" for the flags of a command.
 `
@@ -65,6 +66,8 @@ func runCommand(ctx context.Context, cmd string, args []string) error {
 		return cmdTopics(ctx, args)
 	case "dlq":
 		return cmdDLQ(ctx, args)
+	case "status":
+		return cmdStatus(ctx, args)
 	}
 	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 }
