@@ -23,6 +23,8 @@ Usage:
   unirec ingest  [flags]   events -> examples (exactly once), against --brokers
   unirec train   [flags]   examples -> model in Pebble -> snapshots, against --brokers
   unirec serve   [flags]   snapshots -> recommend API, against --brokers
+  unirec snapshot rollback --to VERSION   every replica serves VERSION and holds it
+  unirec snapshot resume                  every replica serves the newest version again
 
 Run "unirec <command> -h" for the flags of a command.
 `
@@ -56,6 +58,8 @@ func runCommand(ctx context.Context, cmd string, args []string) error {
 		return cmdTrain(ctx, args)
 	case "serve":
 		return cmdServe(ctx, args)
+	case "snapshot":
+		return cmdSnapshot(ctx, args)
 	}
 	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 }

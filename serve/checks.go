@@ -1,0 +1,102 @@
+package serve
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/unirec/unirec/snapshot"
+)
+
+// Checks are the sanity checks a version passes before it goes live on a
+// replica (Ekko-style bad-update protection). Checksums and HMACs are
+// verified by the subscriber before; these look at the values.
+type Checks struct {
+	// MaxNorm bounds the L2 norm of every row (weights and bias) and of
+	// every task adapter.
+	MaxNorm float64 `yaml:"max_norm"`
+	// MaxAUCDrop rejects a version whose progressive AUC of any task fell
+	// by more than this (absolute) versus the version served before.
+	MaxAUCDrop float64 `yaml:"max_auc_drop"`
+	// MaxLogLossRise rejects a version whose progressive log loss of any
+	// task rose by more than this fraction versus the version before.
+	MaxLogLossRise float64 `yaml:"max_logloss_rise"`
+	// MinWindow is how many recent examples a task needs in both versions
+	// before its metrics are compared.
+	MinWindow int `yaml:"min_window"`
+}
+
+// DefaultChecks returns the defaults documented in the README.
+func DefaultChecks() Checks {
+	return Checks{MaxNorm: 100, MaxAUCDrop: 0.1, MaxLogLossRise: 0.5, MinWindow: 1000}
+}
+
+// Validate checks the bounds; errors name the field.
+func (c Checks) Validate() error {
+	switch {
+	case c.MaxNorm <= 0:
+		return errors.New("serve.checks.max_norm must be positive")
+	case c.MaxAUCDrop <= 0 || c.MaxAUCDrop > 1:
+		return errors.New("serve.checks.max_auc_drop must be in (0, 1]")
+	case c.MaxLogLossRise <= 0:
+		return errors.New("serve.checks.max_logloss_rise must be positive")
+	case c.MinWindow < 0:
+		return errors.New("serve.checks.min_window must not be negative")
+	}
+	return nil
+}
+
+// ErrBadUpdate is returned for a version that fails a sanity check.
+var ErrBadUpdate = errors.New("bad update")
+
+// check runs every check on the snapshot u that would replace prev (nil
+// for none) and returns the reason for a rejection, or "".
+func (c Checks) check(prev *Model, u *snapshot.Update) (reason string, err error) {
+	d := u.Delta
+	for i := range d.IDs {
+		if why := c.values(d.Row(i)); why != "" {
+			return why, fmt.Errorf("%w: version %d row %#x %s", ErrBadUpdate, u.Manifest.Version, d.IDs[i], why)
+		}
+	}
+	for name, tp := range d.Tasks {
+		for _, v := range [][]float32{tp.Scale, tp.Shift, {tp.Bias}} {
+			if why := c.values(v); why != "" {
+				return why, fmt.Errorf("%w: version %d task %q %s", ErrBadUpdate, u.Manifest.Version, name, why)
+			}
+		}
+	}
+	if prev == nil {
+		return "", nil
+	}
+	for task, now := range u.Manifest.Progress {
+		before, ok := prev.Progress[task]
+		if !ok || now.Window < c.MinWindow || before.Window < c.MinWindow {
+			continue
+		}
+		if before.AUC-now.AUC > c.MaxAUCDrop {
+			return "auc_drop", fmt.Errorf("%w: version %d task %q progressive AUC fell from %.3f to %.3f (max drop %.3f)",
+				ErrBadUpdate, u.Manifest.Version, task, before.AUC, now.AUC, c.MaxAUCDrop)
+		}
+		if before.LogLoss > 0 && now.LogLoss > before.LogLoss*(1+c.MaxLogLossRise) {
+			return "logloss_rise", fmt.Errorf("%w: version %d task %q progressive log loss rose from %.4f to %.4f (max rise %.0f%%)",
+				ErrBadUpdate, u.Manifest.Version, task, before.LogLoss, now.LogLoss, 100*c.MaxLogLossRise)
+		}
+	}
+	return "", nil
+}
+
+// values says what is wrong with a vector: "nan_or_inf", "norm", or "".
+func (c Checks) values(v []float32) string {
+	var sq float64
+	for _, x := range v {
+		f := float64(x)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return "nan_or_inf"
+		}
+		sq += f * f
+	}
+	if math.Sqrt(sq) > c.MaxNorm {
+		return "norm"
+	}
+	return ""
+}
