@@ -350,4 +350,3 @@ func TestControlRecords(t *testing.T) {
 		t.Fatalf("got %+v", got)
 	}
 }
-
