@@ -16,7 +16,10 @@ type Checks struct {
 	// every task adapter.
 	MaxNorm float64 `yaml:"max_norm"`
 	// MaxAUCDrop rejects a version whose progressive AUC of any task fell
-	// by more than this (absolute) versus the version served before.
+	// by more than this (absolute) versus the last good version. Metrics
+	// are compared only while the two windows of recent examples overlap by
+	// at least half: a sudden collapse is caught, while a slow drift of the
+	// data (and so of the metrics) cannot keep every later version out.
 	MaxAUCDrop float64 `yaml:"max_auc_drop"`
 	// MaxLogLossRise rejects a version whose progressive log loss of any
 	// task rose by more than this fraction versus the last good version;
@@ -100,8 +103,8 @@ func (c Checks) badRows(next *Model, d *snapshot.Delta) map[uint64]string {
 func (c Checks) progress(good, next *Model) (string, error) {
 	for task, now := range next.Progress {
 		before, ok := good.Progress[task]
-		if !ok || now.Window < c.MinWindow || before.Window < c.MinWindow {
-			continue
+		if !ok || now.Window < c.MinWindow || before.Window < c.MinWindow || now.Examples-before.Examples > int64(before.Window/2) {
+			continue // too few examples, or windows that overlap by less than half: not comparable
 		}
 		if before.AUC-now.AUC > c.MaxAUCDrop {
 			return "auc_drop", fmt.Errorf("%w: version %d task %q progressive AUC fell from %.3f (version %d) to %.3f (max drop %.3f)",

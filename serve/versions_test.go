@@ -285,17 +285,22 @@ func TestBadUpdatesNeverGoLive(t *testing.T) {
 
 	r3 := f.replica(ReplicaOptions{})
 	first := f.update(0, true)
-	first.Manifest.Progress = map[string]online.TaskProgress{"search": {AUC: 0.8, Window: 5000}}
+	first.Manifest.Progress = map[string]online.TaskProgress{"search": {AUC: 0.8, Window: 5000, Examples: 20_000}}
 	if err := r3.Apply(first); err != nil {
 		t.Fatal(err)
 	}
 	collapsed := f.update(1, false)
-	collapsed.Manifest.Progress = map[string]online.TaskProgress{"search": {AUC: 0.55, Window: 5000}}
+	collapsed.Manifest.Progress = map[string]online.TaskProgress{"search": {AUC: 0.55, Window: 5000, Examples: 20_500}}
 	if err := r3.Apply(collapsed); !errors.Is(err, ErrBadUpdate) || !strings.Contains(err.Error(), "AUC fell") {
 		t.Fatalf("AUC collapse: got %v", err)
 	}
 	if v := r3.Model().Version; v != f.caps[0].Version {
 		t.Fatalf("serving %d after a collapse", v)
+	}
+	drift := f.update(2, false)
+	drift.Manifest.Progress = map[string]online.TaskProgress{"search": {AUC: 0.6, Window: 5000, Examples: 30_000}}
+	if err := r3.Apply(drift); err != nil {
+		t.Fatalf("a version whose window no longer overlaps the last good one's: %v", err)
 	}
 	if v := f.version(r, "search"); v != good {
 		t.Fatalf("serving %d, want %d", v, good)
