@@ -122,8 +122,9 @@ func (r *Replica) Apply(u *snapshot.Update) error {
 	default:
 		next = head.next(u)
 	}
+	why, err := r.opts.Checks.check(r.good.Load(), next, u.Delta)
 	r.head.Store(next)
-	if why, err := r.opts.Checks.check(r.good.Load(), next, u.Delta); err != nil {
+	if err != nil {
 		r.opts.Metrics.GetOrCreateCounter(fmt.Sprintf("unirec_serve_rejected_versions_total{reason=%q}", why)).Inc()
 		r.logf("serve: version %d does not go live, staying on the last good one: %v", m.Version, err)
 		return err
