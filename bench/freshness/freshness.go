@@ -42,6 +42,10 @@ type Options struct {
 	// Snapshot settings, as in the config file.
 	Interval, FullInterval time.Duration
 	Encoding               snapshot.Encoding
+	// SkipIngest produces the labelled examples the events would become
+	// straight to the examples topic: it measures trainer -> snapshot ->
+	// replica alone.
+	SkipIngest bool
 	// RequestRate is the rate of recommend requests during the run.
 	RequestRate float64
 	Logf        func(format string, args ...any)
@@ -230,7 +234,11 @@ type sample struct {
 // measure warms up, then produces events at the rate while sampling
 // freshness and request latency, then measures a quiet baseline.
 func (p *pipeline) measure(ctx context.Context) (*Report, error) {
-	cl, err := kgo.NewClient(append(p.copts.Opts(), kgo.DefaultProduceTopic(p.topics.Events), kgo.ProducerLinger(5*time.Millisecond))...)
+	topic := p.topics.Events
+	if p.o.SkipIngest {
+		topic = p.topics.Examples
+	}
+	cl, err := kgo.NewClient(append(p.copts.Opts(), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(5*time.Millisecond))...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create event producer: %w", err)
 	}
@@ -301,9 +309,9 @@ func (p *pipeline) produce(ctx context.Context, cl *kgo.Client, d time.Duration,
 			ev := ingest.Event{EventID: fmt.Sprintf("b-%d-%d", start.UnixNano(), n), Time: now.UTC(),
 				Canvas: "notifications", Action: "click", ItemID: fmt.Sprintf("m-%d", rng.IntN(2000)),
 				Context: map[string]string{"user_id": fmt.Sprintf("u-%d", rng.IntN(50_000)), "country": "US", "device": "tv"}}
-			b, err := json.Marshal(ev)
+			b, err := p.encode(&ev)
 			if err != nil {
-				return n, fmt.Errorf("cannot encode event: %w", err)
+				return n, err
 			}
 			cl.Produce(ctx, &kgo.Record{Key: []byte(ev.Context["user_id"]), Value: b}, nil)
 			if samples != nil && n%p.o.SampleEvery == 0 {
@@ -313,6 +321,21 @@ func (p *pipeline) produce(ctx context.Context, cl *kgo.Client, d time.Duration,
 		time.Sleep(time.Millisecond)
 	}
 	return n, cl.Flush(ctx)
+}
+
+// encode returns the event as JSON, or as the positive example ingest
+// would make of it.
+func (p *pipeline) encode(ev *ingest.Event) ([]byte, error) {
+	if p.o.SkipIngest {
+		ex := p.reg.Normalize(ev)
+		ex.Label, ex.Weight = 1, 1
+		return stream.AppendExample(nil, &ex), nil
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("cannot encode event: %w", err)
+	}
+	return b, nil
 }
 
 // watch polls the replica's live model and measures, for each sample, the
