@@ -350,3 +350,53 @@ func TestControlRecords(t *testing.T) {
 		t.Fatalf("got %+v", got)
 	}
 }
+
+// A full snapshot is published when full_interval has passed (injected
+// clock) or when the deltas since the last full add up to more bytes than
+// it; otherwise deltas.
+func TestWhenAFullIsPublished(t *testing.T) {
+	e := newEnv(t, nil, EncodingFloat32)
+	now := time.Unix(1_800_000_000, 0)
+	pub, err := NewPublisher(PublisherOptions{Client: e.copts, Topic: topic, TransactionalID: "clocked", FullInterval: time.Hour,
+		Now: func() time.Time { return now }}, e.tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	publish := func(examples int) *Manifest {
+		t.Helper()
+		e.train(examples)
+		m, err := pub.Publish(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	full := publish(300)
+	if full.Kind != KindFull {
+		t.Fatalf("first snapshot is a %s", full.Kind)
+	}
+	now = now.Add(59 * time.Minute)
+	if m := publish(1); m.Kind != KindDelta {
+		t.Fatalf("before full_interval: %s", m.Kind)
+	}
+	now = now.Add(time.Minute)
+	full = publish(1)
+	if full.Kind != KindFull {
+		t.Fatalf("after full_interval: %s", full.Kind)
+	}
+	sum, last := 0, 0
+	for deltas := 0; ; deltas++ {
+		m := publish(40)
+		if m.Kind == KindFull {
+			if sum < full.Bytes || sum-last >= full.Bytes {
+				t.Fatalf("full after %d deltas of %d bytes (the last %d); the full before was %d bytes", deltas, sum, last, full.Bytes)
+			}
+			break
+		}
+		sum, last = sum+m.Bytes, m.Bytes
+		if deltas > 1000 {
+			t.Fatal("no full snapshot after 1000 deltas")
+		}
+	}
+}
