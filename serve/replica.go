@@ -274,7 +274,7 @@ func (r *Replica) rank(m *Model, u *UseCase, req *Request, k int, exclude map[st
 	ids := m.feat.Context(nil, u.Canvas, ex.Context, t)
 	rows := make([][]float32, len(ids))
 	for i, id := range ids {
-		rows[i] = m.rows[id]
+		rows[i] = m.rows.get(id)
 	}
 	tp, ok := m.tasks[u.Canvas]
 	if !ok {
