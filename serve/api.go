@@ -61,8 +61,10 @@ type TimingInfo struct {
 
 // APIError is an error answer with its HTTP status.
 type APIError struct {
-	Status  int    `json:"-"`
-	Message string `json:"error"`
+	Status  int        `json:"-"`
+	Message string     `json:"error"`
+	Model   *ModelInfo `json:"model,omitempty"` // the version that would have answered
+
 }
 
 func (e *APIError) Error() string { return e.Message }
@@ -99,6 +101,8 @@ func (r *Replica) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/model", r.serveModel)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", r.serveReady)
+	mux.HandleFunc("POST /admin/rollback", r.adminHandler(r.serveRollback))
+	mux.HandleFunc("POST /admin/resume", r.adminHandler(r.serveResume))
 	return mux
 }
 
@@ -120,19 +124,29 @@ func (r *Replica) serveRecommend(w http.ResponseWriter, hr *http.Request) {
 }
 
 func (r *Replica) serveModel(w http.ResponseWriter, _ *http.Request) {
-	m := r.model.Load()
+	m := r.live()
 	if m == nil {
 		writeJSON(w, http.StatusOK, map[string]any{"version": 0, "ready": false})
 		return
 	}
+	now := r.opts.Now()
+	useCases := map[string]any{}
+	for name, u := range r.useCases {
+		if um, why := r.modelFor(u, now); um != nil {
+			useCases[name] = map[string]any{"updates": u.Updates, "version": um.Version, "staleness_ms": max(now.Sub(um.Watermark), 0).Milliseconds()}
+		} else {
+			useCases[name] = map[string]any{"updates": u.Updates, "version": 0, "unavailable": why}
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"version": m.Version, "watermark": m.Watermark, "applied": m.Applied,
-		"items": len(m.items), "rows": len(m.rows), "config": m.Config, "ready": true,
+		"version": m.Version, "head": r.head.Load().Version, "good": r.good.Load().Version, "held": r.hold.Load() != nil,
+		"watermark": m.Watermark, "applied": m.Applied, "items": len(m.items), "rows": m.rows.len(),
+		"config": m.Config, "ready": true, "recent_versions": r.Versions(), "use_cases": useCases,
 	})
 }
 
 func (r *Replica) serveReady(w http.ResponseWriter, _ *http.Request) {
-	if r.model.Load() == nil {
+	if r.live() == nil {
 		http.Error(w, "no model yet\n", http.StatusServiceUnavailable)
 		return
 	}

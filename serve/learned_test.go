@@ -3,7 +3,6 @@ package serve
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/unirec/unirec/bench/synth"
 	"github.com/unirec/unirec/ingest"
@@ -36,7 +35,9 @@ func TestServesWhatTheTrainerLearned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Apply(&snapshot.Manifest{Version: c.Version, Watermark: time.UnixMilli(c.Watermark)}, c)
+	if err := r.Apply(snapshot.UpdateOf(nil, c)); err != nil {
+		t.Fatal(err)
+	}
 	for _, canvas := range w.Canvases() {
 		var hits, total float64
 		for i := 0; i < 40; i++ {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,19 +21,36 @@ type ReplicaOptions struct {
 	Registry *ingest.Registry
 	// UseCases served by this replica; empty serves one per canvas.
 	UseCases []UseCase
-	Now      func() time.Time
-	Metrics  *metrics.Set
-	Logf     func(format string, args ...any)
+	// Checks run on every version before it goes live.
+	Checks Checks
+	// KeepVersions is how many recent versions stay available for
+	// rollback.
+	KeepVersions int
+	// AdminToken enables the admin endpoints (rollback, resume) for
+	// requests bearing it; empty disables them.
+	AdminToken []byte
+	Now        func() time.Time
+	Metrics    *metrics.Set
+	Logf       func(format string, args ...any)
 }
 
-// Replica is one serving replica.
+// Replica is one serving replica. It keeps the head of the snapshot chain,
+// the newest version that passed the checks, the recent good versions for
+// rollback, and per use case
+// the version its freshness policy chose, so use cases with different
+// policies are served from different versions at once.
 type Replica struct {
 	opts     ReplicaOptions
-	useCases map[string]*UseCase
-	model    atomic.Pointer[Model]
+	useCases map[string]*useCase
+	head     atomic.Pointer[Model] // newest version of the snapshot chain
+	good     atomic.Pointer[Model] // newest version that passed the checks
+	hold     atomic.Pointer[Model] // rollback target while one is in force
 	pop      *Popularity
 
-	versionG, stalenessG *metrics.Gauge
+	mu      sync.Mutex // serialises Apply, Rollback and Resume
+	history []*Model   // recent versions, oldest first
+
+	versionG *metrics.Gauge
 }
 
 // NewReplica validates the use cases and returns a replica without a model.
@@ -46,7 +64,16 @@ func NewReplica(opts ReplicaOptions) (*Replica, error) {
 	if len(opts.UseCases) == 0 {
 		opts.UseCases = DefaultUseCases(opts.Registry)
 	}
-	r := &Replica{opts: opts, useCases: map[string]*UseCase{}, pop: NewPopularity()}
+	if opts.Checks == (Checks{}) {
+		opts.Checks = DefaultChecks()
+	}
+	if err := opts.Checks.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.KeepVersions <= 0 {
+		opts.KeepVersions = 8
+	}
+	r := &Replica{opts: opts, useCases: map[string]*useCase{}, pop: NewPopularity()}
 	for i := range opts.UseCases {
 		u := opts.UseCases[i]
 		if err := u.resolve(opts.Registry); err != nil {
@@ -55,7 +82,7 @@ func NewReplica(opts ReplicaOptions) (*Replica, error) {
 		if r.useCases[u.Name] != nil {
 			return nil, fmt.Errorf("serve.use_cases: %q is defined twice", u.Name)
 		}
-		r.useCases[u.Name] = &u
+		r.useCases[u.Name] = &useCase{UseCase: u}
 	}
 	for name := range r.useCases { // exported from the start, so dashboards show zeros, not gaps
 		opts.Metrics.GetOrCreateCounter(fmt.Sprintf(`unirec_serve_requests_total{use_case=%q,code="200"}`, name))
@@ -63,8 +90,8 @@ func NewReplica(opts ReplicaOptions) (*Replica, error) {
 		opts.Metrics.GetOrCreatePrometheusHistogram(fmt.Sprintf("unirec_serve_request_seconds{use_case=%q}", name))
 	}
 	r.versionG = opts.Metrics.GetOrCreateGauge("unirec_serve_model_version", nil)
-	r.stalenessG = opts.Metrics.GetOrCreateGauge("unirec_serve_model_staleness_seconds", func() float64 {
-		m := r.model.Load()
+	opts.Metrics.GetOrCreateGauge("unirec_serve_model_staleness_seconds", func() float64 {
+		m := r.live()
 		if m == nil {
 			return 0
 		}
@@ -76,21 +103,52 @@ func NewReplica(opts ReplicaOptions) (*Replica, error) {
 // Popularity returns the replica's event-stream popularity counter.
 func (r *Replica) Popularity() *Popularity { return r.pop }
 
-// Apply swaps in a new model version; requests in flight finish on the
-// version they started with.
-func (r *Replica) Apply(m *snapshot.Manifest, c *online.Capture) {
-	if cur := r.model.Load(); cur != nil && cur.Version >= m.Version {
-		if r.opts.Logf != nil {
-			r.opts.Logf("serve: ignoring snapshot version %d, serving %d", m.Version, cur.Version)
+// Apply builds the version a snapshot leads to aside (a delta shares all
+// it does not change with the previous version) and makes it the head of
+// the chain; if it passes the checks it also goes live, else the replica
+// stays on the last good version and the next delta is checked again.
+// Requests in flight finish on the version they started with. A delta that
+// does not apply to the head returns an error wrapping snapshot.ErrGap.
+func (r *Replica) Apply(u *snapshot.Update) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	head := r.head.Load()
+	m := u.Manifest
+	var next *Model
+	switch {
+	case m.Kind == snapshot.KindFull:
+		next = NewModel(u)
+	case head == nil || head.Version != m.BaseVersion:
+		have := int64(0)
+		if head != nil {
+			have = head.Version
 		}
-		return
+		return fmt.Errorf("%w: version %d is based on %d, head is %d", snapshot.ErrGap, m.Version, m.BaseVersion, have)
+	default:
+		next = head.next(u)
 	}
-	r.model.Store(NewModel(m, c))
-	r.versionG.Set(float64(m.Version))
+	why, err := r.opts.Checks.check(r.good.Load(), next, u.Delta)
+	r.head.Store(next)
+	if err != nil {
+		r.opts.Metrics.GetOrCreateCounter(fmt.Sprintf("unirec_serve_rejected_versions_total{reason=%q}", why)).Inc()
+		r.logf("serve: version %d does not go live, staying on the last good one: %v", m.Version, err)
+		return err
+	}
+	r.good.Store(next)
+	r.remember(next)
+	r.versionG.Set(float64(r.live().Version))
+	return nil
 }
 
-// Model returns the model being served, or nil.
-func (r *Replica) Model() *Model { return r.model.Load() }
+func (r *Replica) logf(format string, args ...any) {
+	if r.opts.Logf != nil {
+		r.opts.Logf(format, args...)
+	}
+}
+
+// Model returns the version realtime use cases serve (the head, or the
+// rollback target while a rollback is in force), or nil.
+func (r *Replica) Model() *Model { return r.live() }
 
 // Recommend answers one request.
 func (r *Replica) Recommend(ctx context.Context, req *Request) (*Response, *APIError) {
@@ -112,22 +170,58 @@ func (r *Replica) Recommend(ctx context.Context, req *Request) (*Response, *APIE
 		exclude[src] = true
 	}
 	resp := &Response{Items: []Item{}}
-	m := r.model.Load()
-	if m == nil {
-		resp.Items = r.pop.Top(u.Canvas, k, exclude)
-		resp.Fallback = FallbackInfo{Used: true, Reason: "no_model", Source: "popularity"}
-		r.opts.Metrics.GetOrCreateCounter(fmt.Sprintf(`unirec_serve_fallback_total{use_case=%q,reason="no_model"}`, u.Name)).Inc()
-	} else {
-		now := r.opts.Now()
-		stale := max(now.Sub(m.Watermark), 0)
-		resp.Model = ModelInfo{Version: m.Version, Watermark: m.Watermark.UTC().Format(time.RFC3339Nano),
-			StalenessMS: stale.Milliseconds(), Stale: u.MaxStaleness > 0 && stale > u.MaxStaleness}
-		resp.Items = r.rank(m, u, req, k, exclude, now)
+	now := r.opts.Now()
+	m, why := r.modelFor(u, now)
+	switch {
+	case m == nil:
+		r.fallback(resp, u, nil, why, k, exclude)
+	case u.MaxStaleness > 0 && now.Sub(m.Watermark) > u.MaxStaleness && u.OnStale != OnStaleFlag:
+		resp.Model = modelInfo(m, u, now)
+		if u.OnStale == OnStaleRefuse {
+			r.count(u.Name, http.StatusServiceUnavailable)
+			return nil, &APIError{Status: http.StatusServiceUnavailable, Model: &resp.Model,
+				Message: fmt.Sprintf("model version %d is %s stale, over max_staleness %s of use case %q",
+					m.Version, now.Sub(m.Watermark).Round(time.Millisecond), u.MaxStaleness, u.Name)}
+		}
+		r.fallback(resp, u, m, "stale", k, exclude)
+	default:
+		resp.Model = modelInfo(m, u, now)
+		resp.Items = r.rank(m, &u.UseCase, req, k, exclude, now)
 	}
 	resp.Timing.TotalUS = time.Since(start).Microseconds()
 	r.opts.Metrics.GetOrCreatePrometheusHistogram(fmt.Sprintf("unirec_serve_request_seconds{use_case=%q}", u.Name)).UpdateDuration(start)
 	r.count(u.Name, http.StatusOK)
 	return resp, nil
+}
+
+func modelInfo(m *Model, u *useCase, now time.Time) ModelInfo {
+	stale := max(now.Sub(m.Watermark), 0)
+	return ModelInfo{Version: m.Version, Watermark: m.Watermark.UTC().Format(time.RFC3339Nano),
+		StalenessMS: stale.Milliseconds(), Stale: u.MaxStaleness > 0 && stale > u.MaxStaleness}
+}
+
+// fallback answers from the use case's fallback source: a static list, or
+// popularity from the events stream (or, before it has any, from m).
+func (r *Replica) fallback(resp *Response, u *useCase, m *Model, reason string, k int, exclude map[string]bool) {
+	resp.Fallback = FallbackInfo{Used: true, Reason: reason, Source: u.Fallback}
+	r.opts.Metrics.GetOrCreateCounter(fmt.Sprintf(`unirec_serve_fallback_total{use_case=%q,reason=%q}`, u.Name, reason)).Inc()
+	if u.Fallback == FallbackStatic {
+		for _, id := range u.FallbackItems {
+			if len(resp.Items) < k && !exclude[id] {
+				resp.Items = append(resp.Items, Item{ID: id})
+			}
+		}
+		return
+	}
+	resp.Items = r.pop.Top(u.Canvas, k, exclude)
+	if len(resp.Items) > 0 || m == nil {
+		return
+	}
+	for _, p := range m.popular[u.Canvas] {
+		if len(resp.Items) < k && !exclude[p.Item] {
+			resp.Items = append(resp.Items, Item{ID: p.Item, Score: p.Score})
+		}
+	}
 }
 
 func (r *Replica) count(useCase string, status int) {
@@ -138,7 +232,7 @@ func (r *Replica) count(useCase string, status int) {
 }
 
 // check validates a request against its use case.
-func (r *Replica) check(req *Request) (*UseCase, *APIError) {
+func (r *Replica) check(req *Request) (*useCase, *APIError) {
 	if req.UseCase == "" {
 		return nil, badRequest("use_case is required (known: %v)", r.useCaseNames())
 	}
@@ -185,7 +279,7 @@ func (r *Replica) rank(m *Model, u *UseCase, req *Request, k int, exclude map[st
 	ids := m.feat.Context(nil, u.Canvas, ex.Context, t)
 	rows := make([][]float32, len(ids))
 	for i, id := range ids {
-		rows[i] = m.rows[id]
+		rows[i] = m.rows.get(id)
 	}
 	tp, ok := m.tasks[u.Canvas]
 	if !ok {

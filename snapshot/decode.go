@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -16,11 +17,16 @@ import (
 // hostile or corrupt snapshot cannot exhaust memory.
 const MaxDecodedBytes = 4 << 30
 
-// decodePayload verifies and decodes a compressed payload into a capture
-// described by m.
-func decodePayload(m *Manifest, payload []byte) (*online.Capture, error) {
+// decodePayload verifies a compressed payload against m and decodes it.
+func decodePayload(m *Manifest, payload []byte) (*Delta, error) {
 	if checksum(payload) != m.Checksum {
 		return nil, fmt.Errorf("%w: version %d payload checksum mismatch", ErrCorrupt, m.Version)
+	}
+	if err := m.Config.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: version %d: %v", ErrCorrupt, m.Version, err)
+	}
+	if err := m.Encoding.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: version %d: %v", ErrCorrupt, m.Version, err)
 	}
 	dec, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(MaxDecodedBytes), zstd.WithDecoderConcurrency(1))
 	if err != nil {
@@ -31,47 +37,58 @@ func decodePayload(m *Manifest, payload []byte) (*online.Capture, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: version %d: %v", ErrCorrupt, m.Version, err)
 	}
-	c := &online.Capture{Config: m.Config, Version: m.Version, Offsets: m.Offsets,
-		Watermark: m.Watermark.UnixMilli(), Applied: m.Applied, Progress: m.Progress,
-		Tasks: map[string]online.TaskParams{}, Popular: map[string][]online.Popular{}}
+	d := &Delta{Dim: m.Config.Dim, Tasks: map[string]online.TaskParams{}, Popular: map[string][]online.Popular{}}
 	r := reader{b: raw}
-	readModel(&r, c)
+	readDelta(&r, d, m.Encoding)
 	if r.err == nil && len(r.b) != 0 {
 		r.fail("trailing bytes")
 	}
 	if r.err != nil {
 		return nil, fmt.Errorf("%w: version %d: %v", ErrCorrupt, m.Version, r.err)
 	}
-	if len(c.IDs) != m.Rows || len(c.Items) != m.Items {
-		return nil, fmt.Errorf("%w: version %d has %d rows and %d items, manifest says %d and %d",
-			ErrCorrupt, m.Version, len(c.IDs), len(c.Items), m.Rows, m.Items)
+	if len(d.IDs) != m.Rows || len(d.Deleted) != m.Deleted || len(d.Items) != m.Items || len(d.Tasks) != m.Tasks {
+		return nil, fmt.Errorf("%w: version %d has %d rows, %d deleted, %d items, %d tasks; manifest says %d, %d, %d, %d",
+			ErrCorrupt, m.Version, len(d.IDs), len(d.Deleted), len(d.Items), len(d.Tasks), m.Rows, m.Deleted, m.Items, m.Tasks)
 	}
-	return c, nil
+	if !slices.IsSorted(d.IDs) || !slices.IsSorted(d.Deleted) {
+		return nil, fmt.Errorf("%w: version %d: row ids are not sorted", ErrCorrupt, m.Version)
+	}
+	return d, nil
 }
 
-func readModel(r *reader, c *online.Capture) {
-	d := c.Config.Dim
-	n := r.count(8 + 4*(d+1))
-	c.IDs = make([]uint64, n)
-	for i := range c.IDs {
-		c.IDs[i] = r.u64()
+func readDelta(r *reader, d *Delta, enc Encoding) {
+	dim := d.Dim
+	rb := enc.rowBytes(dim)
+	n := r.count(8 + rb)
+	d.IDs = make([]uint64, n)
+	for i := range d.IDs {
+		d.IDs[i] = r.u64()
 	}
-	c.Weights = r.floats(n * (d + 1))
-	for nt := r.count(4 + 8*d); nt > 0 && r.err == nil; nt-- {
-		name := r.str()
-		bias := r.f32()
-		fs := r.floats(2 * d)
+	d.Weights = make([]float32, n*(dim+1))
+	for i := 0; i < n && r.err == nil; i++ {
+		src := r.raw(rb)
 		if r.err == nil {
-			c.Tasks[name] = online.TaskParams{Bias: bias, Scale: fs[:d], Shift: fs[d:]}
+			enc.decodeRow(d.Row(i), src)
 		}
 	}
-	c.Items = make([]online.Item, 0, r.count(1))
-	for ni := cap(c.Items); ni > 0 && r.err == nil; ni-- {
+	d.Deleted = make([]uint64, r.count(8))
+	for i := range d.Deleted {
+		d.Deleted[i] = r.u64()
+	}
+	for nt := r.count(4 + 8*dim); nt > 0 && r.err == nil; nt-- {
+		name := r.str()
+		bias := r.f32()
+		fs := r.floats(2 * dim)
+		if r.err == nil {
+			d.Tasks[name] = online.TaskParams{Bias: bias, Scale: fs[:dim:dim], Shift: fs[dim:]}
+		}
+	}
+	for ni := r.count(1); ni > 0 && r.err == nil; ni-- {
 		var ex stream.Example
 		if err := stream.DecodeExample(r.bytes(), &ex); err != nil && r.err == nil {
 			r.err = err
 		}
-		c.Items = append(c.Items, online.Item{ID: ex.ItemID, Meta: ex.Item})
+		d.Items = append(d.Items, online.Item{ID: ex.ItemID, Meta: ex.Item})
 	}
 	for np := r.count(1); np > 0 && r.err == nil; np-- {
 		task := r.str()
@@ -79,7 +96,7 @@ func readModel(r *reader, c *online.Capture) {
 		for i := range list {
 			list[i] = online.Popular{Item: r.str(), Score: math.Float64frombits(r.u64())}
 		}
-		c.Popular[task] = list
+		d.Popular[task] = list
 	}
 }
 
@@ -111,6 +128,16 @@ func (r *reader) count(minSize int) int {
 func (r *reader) bytes() []byte {
 	n := r.count(1)
 	if r.err != nil {
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) raw(n int) []byte {
+	if len(r.b) < n {
+		r.fail("row")
 		return nil
 	}
 	v := r.b[:n]

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -18,27 +20,44 @@ import (
 )
 
 // Manifest describes one snapshot. It is the last record of the snapshot's
-// transaction; the chunks before it carry the payload.
+// transaction; the chunks before it carry the payload. Its record carries
+// an HMAC of its exact bytes (header "unirec.hmac") when a key is
+// configured; since it holds the payload's SHA-256 and every chunk's CRC,
+// the HMAC authenticates the whole snapshot.
 type Manifest struct {
-	ModelID     string                         `json:"model_id"`
-	Version     int64                          `json:"version"`
-	Kind        string                         `json:"kind"` // "full"
-	BaseVersion int64                          `json:"base_version"`
+	ModelID string `json:"model_id"`
+	Version int64  `json:"version"`
+	Kind    string `json:"kind"` // "full" or "delta"
+	// BaseVersion is the version a delta applies to (0 for a full).
+	BaseVersion int64 `json:"base_version"`
+	// FullVersion and FullOffset name the full snapshot this chain starts
+	// from and the topic offset of its first record, so a cold replica can
+	// seek there instead of reading the whole topic (-1: unknown).
+	FullVersion int64                          `json:"full_version"`
+	FullOffset  int64                          `json:"full_offset"`
+	Encoding    Encoding                       `json:"encoding"`
 	Config      online.ModelConfig             `json:"config"`
 	Offsets     map[int32]int64                `json:"offsets"`   // examples partition -> next offset
 	Watermark   time.Time                      `json:"watermark"` // newest event time included
 	Applied     int64                          `json:"applied"`   // examples the model learned from
-	Rows        int                            `json:"rows"`
-	Items       int                            `json:"items"`
+	Rows        int                            `json:"rows"`      // rows in this payload
+	Deleted     int                            `json:"deleted"`   // rows this delta removes
+	Tasks       int                            `json:"tasks"`     // task adapters in this payload
+	Items       int                            `json:"items"`     // items in this payload
+	TotalRows   int                            `json:"total_rows"`
 	Chunks      int                            `json:"chunks"`
-	Bytes       int                            `json:"bytes"`    // compressed payload bytes
-	Checksum    string                         `json:"checksum"` // sha256 of the compressed payload
+	ChunkCRCs   []uint32                       `json:"chunk_crcs"` // CRC32C of each chunk record
+	Bytes       int                            `json:"bytes"`      // compressed payload bytes
+	Checksum    string                         `json:"checksum"`   // sha256 of the compressed payload
 	Created     time.Time                      `json:"created"`
 	Progress    map[string]online.TaskProgress `json:"progress"`
 }
 
-// KindFull is a snapshot that holds the whole model.
-const KindFull = "full"
+// The kinds of snapshot.
+const (
+	KindFull  = "full"
+	KindDelta = "delta"
+)
 
 // chunkMagic starts every chunk record.
 var chunkMagic = []byte("URS1")
@@ -46,6 +65,10 @@ var chunkMagic = []byte("URS1")
 // chunkHeader is magic(4) version(8) index(4) total(4) crc32c(4); the CRC
 // covers the header fields before it and the data.
 const chunkHeader = 24
+
+// MaxChunks bounds the chunks of one snapshot (8 GiB at the default chunk
+// size), so a corrupt header cannot make a reader allocate without bound.
+const MaxChunks = 1 << 14
 
 // ErrCorrupt is returned for snapshot data that fails verification.
 var ErrCorrupt = errors.New("corrupt snapshot")
@@ -95,8 +118,8 @@ func decodeChunk(b []byte) (chunk, error) {
 	if crc32.Update(crc32.Checksum(b[:20], castagnoli), castagnoli, c.data) != binary.BigEndian.Uint32(b[20:]) {
 		return chunk{}, fmt.Errorf("%w: chunk %d of version %d fails its CRC", ErrCorrupt, c.index, c.version)
 	}
-	if c.index >= c.total {
-		return chunk{}, fmt.Errorf("%w: chunk index %d of %d", ErrCorrupt, c.index, c.total)
+	if c.index >= c.total || c.total > MaxChunks {
+		return chunk{}, fmt.Errorf("%w: chunk index %d of %d (at most %d chunks)", ErrCorrupt, c.index, c.total, MaxChunks)
 	}
 	return c, nil
 }
@@ -106,33 +129,39 @@ func checksum(payload []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// encodePayload serialises the model part of a capture and compresses it.
-func encodePayload(c *online.Capture) ([]byte, error) {
+// encodePayload serialises a delta (rows in enc) and compresses it.
+func encodePayload(d *Delta, enc Encoding) ([]byte, error) {
 	var b []byte
-	b = binary.AppendUvarint(b, uint64(len(c.IDs)))
-	for _, id := range c.IDs {
+	b = binary.AppendUvarint(b, uint64(len(d.IDs)))
+	for _, id := range d.IDs {
 		b = binary.LittleEndian.AppendUint64(b, id)
 	}
-	for _, w := range c.Weights {
-		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(w))
+	for i := range d.IDs {
+		b = enc.appendRow(b, d.Row(i))
 	}
-	b = binary.AppendUvarint(b, uint64(len(c.Tasks)))
-	for name, tp := range c.Tasks {
+	b = binary.AppendUvarint(b, uint64(len(d.Deleted)))
+	for _, id := range d.Deleted {
+		b = binary.LittleEndian.AppendUint64(b, id)
+	}
+	b = binary.AppendUvarint(b, uint64(len(d.Tasks)))
+	for _, name := range slices.Sorted(maps.Keys(d.Tasks)) {
+		tp := d.Tasks[name]
 		b = appendString(b, name)
 		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(tp.Bias))
-		for _, v := range append(append([]float32{}, tp.Scale...), tp.Shift...) {
+		for _, v := range append(slices.Clone(tp.Scale), tp.Shift...) {
 			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
 		}
 	}
-	b = binary.AppendUvarint(b, uint64(len(c.Items)))
-	for _, it := range c.Items {
+	b = binary.AppendUvarint(b, uint64(len(d.Items)))
+	for _, it := range d.Items {
 		ex := stream.Example{ItemID: it.ID, Item: it.Meta}
 		enc := stream.AppendExample(nil, &ex)
 		b = binary.AppendUvarint(b, uint64(len(enc)))
 		b = append(b, enc...)
 	}
-	b = binary.AppendUvarint(b, uint64(len(c.Popular)))
-	for task, list := range c.Popular {
+	b = binary.AppendUvarint(b, uint64(len(d.Popular)))
+	for _, task := range slices.Sorted(maps.Keys(d.Popular)) {
+		list := d.Popular[task]
 		b = appendString(b, task)
 		b = binary.AppendUvarint(b, uint64(len(list)))
 		for _, p := range list {
@@ -140,15 +169,18 @@ func encodePayload(c *online.Capture) ([]byte, error) {
 			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(p.Score))
 		}
 	}
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	zw, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
 	if err != nil {
 		return nil, fmt.Errorf("cannot create zstd encoder: %w", err)
 	}
-	defer enc.Close()
-	return enc.EncodeAll(b, nil), nil
+	defer zw.Close()
+	return zw.EncodeAll(b, nil), nil
 }
 
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
 }
+
+// chunkCRC returns the CRC32C stored in an encoded chunk's header.
+func chunkCRC(b []byte) uint32 { return binary.BigEndian.Uint32(b[20:]) }

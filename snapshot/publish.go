@@ -22,39 +22,67 @@ type PublisherOptions struct {
 	// makes an older one's transactions fail.
 	TransactionalID string
 	ModelID         string
-	// Interval between snapshots; a snapshot is skipped when the model has
-	// not learned anything since the previous one.
-	Interval  time.Duration
+	// Interval between snapshots (deltas); a snapshot is skipped when the
+	// model has not learned anything since the previous one.
+	Interval time.Duration
+	// FullInterval is the time between full snapshots; the snapshots in
+	// between are deltas. The first snapshot of a publisher is always full.
+	FullInterval time.Duration
+	// Encoding of the row weights.
+	Encoding  Encoding
 	ChunkSize int
-	Metrics   *metrics.Set
-	Logf      func(format string, args ...any)
-	Now       func() time.Time
+	// Key signs every manifest with HMAC-SHA256 when set.
+	Key     []byte
+	Metrics *metrics.Set
+	Logf    func(format string, args ...any)
+	Now     func() time.Time
 }
 
-// Publisher periodically captures the trainer's model and publishes it.
+// Publisher periodically captures the trainer's model and publishes a full
+// snapshot or the delta since the previous snapshot.
 type Publisher struct {
 	opts        PublisherOptions
 	trainer     *online.Trainer
 	cl          *kgo.Client
 	lastApplied int64
 
-	versionG, bytesG, rowsG *metrics.Gauge
-	publishH                *metrics.PrometheusHistogram
+	prev       *online.Capture // the last published model
+	lastFull   time.Time
+	fullVer    int64
+	fullOffset int64
+	fullBytes  int // size of the last full snapshot
+	deltaBytes int // sum of the deltas' sizes since
+
+	versionG *metrics.Gauge
+	publishH *metrics.PrometheusHistogram
+}
+
+func (o *PublisherOptions) ensureDefaults() {
+	if o.ChunkSize <= 0 {
+		o.ChunkSize = stream.MaxRecordBytes
+	}
+	if o.Interval <= 0 {
+		o.Interval = time.Second
+	}
+	if o.FullInterval <= 0 {
+		o.FullInterval = 5 * time.Minute
+	}
+	if o.Encoding == "" {
+		o.Encoding = EncodingFloat32
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.NewSet()
+	}
 }
 
 // NewPublisher connects a transactional producer for the snapshots topic.
 func NewPublisher(opts PublisherOptions, t *online.Trainer) (*Publisher, error) {
-	if opts.ChunkSize <= 0 {
-		opts.ChunkSize = stream.MaxRecordBytes
-	}
-	if opts.Interval <= 0 {
-		opts.Interval = time.Second
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.Metrics == nil {
-		opts.Metrics = metrics.NewSet()
+	opts.ensureDefaults()
+	if err := opts.Encoding.Validate(); err != nil {
+		return nil, err
 	}
 	cl, err := kgo.NewClient(append(opts.Client.Opts(),
 		kgo.TransactionalID(opts.TransactionalID),
@@ -65,10 +93,8 @@ func NewPublisher(opts PublisherOptions, t *online.Trainer) (*Publisher, error) 
 		return nil, fmt.Errorf("cannot create snapshot producer: %w", err)
 	}
 	return &Publisher{
-		opts: opts, trainer: t, cl: cl, lastApplied: -1,
+		opts: opts, trainer: t, cl: cl, lastApplied: -1, fullOffset: -1,
 		versionG: opts.Metrics.GetOrCreateGauge("unirec_snapshot_version", nil),
-		bytesG:   opts.Metrics.GetOrCreateGauge("unirec_snapshot_bytes", nil),
-		rowsG:    opts.Metrics.GetOrCreateGauge("unirec_snapshot_rows", nil),
 		publishH: opts.Metrics.GetOrCreatePrometheusHistogram("unirec_snapshot_publish_seconds"),
 	}, nil
 }
@@ -95,7 +121,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 	}
 }
 
-// PublishIfChanged publishes a full snapshot if the model learned since the
+// PublishIfChanged publishes a snapshot if the model learned since the
 // last one. It returns the manifest, or nil when nothing was published.
 func (p *Publisher) PublishIfChanged(ctx context.Context) (*Manifest, error) {
 	if p.trainer.Applied() == p.lastApplied {
@@ -104,53 +130,75 @@ func (p *Publisher) PublishIfChanged(ctx context.Context) (*Manifest, error) {
 	return p.Publish(ctx)
 }
 
-// Publish captures the model and publishes it as one transaction: chunks,
-// then the manifest.
+// Publish captures the model and publishes it as one transaction (chunks,
+// then the manifest): a full snapshot when FullInterval has passed since
+// the last one or when the deltas since then add up to more bytes than it
+// (so a cold replica never reads more than about twice a full snapshot),
+// else the delta since the previous snapshot.
 func (p *Publisher) Publish(ctx context.Context) (*Manifest, error) {
+	full := p.prev == nil || p.opts.Now().Sub(p.lastFull) >= p.opts.FullInterval || p.deltaBytes >= p.fullBytes
+	return p.publish(ctx, full)
+}
+
+// PublishFull publishes a full snapshot now.
+func (p *Publisher) PublishFull(ctx context.Context) (*Manifest, error) { return p.publish(ctx, true) }
+
+func (p *Publisher) publish(ctx context.Context, full bool) (*Manifest, error) {
 	start := time.Now()
 	c, err := p.trainer.Capture()
 	if err != nil {
 		return nil, fmt.Errorf("cannot capture model: %w", err)
 	}
-	payload, err := encodePayload(c)
+	m := &Manifest{
+		ModelID: p.opts.ModelID, Version: c.Version, Kind: KindFull, FullVersion: c.Version, FullOffset: -1,
+		Encoding: p.opts.Encoding, Config: c.Config, Offsets: c.Offsets, Watermark: unixMilli(c.Watermark),
+		Applied: c.Applied, TotalRows: len(c.IDs), Created: p.opts.Now().UTC(), Progress: c.Progress,
+	}
+	var base *online.Capture
+	if !full {
+		base = p.prev
+		m.Kind, m.BaseVersion, m.FullVersion, m.FullOffset = KindDelta, p.prev.Version, p.fullVer, p.fullOffset
+	}
+	d := Diff(base, c)
+	m.Rows, m.Deleted, m.Tasks, m.Items = len(d.IDs), len(d.Deleted), len(d.Tasks), len(d.Items)
+	payload, err := encodePayload(d, p.opts.Encoding)
 	if err != nil {
 		return nil, err
 	}
 	chunks := encodeChunks(c.Version, payload, p.opts.ChunkSize)
-	m := &Manifest{
-		ModelID: p.opts.ModelID, Version: c.Version, Kind: KindFull, Config: c.Config,
-		Offsets: c.Offsets, Watermark: unixMilli(c.Watermark), Applied: c.Applied,
-		Rows: len(c.IDs), Items: len(c.Items), Chunks: len(chunks), Bytes: len(payload),
-		Checksum: checksum(payload), Created: p.opts.Now().UTC(), Progress: c.Progress,
+	m.Chunks, m.Bytes, m.Checksum = len(chunks), len(payload), checksum(payload)
+	for _, ch := range chunks {
+		m.ChunkCRCs = append(m.ChunkCRCs, chunkCRC(ch))
 	}
 	if err := p.produce(ctx, m, chunks); err != nil {
 		return nil, err
 	}
-	p.lastApplied = c.Applied
+	p.prev, p.lastApplied = c, c.Applied
+	if full {
+		p.lastFull, p.fullVer, p.fullOffset, p.fullBytes, p.deltaBytes = p.opts.Now(), m.Version, m.FullOffset, m.Bytes, 0
+	} else {
+		p.deltaBytes += m.Bytes
+	}
 	p.versionG.Set(float64(m.Version))
-	p.bytesG.Set(float64(m.Bytes))
-	p.rowsG.Set(float64(m.Rows))
+	p.opts.Metrics.GetOrCreateGauge(fmt.Sprintf("unirec_snapshot_bytes{kind=%q}", m.Kind), nil).Set(float64(m.Bytes))
+	p.opts.Metrics.GetOrCreateGauge(fmt.Sprintf("unirec_snapshot_rows{kind=%q}", m.Kind), nil).Set(float64(m.Rows))
 	p.publishH.UpdateDuration(start)
 	return m, nil
 }
 
-// manifestKey marks the record that ends a snapshot.
-const manifestKey = "manifest"
+// Record keys on the snapshots topic.
+const (
+	manifestKey = "manifest"
+	controlKey  = "control"
+)
 
+// produce writes chunks and manifest in one transaction. A full snapshot's
+// manifest records the offset of its first chunk.
 func (p *Publisher) produce(ctx context.Context, m *Manifest, chunks [][]byte) error {
-	mb, err := json.Marshal(m)
-	if err != nil {
-		return fmt.Errorf("cannot encode manifest: %w", err)
-	}
 	if err := p.cl.BeginTransaction(); err != nil {
 		return fmt.Errorf("cannot begin snapshot transaction: %w", err)
 	}
-	recs := make([]*kgo.Record, 0, len(chunks)+1)
-	for i, c := range chunks {
-		recs = append(recs, &kgo.Record{Key: []byte("chunk/" + strconv.Itoa(i)), Value: c})
-	}
-	recs = append(recs, &kgo.Record{Key: []byte(manifestKey), Value: mb})
-	perr := p.cl.ProduceSync(ctx, recs...).FirstErr()
+	perr := p.produceRecords(ctx, m, chunks)
 	commit := kgo.TransactionEndTry(perr == nil)
 	if err := p.cl.EndTransaction(ctx, commit); err != nil {
 		return fmt.Errorf("cannot end snapshot transaction of version %d: %w", m.Version, err)
@@ -159,4 +207,24 @@ func (p *Publisher) produce(ctx context.Context, m *Manifest, chunks [][]byte) e
 		return fmt.Errorf("cannot produce snapshot version %d: %w", m.Version, perr)
 	}
 	return nil
+}
+
+func (p *Publisher) produceRecords(ctx context.Context, m *Manifest, chunks [][]byte) error {
+	recs := make([]*kgo.Record, 0, len(chunks))
+	for i, c := range chunks {
+		recs = append(recs, &kgo.Record{Key: []byte("chunk/" + strconv.Itoa(i)), Value: c})
+	}
+	if err := p.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return err
+	}
+	if m.Kind == KindFull {
+		m.FullOffset = recs[0].Offset
+	}
+	mb, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("cannot encode manifest: %w", err)
+	}
+	rec := &kgo.Record{Key: []byte(manifestKey), Value: mb}
+	sign(p.opts.Key, rec)
+	return p.cl.ProduceSync(ctx, rec).FirstErr()
 }

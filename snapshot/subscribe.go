@@ -3,44 +3,70 @@ package snapshot
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/unirec/unirec/online"
 	"github.com/unirec/unirec/stream"
 )
 
 // SubscriberOptions configures Subscribe.
 type SubscriberOptions struct {
-	Client  stream.ClientOptions
-	Topic   string
+	Client stream.ClientOptions
+	Topic  string
+	// Key verifies every manifest and control record (HMAC-SHA256); a
+	// record that fails is rejected. Nil accepts unsigned records.
+	Key     []byte
 	Metrics *metrics.Set
 	Logf    func(format string, args ...any)
 }
 
-// assembly collects the chunks of one snapshot.
-type assembly struct {
-	version int64
-	chunks  [][]byte
-	have    int
+// Update is one complete, verified snapshot: a full one (the delta from an
+// empty model) or a delta on the previous version.
+type Update struct {
+	Manifest *Manifest
+	Delta    *Delta
 }
 
-// Subscribe reads the snapshots topic from its start and calls apply with
-// every complete, verified snapshot, in order. While catching up on the
-// backlog it decodes only the newest snapshot, so a cold replica starts on
-// the latest model at once. Corrupt snapshots are logged, counted and
-// skipped. It returns when ctx ends.
-func Subscribe(ctx context.Context, opts SubscriberOptions, apply func(*Manifest, *online.Capture)) error {
+// ErrGap is returned by a Handler's Apply for a delta that does not apply
+// to the version it holds; the chain then continues from the next full.
+var ErrGap = errors.New("delta does not follow the head of the chain")
+
+// Handler receives what a subscriber reads. Apply returns an error when
+// the replica does not serve a snapshot: wrapping ErrGap when it could not
+// apply it at all (deltas are then skipped until the next full), else when
+// it keeps it as the base of the next delta but does not serve it (a
+// failed sanity check).
+type Handler struct {
+	Apply   func(*Update) error
+	Control func(Control)
+}
+
+// probeWindow is how many records before the end of the topic a cold
+// subscriber reads to find the newest manifest and, through it, the offset
+// of the newest full snapshot.
+const probeWindow = 256
+
+// Subscribe finds the newest full snapshot, then hands it and every
+// snapshot after it to h.Apply in order, and control records to h.Control.
+// A delta is applied only on the version it was made from; after a gap (a
+// rejected or missing snapshot) deltas are skipped until the next full.
+// Rejections are logged and counted by reason. It returns when ctx ends.
+func Subscribe(ctx context.Context, opts SubscriberOptions, h Handler) error {
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.NewSet()
 	}
-	rejected := opts.Metrics.GetOrCreateCounter("unirec_snapshot_rejected_total")
+	start, err := findStart(ctx, opts)
+	if err != nil {
+		return err
+	}
 	cl, err := kgo.NewClient(append(opts.Client.Opts(),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{opts.Topic: {0: kgo.NewOffset().AtStart()}}),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{opts.Topic: {0: kgo.NewOffset().At(start)}}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxBytes(64<<20),
 	)...)
@@ -48,43 +74,115 @@ func Subscribe(ctx context.Context, opts SubscriberOptions, apply func(*Manifest
 		return fmt.Errorf("cannot create snapshot consumer: %w", err)
 	}
 	defer cl.Close()
-	backlogEnd := backlogEnd(ctx, cl, opts.Topic)
-	var cur assembly
-	var pending *Manifest
-	var pendingPayload []byte
+	s := &subscriber{opts: opts, h: h, applyH: opts.Metrics.GetOrCreatePrometheusHistogram("unirec_snapshot_apply_seconds")}
 	for ctx.Err() == nil {
 		pollCtx, cancel := context.WithTimeout(ctx, time.Second)
 		fetches := cl.PollFetches(pollCtx)
 		cancel()
-		fetches.EachRecord(func(r *kgo.Record) {
-			m, payload, err := cur.add(r)
-			if err != nil {
-				rejected.Inc()
-				logf(opts.Logf, "snapshot: rejected record at offset %d: %v", r.Offset, err)
-				return
-			}
-			if m != nil {
-				pending, pendingPayload = m, payload
-			}
-		})
-		if pending != nil && (fetchedTo(fetches) >= backlogEnd || ctx.Err() != nil) {
-			c, err := decodePayload(pending, pendingPayload)
-			if err != nil {
-				rejected.Inc()
-				logf(opts.Logf, "snapshot: rejected version %d: %v", pending.Version, err)
-			} else {
-				apply(pending, c)
-			}
-			pending, pendingPayload = nil, nil
-		}
+		fetches.EachRecord(s.record)
 	}
 	return nil
 }
 
+// subscriber is the state of one subscription: the snapshot being
+// assembled and the version at the head of the applied chain.
+type subscriber struct {
+	opts   SubscriberOptions
+	h      Handler
+	cur    assembly
+	head   int64
+	gap    bool
+	applyH *metrics.PrometheusHistogram
+}
+
+func (s *subscriber) reject(reason string, format string, args ...any) {
+	s.opts.Metrics.GetOrCreateCounter(fmt.Sprintf("unirec_snapshot_rejected_total{reason=%q}", reason)).Inc()
+	logf(s.opts.Logf, "snapshot: rejected "+format, args...)
+}
+
+func reason(err error) string {
+	if errors.Is(err, ErrUnauthenticated) {
+		return "unauthenticated"
+	}
+	return "corrupt"
+}
+
+func (s *subscriber) record(r *kgo.Record) {
+	if string(r.Key) == controlKey {
+		s.control(r)
+		return
+	}
+	m, payload, err := s.cur.add(r, s.opts.Key)
+	if err != nil {
+		s.reject(reason(err), "record at offset %d: %v", r.Offset, err)
+		return
+	}
+	if m != nil {
+		s.snapshot(m, payload)
+	}
+}
+
+func (s *subscriber) control(r *kgo.Record) {
+	var c Control
+	if err := verify(s.opts.Key, r); err != nil {
+		s.reject("unauthenticated", "control record: %v", err)
+		return
+	}
+	if err := json.Unmarshal(r.Value, &c); err != nil {
+		s.reject("corrupt", "control record at offset %d: %v", r.Offset, err)
+		return
+	}
+	if s.h.Control != nil {
+		s.h.Control(c)
+	}
+}
+
+// snapshot applies a complete snapshot if it continues the chain.
+func (s *subscriber) snapshot(m *Manifest, payload []byte) {
+	if m.Kind == KindDelta && (s.head == 0 || m.BaseVersion != s.head) {
+		if !s.gap || s.head != 0 {
+			s.reject("gap", "delta version %d on base %d: the chain is at %d; waiting for the next full snapshot",
+				m.Version, m.BaseVersion, s.head)
+		}
+		s.gap, s.head = true, 0
+		return
+	}
+	start := time.Now()
+	d, err := decodePayload(m, payload)
+	if err != nil {
+		s.reject("corrupt", "version %d: %v", m.Version, err)
+		s.head = 0
+		return
+	}
+	if err := s.h.Apply(&Update{Manifest: m, Delta: d}); err != nil {
+		if errors.Is(err, ErrGap) {
+			s.reject("gap", "version %d: %v", m.Version, err)
+			s.head, s.gap = 0, true
+			return
+		}
+		// The replica holds it as the head of its chain but does not serve it.
+		s.reject("invalid", "version %d: %v", m.Version, err)
+	}
+	s.applyH.UpdateDuration(start)
+	s.head, s.gap = m.Version, false
+}
+
+// assembly collects the chunks of one snapshot.
+type assembly struct {
+	version int64
+	chunks  [][]byte
+	crcs    []uint32
+	have    int
+}
+
 // add takes one record; when it completes a snapshot it returns its
-// manifest and compressed payload.
-func (a *assembly) add(r *kgo.Record) (*Manifest, []byte, error) {
+// verified manifest and compressed payload.
+func (a *assembly) add(r *kgo.Record, key []byte) (*Manifest, []byte, error) {
 	if string(r.Key) == manifestKey {
+		defer func() { *a = assembly{} }()
+		if err := verify(key, r); err != nil {
+			return nil, nil, err
+		}
 		var m Manifest
 		if err := json.Unmarshal(r.Value, &m); err != nil {
 			return nil, nil, fmt.Errorf("%w: manifest: %v", ErrCorrupt, err)
@@ -92,11 +190,13 @@ func (a *assembly) add(r *kgo.Record) (*Manifest, []byte, error) {
 		if m.Version != a.version || a.have != m.Chunks || len(a.chunks) != m.Chunks {
 			return nil, nil, fmt.Errorf("%w: manifest of version %d without its %d chunks", ErrCorrupt, m.Version, m.Chunks)
 		}
+		if !slices.Equal(a.crcs, m.ChunkCRCs) {
+			return nil, nil, fmt.Errorf("%w: chunks of version %d do not match the manifest's checksums", ErrCorrupt, m.Version)
+		}
 		var payload []byte
 		for _, c := range a.chunks {
 			payload = append(payload, c...)
 		}
-		*a = assembly{}
 		return &m, payload, nil
 	}
 	c, err := decodeChunk(r.Value)
@@ -104,38 +204,79 @@ func (a *assembly) add(r *kgo.Record) (*Manifest, []byte, error) {
 		return nil, nil, err
 	}
 	if c.version != a.version || len(a.chunks) != c.total {
-		*a = assembly{version: c.version, chunks: make([][]byte, c.total)}
+		*a = assembly{version: c.version, chunks: make([][]byte, c.total), crcs: make([]uint32, c.total)}
 	}
 	if a.chunks[c.index] == nil {
 		a.have++
 	}
 	a.chunks[c.index] = c.data
+	a.crcs[c.index] = chunkCRC(r.Value)
 	return nil, nil, nil
 }
 
-// backlogEnd is the committed end offset of the topic at start.
-func backlogEnd(ctx context.Context, cl *kgo.Client, topic string) int64 {
-	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, topic)
+// findStart returns the offset of the newest full snapshot that the newest
+// manifest near the end of the topic names, or the topic's start.
+func findStart(ctx context.Context, opts SubscriberOptions) (int64, error) {
+	cl, err := kgo.NewClient(opts.Client.Opts()...)
 	if err != nil {
-		return 0
+		return 0, fmt.Errorf("cannot create snapshot client: %w", err)
 	}
-	if o, ok := ends.Lookup(topic, 0); ok && o.Err == nil {
-		return o.Offset
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	starts, err := adm.ListStartOffsets(ctx, opts.Topic)
+	if err != nil {
+		return 0, fmt.Errorf("cannot list start offsets of %q: %w", opts.Topic, err)
 	}
-	return 0
+	ends, err := adm.ListCommittedOffsets(ctx, opts.Topic)
+	if err != nil {
+		return 0, fmt.Errorf("cannot list end offsets of %q: %w", opts.Topic, err)
+	}
+	so, _ := starts.Lookup(opts.Topic, 0)
+	eo, _ := ends.Lookup(opts.Topic, 0)
+	if so.Err != nil || eo.Err != nil {
+		return 0, fmt.Errorf("cannot find partition 0 of %q: %v %v", opts.Topic, so.Err, eo.Err)
+	}
+	if eo.Offset <= so.Offset {
+		return so.Offset, nil
+	}
+	full, err := probe(ctx, opts, max(so.Offset, eo.Offset-probeWindow), eo.Offset)
+	if err != nil || full < so.Offset {
+		return so.Offset, err
+	}
+	logf(opts.Logf, "snapshot: newest full snapshot starts at offset %d of %s", full, opts.Topic)
+	return full, nil
 }
 
-// fetchedTo is one past the highest offset in fetches; a poll that returned
-// no record means the reader is caught up.
-func fetchedTo(f kgo.Fetches) int64 {
-	to := int64(1 << 62)
-	f.EachPartition(func(p kgo.FetchTopicPartition) {
-		if n := len(p.Records); n > 0 {
-			// the record after the last one is the transaction marker
-			to = min(to, p.Records[n-1].Offset+2)
+// probe reads [from, end) and returns the full offset named by the last
+// authentic manifest, or -1.
+func probe(ctx context.Context, opts SubscriberOptions, from, end int64) (int64, error) {
+	cl, err := kgo.NewClient(append(opts.Client.Opts(),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{opts.Topic: {0: kgo.NewOffset().At(from)}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchMaxBytes(64<<20),
+	)...)
+	if err != nil {
+		return -1, fmt.Errorf("cannot create snapshot consumer: %w", err)
+	}
+	defer cl.Close()
+	full := int64(-1)
+	for ctx.Err() == nil {
+		pollCtx, cancel := context.WithTimeout(ctx, time.Second)
+		fetches := cl.PollFetches(pollCtx)
+		cancel()
+		n, last := 0, int64(-1)
+		fetches.EachRecord(func(r *kgo.Record) {
+			n, last = n+1, r.Offset
+			var m Manifest
+			if string(r.Key) == manifestKey && verify(opts.Key, r) == nil && json.Unmarshal(r.Value, &m) == nil {
+				full = m.FullOffset
+			}
+		})
+		if n == 0 || last+2 >= end {
+			break
 		}
-	})
-	return to
+	}
+	return full, nil
 }
 
 func logf(f func(string, ...any), format string, args ...any) {

@@ -15,6 +15,7 @@ import (
 	"github.com/unirec/unirec/ingest"
 	"github.com/unirec/unirec/online"
 	"github.com/unirec/unirec/serve"
+	"github.com/unirec/unirec/snapshot"
 	"github.com/unirec/unirec/stream"
 )
 
@@ -104,17 +105,48 @@ type TrainerConfig struct {
 	Listen         string        `yaml:"listen"`
 }
 
-// SnapshotConfig configures snapshot publication.
+// SnapshotConfig configures snapshot publication and verification.
 type SnapshotConfig struct {
-	Interval        time.Duration `yaml:"interval"`
-	TransactionalID string        `yaml:"transactional_id"`
-	ModelID         string        `yaml:"model_id"`
+	// Interval between snapshots (deltas); FullInterval between full ones.
+	Interval        time.Duration     `yaml:"interval"`
+	FullInterval    time.Duration     `yaml:"full_interval"`
+	Encoding        snapshot.Encoding `yaml:"encoding"`
+	TransactionalID string            `yaml:"transactional_id"`
+	ModelID         string            `yaml:"model_id"`
+	// The HMAC key that signs (trainer) and verifies (replicas) snapshots
+	// comes from a file or an environment variable, never a flag.
+	HMACKeyFile string `yaml:"hmac_key_file"`
+	HMACKeyEnv  string `yaml:"hmac_key_env"`
+}
+
+// Key loads the snapshot HMAC key (nil when none is configured).
+func (s SnapshotConfig) Key() ([]byte, error) {
+	return snapshot.LoadKey(s.HMACKeyFile, s.HMACKeyEnv, "snapshot.hmac_key")
 }
 
 // ServeConfig configures a serving replica.
 type ServeConfig struct {
 	Listen   string          `yaml:"listen"`
 	UseCases []serve.UseCase `yaml:"use_cases"`
+	// KeepVersions is how many recent versions a replica keeps for rollback.
+	KeepVersions int          `yaml:"keep_versions"`
+	Checks       serve.Checks `yaml:"checks"`
+	// The admin token (rollback, resume) comes from a file or an
+	// environment variable; none disables the admin endpoints.
+	AdminTokenFile string `yaml:"admin_token_file"`
+	AdminTokenEnv  string `yaml:"admin_token_env"`
+}
+
+// AdminToken loads the admin token (nil when none is configured).
+func (s ServeConfig) AdminToken() ([]byte, error) {
+	return snapshot.LoadKey(s.AdminTokenFile, s.AdminTokenEnv, "serve.admin_token")
+}
+
+// SnapshotRetention is the retention of the snapshots topic: ten full
+// intervals, at least an hour, so the newest full snapshot and every delta
+// after it are always there for a cold replica.
+func (c Config) SnapshotRetention() time.Duration {
+	return max(10*c.Snapshot.FullInterval, time.Hour)
 }
 
 // DemoConfig configures the demo event generator of `unirec run`.
@@ -135,11 +167,12 @@ func DefaultConfig() Config {
 		Broker:           BrokerConfig{Port: 9092, EventPartitions: 4},
 		Ingest: IngestConfig{Group: "unirec-ingest", TransactionalID: "unirec-ingest-" + host + "-" + fmt.Sprint(os.Getpid()),
 			Changelog: "unirec.ingest.changelog", AllowedLateness: 5 * time.Second, MaxEventBytes: 64 << 10, Listen: "localhost:8081"},
-		Model:    online.DefaultModelConfig(),
-		Trainer:  TrainerConfig{CommitInterval: time.Second, Listen: "localhost:8082"},
-		Snapshot: SnapshotConfig{Interval: time.Second, TransactionalID: "unirec-snapshot-publisher", ModelID: "unirec"},
-		Serve:    ServeConfig{Listen: "localhost:8080"},
-		Demo:     DemoConfig{Enabled: true, Rate: 50, Seed: 1},
+		Model:   online.DefaultModelConfig(),
+		Trainer: TrainerConfig{CommitInterval: time.Second, Listen: "localhost:8082"},
+		Snapshot: SnapshotConfig{Interval: time.Second, FullInterval: 5 * time.Minute, Encoding: snapshot.EncodingFloat32,
+			TransactionalID: "unirec-snapshot-publisher", ModelID: "unirec"},
+		Serve: ServeConfig{Listen: "localhost:8080", KeepVersions: 8, Checks: serve.DefaultChecks()},
+		Demo:  DemoConfig{Enabled: true, Rate: 50, Seed: 1},
 	}
 }
 
@@ -195,8 +228,23 @@ func (c *Config) Validate() error {
 	if c.Snapshot.Interval <= 0 {
 		return errors.New("snapshot.interval must be positive")
 	}
+	if c.Snapshot.FullInterval < c.Snapshot.Interval {
+		return fmt.Errorf("snapshot.full_interval (%s) must be at least snapshot.interval (%s)", c.Snapshot.FullInterval, c.Snapshot.Interval)
+	}
+	if err := c.Snapshot.Encoding.Validate(); err != nil {
+		return err
+	}
 	if c.Snapshot.TransactionalID == "" {
 		return errors.New("snapshot.transactional_id is required")
+	}
+	if _, err := c.Snapshot.Key(); err != nil {
+		return err
+	}
+	if _, err := c.Serve.AdminToken(); err != nil {
+		return err
+	}
+	if c.Serve.KeepVersions < 1 {
+		return errors.New("serve.keep_versions must be at least 1")
 	}
 	if c.Demo.Rate <= 0 {
 		return errors.New("demo.rate must be positive")
@@ -205,7 +253,7 @@ func (c *Config) Validate() error {
 	if err != nil {
 		return err
 	}
-	_, err = serve.NewReplica(serve.ReplicaOptions{Registry: reg, UseCases: c.Serve.UseCases})
+	_, err = serve.NewReplica(serve.ReplicaOptions{Registry: reg, UseCases: c.Serve.UseCases, Checks: c.Serve.Checks, KeepVersions: c.Serve.KeepVersions})
 	return err
 }
 

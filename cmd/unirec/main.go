@@ -27,6 +27,8 @@ Usage:
   unirec topics  create|check [flags]   create the topics, or check they are as unirec needs
   unirec dlq     inspect|replay [flags] read dead letters as JSON lines; re-inject fixed ones
   unirec status  [flags]   what is running: topics, lag, dead letters, model versions
+  unirec snapshot rollback --to VERSION   every replica serves VERSION and holds it
+  unirec snapshot resume                  every replica serves the newest version again
 
 Run "unirec <command> -h" for the flags of a command.
 `
@@ -68,6 +70,8 @@ func runCommand(ctx context.Context, cmd string, args []string) error {
 		return cmdDLQ(ctx, args)
 	case "status":
 		return cmdStatus(ctx, args)
+	case "snapshot":
+		return cmdSnapshot(ctx, args)
 	}
 	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 }

@@ -56,6 +56,15 @@ func (g *group) Wait() error {
 // topicSpecs is every topic unirec uses, as it must be.
 func topicSpecs(cfg Config) []stream.TopicSpec {
 	specs := cfg.Topics.Layout(int32(cfg.Broker.EventPartitions))
+	for i := range specs {
+		if specs[i].Name == cfg.Topics.Snapshots {
+			if specs[i].Configs == nil {
+				specs[i].Configs = map[string]string{}
+			}
+			// a replica must always find the newest full snapshot and its deltas
+			specs[i].Configs["retention.ms"] = fmt.Sprint(cfg.SnapshotRetention().Milliseconds())
+		}
+	}
 	return append(specs, stream.TopicSpec{Name: cfg.Ingest.Changelog, Partitions: int32(cfg.Broker.EventPartitions),
 		Configs: map[string]string{"cleanup.policy": "compact"}})
 }
@@ -104,9 +113,15 @@ func startTrainer(g *group, cfg Config, set *metrics.Set, mux *http.ServeMux) er
 	if err != nil {
 		return err
 	}
+	key, err := cfg.Snapshot.Key()
+	if err != nil {
+		t.Close()
+		return err
+	}
 	pub, err := snapshot.NewPublisher(snapshot.PublisherOptions{
 		Client: cfg.Kafka, Topic: cfg.Topics.Snapshots, TransactionalID: cfg.Snapshot.TransactionalID,
-		ModelID: cfg.Snapshot.ModelID, Interval: cfg.Snapshot.Interval, Metrics: set, Logf: log.Printf,
+		ModelID: cfg.Snapshot.ModelID, Interval: cfg.Snapshot.Interval, FullInterval: cfg.Snapshot.FullInterval,
+		Encoding: cfg.Snapshot.Encoding, Key: key, Metrics: set, Logf: log.Printf,
 	}, t)
 	if err != nil {
 		t.Close()
@@ -141,18 +156,37 @@ func startReplica(g *group, cfg Config, set *metrics.Set, mux *http.ServeMux) er
 	if err != nil {
 		return err
 	}
-	r, err := serve.NewReplica(serve.ReplicaOptions{Registry: reg, UseCases: cfg.Serve.UseCases, Metrics: set, Logf: log.Printf})
+	key, err := cfg.Snapshot.Key()
+	if err != nil {
+		return err
+	}
+	token, err := cfg.Serve.AdminToken()
+	if err != nil {
+		return err
+	}
+	if key == nil {
+		log.Printf("serve: no snapshot.hmac_key_file or snapshot.hmac_key_env: snapshots are not authenticated")
+	}
+	r, err := serve.NewReplica(serve.ReplicaOptions{Registry: reg, UseCases: cfg.Serve.UseCases, Checks: cfg.Serve.Checks,
+		KeepVersions: cfg.Serve.KeepVersions, AdminToken: token, Metrics: set, Logf: log.Printf})
 	if err != nil {
 		return err
 	}
 	mux.Handle("/", r.Handler())
+	var logged time.Time // full snapshots are logged at most once a minute
 	g.Go("subscribe", func(ctx context.Context) error {
-		return snapshot.Subscribe(ctx, snapshot.SubscriberOptions{Client: cfg.Kafka, Topic: cfg.Topics.Snapshots, Metrics: set, Logf: log.Printf},
-			func(m *snapshot.Manifest, c *online.Capture) {
-				r.Apply(m, c)
-				log.Printf("serve: model version %d live (watermark %s, %d examples, %d rows, %d items)",
-					m.Version, m.Watermark.Format(time.RFC3339), m.Applied, m.Rows, m.Items)
-			})
+		return snapshot.Subscribe(ctx, snapshot.SubscriberOptions{Client: cfg.Kafka, Topic: cfg.Topics.Snapshots, Key: key, Metrics: set, Logf: log.Printf},
+			snapshot.Handler{Apply: func(u *snapshot.Update) error {
+				if err := r.Apply(u); err != nil {
+					return err
+				}
+				if m := u.Manifest; m.Kind == snapshot.KindFull && time.Since(logged) >= time.Minute {
+					logged = time.Now()
+					log.Printf("serve: full snapshot version %d live (watermark %s, %d examples, %d rows, %d items)",
+						m.Version, m.Watermark.Format(time.RFC3339), m.Applied, m.Rows, m.Items)
+				}
+				return nil
+			}, Control: r.Control})
 	})
 	g.Go("popularity", func(ctx context.Context) error {
 		return r.Popularity().FollowEvents(ctx, cfg.Kafka, cfg.Topics.Events, 100_000)

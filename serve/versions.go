@@ -1,0 +1,136 @@
+package serve
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/unirec/unirec/snapshot"
+)
+
+// useCase is a configured use case and the version its freshness policy
+// holds (interval and pinned policies).
+type useCase struct {
+	UseCase
+	mu    sync.Mutex
+	cur   *Model
+	since time.Time // when cur was taken
+}
+
+// live is the version realtime use cases serve: the rollback target while
+// a rollback is in force, else the newest good version.
+func (r *Replica) live() *Model {
+	if m := r.hold.Load(); m != nil {
+		return m
+	}
+	return r.good.Load()
+}
+
+// modelFor returns the version u's policy serves at now, or nil and the
+// fallback reason.
+func (r *Replica) modelFor(u *useCase, now time.Time) (*Model, string) {
+	live := r.live()
+	if live == nil {
+		return nil, "no_model"
+	}
+	switch u.Updates {
+	case UpdatesInterval:
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		if u.cur == nil || (u.cur != live && now.Sub(u.since) >= u.UpdateInterval) {
+			u.cur, u.since = live, now
+		}
+		return u.cur, ""
+	case UpdatesPinned:
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		if u.cur == nil {
+			return nil, "pinned_version_unavailable"
+		}
+		return u.cur, ""
+	}
+	return live, ""
+}
+
+// remember keeps m among the recent versions and hands it to use cases
+// pinned to it. Callers hold r.mu.
+func (r *Replica) remember(m *Model) {
+	r.history = append(r.history, m)
+	if n := len(r.history) - r.opts.KeepVersions; n > 0 {
+		r.history = slices.Delete(r.history, 0, n)
+	}
+	for _, u := range r.useCases {
+		if u.Updates == UpdatesPinned && u.PinVersion == m.Version {
+			u.mu.Lock()
+			u.cur, u.since = m, r.opts.Now()
+			u.mu.Unlock()
+		}
+	}
+}
+
+// Versions returns the versions available for rollback, oldest first.
+func (r *Replica) Versions() []int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]int64, len(r.history))
+	for i, m := range r.history {
+		out[i] = m.Version
+	}
+	return out
+}
+
+// Rollback makes version the live one until Resume: realtime and interval
+// use cases serve it at once, while new versions keep being applied to the
+// head behind it. It fails when the version is not among the recent ones.
+func (r *Replica) Rollback(version int64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i := slices.IndexFunc(r.history, func(m *Model) bool { return m.Version == version })
+	if i < 0 {
+		vs := make([]int64, len(r.history))
+		for j, m := range r.history {
+			vs[j] = m.Version
+		}
+		return fmt.Errorf("cannot roll back to version %d: not among the recent versions %v", version, vs)
+	}
+	m := r.history[i]
+	r.hold.Store(m)
+	now := r.opts.Now()
+	for _, u := range r.useCases {
+		if u.Updates == UpdatesInterval {
+			u.mu.Lock()
+			u.cur, u.since = m, now
+			u.mu.Unlock()
+		}
+	}
+	r.opts.Metrics.GetOrCreateCounter("unirec_serve_rollbacks_total").Inc()
+	r.versionG.Set(float64(m.Version))
+	r.logf("serve: rolled back to version %d; new versions are applied behind it until resume", version)
+	return nil
+}
+
+// Resume ends a rollback: the newest version is live again.
+func (r *Replica) Resume() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hold.Store(nil)
+	if h := r.good.Load(); h != nil {
+		r.versionG.Set(float64(h.Version))
+	}
+	r.logf("serve: resumed on the newest version")
+}
+
+// Control carries out an operator command read from the snapshots topic.
+func (r *Replica) Control(c snapshot.Control) {
+	switch c.Action {
+	case snapshot.ActionRollback:
+		if err := r.Rollback(c.Version); err != nil {
+			r.logf("serve: control record: %v", err)
+		}
+	case snapshot.ActionResume:
+		r.Resume()
+	default:
+		r.logf("serve: ignoring unknown control action %q", c.Action)
+	}
+}
