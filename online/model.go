@@ -21,11 +21,18 @@ type ModelConfig struct {
 	// Isolated trains one independent model per task (the baseline that
 	// consolidation is measured against): no parameter is shared.
 	Isolated bool `yaml:"isolated" json:"isolated"`
+	// Optimizer of the embedding rows: "rowwise" AdaGrad (one accumulator
+	// per row, the default) or "coordinate" (one per weight).
+	Optimizer string `yaml:"optimizer" json:"optimizer"`
+	// LogQCorrection trains on z - ln(SampleProb) for examples drawn with
+	// probability SampleProb > 0 (sampled negatives); see DESIGN.md.
+	LogQCorrection bool `yaml:"log_q_correction" json:"log_q_correction"`
 }
 
 // DefaultModelConfig returns the defaults documented in the README.
 func DefaultModelConfig() ModelConfig {
-	return ModelConfig{Dim: 32, LearningRate: 0.05, DenseLearningRate: 0.01, L2: 1e-6, GradientClip: 10, InitScale: 0.1}
+	return ModelConfig{Dim: 32, LearningRate: 0.05, DenseLearningRate: 0.01, L2: 1e-6, GradientClip: 10, InitScale: 0.1,
+		Optimizer: OptimizerRowwise, LogQCorrection: true}
 }
 
 // Validate checks the configuration; errors name the field.
@@ -43,6 +50,8 @@ func (c ModelConfig) Validate() error {
 		return fmt.Errorf("model.gradient_clip must be positive")
 	case c.InitScale <= 0:
 		return fmt.Errorf("model.init_scale must be positive")
+	case c.Optimizer != "" && c.Optimizer != OptimizerRowwise && c.Optimizer != OptimizerCoordinate:
+		return fmt.Errorf("model.optimizer must be %q or %q, got %q", OptimizerRowwise, OptimizerCoordinate, c.Optimizer)
 	}
 	return nil
 }
