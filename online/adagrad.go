@@ -63,6 +63,9 @@ func (t *Trainer) update(ts *taskState, dz float32) {
 
 // updateRows applies AdaGrad to rows that were summed (and scaled by
 // 1/sqrt(n)) into a vector whose gradient is g; dz is the bias gradient.
+// Every row of a side shares the loss gradient g/sqrt(n), so row-wise
+// AdaGrad computes its squared norm once; L2 is decoupled weight decay
+// (w *= 1 - step*l2), which the accumulators do not see.
 func (t *Trainer) updateRows(slots []int32, g []float32, dz float32) {
 	n := 0
 	for _, sl := range slots {
@@ -76,9 +79,11 @@ func (t *Trainer) updateRows(slots []int32, g []float32, dz float32) {
 	s := &t.scratch
 	d := t.cfg.Dim
 	inv := float32(1 / math.Sqrt(float64(n)))
-	for i := 0; i < d; i++ {
-		s.grad[i] = g[i] * inv
+	grad := s.grad[:d]
+	for i := range grad {
+		grad[i] = g[i] * inv
 	}
+	meanSq := dot(grad, grad) / float32(d)
 	l2, lr := float32(t.cfg.L2), float32(t.cfg.LearningRate)
 	coord := t.cfg.Optimizer == OptimizerCoordinate
 	for _, sl := range slots {
@@ -87,37 +92,23 @@ func (t *Trainer) updateRows(slots []int32, g []float32, dz float32) {
 		}
 		w, acc := t.tab.w(sl), t.tab.acc(sl)
 		if coord {
-			coordinateStep(w[:d], acc[:d], s.grad[:d], l2, lr)
+			coordinateStep(w[:d], acc[:d], grad, l2, lr)
 			adagrad(&w[d], &acc[d], dz, lr)
 		} else {
-			rowwiseStep(w[:d], &acc[0], s.grad[:d], l2, lr)
+			acc[0] += meanSq
+			decayStep(w[:d], grad, l2, lr/(float32(math.Sqrt(float64(acc[0])))+1e-6))
 			adagrad(&w[d], &acc[1], dz, lr)
 		}
 	}
 }
 
-// rowwiseStep: g' = g + l2*w; acc += mean(g'^2); w -= lr/sqrt(acc) * g'.
-func rowwiseStep(w []float32, acc *float32, g []float32, l2, lr float32) {
-	g = g[:len(w)]
-	var sq float32
-	for i, x := range w {
-		gi := g[i] + l2*x
-		sq += gi * gi
-	}
-	*acc += sq / float32(len(w))
-	step := lr / (float32(math.Sqrt(float64(*acc))) + 1e-6)
-	for i, x := range w {
-		w[i] = x - step*(g[i]+l2*x)
-	}
-}
-
-// coordinateStep: per weight, g' = g + l2*w; acc += g'^2; w -= lr*g'/sqrt(acc).
+// coordinateStep: per weight, acc += g^2; w = w*(1 - lr*l2) - lr*g/sqrt(acc).
 func coordinateStep(w, acc, g []float32, l2, lr float32) {
 	g, acc = g[:len(w)], acc[:len(w)]
+	keep := 1 - lr*l2
 	for i, x := range w {
-		gi := g[i] + l2*x
-		acc[i] += gi * gi
-		w[i] = x - lr*gi/(float32(math.Sqrt(float64(acc[i])))+1e-6)
+		acc[i] += g[i] * g[i]
+		w[i] = keep*x - lr*g[i]/(float32(math.Sqrt(float64(acc[i])))+1e-6)
 	}
 }
 

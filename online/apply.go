@@ -20,19 +20,25 @@ func (t *Trainer) Apply(ex *stream.Example) error {
 
 func (t *Trainer) apply(ex *stream.Example) error {
 	s := &t.scratch
-	now := ex.EventTime
-	s.ctxIDs = t.feat.Context(s.ctxIDs[:0], ex.Task, ex.Context, time.UnixMilli(now))
+	s.ctxIDs = t.feat.Context(s.ctxIDs[:0], ex.Task, ex.Context, time.UnixMilli(ex.EventTime))
 	s.itemIDs = t.feat.Item(s.itemIDs[:0], ex.Task, ex.ItemID, ex.Item)
-	if t.opts.MaxRows > 0 && t.tab.len()+len(s.ctxIDs)+len(s.itemIDs) > t.opts.MaxRows {
+	return t.learn(ex, s.ctxIDs, s.itemIDs)
+}
+
+// learn applies an example whose features are ctxIDs and itemIDs.
+func (t *Trainer) learn(ex *stream.Example, ctxIDs, itemIDs []uint64) error {
+	s := &t.scratch
+	now := ex.EventTime
+	if t.opts.MaxRows > 0 && t.tab.len()+len(ctxIDs)+len(itemIDs) > t.opts.MaxRows {
 		if err := t.commitLocked(); err != nil {
 			return err
 		}
 	}
 	var err error
-	if s.ctxSlots, err = t.lookup(s.ctxSlots[:0], s.ctxIDs, now); err != nil {
+	if s.ctxSlots, err = t.lookup(s.ctxSlots[:0], ctxIDs, now); err != nil {
 		return err
 	}
-	if s.itemSlots, err = t.lookup(s.itemSlots[:0], s.itemIDs, now); err != nil {
+	if s.itemSlots, err = t.lookup(s.itemSlots[:0], itemIDs, now); err != nil {
 		return err
 	}
 	s.ctxRows, s.itemRows = t.rowsOf(s.ctxRows[:0], s.ctxSlots), t.rowsOf(s.itemRows[:0], s.itemSlots)

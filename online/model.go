@@ -91,7 +91,7 @@ func ContextVector(dst, c []float32, tp *TaskParams, rows [][]float32) float32 {
 		if r == nil {
 			continue
 		}
-		axpy(1, r[:dim], c)
+		add(r[:dim], c)
 		bias += r[dim]
 		n++
 	}
@@ -117,7 +117,7 @@ func ItemVector(dst []float32, rows [][]float32) {
 		if r == nil {
 			continue
 		}
-		axpy(1, r[:dim], dst[:dim])
+		add(r[:dim], dst[:dim])
 		dst[dim] += r[dim]
 		n++
 	}

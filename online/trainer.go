@@ -172,52 +172,59 @@ func (t *Trainer) Close() error {
 }
 
 // Run consumes the examples topic from the stored offsets until ctx ends,
-// committing parameters and offsets together every CommitInterval.
+// committing parameters and offsets together every CommitInterval. Two
+// goroutines form a pipeline: one polls, decodes and featurizes batches of
+// records (pure functions of the bytes), the other learns from them in log
+// order under the trainer's lock.
 func (t *Trainer) Run(ctx context.Context) error {
 	cl, err := t.consumer(ctx)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	for ctx.Err() == nil {
-		pollCtx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-		fetches := cl.PollFetches(pollCtx)
-		cancel()
-		if ctx.Err() != nil {
-			break
-		}
-		if err := t.applyFetches(fetches); err != nil {
-			return err
-		}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ready, free := make(chan *batch, batchesInFlight), make(chan *batch, batchesInFlight+1)
+	for range batchesInFlight + 1 {
+		free <- &batch{}
 	}
-	return nil
+	go func() {
+		defer close(ready)
+		t.prepare(ctx, cl, free, ready)
+	}()
+	var aerr error
+	for b := range ready {
+		if aerr == nil && ctx.Err() == nil {
+			if aerr = t.applyBatch(b); aerr != nil {
+				cancel()
+			}
+		}
+		free <- b
+	}
+	return aerr
 }
 
-// applyFetches learns from every record of fetches and commits when the
+// applyBatch learns from every prepared record of b and commits when the
 // commit interval has passed. The offset of a record advances only after
-// it is applied, so a commit inside apply (to make room) never claims it.
-func (t *Trainer) applyFetches(fetches kgo.Fetches) error {
+// it is applied, so a commit inside learn (to make room) never claims it.
+func (t *Trainer) applyBatch(b *batch) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var ex stream.Example
-	var err error
-	fetches.EachRecord(func(r *kgo.Record) {
-		if err != nil {
-			return
-		}
-		if derr := stream.DecodeExample(r.Value, &ex); derr != nil {
+	for i := range b.recs[:b.n] {
+		p := &b.recs[i]
+		if p.err != nil {
 			if t.opts.Logf != nil {
-				t.opts.Logf("trainer: skipping undecodable example %d/%d: %v", r.Partition, r.Offset, derr)
+				t.opts.Logf("trainer: skipping undecodable example %d/%d: %v", p.partition, p.offset, p.err)
 			}
-		} else if err = t.apply(&ex); err != nil {
-			return
+		} else if err := t.learn(&p.ex, p.ctxIDs, p.itemIDs); err != nil {
+			return err
 		}
-		t.offsets[r.Partition] = r.Offset + 1
-	})
-	if err == nil && time.Since(t.lastCommit) >= t.opts.CommitInterval {
-		err = t.commitLocked()
+		t.offsets[p.partition] = p.offset + 1
 	}
-	return err
+	if time.Since(t.lastCommit) >= t.opts.CommitInterval {
+		return t.commitLocked()
+	}
+	return nil
 }
 
 // consumer starts a read-committed consumer at the stored offsets of every
