@@ -65,7 +65,8 @@ func (t *Trainer) update(ts *taskState, dz float32) {
 // 1/sqrt(n)) into a vector whose gradient is g; dz is the bias gradient.
 // Every row of a side shares the loss gradient g/sqrt(n), so row-wise
 // AdaGrad computes its squared norm once; L2 is decoupled weight decay
-// (w *= 1 - step*l2), which the accumulators do not see.
+// (w *= 1 - lr*l2 on every update of the row), which the accumulators do
+// not see.
 func (t *Trainer) updateRows(slots []int32, g []float32, dz float32) {
 	n := 0
 	for _, sl := range slots {
@@ -96,7 +97,7 @@ func (t *Trainer) updateRows(slots []int32, g []float32, dz float32) {
 			adagrad(&w[d], &acc[d], dz, lr)
 		} else {
 			acc[0] += meanSq
-			decayStep(w[:d], grad, l2, lr/(float32(math.Sqrt(float64(acc[0])))+1e-6))
+			decayStep(w[:d], grad, 1-lr*l2, lr/(float32(math.Sqrt(float64(acc[0])))+1e-6))
 			adagrad(&w[d], &acc[1], dz, lr)
 		}
 	}

@@ -52,11 +52,10 @@ func add(x, y []float32) {
 	}
 }
 
-// decayStep sets w = w*(1 - step*l2) - step*g: a gradient step with
-// decoupled L2 weight decay.
-func decayStep(w, g []float32, l2, step float32) {
+// decayStep sets w = keep*w - step*g: a gradient step with decoupled
+// weight decay (keep = 1 - lr*l2).
+func decayStep(w, g []float32, keep, step float32) {
 	g = g[:len(w)]
-	keep := 1 - step*l2
 	i := 0
 	for ; i+4 <= len(w); i += 4 {
 		w[i] = keep*w[i] - step*g[i]

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log"
 	"math"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -33,11 +34,23 @@ type Store struct {
 
 // OpenStore opens (or creates) the store in dir.
 func OpenStore(dir string, dim int) (*Store, error) {
-	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest})
+	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: pebbleLogger{}})
 	if err != nil {
 		return nil, fmt.Errorf("cannot open parameter store at %q: %w", dir, err)
 	}
 	return &Store{db: db, dim: dim}, nil
+}
+
+// pebbleLogger drops Pebble's informational messages (WAL replay on every
+// open) and keeps its errors.
+type pebbleLogger struct{}
+
+func (pebbleLogger) Infof(string, ...any) {}
+func (pebbleLogger) Errorf(format string, args ...any) {
+	log.Printf("pebble: "+format, args...)
+}
+func (pebbleLogger) Fatalf(format string, args ...any) {
+	log.Fatalf("pebble: "+format, args...)
 }
 
 // Close closes the store.

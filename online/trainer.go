@@ -33,7 +33,7 @@ type TrainerOptions struct {
 	// 0 never expires.
 	TTL     time.Duration
 	Metrics *metrics.Set
-	Logf           func(format string, args ...any)
+	Logf    func(format string, args ...any)
 }
 
 type taskState struct {
@@ -140,8 +140,8 @@ func (o TrainerOptions) validate() error {
 	switch {
 	case o.MaxRows < 0:
 		return fmt.Errorf("trainer.max_rows must not be negative, got %d", o.MaxRows)
-	case o.MaxRows > 0 && o.MaxRows < 1000:
-		return fmt.Errorf("trainer.max_rows must be 0 (unbounded) or at least 1000, got %d", o.MaxRows)
+	case o.MaxRows > 0 && o.MaxRows < 256:
+		return fmt.Errorf("trainer.max_rows must be 0 (unbounded) or at least 256, got %d", o.MaxRows)
 	case o.MinCount < 0:
 		return fmt.Errorf("trainer.min_count must not be negative, got %d", o.MinCount)
 	case o.TTL < 0:
