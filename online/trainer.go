@@ -92,7 +92,7 @@ type scratch struct {
 // OpenTrainer opens the parameter store and loads the model it holds (up
 // to MaxRows rows of it).
 func OpenTrainer(opts TrainerOptions) (*Trainer, error) {
-	if err := opts.validate(); err != nil {
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	if opts.CommitInterval <= 0 {
@@ -133,7 +133,8 @@ func OpenTrainer(opts TrainerOptions) (*Trainer, error) {
 	return t, nil
 }
 
-func (o TrainerOptions) validate() error {
+// Validate checks the options; errors name the config field.
+func (o TrainerOptions) Validate() error {
 	if err := o.Model.Validate(); err != nil {
 		return err
 	}

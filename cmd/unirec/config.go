@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -51,6 +52,9 @@ type IngestConfig struct {
 // TrainerConfig configures the trainer.
 type TrainerConfig struct {
 	CommitInterval time.Duration `yaml:"commit_interval"`
+	MaxRows        int           `yaml:"max_rows"`
+	MinCount       int           `yaml:"min_count"`
+	TTL            time.Duration `yaml:"ttl"`
 	Listen         string        `yaml:"listen"`
 }
 
@@ -85,7 +89,7 @@ func DefaultConfig() Config {
 		Ingest: IngestConfig{Group: "unirec-ingest", TransactionalID: "unirec-ingest-" + host + "-" + fmt.Sprint(os.Getpid()),
 			Changelog: "unirec.ingest.changelog", AllowedLateness: 5 * time.Second, MaxEventBytes: 64 << 10, Listen: "localhost:8081"},
 		Model:    online.DefaultModelConfig(),
-		Trainer:  TrainerConfig{CommitInterval: time.Second, Listen: "localhost:8082"},
+		Trainer:  TrainerConfig{CommitInterval: time.Second, MinCount: 1, Listen: "localhost:8082"},
 		Snapshot: SnapshotConfig{Interval: time.Second, TransactionalID: "unirec-snapshot-publisher", ModelID: "unirec"},
 		Serve:    ServeConfig{Listen: "localhost:8080"},
 		Demo:     DemoConfig{Enabled: true, Rate: 50, Seed: 1},
@@ -138,6 +142,9 @@ func (c *Config) Validate() error {
 	if err := c.Model.Validate(); err != nil {
 		return err
 	}
+	if err := c.TrainerOptions().Validate(); err != nil {
+		return err
+	}
 	if c.Snapshot.Interval <= 0 {
 		return errors.New("snapshot.interval must be positive")
 	}
@@ -157,3 +164,11 @@ func (c *Config) Validate() error {
 
 // Registry builds the canvas registry.
 func (c *Config) Registry() (*ingest.Registry, error) { return ingest.NewRegistry(c.Canvases) }
+
+// TrainerOptions are the options of the trainer of this configuration.
+func (c *Config) TrainerOptions() online.TrainerOptions {
+	return online.TrainerOptions{
+		Model: c.Model, Dir: filepath.Join(c.DataDir, "trainer"), Client: c.Kafka, Topic: c.Topics.Examples,
+		CommitInterval: c.Trainer.CommitInterval, MaxRows: c.Trainer.MaxRows, MinCount: c.Trainer.MinCount, TTL: c.Trainer.TTL,
+	}
+}

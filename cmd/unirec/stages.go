@@ -8,7 +8,6 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -87,10 +86,9 @@ func startIngest(g *group, cfg Config, set *metrics.Set) error {
 
 // startTrainer runs the trainer and the snapshot publisher until ctx ends.
 func startTrainer(g *group, cfg Config, set *metrics.Set, mux *http.ServeMux) error {
-	t, err := online.OpenTrainer(online.TrainerOptions{
-		Model: cfg.Model, Dir: filepath.Join(cfg.DataDir, "trainer"), Client: cfg.Kafka,
-		Topic: cfg.Topics.Examples, CommitInterval: cfg.Trainer.CommitInterval, Metrics: set, Logf: log.Printf,
-	})
+	topts := cfg.TrainerOptions()
+	topts.Metrics, topts.Logf = set, log.Printf
+	t, err := online.OpenTrainer(topts)
 	if err != nil {
 		return err
 	}
