@@ -57,41 +57,65 @@ func (t *Trainer) update(ts *taskState, dz float32) {
 		adagrad(&ts.p.Shift[i], &ts.accShift[i], gcp, dlr)
 	}
 	adagrad(&ts.p.Bias, &ts.accBias, dz, dlr)
-	t.updateRows(s.ctxSlots, s.gc, dz)
-	t.updateRows(s.itemSlots, s.gv, dz)
+	t.updateContextRows(s.ctxSlots, s.gc, dz)
+	t.updateItemRows(s.itemSlots, s.itemRows, s.gv, dz)
 }
 
-// updateRows applies AdaGrad to rows that were summed (and scaled by
-// 1/sqrt(n)) into a vector whose gradient is g; dz is the bias gradient.
-// Every row of a side shares the loss gradient g/sqrt(n), so row-wise
-// AdaGrad computes its squared norm once; L2 is decoupled weight decay
-// (w *= 1 - lr*l2 on every update of the row), which the accumulators do
-// not see.
-func (t *Trainer) updateRows(slots []int32, g []float32, dz float32) {
+// updateContextRows: the context vector is the sum of its rows scaled by
+// 1/sqrt(n), its bias the plain sum of their biases.
+func (t *Trainer) updateContextRows(slots []int32, g []float32, dz float32) {
 	n := 0
 	for _, sl := range slots {
 		if sl >= 0 {
 			n++
 		}
 	}
-	if n == 0 {
+	if n > 0 {
+		t.updateRows(slots, g, float32(1/math.Sqrt(float64(n))), dz)
+	}
+}
+
+// updateItemRows: the item id's row counts fully, the metadata rows are
+// scaled by 1/sqrt(m) and their biases are not used (see ItemVector).
+func (t *Trainer) updateItemRows(slots []int32, rows [][]float32, g []float32, dz float32) {
+	if len(slots) == 0 {
 		return
 	}
+	n := min(ItemIDRows, len(slots))
+	t.updateRows(slots[:n], g, 1, dz)
+	if inv := metaScale(rows); inv > 0 {
+		t.updateRows(slots[n:], g, inv, 0)
+	}
+}
+
+// updateRows applies AdaGrad to rows that all received the gradient
+// g*scale (bias gradient dz). Since the rows share it, row-wise AdaGrad
+// computes its squared norm once; L2 is decoupled weight decay (w *= 1 -
+// lr*l2 on every update of the row), which the accumulators do not see.
+func (t *Trainer) updateRows(slots []int32, g []float32, scale, dz float32) {
 	s := &t.scratch
 	d := t.cfg.Dim
-	inv := float32(1 / math.Sqrt(float64(n)))
 	grad := s.grad[:d]
 	for i := range grad {
-		grad[i] = g[i] * inv
+		grad[i] = g[i] * scale
 	}
 	meanSq := dot(grad, grad) / float32(d)
 	l2, lr := float32(t.cfg.L2), float32(t.cfg.LearningRate)
 	coord := t.cfg.Optimizer == OptimizerCoordinate
+	forget := float32(t.cfg.Forget)
+	if forget == 0 {
+		forget = 1
+	}
 	for _, sl := range slots {
 		if sl < 0 {
 			continue
 		}
 		w, acc := t.tab.w(sl), t.tab.acc(sl)
+		if forget != 1 {
+			for i := range acc {
+				acc[i] *= forget
+			}
+		}
 		if coord {
 			coordinateStep(w[:d], acc[:d], grad, l2, lr)
 			adagrad(&w[d], &acc[d], dz, lr)

@@ -103,9 +103,9 @@ func (f Featurizer) queryTokens(dst []uint64, task, q string) []uint64 {
 	return dst
 }
 
-// Item appends the feature ids of an item: its id and its metadata (type,
-// categories, title tokens), so an item with metadata but no history still
-// gets a vector.
+// Item appends the feature ids of an item: its id, then its metadata
+// (type, categories, title tokens), so an item with metadata but no history
+// still gets a vector. The first ItemIDRows ids are the identity rows.
 func (f Featurizer) Item(dst []uint64, task, id string, meta stream.ItemMeta) []uint64 {
 	dst = append(dst, f.FeatureID(task, nsItem, id))
 	if meta.Type != "" {
