@@ -36,7 +36,7 @@ type Options struct {
 	// engagements; the rest are uniform over the catalog.
 	Unigram float64
 	Seed    uint64
-	Methods   []Method
+	Methods []Method
 }
 
 // DefaultMethods are the unified model, the per-task models and
