@@ -121,3 +121,11 @@ func (t *Trainer) captureRows(c *Capture) error {
 	}
 	return t.commitLocked()
 }
+
+// RaiseVersion makes the next snapshot version greater than v: a trainer
+// taking over publication continues above every version published before.
+func (t *Trainer) RaiseVersion(v int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.version = max(t.version, v)
+}

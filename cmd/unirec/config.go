@@ -55,7 +55,13 @@ type TrainerConfig struct {
 	MaxRows        int           `yaml:"max_rows"`
 	MinCount       int           `yaml:"min_count"`
 	TTL            time.Duration `yaml:"ttl"`
-	Listen         string        `yaml:"listen"`
+	// LeaseGroup and LeaseTopic: trainers of one model join this consumer
+	// group on this one-partition topic; the member holding partition 0
+	// publishes snapshots, the others train as hot standbys.
+	LeaseGroup          string        `yaml:"lease_group"`
+	LeaseTopic          string        `yaml:"lease_topic"`
+	LeaseSessionTimeout time.Duration `yaml:"lease_session_timeout"`
+	Listen              string        `yaml:"listen"`
 }
 
 // SnapshotConfig configures snapshot publication.
@@ -88,8 +94,9 @@ func DefaultConfig() Config {
 		Broker:  BrokerConfig{Port: 9092, EventPartitions: 4},
 		Ingest: IngestConfig{Group: "unirec-ingest", TransactionalID: "unirec-ingest-" + host + "-" + fmt.Sprint(os.Getpid()),
 			Changelog: "unirec.ingest.changelog", AllowedLateness: 5 * time.Second, MaxEventBytes: 64 << 10, Listen: "localhost:8081"},
-		Model:    online.DefaultModelConfig(),
-		Trainer:  TrainerConfig{CommitInterval: time.Second, MinCount: 1, Listen: "localhost:8082"},
+		Model: online.DefaultModelConfig(),
+		Trainer: TrainerConfig{CommitInterval: time.Second, MinCount: 1, LeaseGroup: "unirec-trainer", LeaseTopic: "unirec.trainer.lease",
+			LeaseSessionTimeout: 10 * time.Second, Listen: "localhost:8082"},
 		Snapshot: SnapshotConfig{Interval: time.Second, TransactionalID: "unirec-snapshot-publisher", ModelID: "unirec"},
 		Serve:    ServeConfig{Listen: "localhost:8080"},
 		Demo:     DemoConfig{Enabled: true, Rate: 50, Seed: 1},
@@ -144,6 +151,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.TrainerOptions().Validate(); err != nil {
 		return err
+	}
+	if c.Trainer.LeaseGroup == "" || c.Trainer.LeaseTopic == "" || c.Trainer.LeaseSessionTimeout <= 0 {
+		return errors.New("trainer.lease_group, trainer.lease_topic and a positive trainer.lease_session_timeout are required")
 	}
 	if c.Snapshot.Interval <= 0 {
 		return errors.New("snapshot.interval must be positive")
