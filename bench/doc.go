@@ -1,6 +1,9 @@
-// Package bench holds the end-to-end benchmarks of unirec and, in its
-// subpackages, their inputs: a synthetic world with a planted truth
-// (bench/synth) and real logs replayed as events (bench/datasets). Its
-// benchmarks report ratios against baselines measured in the same run and
-// never gate a test on wall-clock time.
+// Package bench is unirec's harness to size, tune and prove the system: it
+// produces synthetic events and replays real logs into the events topic at
+// a fixed rate or as fast as possible, evaluates ranking quality on the
+// future of a global timeline, and writes every run's figures as a report
+// directory (report.md, report.json, SVG plots).
+//
+// It drives the system only through its public surfaces (Kafka topics and
+// the HTTP API); it never reaches into a stage's internals.
 package bench
