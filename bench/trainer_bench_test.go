@@ -33,7 +33,9 @@ func benchExamples(b *testing.B) int {
 // BenchmarkTrainerThroughput measures the end-to-end trainer (decode,
 // featurize, score, update, Pebble commit) from a one-partition examples
 // topic on the embedded broker, against the raw franz-go consume rate of the
-// same topic measured in the same run. Run it with -benchtime 1x.
+// same topic measured in the same run, then the same with per-coordinate
+// AdaGrad and with a memory bound of 1000 rows (the model has about 1,700).
+// Run it with -benchtime 1x.
 func BenchmarkTrainerThroughput(b *testing.B) {
 	n := benchExamples(b)
 	br, err := stream.StartBroker(stream.BrokerOptions{})
@@ -43,12 +45,17 @@ func BenchmarkTrainerThroughput(b *testing.B) {
 	defer br.Close()
 	copts := stream.ClientOptions{Brokers: []string{br.Addr()}}
 	produceSynthExamples(b, copts, "examples", n)
+	coord := online.DefaultModelConfig()
+	coord.Optimizer = online.OptimizerCoordinate
 	for b.Loop() {
 		raw := rawConsume(b, copts, "examples", n)
-		train := trainAll(b, copts, "examples", n, online.DefaultModelConfig())
+		train := trainAll(b, copts, "examples", n, online.TrainerOptions{Model: online.DefaultModelConfig()})
 		b.ReportMetric(float64(n)/raw.Seconds(), "raw_consume_ex/s")
 		b.ReportMetric(float64(n)/train.Seconds(), "train_ex/s")
 		b.ReportMetric(raw.Seconds()/train.Seconds(), "train/raw")
+		b.ReportMetric(float64(n)/trainAll(b, copts, "examples", n, online.TrainerOptions{Model: coord}).Seconds(), "coordinate_ex/s")
+		bounded := trainAll(b, copts, "examples", n, online.TrainerOptions{Model: online.DefaultModelConfig(), MaxRows: 1000})
+		b.ReportMetric(float64(n)/bounded.Seconds(), "max_rows_1000_ex/s")
 	}
 	b.ReportMetric(peakRSSMiB(b), "peak_rss_MiB")
 }
@@ -118,10 +125,11 @@ func rawConsume(b *testing.B, copts stream.ClientOptions, topic string, n int) t
 
 // trainAll times a fresh Trainer.Run from the start of topic until all n
 // examples are applied and committed to Pebble.
-func trainAll(b *testing.B, copts stream.ClientOptions, topic string, n int, cfg online.ModelConfig) time.Duration {
+func trainAll(b *testing.B, copts stream.ClientOptions, topic string, n int, opts online.TrainerOptions) time.Duration {
 	b.Helper()
 	start := time.Now()
-	tr, err := online.OpenTrainer(online.TrainerOptions{Model: cfg, Dir: b.TempDir(), Client: copts, Topic: topic})
+	opts.Dir, opts.Client, opts.Topic = b.TempDir(), copts, topic
+	tr, err := online.OpenTrainer(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
