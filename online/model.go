@@ -35,8 +35,8 @@ type ModelConfig struct {
 
 // DefaultModelConfig returns the defaults documented in the README.
 func DefaultModelConfig() ModelConfig {
-	return ModelConfig{Dim: 32, LearningRate: 0.05, DenseLearningRate: 0.01, L2: 1e-6, GradientClip: 10, InitScale: 0.01,
-		Optimizer: OptimizerRowwise, LogQCorrection: true, Forget: 0.999}
+	return ModelConfig{Dim: 32, LearningRate: 0.05, DenseLearningRate: 0.01, L2: 1e-6, GradientClip: 10, InitScale: 0.1,
+		Optimizer: OptimizerRowwise, LogQCorrection: true, Forget: 1}
 }
 
 // Validate checks the configuration; errors name the field.

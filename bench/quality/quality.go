@@ -39,16 +39,28 @@ type Options struct {
 	Methods []Method
 }
 
+// MovieLensModel is the model configuration of the MovieLens table: the
+// defaults with accumulator forgetting (model.forget 0.999: a catalog
+// whose popularity drifts over 22 years), a small init (0.01), and no log-Q
+// correction: with uniform negatives q = 1/N is a constant, so the
+// correction only shifts the training logit by ln N and slows AdaGrad.
+func MovieLensModel() online.ModelConfig {
+	c := online.DefaultModelConfig()
+	c.Forget, c.InitScale, c.LogQCorrection = 0.999, 0.01, false
+	return c
+}
+
 // DefaultMethods are the unified model, the per-task models and
-// popularity, and the unified model with log-Q correction on. With uniform
-// negatives q = 1/N is a constant, so the correction only shifts the
-// training logit by ln N; the first three train without it.
+// popularity, then variants of the unified model: plain AdaGrad (the
+// defaults' forget 1), per-coordinate AdaGrad, log-Q correction on.
 func DefaultMethods() []Method {
-	unified, isolated, logQ := online.DefaultModelConfig(), online.DefaultModelConfig(), online.DefaultModelConfig()
-	unified.LogQCorrection, isolated.LogQCorrection = false, false
+	unified, isolated, plain, coord, logQ := MovieLensModel(), MovieLensModel(), MovieLensModel(), MovieLensModel(), MovieLensModel()
 	isolated.Isolated = true
+	plain.Forget = 1
+	coord.Optimizer = online.OptimizerCoordinate
+	logQ.LogQCorrection = true
 	return []Method{{Name: "unified", Model: &unified}, {Name: "per-task", Model: &isolated}, {Name: "popularity"},
-		{Name: "unified, log-Q", Model: &logQ}}
+		{Name: "unified, forget 1", Model: &plain}, {Name: "unified, coordinate", Model: &coord}, {Name: "unified, log-Q", Model: &logQ}}
 }
 
 // Result is the quality of one method on one task's future.
