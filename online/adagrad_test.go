@@ -121,6 +121,7 @@ func TestLogQCorrectionOfSampledNegatives(t *testing.T) {
 // Per-coordinate AdaGrad keeps one accumulator per weight and learns the
 // planted structure too.
 func TestCoordinateAdaGrad(t *testing.T) {
+	skipUnderRace(t)
 	cfg := DefaultModelConfig()
 	cfg.Optimizer = OptimizerCoordinate
 	tr := openTest(t, TrainerOptions{Model: cfg})

@@ -11,6 +11,7 @@ import (
 // TestLearnsPlantedStructure: the shared model must reach a high
 // progressive AUC on every task of a world with a planted truth.
 func TestLearnsPlantedStructure(t *testing.T) {
+	skipUnderRace(t)
 	tr, err := OpenTrainer(TrainerOptions{Model: DefaultModelConfig(), Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -36,6 +37,7 @@ func TestLearnsPlantedStructure(t *testing.T) {
 // baseline), each task still learns, and learning one task leaves the
 // others' scores untouched; in the shared mode tasks share rows.
 func TestIsolatedModeSharesNothing(t *testing.T) {
+	skipUnderRace(t)
 	rowsOf := func(isolated bool, task string) map[uint64]bool {
 		cfg := DefaultModelConfig()
 		cfg.Isolated = isolated

@@ -80,6 +80,7 @@ func sameModel(t *testing.T, a, b *Capture) {
 // A memory bound smaller than the model evicts rows to Pebble and pages
 // them back on use: the model learned is bit-identical to an unbounded run.
 func TestBoundedMemoryLearnsTheSameModel(t *testing.T) {
+	skipUnderRace(t)
 	exs := synthExamples(t, 6000)
 	free := openTest(t, TrainerOptions{})
 	defer free.Close()
@@ -213,5 +214,15 @@ func TestExpiryAfterTTLOfEventTime(t *testing.T) {
 			t.Fatalf("bound %d: expired row still in Pebble after a restart", bound)
 		}
 		tr.Close()
+	}
+}
+
+// skipUnderRace skips a single-goroutine learning test in the race pass of
+// `make test`: it has no concurrency to check and already ran without the
+// race detector, at a tenth of the cost.
+func skipUnderRace(t *testing.T) {
+	t.Helper()
+	if raceEnabled {
+		t.Skip("single-goroutine learning test: run without -race")
 	}
 }
