@@ -4,7 +4,7 @@ BIN := bin/unirec
 # Packages with goroutines shared between components run under the race detector.
 RACE_PKGS := ./stream/... ./ingest/... ./online/... ./snapshot/... ./serve/...
 
-.PHONY: help build run test test-race vet fuzz bench clean
+.PHONY: help build run test test-race vet fuzz bench bench-trainer bench-quality clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,12 @@ fuzz: ## run every fuzz target for 20s each
 
 bench: ## micro-benchmarks (go test -bench)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+bench-trainer: ## end-to-end trainer throughput vs raw consume rate (UNIREC_BENCH_EXAMPLES, default 300000)
+	$(GO) test -run '^$$' -bench TrainerThroughput -benchtime 1x ./bench
+
+bench-quality: ## MovieLens quality table: unified vs per-task vs popularity (needs ../shared/data)
+	$(GO) test -run '^$$' -bench MovieLensQuality -benchtime 1x -v ./bench/quality
 
 clean: ## remove the binary and the local data dir
 	rm -rf bin data

@@ -42,12 +42,14 @@ type Popular struct {
 // PopularTopN is how many items per task a capture's popularity list holds.
 const PopularTopN = 1000
 
-// Capture commits the store, assigns the next snapshot version, and returns
-// a copy of the committed model, so a snapshot never includes anything a
-// restarted trainer could lose.
+// Capture expires stale rows, commits the store, assigns the next snapshot
+// version, and returns a copy of the committed model, so a snapshot never
+// includes anything a restarted trainer could lose. With a memory bound the
+// rows are read from Pebble, which holds all of them after the commit.
 func (t *Trainer) Capture() (*Capture, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.sweepExpired()
 	t.version++
 	if err := t.commitLocked(); err != nil {
 		t.version--
@@ -57,13 +59,11 @@ func (t *Trainer) Capture() (*Capture, error) {
 	c := &Capture{
 		Config: t.cfg, Version: t.version, Offsets: maps.Clone(t.offsets),
 		Watermark: t.watermark, Applied: t.applied,
-		IDs: make([]uint64, 0, len(t.rows)), Weights: make([]float32, 0, len(t.rows)*d),
+		IDs: make([]uint64, 0, t.tab.len()), Weights: make([]float32, 0, t.tab.len()*d),
 		Tasks: map[string]TaskParams{}, Popular: map[string][]Popular{}, Progress: t.progress.All(),
 	}
-	ids := slices.Sorted(maps.Keys(t.rows))
-	for _, id := range ids {
-		c.IDs = append(c.IDs, id)
-		c.Weights = append(c.Weights, t.rows[id].w...)
+	if err := t.captureRows(c); err != nil {
+		return nil, err
 	}
 	for name, ts := range t.tasks {
 		c.Tasks[name] = TaskParams{Scale: slices.Clone(ts.p.Scale), Shift: slices.Clone(ts.p.Shift), Bias: ts.p.Bias}
@@ -92,4 +92,40 @@ func topPopular(m map[string]float64, n int) []Popular {
 		out = out[:n]
 	}
 	return out
+}
+
+// captureRows copies the weights of every live row into c, in id order.
+func (t *Trainer) captureRows(c *Capture) error {
+	d := t.cfg.Dim + 1
+	if !t.paging {
+		for _, id := range slices.Sorted(maps.Keys(t.tab.index)) {
+			c.IDs = append(c.IDs, id)
+			c.Weights = append(c.Weights, t.tab.w(t.tab.index[id])...)
+		}
+		return nil
+	}
+	var stale []uint64
+	err := t.store.scanRows(t.tab.stride, func(id uint64, last int64, vals []float32) {
+		if expired(t.adm.ttl, last, t.watermark) {
+			stale = append(stale, id)
+			return
+		}
+		c.IDs = append(c.IDs, id)
+		c.Weights = append(c.Weights, vals[:d]...)
+	})
+	if err != nil || len(stale) == 0 {
+		return err
+	}
+	for _, id := range stale {
+		t.expire(id)
+	}
+	return t.commitLocked()
+}
+
+// RaiseVersion makes the next snapshot version greater than v: a trainer
+// taking over publication continues above every version published before.
+func (t *Trainer) RaiseVersion(v int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.version = max(t.version, v)
 }

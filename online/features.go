@@ -1,9 +1,9 @@
 package online
 
 import (
-	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -19,6 +19,7 @@ const (
 	nsQueryPair = "q2"
 	nsHour      = "hour"
 	nsWeekday   = "dow"
+	nsContext   = "c:" // + field name
 	nsItem      = "item"
 	nsItemType  = "itype"
 	nsItemCat   = "icat"
@@ -26,7 +27,9 @@ const (
 	fieldQuery  = "query"
 )
 
-// Featurizer maps contexts and items to hashed feature ids.
+// Featurizer maps contexts and items to hashed feature ids. It allocates
+// nothing: ids are a namespace seed mixed with a hash of the value, and
+// tokens are hashed as they are scanned.
 type Featurizer struct {
 	// Isolated gives every task its own feature space: no parameter is
 	// shared between tasks (the per-task baseline).
@@ -35,15 +38,34 @@ type Featurizer struct {
 
 // FeatureID is the hashed id of (namespace, value) for a task.
 func (f Featurizer) FeatureID(task, ns, value string) uint64 {
-	h := xxhash.New()
+	return mix64(f.seed(task, ns) ^ xxhash.Sum64String(value))
+}
+
+// seed is the hash of a namespace, and of the task in isolated mode.
+func (f Featurizer) seed(task, ns string) uint64 {
+	h := xxhash.Sum64String(ns)
 	if f.Isolated {
-		h.WriteString(task)
-		h.WriteString("\x01")
+		h = mix64(h ^ xxhash.Sum64String(task)*0x9e3779b97f4a7c15)
 	}
-	h.WriteString(ns)
-	h.WriteString("\x00")
-	h.WriteString(value)
-	return h.Sum64()
+	return h
+}
+
+// contextSeed is the seed of a context field's namespace ("c:" + name)
+// without building the string.
+func (f Featurizer) contextSeed(task, name string) uint64 {
+	h := mix64(xxhash.Sum64String(nsContext) ^ xxhash.Sum64String(name))
+	if f.Isolated {
+		h = mix64(h ^ xxhash.Sum64String(task)*0x9e3779b97f4a7c15)
+	}
+	return h
+}
+
+// mix64 is the splitmix64 finalizer: a bijection that spreads every input
+// bit over the output.
+func mix64(z uint64) uint64 {
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
 }
 
 // Context appends the feature ids of a request context: the task type, every
@@ -53,52 +75,134 @@ func (f Featurizer) Context(dst []uint64, task string, ctx []stream.Field, t tim
 	dst = append(dst, f.FeatureID(task, nsTask, task))
 	for _, fl := range ctx {
 		if fl.Name == fieldQuery && fl.Value != "" {
-			toks := Tokens(fl.Value)
-			for i, tok := range toks {
-				dst = append(dst, f.FeatureID(task, nsQuery, tok))
-				if i > 0 {
-					dst = append(dst, f.FeatureID(task, nsQueryPair, toks[i-1]+" "+tok))
-				}
-			}
-			if len(toks) > 0 {
+			n := len(dst)
+			dst = f.queryTokens(dst, task, fl.Value)
+			if len(dst) > n {
 				continue
 			}
 		}
-		dst = append(dst, f.FeatureID(task, "c:"+fl.Name, fl.Value))
+		dst = append(dst, mix64(f.contextSeed(task, fl.Name)^xxhash.Sum64String(fl.Value)))
 	}
 	t = t.UTC()
-	dst = append(dst, f.FeatureID(task, nsHour, itoa(t.Hour())))
-	dst = append(dst, f.FeatureID(task, nsWeekday, itoa(int(t.Weekday()))))
+	dst = append(dst, mix64(f.seed(task, nsHour)^uint64(t.Hour())))
+	return append(dst, mix64(f.seed(task, nsWeekday)^uint64(t.Weekday())))
+}
+
+// queryTokens appends the ids of the tokens of q and of its bigrams.
+func (f Featurizer) queryTokens(dst []uint64, task, q string) []uint64 {
+	tok, pair := f.seed(task, nsQuery), f.seed(task, nsQueryPair)
+	var prev uint64
+	first := true
+	forEachToken(q, func(h uint64) {
+		dst = append(dst, mix64(tok^h))
+		if !first {
+			dst = append(dst, mix64(pair^(prev*0x9e3779b97f4a7c15+h)))
+		}
+		prev, first = h, false
+	})
 	return dst
 }
 
-// Item appends the feature ids of an item: its id and its metadata (type,
-// categories, title tokens), so an item with metadata but no history still
-// gets a vector.
+// Item appends the feature ids of an item: its id, then its metadata
+// (type, categories, title tokens), so an item with metadata but no history
+// still gets a vector. The first ItemIDRows ids are the identity rows.
 func (f Featurizer) Item(dst []uint64, task, id string, meta stream.ItemMeta) []uint64 {
 	dst = append(dst, f.FeatureID(task, nsItem, id))
 	if meta.Type != "" {
 		dst = append(dst, f.FeatureID(task, nsItemType, meta.Type))
 	}
-	for _, c := range meta.Categories {
-		dst = append(dst, f.FeatureID(task, nsItemCat, strings.ToLower(c)))
+	if len(meta.Categories) > 0 {
+		cat := f.seed(task, nsItemCat)
+		for _, c := range meta.Categories {
+			dst = append(dst, mix64(cat^foldHash(c)))
+		}
 	}
-	for _, tok := range Tokens(meta.Title) {
-		dst = append(dst, f.FeatureID(task, nsItemTitle, tok))
+	if meta.Title != "" {
+		title := f.seed(task, nsItemTitle)
+		forEachToken(meta.Title, func(h uint64) { dst = append(dst, mix64(title^h)) })
 	}
 	return dst
 }
 
-// Tokens lower-cases s and splits it into letter/digit runs.
-func Tokens(s string) []string {
-	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool {
-		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
-	})
+// forEachToken calls fn with the hash of every lower-cased letter/digit
+// run of s, in order, without allocating.
+func forEachToken(s string, fn func(h uint64)) {
+	const offset, prime = 14695981039346656037, 1099511628211
+	h, in := uint64(offset), false
+	for i := 0; i < len(s); {
+		r, size := rune(s[i]), 1
+		if r >= utf8.RuneSelf {
+			r, size = utf8.DecodeRuneInString(s[i:])
+		}
+		i += size
+		if !isTokenRune(r) {
+			if in {
+				fn(h)
+			}
+			h, in = offset, false
+			continue
+		}
+		h, in = hashRune(h, unicode.ToLower(r), prime), true
+	}
+	if in {
+		fn(h)
+	}
 }
 
-func itoa(i int) string {
-	if i < 10 {
-		return string(rune('0' + i))
+// foldHash is the FNV-1a hash of the lower-cased s.
+func foldHash(s string) uint64 {
+	const offset, prime = 14695981039346656037, 1099511628211
+	h := uint64(offset)
+	for _, r := range s {
+		h = hashRune(h, unicode.ToLower(r), prime)
 	}
-	return string(rune('0'+i/10)) + string(rune('0'+i%10))
+	return h
+}
+
+func isTokenRune(r rune) bool {
+	if r < utf8.RuneSelf {
+		return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9'
+	}
+	return unicode.IsLetter(r) || unicode.IsDigit(r)
+}
+
+// hashRune feeds the UTF-8 bytes of r into an FNV-1a hash.
+func hashRune(h uint64, r rune, prime uint64) uint64 {
+	if r < utf8.RuneSelf {
+		return (h ^ uint64(r)) * prime
+	}
+	var b [utf8.UTFMax]byte
+	n := utf8.EncodeRune(b[:], r)
+	for _, c := range b[:n] {
+		h = (h ^ uint64(c)) * prime
+	}
+	return h
+}
+
+// Tokens lower-cases s and splits it into letter/digit runs, as the
+// featurizer does.
+func Tokens(s string) []string {
+	var out []string
+	start := -1
+	for i, r := range s {
+		switch {
+		case isTokenRune(r) && start < 0:
+			start = i
+		case !isTokenRune(r) && start >= 0:
+			out = append(out, lower(s[start:i]))
+			start = -1
+		}
+	}
+	if start >= 0 {
+		out = append(out, lower(s[start:]))
+	}
+	return out
+}
+
+func lower(s string) string {
+	b := make([]rune, 0, len(s))
+	for _, r := range s {
+		b = append(b, unicode.ToLower(r))
+	}
+	return string(b)
 }

@@ -21,11 +21,22 @@ type ModelConfig struct {
 	// Isolated trains one independent model per task (the baseline that
 	// consolidation is measured against): no parameter is shared.
 	Isolated bool `yaml:"isolated" json:"isolated"`
+	// Optimizer of the embedding rows: "rowwise" AdaGrad (one accumulator
+	// per row, the default) or "coordinate" (one per weight).
+	Optimizer string `yaml:"optimizer" json:"optimizer"`
+	// LogQCorrection trains on z - ln(SampleProb) for examples drawn with
+	// probability SampleProb > 0 (sampled negatives); see DESIGN.md.
+	LogQCorrection bool `yaml:"log_q_correction" json:"log_q_correction"`
+	// Forget multiplies a row's AdaGrad accumulators before each update;
+	// below 1 its steps stop shrinking (an RMSProp-like recency), 1 is
+	// plain AdaGrad.
+	Forget float64 `yaml:"forget" json:"forget"`
 }
 
 // DefaultModelConfig returns the defaults documented in the README.
 func DefaultModelConfig() ModelConfig {
-	return ModelConfig{Dim: 32, LearningRate: 0.05, DenseLearningRate: 0.01, L2: 1e-6, GradientClip: 10, InitScale: 0.1}
+	return ModelConfig{Dim: 32, LearningRate: 0.05, DenseLearningRate: 0.01, L2: 1e-6, GradientClip: 10, InitScale: 0.1,
+		Optimizer: OptimizerRowwise, LogQCorrection: true, Forget: 1}
 }
 
 // Validate checks the configuration; errors name the field.
@@ -43,6 +54,10 @@ func (c ModelConfig) Validate() error {
 		return fmt.Errorf("model.gradient_clip must be positive")
 	case c.InitScale <= 0:
 		return fmt.Errorf("model.init_scale must be positive")
+	case c.Forget < 0 || c.Forget > 1:
+		return fmt.Errorf("model.forget must be in [0, 1], got %g", c.Forget)
+	case c.Optimizer != "" && c.Optimizer != OptimizerRowwise && c.Optimizer != OptimizerCoordinate:
+		return fmt.Errorf("model.optimizer must be %q or %q, got %q", OptimizerRowwise, OptimizerCoordinate, c.Optimizer)
 	}
 	return nil
 }
@@ -82,7 +97,7 @@ func ContextVector(dst, c []float32, tp *TaskParams, rows [][]float32) float32 {
 		if r == nil {
 			continue
 		}
-		axpy(1, r[:dim], c)
+		add(r[:dim], c)
 		bias += r[dim]
 		n++
 	}
@@ -99,25 +114,56 @@ func ContextVector(dst, c []float32, tp *TaskParams, rows [][]float32) float32 {
 }
 
 // ItemVector computes an item's vector into dst (len dim+1, the last
-// coordinate its bias) from the rows of its features.
+// coordinate its bias) from the rows of its features, in Featurizer.Item
+// order: the item id's row counts fully, the metadata rows (type,
+// categories, title tokens) are summed and scaled by 1/sqrt(m) on top of
+// it, so an item with history is dominated by its own row and one with
+// metadata only still gets a vector (cold start). The bias (the item's
+// prior) is the id row's alone: metadata biases would lend every rare item
+// the popularity of its genre and title words.
 func ItemVector(dst []float32, rows [][]float32) {
 	dim := len(dst) - 1
 	clear(dst)
-	n := 0
-	for _, r := range rows {
-		if r == nil {
-			continue
-		}
-		axpy(1, r[:dim], dst[:dim])
-		dst[dim] += r[dim]
-		n++
+	if len(rows) == 0 {
+		return
 	}
-	if n > 0 {
-		inv := float32(1 / math.Sqrt(float64(n)))
-		for i := 0; i < dim; i++ {
+	if inv := metaScale(rows); inv > 0 {
+		for _, r := range rows[ItemIDRows:] {
+			if r != nil {
+				add(r[:dim], dst[:dim])
+			}
+		}
+		for i := range dst[:dim] {
 			dst[i] *= inv
 		}
 	}
+	for _, r := range rows[:min(ItemIDRows, len(rows))] {
+		if r != nil {
+			add(r[:dim+1], dst)
+		}
+	}
+}
+
+// ItemIDRows is how many leading rows of an item are its identity (the
+// item id) rather than metadata.
+const ItemIDRows = 1
+
+// metaScale is 1/sqrt(m) for the m metadata rows present (rows[1:]), 0
+// when there are none.
+func metaScale(rows [][]float32) float32 {
+	if len(rows) <= ItemIDRows {
+		return 0
+	}
+	m := 0
+	for _, r := range rows[ItemIDRows:] {
+		if r != nil {
+			m++
+		}
+	}
+	if m == 0 {
+		return 0
+	}
+	return float32(1 / math.Sqrt(float64(m)))
 }
 
 // Logit scores a context vector (with its bias) against an item vector.

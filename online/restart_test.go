@@ -84,3 +84,56 @@ func TestRestartResumesExactly(t *testing.T) {
 		t.Fatalf("examples applied %d, produced %d", got, n)
 	}
 }
+
+// An undecodable record is skipped and its offset still advances: the
+// trainer neither stalls on it nor reads it again after a restart.
+func TestUndecodableExampleIsSkipped(t *testing.T) {
+	b, err := stream.StartBroker(stream.BrokerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	copts := stream.ClientOptions{Brokers: []string{b.Addr()}}
+	cl, err := kgo.NewClient(append(copts.Opts(), kgo.DefaultProduceTopic("examples"))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	if err := stream.EnsureTopics(ctx, cl, []stream.TopicSpec{{Name: "examples", Partitions: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	good := stream.Example{Task: "search", ItemID: "m-1", Label: 1, Weight: 1, EventTime: 1,
+		Context: []stream.Field{{Name: "user_id", Value: "u-1"}}}
+	recs := []*kgo.Record{{Value: stream.AppendExample(nil, &good)}, {Value: []byte("not an example")}, {Value: stream.AppendExample(nil, &good)}}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := online.OpenTrainer(online.TrainerOptions{Model: online.DefaultModelConfig(), Dir: t.TempDir(), Client: copts,
+		Topic: "examples", CommitInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(rctx) }()
+	var c *online.Capture
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err = tr.Capture(); err != nil {
+			t.Fatal(err)
+		}
+		if c.Offsets[0] == 3 {
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if c.Offsets[0] != 3 || c.Applied != 2 {
+		t.Fatalf("offset %d, applied %d: want 3 and 2 (the bad record skipped)", c.Offsets[0], c.Applied)
+	}
+}

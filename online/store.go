@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log"
 	"math"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -15,7 +16,8 @@ import (
 // resume lives here, and one Pebble batch carries both the parameters a
 // range of examples produced and the offset after that range.
 const (
-	prefixRow   = 'r' // r + id(8, big endian) -> row
+	prefixRow   = 'r' // r + id(8, big endian) -> last use(8) + weights, bias, accumulators
+	prefixCount = 'a' // a + id(8, big endian) -> sightings(4) + last(8) of a feature not yet admitted
 	prefixTask  = 't' // t + task -> task params
 	prefixItem  = 'i' // i + item id -> item metadata
 	prefixPop   = 'p' // p + task + 0 + item -> popularity
@@ -32,11 +34,23 @@ type Store struct {
 
 // OpenStore opens (or creates) the store in dir.
 func OpenStore(dir string, dim int) (*Store, error) {
-	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest})
+	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: pebbleLogger{}})
 	if err != nil {
 		return nil, fmt.Errorf("cannot open parameter store at %q: %w", dir, err)
 	}
 	return &Store{db: db, dim: dim}, nil
+}
+
+// pebbleLogger drops Pebble's informational messages (WAL replay on every
+// open) and keeps its errors.
+type pebbleLogger struct{}
+
+func (pebbleLogger) Infof(string, ...any) {}
+func (pebbleLogger) Errorf(format string, args ...any) {
+	log.Printf("pebble: "+format, args...)
+}
+func (pebbleLogger) Fatalf(format string, args ...any) {
+	log.Fatalf("pebble: "+format, args...)
 }
 
 // Close closes the store.
@@ -71,20 +85,53 @@ func decodeFloats(dst []float32, b []byte) []float32 {
 	return dst
 }
 
-func encodeRow(r *row) []byte {
-	b := make([]byte, 0, 4*len(r.w)+4*len(r.acc)+8)
-	b = binary.LittleEndian.AppendUint64(b, uint64(r.last))
-	b = encodeFloats(b, r.w)
-	return encodeFloats(b, r.acc)
+func encodeRow(dst []byte, last int64, vals []float32) []byte {
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(last))
+	return encodeFloats(dst, vals)
 }
 
-func (s *Store) decodeRow(b []byte) (*row, error) {
-	n := s.dim + 1
-	if len(b) < 8+4*n || (len(b)-8)%4 != 0 {
-		return nil, fmt.Errorf("cannot decode row: %d bytes for dim %d", len(b), s.dim)
+// decodeRow decodes a row's last use and its values (weights, bias and
+// optimizer accumulators) into dst (len stride).
+func decodeRow(b []byte, dst []float32) (int64, error) {
+	if len(b) != 8+4*len(dst) {
+		return 0, fmt.Errorf("cannot decode row: %d bytes, want %d (model.dim or model.optimizer changed? use a new data dir)", len(b), 8+4*len(dst))
 	}
-	fs := decodeFloats(make([]float32, 0, (len(b)-8)/4), b[8:])
-	return &row{last: int64(binary.LittleEndian.Uint64(b)), w: fs[:n:n], acc: fs[n:]}, nil
+	for i := range dst {
+		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[8+4*i:]))
+	}
+	return int64(binary.LittleEndian.Uint64(b)), nil
+}
+
+// getRow reads the row of id into dst; found is false when it has none.
+func (s *Store) getRow(id uint64, dst []float32) (last int64, found bool, err error) {
+	v, closer, err := s.db.Get(rowKey(id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("cannot read row %x: %w", id, err)
+	}
+	defer closer.Close()
+	last, err = decodeRow(v, dst)
+	return last, err == nil, err
+}
+
+// scanRows calls fn with every stored row, in id order.
+func (s *Store) scanRows(stride int, fn func(id uint64, last int64, vals []float32)) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixRow}, UpperBound: []byte{prefixRow + 1}})
+	if err != nil {
+		return fmt.Errorf("cannot iterate rows: %w", err)
+	}
+	defer it.Close()
+	vals := make([]float32, stride)
+	for it.First(); it.Valid(); it.Next() {
+		last, err := decodeRow(it.Value(), vals)
+		if err != nil {
+			return err
+		}
+		fn(binary.BigEndian.Uint64(it.Key()[1:]), last, vals)
+	}
+	return it.Error()
 }
 
 func encodeTask(tp *taskState) []byte {
@@ -125,11 +172,20 @@ func (s *Store) load(t *Trainer) error {
 func (s *Store) loadEntry(t *Trainer, k, v []byte) error {
 	switch {
 	case k[0] == prefixRow && len(k) == 9:
-		r, err := s.decodeRow(v)
+		if t.opts.MaxRows > 0 && t.tab.len() >= t.opts.MaxRows {
+			return nil // paged in on use
+		}
+		slot := t.tab.insert(binary.BigEndian.Uint64(k[1:]), nil, 0)
+		last, err := decodeRow(v, t.tab.values(slot))
 		if err != nil {
 			return err
 		}
-		t.rows[binary.BigEndian.Uint64(k[1:])] = r
+		t.tab.last[slot] = last
+	case k[0] == prefixCount && len(k) == 9:
+		if len(v) != 12 {
+			return fmt.Errorf("cannot decode admission counter %x", k)
+		}
+		t.adm.counts[binary.BigEndian.Uint64(k[1:])] = &sightings{n: binary.LittleEndian.Uint32(v), last: int64(binary.LittleEndian.Uint64(v[4:]))}
 	case k[0] == prefixTask:
 		tp, err := s.decodeTask(v)
 		if err != nil {
@@ -195,12 +251,8 @@ func decodeItem(b []byte, m *stream.ItemMeta) error {
 func (s *Store) commit(t *Trainer) error {
 	b := s.db.NewBatch()
 	defer b.Close()
-	for id := range t.dirtyRows {
-		if r := t.rows[id]; r != nil {
-			if err := b.Set(rowKey(id), encodeRow(r), nil); err != nil {
-				return err
-			}
-		}
+	if err := s.commitRows(b, t); err != nil {
+		return err
 	}
 	for name := range t.dirtyTasks {
 		if err := b.Set(append([]byte{prefixTask}, name...), encodeTask(t.tasks[name]), nil); err != nil {
@@ -213,9 +265,8 @@ func (s *Store) commit(t *Trainer) error {
 		}
 	}
 	for key := range t.dirtyPop {
-		task, item, _ := cut(key)
-		v := binary.LittleEndian.AppendUint64(nil, math.Float64bits(t.pop[task][item]))
-		if err := b.Set(append([]byte{prefixPop}, key...), v, nil); err != nil {
+		v := binary.LittleEndian.AppendUint64(nil, math.Float64bits(t.pop[key.task][key.item]))
+		if err := b.Set(append(append(append([]byte{prefixPop}, key.task...), 0), key.item...), v, nil); err != nil {
 			return err
 		}
 	}
@@ -236,6 +287,43 @@ func (s *Store) commit(t *Trainer) error {
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("cannot commit parameters: %w", err)
+	}
+	return nil
+}
+
+// commitRows writes deleted rows, dirty rows and admission counters: the
+// deletions first, so a row expired and created again in one interval is
+// stored.
+func (s *Store) commitRows(b *pebble.Batch, t *Trainer) error {
+	for id := range t.deletedRows {
+		if err := b.Delete(rowKey(id), nil); err != nil {
+			return err
+		}
+	}
+	var buf []byte
+	var err error
+	t.tab.eachDirty(func(slot int32) {
+		if err == nil {
+			buf = encodeRow(buf[:0], t.tab.last[slot], t.tab.values(slot))
+			err = b.Set(rowKey(t.tab.ids[slot]), buf, nil)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	for id := range t.adm.dirty {
+		k := rowKey(id)
+		k[0] = prefixCount
+		c := t.adm.counts[id]
+		if c == nil {
+			err = b.Delete(k, nil)
+		} else {
+			v := binary.LittleEndian.AppendUint32(nil, c.n)
+			err = b.Set(k, binary.LittleEndian.AppendUint64(v, uint64(c.last)), nil)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package online
 import (
 	"context"
 	"fmt"
-	"math"
 	"sync"
 	"time"
 
@@ -23,17 +22,18 @@ type TrainerOptions struct {
 	Topic  string // the examples topic
 	// CommitInterval bounds the time between two store commits.
 	CommitInterval time.Duration
-	Metrics        *metrics.Set
-	Logf           func(format string, args ...any)
-}
-
-// row is one embedding row: Dim weights and a bias, with its AdaGrad
-// accumulators (acc[0] row-wise for the weights, acc[1] for the bias) and
-// the event time it was last used.
-type row struct {
-	w    []float32
-	acc  []float32
-	last int64
+	// MaxRows bounds the rows held in memory; 0 holds the whole model.
+	// Above it, clean rows are evicted (they are in Pebble) and paged back
+	// in on use, so learning is the same as with no bound.
+	MaxRows int
+	// MinCount is how many sightings a feature needs before it gets a row
+	// (admission); 0 or 1 admits at once.
+	MinCount int
+	// TTL expires rows and sightings unused for this long in event time;
+	// 0 never expires.
+	TTL     time.Duration
+	Metrics *metrics.Set
+	Logf    func(format string, args ...any)
 }
 
 type taskState struct {
@@ -51,7 +51,9 @@ type Trainer struct {
 
 	mu        sync.Mutex
 	store     *Store
-	rows      map[uint64]*row
+	tab       *table
+	adm       *admission
+	paging    bool // rows may be in Pebble only
 	tasks     map[string]*taskState
 	items     map[string]stream.ItemMeta
 	pop       map[string]map[string]float64
@@ -60,27 +62,37 @@ type Trainer struct {
 	applied   int64           // examples applied, ever
 	version   int64           // last snapshot version taken from this store
 
-	dirtyRows  map[uint64]struct{}
-	dirtyTasks map[string]struct{}
-	dirtyItems map[string]struct{}
-	dirtyPop   map[string]struct{}
-	lastCommit time.Time
+	deletedRows map[uint64]struct{} // expired since the last commit
+	dirtyTasks  map[string]struct{}
+	dirtyItems  map[string]struct{}
+	dirtyPop    map[popKey]struct{}
+	lastCommit  time.Time
 
 	progress *Progress
 	scratch  scratch
+	counters trainerCounters
 }
 
-// scratch holds the per-example buffers of Apply.
+type popKey struct{ task, item string }
+
+// trainerCounters are the parameter-store metrics.
+type trainerCounters struct {
+	evicted, pagedIn, admitted, expired, commits *metrics.Counter
+}
+
+// scratch holds the per-example buffers of apply.
 type scratch struct {
-	ctxIDs, itemIDs   []uint64
-	ctxRows, itemRows [][]float32
-	c, cp, v, gc, gv  []float32
-	grad              []float32
+	ctxIDs, itemIDs     []uint64
+	ctxSlots, itemSlots []int32 // -1: feature without a row (not admitted)
+	ctxRows, itemRows   [][]float32
+	c, cp, v, gc, gv    []float32
+	grad, vals          []float32
 }
 
-// OpenTrainer opens the parameter store and loads the model it holds.
+// OpenTrainer opens the parameter store and loads the model it holds (up
+// to MaxRows rows of it).
 func OpenTrainer(opts TrainerOptions) (*Trainer, error) {
-	if err := opts.Model.Validate(); err != nil {
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	if opts.CommitInterval <= 0 {
@@ -93,13 +105,20 @@ func OpenTrainer(opts TrainerOptions) (*Trainer, error) {
 	if err != nil {
 		return nil, err
 	}
+	set := opts.Metrics
 	t := &Trainer{
 		opts: opts, cfg: opts.Model, feat: Featurizer{Isolated: opts.Model.Isolated}, store: st,
-		rows: map[uint64]*row{}, tasks: map[string]*taskState{}, items: map[string]stream.ItemMeta{},
+		tab: newTable(opts.Model.Dim, opts.Model.accumulators()), adm: newAdmission(opts.MinCount, opts.TTL.Milliseconds()),
+		paging: opts.MaxRows > 0, tasks: map[string]*taskState{}, items: map[string]stream.ItemMeta{},
 		pop: map[string]map[string]float64{}, offsets: map[int32]int64{},
-		dirtyRows: map[uint64]struct{}{}, dirtyTasks: map[string]struct{}{},
-		dirtyItems: map[string]struct{}{}, dirtyPop: map[string]struct{}{},
-		progress: NewProgress(opts.Metrics), lastCommit: time.Now(),
+		deletedRows: map[uint64]struct{}{}, dirtyTasks: map[string]struct{}{},
+		dirtyItems: map[string]struct{}{}, dirtyPop: map[popKey]struct{}{},
+		progress: NewProgress(set), lastCommit: time.Now(),
+		counters: trainerCounters{
+			evicted: set.GetOrCreateCounter("unirec_trainer_rows_evicted_total"), pagedIn: set.GetOrCreateCounter("unirec_trainer_rows_paged_in_total"),
+			admitted: set.GetOrCreateCounter("unirec_trainer_features_admitted_total"), expired: set.GetOrCreateCounter("unirec_trainer_rows_expired_total"),
+			commits: set.GetOrCreateCounter("unirec_trainer_commits_total"),
+		},
 	}
 	if err := st.load(t); err != nil {
 		st.Close()
@@ -107,10 +126,29 @@ func OpenTrainer(opts TrainerOptions) (*Trainer, error) {
 	}
 	d := t.cfg.Dim
 	t.scratch = scratch{c: make([]float32, d), cp: make([]float32, d), v: make([]float32, d+1),
-		gc: make([]float32, d), gv: make([]float32, d), grad: make([]float32, d+1)}
-	opts.Metrics.GetOrCreateGauge("unirec_trainer_examples_applied_total", func() float64 { return float64(t.Applied()) })
-	opts.Metrics.GetOrCreateGauge("unirec_trainer_rows", func() float64 { t.mu.Lock(); defer t.mu.Unlock(); return float64(len(t.rows)) })
+		gc: make([]float32, d), gv: make([]float32, d), grad: make([]float32, d+1), vals: make([]float32, t.tab.stride)}
+	set.GetOrCreateGauge("unirec_trainer_examples_applied_total", func() float64 { return float64(t.Applied()) })
+	set.GetOrCreateGauge("unirec_trainer_rows", func() float64 { t.mu.Lock(); defer t.mu.Unlock(); return float64(t.tab.len()) })
+	set.GetOrCreateGauge("unirec_trainer_features_pending", func() float64 { t.mu.Lock(); defer t.mu.Unlock(); return float64(len(t.adm.counts)) })
 	return t, nil
+}
+
+// Validate checks the options; errors name the config field.
+func (o TrainerOptions) Validate() error {
+	if err := o.Model.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case o.MaxRows < 0:
+		return fmt.Errorf("trainer.max_rows must not be negative, got %d", o.MaxRows)
+	case o.MaxRows > 0 && o.MaxRows < 256:
+		return fmt.Errorf("trainer.max_rows must be 0 (unbounded) or at least 256, got %d", o.MaxRows)
+	case o.MinCount < 0:
+		return fmt.Errorf("trainer.min_count must not be negative, got %d", o.MinCount)
+	case o.TTL < 0:
+		return fmt.Errorf("trainer.ttl must not be negative, got %s", o.TTL)
+	}
+	return nil
 }
 
 // Progress returns the progressive-validation metrics.
@@ -127,8 +165,7 @@ func (t *Trainer) Applied() int64 {
 func (t *Trainer) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	err := t.store.commit(t)
-	t.clearDirty()
+	err := t.commitLocked()
 	if cerr := t.store.Close(); err == nil {
 		err = cerr
 	}
@@ -136,42 +173,57 @@ func (t *Trainer) Close() error {
 }
 
 // Run consumes the examples topic from the stored offsets until ctx ends,
-// committing parameters and offsets together every CommitInterval.
+// committing parameters and offsets together every CommitInterval. Two
+// goroutines form a pipeline: one polls, decodes and featurizes batches of
+// records (pure functions of the bytes), the other learns from them in log
+// order under the trainer's lock.
 func (t *Trainer) Run(ctx context.Context) error {
 	cl, err := t.consumer(ctx)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	var ex stream.Example
-	for ctx.Err() == nil {
-		pollCtx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-		fetches := cl.PollFetches(pollCtx)
-		cancel()
-		if ctx.Err() != nil {
-			break
-		}
-		t.mu.Lock()
-		var derr error
-		fetches.EachRecord(func(r *kgo.Record) {
-			t.offsets[r.Partition] = r.Offset + 1
-			if err := stream.DecodeExample(r.Value, &ex); err != nil {
-				derr = fmt.Errorf("examples %d/%d: %w", r.Partition, r.Offset, err)
-				return
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ready, free := make(chan *batch, batchesInFlight), make(chan *batch, batchesInFlight+1)
+	for range batchesInFlight + 1 {
+		free <- &batch{}
+	}
+	go func() {
+		defer close(ready)
+		t.prepare(ctx, cl, free, ready)
+	}()
+	var aerr error
+	for b := range ready {
+		if aerr == nil && ctx.Err() == nil {
+			if aerr = t.applyBatch(b); aerr != nil {
+				cancel()
 			}
-			t.apply(&ex)
-		})
-		if derr != nil && t.opts.Logf != nil {
-			t.opts.Logf("trainer: skipping undecodable example: %v", derr)
 		}
-		var cerr error
-		if time.Since(t.lastCommit) >= t.opts.CommitInterval {
-			cerr = t.commitLocked()
+		free <- b
+	}
+	return aerr
+}
+
+// applyBatch learns from every prepared record of b and commits when the
+// commit interval has passed. The offset of a record advances only after
+// it is applied, so a commit inside learn (to make room) never claims it.
+func (t *Trainer) applyBatch(b *batch) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := range b.recs[:b.n] {
+		p := &b.recs[i]
+		if p.err != nil {
+			if t.opts.Logf != nil {
+				t.opts.Logf("trainer: skipping undecodable example %d/%d: %v", p.partition, p.offset, p.err)
+			}
+		} else if err := t.learn(&p.ex, p.ctxIDs, p.itemIDs); err != nil {
+			return err
 		}
-		t.mu.Unlock()
-		if cerr != nil {
-			return cerr
-		}
+		t.offsets[p.partition] = p.offset + 1
+	}
+	if time.Since(t.lastCommit) >= t.opts.CommitInterval {
+		return t.commitLocked()
 	}
 	return nil
 }
@@ -219,182 +271,22 @@ func (t *Trainer) Commit() error {
 	return t.commitLocked()
 }
 
+// commitLocked writes everything changed since the last commit with the
+// offsets in one synced batch, then evicts clean rows above MaxRows.
 func (t *Trainer) commitLocked() error {
 	if err := t.store.commit(t); err != nil {
 		return err
 	}
-	t.clearDirty()
-	t.lastCommit = time.Now()
-	return nil
-}
-
-func (t *Trainer) clearDirty() {
-	clear(t.dirtyRows)
+	t.tab.committed()
+	clear(t.deletedRows)
+	clear(t.adm.dirty)
 	clear(t.dirtyTasks)
 	clear(t.dirtyItems)
 	clear(t.dirtyPop)
-}
-
-// Apply learns from one example (progressive validation first).
-func (t *Trainer) Apply(ex *stream.Example) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.apply(ex)
-}
-
-func (t *Trainer) popularity(task string) map[string]float64 {
-	m := t.pop[task]
-	if m == nil {
-		m = map[string]float64{}
-		t.pop[task] = m
+	t.lastCommit = time.Now()
+	t.counters.commits.Inc()
+	if t.opts.MaxRows > 0 && t.tab.len() > t.opts.MaxRows*9/10 {
+		t.counters.evicted.Add(t.tab.evict(t.opts.MaxRows * 8 / 10))
 	}
-	return m
-}
-
-func (t *Trainer) task(name string) *taskState {
-	ts := t.tasks[name]
-	if ts == nil {
-		d := t.cfg.Dim
-		ts = &taskState{p: NewTaskParams(d), accScale: make([]float32, d), accShift: make([]float32, d)}
-		t.tasks[name] = ts
-	}
-	return ts
-}
-
-// getRow returns the row of id, creating it with its deterministic initial
-// value: the model is a pure function of the examples it saw, in order.
-func (t *Trainer) getRow(id uint64, now int64) *row {
-	r := t.rows[id]
-	if r == nil {
-		d := t.cfg.Dim
-		r = &row{w: make([]float32, d+1), acc: make([]float32, 2)}
-		initRow(r.w[:d], id, float32(t.cfg.InitScale))
-		t.rows[id] = r
-	}
-	if now > r.last {
-		r.last = now
-	}
-	t.dirtyRows[id] = struct{}{}
-	return r
-}
-
-// initRow fills w with uniform values in [-scale, scale) drawn from a
-// splitmix64 stream seeded by the feature id.
-func initRow(w []float32, id uint64, scale float32) {
-	x := id
-	for i := range w {
-		x += 0x9e3779b97f4a7c15
-		z := x
-		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-		z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-		z ^= z >> 31
-		w[i] = (float32(z>>40)/float32(1<<24)*2 - 1) * scale
-	}
-}
-
-func (t *Trainer) apply(ex *stream.Example) {
-	s := &t.scratch
-	now := ex.EventTime
-	s.ctxIDs = t.feat.Context(s.ctxIDs[:0], ex.Task, ex.Context, time.UnixMilli(now))
-	s.itemIDs = t.feat.Item(s.itemIDs[:0], ex.Task, ex.ItemID, ex.Item)
-	s.ctxRows, s.itemRows = s.ctxRows[:0], s.itemRows[:0]
-	ctxR := make([]*row, 0, len(s.ctxIDs))
-	itemR := make([]*row, 0, len(s.itemIDs))
-	for _, id := range s.ctxIDs {
-		r := t.getRow(id, now)
-		ctxR = append(ctxR, r)
-		s.ctxRows = append(s.ctxRows, r.w)
-	}
-	for _, id := range s.itemIDs {
-		r := t.getRow(id, now)
-		itemR = append(itemR, r)
-		s.itemRows = append(s.itemRows, r.w)
-	}
-	ts := t.task(ex.Task)
-	t.dirtyTasks[ex.Task] = struct{}{}
-	ctxBias := ContextVector(s.cp, s.c, ts.p, s.ctxRows)
-	ItemVector(s.v, s.itemRows)
-	z := Logit(s.cp, ctxBias, s.v)
-	p := Sigmoid(z)
-	t.progress.Observe(ex.Task, p, ex.Label, ex.Weight)
-	t.update(ts, ctxR, itemR, ex.Weight*(p-ex.Label))
-	t.track(ex)
-}
-
-// update applies one AdaGrad step given dLoss/dLogit.
-func (t *Trainer) update(ts *taskState, ctxR, itemR []*row, dz float32) {
-	if math.IsNaN(float64(dz)) || math.IsInf(float64(dz), 0) {
-		return
-	}
-	clip := float32(t.cfg.GradientClip)
-	dz = min(max(dz, -clip), clip)
-	s := &t.scratch
-	d := t.cfg.Dim
-	for i := 0; i < d; i++ {
-		gcp := dz * s.v[i]
-		s.gv[i] = dz * s.cp[i]
-		s.gc[i] = gcp * ts.p.Scale[i]
-		adagrad(&ts.p.Scale[i], &ts.accScale[i], gcp*s.c[i], float32(t.cfg.DenseLearningRate))
-		adagrad(&ts.p.Shift[i], &ts.accShift[i], gcp, float32(t.cfg.DenseLearningRate))
-	}
-	adagrad(&ts.p.Bias, &ts.accBias, dz, float32(t.cfg.DenseLearningRate))
-	t.updateRows(ctxR, s.gc, dz)
-	t.updateRows(itemR, s.gv, dz)
-}
-
-// updateRows applies row-wise AdaGrad to rows that were summed (and scaled
-// by 1/sqrt(n)) into a vector whose gradient is g; dz is the bias gradient.
-func (t *Trainer) updateRows(rows []*row, g []float32, dz float32) {
-	if len(rows) == 0 {
-		return
-	}
-	s := &t.scratch
-	d := t.cfg.Dim
-	inv := float32(1 / math.Sqrt(float64(len(rows))))
-	l2 := float32(t.cfg.L2)
-	lr := float32(t.cfg.LearningRate)
-	for _, r := range rows {
-		var sq float32
-		for i := 0; i < d; i++ {
-			s.grad[i] = g[i]*inv + l2*r.w[i]
-			sq += s.grad[i] * s.grad[i]
-		}
-		r.acc[0] += sq / float32(d)
-		step := lr / (float32(math.Sqrt(float64(r.acc[0]))) + 1e-6)
-		axpy(-step, s.grad[:d], r.w[:d])
-		adagrad(&r.w[d], &r.acc[1], dz, lr)
-	}
-}
-
-func adagrad(w, acc *float32, g, lr float32) {
-	*acc += g * g
-	*w -= lr * g / (float32(math.Sqrt(float64(*acc))) + 1e-6)
-}
-
-// track updates the item registry, popularity and the watermark.
-func (t *Trainer) track(ex *stream.Example) {
-	t.applied++
-	if ex.EventTime > t.watermark {
-		t.watermark = ex.EventTime
-	}
-	if old, ok := t.items[ex.ItemID]; !ok || (ex.Item.Type != "" && !sameMeta(old, ex.Item)) {
-		t.items[ex.ItemID] = ex.Item
-		t.dirtyItems[ex.ItemID] = struct{}{}
-	}
-	if ex.Label > 0 {
-		t.popularity(ex.Task)[ex.ItemID] += float64(ex.Weight)
-		t.dirtyPop[ex.Task+"\x00"+ex.ItemID] = struct{}{}
-	}
-}
-
-func sameMeta(a, b stream.ItemMeta) bool {
-	if a.Type != b.Type || a.Title != b.Title || len(a.Categories) != len(b.Categories) {
-		return false
-	}
-	for i := range a.Categories {
-		if a.Categories[i] != b.Categories[i] {
-			return false
-		}
-	}
-	return true
+	return nil
 }

@@ -102,7 +102,16 @@ type IngestConfig struct {
 // TrainerConfig configures the trainer.
 type TrainerConfig struct {
 	CommitInterval time.Duration `yaml:"commit_interval"`
-	Listen         string        `yaml:"listen"`
+	MaxRows        int           `yaml:"max_rows"`
+	MinCount       int           `yaml:"min_count"`
+	TTL            time.Duration `yaml:"ttl"`
+	// LeaseGroup and LeaseTopic: trainers of one model join this consumer
+	// group on this one-partition topic; the member holding partition 0
+	// publishes snapshots, the others train as hot standbys.
+	LeaseGroup          string        `yaml:"lease_group"`
+	LeaseTopic          string        `yaml:"lease_topic"`
+	LeaseSessionTimeout time.Duration `yaml:"lease_session_timeout"`
+	Listen              string        `yaml:"listen"`
 }
 
 // SnapshotConfig configures snapshot publication and verification.
@@ -167,8 +176,9 @@ func DefaultConfig() Config {
 		Broker:           BrokerConfig{Port: 9092, EventPartitions: 4},
 		Ingest: IngestConfig{Group: "unirec-ingest", TransactionalID: "unirec-ingest-" + host + "-" + fmt.Sprint(os.Getpid()),
 			Changelog: "unirec.ingest.changelog", AllowedLateness: 5 * time.Second, MaxEventBytes: 64 << 10, Listen: "localhost:8081"},
-		Model:   online.DefaultModelConfig(),
-		Trainer: TrainerConfig{CommitInterval: time.Second, Listen: "localhost:8082"},
+		Model: online.DefaultModelConfig(),
+		Trainer: TrainerConfig{CommitInterval: time.Second, MinCount: 1, LeaseGroup: "unirec-trainer", LeaseTopic: "unirec.trainer.lease",
+			LeaseSessionTimeout: 10 * time.Second, Listen: "localhost:8082"},
 		Snapshot: SnapshotConfig{Interval: time.Second, FullInterval: 5 * time.Minute, Encoding: snapshot.EncodingFloat32,
 			TransactionalID: "unirec-snapshot-publisher", ModelID: "unirec"},
 		Serve: ServeConfig{Listen: "localhost:8080", KeepVersions: 8, Checks: serve.DefaultChecks()},
@@ -225,6 +235,12 @@ func (c *Config) Validate() error {
 	if err := c.Model.Validate(); err != nil {
 		return err
 	}
+	if err := c.TrainerOptions().Validate(); err != nil {
+		return err
+	}
+	if c.Trainer.LeaseGroup == "" || c.Trainer.LeaseTopic == "" || c.Trainer.LeaseSessionTimeout <= 0 {
+		return errors.New("trainer.lease_group, trainer.lease_topic and a positive trainer.lease_session_timeout are required")
+	}
 	if c.Snapshot.Interval <= 0 {
 		return errors.New("snapshot.interval must be positive")
 	}
@@ -259,3 +275,11 @@ func (c *Config) Validate() error {
 
 // Registry builds the canvas registry.
 func (c *Config) Registry() (*ingest.Registry, error) { return ingest.NewRegistry(c.Canvases) }
+
+// TrainerOptions are the options of the trainer of this configuration.
+func (c *Config) TrainerOptions() online.TrainerOptions {
+	return online.TrainerOptions{
+		Model: c.Model, Dir: filepath.Join(c.DataDir, "trainer"), Client: c.Kafka, Topic: c.Topics.Examples,
+		CommitInterval: c.Trainer.CommitInterval, MaxRows: c.Trainer.MaxRows, MinCount: c.Trainer.MinCount, TTL: c.Trainer.TTL,
+	}
+}

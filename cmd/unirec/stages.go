@@ -8,11 +8,11 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/unirec/unirec/ingest"
@@ -106,10 +106,9 @@ func startIngest(g *group, cfg Config, set *metrics.Set) error {
 
 // startTrainer runs the trainer and the snapshot publisher until ctx ends.
 func startTrainer(g *group, cfg Config, set *metrics.Set, mux *http.ServeMux) error {
-	t, err := online.OpenTrainer(online.TrainerOptions{
-		Model: cfg.Model, Dir: filepath.Join(cfg.DataDir, "trainer"), Client: cfg.Kafka,
-		Topic: cfg.Topics.Examples, CommitInterval: cfg.Trainer.CommitInterval, Metrics: set, Logf: log.Printf,
-	})
+	topts := cfg.TrainerOptions()
+	topts.Metrics, topts.Logf = set, log.Printf
+	t, err := online.OpenTrainer(topts)
 	if err != nil {
 		return err
 	}
@@ -118,18 +117,21 @@ func startTrainer(g *group, cfg Config, set *metrics.Set, mux *http.ServeMux) er
 		t.Close()
 		return err
 	}
-	pub, err := snapshot.NewPublisher(snapshot.PublisherOptions{
-		Client: cfg.Kafka, Topic: cfg.Topics.Snapshots, TransactionalID: cfg.Snapshot.TransactionalID,
-		ModelID: cfg.Snapshot.ModelID, Interval: cfg.Snapshot.Interval, FullInterval: cfg.Snapshot.FullInterval,
-		Encoding: cfg.Snapshot.Encoding, Key: key, Metrics: set, Logf: log.Printf,
-	}, t)
+	lease, err := online.JoinLease(g.ctx, online.LeaseOptions{Client: cfg.Kafka, Topic: cfg.Trainer.LeaseTopic,
+		Group: cfg.Trainer.LeaseGroup, SessionTimeout: cfg.Trainer.LeaseSessionTimeout, Logf: log.Printf})
 	if err != nil {
 		t.Close()
 		return err
 	}
+	leader := set.GetOrCreateGauge("unirec_trainer_leader", func() float64 {
+		if held, _ := lease.Held(); held {
+			return 1
+		}
+		return 0
+	})
 	mux.HandleFunc("GET /v1/trainer/metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"applied": t.Applied(), "tasks": t.Progress().All()})
+		json.NewEncoder(w).Encode(map[string]any{"applied": t.Applied(), "leader": leader.Get() == 1, "tasks": t.Progress().All()})
 	})
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -139,12 +141,12 @@ func startTrainer(g *group, cfg Config, set *metrics.Set, mux *http.ServeMux) er
 	})
 	g.Go("snapshot", func(ctx context.Context) error {
 		defer wg.Done()
-		return pub.Run(ctx)
+		return lease.WhileLeading(ctx, func(ctx context.Context) error { return publishWhileLeading(ctx, cfg, set, t, key) })
 	})
 	g.Go("trainer-close", func(ctx context.Context) error {
 		<-ctx.Done()
 		wg.Wait()
-		pub.Close()
+		lease.Close()
 		return t.Close()
 	})
 	return nil
@@ -218,4 +220,45 @@ func serveHTTP(g *group, addr string, mux *http.ServeMux, set *metrics.Set) (net
 		return nil
 	})
 	return ln.Addr(), nil
+}
+
+// publishWhileLeading publishes snapshots until ctx ends (the lease is
+// lost). Its publisher's transactional id is every trainer's, so creating
+// it fences the publisher of a previous leader; versions continue above
+// the snapshots topic's end offset, which bounds every version published.
+func publishWhileLeading(ctx context.Context, cfg Config, set *metrics.Set, t *online.Trainer, key []byte) error {
+	floor, err := endOffset(ctx, cfg, cfg.Topics.Snapshots)
+	if err != nil {
+		return err
+	}
+	t.RaiseVersion(floor)
+	pub, err := snapshot.NewPublisher(snapshot.PublisherOptions{
+		Client: cfg.Kafka, Topic: cfg.Topics.Snapshots, TransactionalID: cfg.Snapshot.TransactionalID,
+		ModelID: cfg.Snapshot.ModelID, Interval: cfg.Snapshot.Interval, FullInterval: cfg.Snapshot.FullInterval,
+		Encoding: cfg.Snapshot.Encoding, Key: key, Metrics: set, Logf: log.Printf,
+	}, t)
+	if err != nil {
+		return err
+	}
+	defer pub.Close()
+	log.Printf("trainer: leading; publishing snapshots above version %d", floor)
+	return pub.Run(ctx)
+}
+
+// endOffset is the end offset of partition 0 of topic.
+func endOffset(ctx context.Context, cfg Config, topic string) (int64, error) {
+	cl, err := kgo.NewClient(cfg.Kafka.Opts()...)
+	if err != nil {
+		return 0, fmt.Errorf("cannot create kafka client: %w", err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		return 0, fmt.Errorf("cannot list end offsets of %q: %w", topic, err)
+	}
+	o, ok := ends.Lookup(topic, 0)
+	if !ok || o.Err != nil {
+		return 0, fmt.Errorf("cannot list end offset of %q: %v", topic, o.Err)
+	}
+	return o.Offset, nil
 }

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/unirec/unirec/bench/synth"
+	"github.com/unirec/unirec/ingest"
+	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/stream"
+)
+
+// trainerProc is a `unirec train` process started for a test.
+type trainerProc struct {
+	cmd  *exec.Cmd
+	http string
+	log  *bytes.Buffer
+}
+
+func startTrainerProc(t *testing.T, cfg, broker, dataDir string) *trainerProc {
+	t.Helper()
+	p := &trainerProc{http: fmt.Sprintf("127.0.0.1:%d", freePort(t)), log: &bytes.Buffer{}}
+	p.cmd = exec.Command(unirecBin, "train", "--config", cfg, "--brokers", broker, "--data-dir", dataDir, "--listen", p.http)
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
+		if t.Failed() {
+			t.Logf("unirec train %s log:\n%s", dataDir, p.log.String())
+		}
+	})
+	return p
+}
+
+// applied is the trainer's examples applied, or -1 when it does not answer.
+func (p *trainerProc) applied() int64 {
+	resp, err := http.Get("http://" + p.http + "/v1/trainer/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	var m struct {
+		Applied int64 `json:"applied"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&m) != nil {
+		return -1
+	}
+	return m.Applied
+}
+
+// stop ends the process gracefully (final commit) and waits for it.
+func (p *trainerProc) stop(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(os.Interrupt)
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatalf("unirec train did not stop cleanly: %v\n%s", err, p.log.String())
+	}
+}
+
+// produceExamples produces synthetic examples [from, to) of a fixed world
+// to the examples topic.
+func produceExamples(t *testing.T, broker string, exs []stream.Example) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.DefaultProduceTopic("unirec.examples"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := stream.EnsureTopics(context.Background(), cl, []stream.TopicSpec{{Name: "unirec.examples", Partitions: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	recs := make([]*kgo.Record, len(exs))
+	for i := range exs {
+		recs[i] = &kgo.Record{Value: stream.AppendExample(nil, &exs[i])}
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func synthStream(t *testing.T, requests int) []stream.Example {
+	t.Helper()
+	reg, err := ingest.NewRegistry(ingest.DefaultCanvases())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return synth.NewWorld(synth.Options{Seed: 21}).Examples(reg, requests)
+}
+
+// captureDir opens a trainer's Pebble directory and captures its model.
+func captureDir(t *testing.T, dir string) *online.Capture {
+	t.Helper()
+	tr, err := online.OpenTrainer(online.TrainerOptions{Model: online.DefaultModelConfig(), Dir: filepath.Join(dir, "trainer")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	c, err := tr.Capture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// A trainer process killed with SIGKILL mid-stream and restarted applies
+// every example exactly once, and its model is the model of an
+// uninterrupted run over the same stream: offsets, rows and every other
+// piece of state are committed in one Pebble batch, and the model is a
+// deterministic function of the log.
+func TestKill9TrainerIsExact(t *testing.T) {
+	b, err := stream.StartBroker(stream.BrokerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "train.yaml")
+	if err := os.WriteFile(cfg, []byte("snapshot:\n  interval: 200ms\ntrainer:\n  commit_interval: 20ms\n  min_count: 2\n  ttl: 30m\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	exs := synthStream(t, 20000)
+	n := int64(len(exs))
+	half := len(exs) / 2
+	produceExamples(t, b.Addr(), exs[:half])
+
+	killed := filepath.Join(dir, "killed")
+	p := startTrainerProc(t, cfg, b.Addr(), killed)
+	waitFor(t, time.Minute, "the trainer to apply a quarter of the stream", func() bool { return p.applied() >= n/4 })
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Wait()
+	produceExamples(t, b.Addr(), exs[half:])
+	committed := captureDir(t, killed).Applied
+	t.Logf("killed with SIGKILL; %d of %d examples were committed", committed, n)
+
+	p = startTrainerProc(t, cfg, b.Addr(), killed)
+	waitFor(t, time.Minute, "the restarted trainer to apply the stream", func() bool { return p.applied() >= n })
+	p.stop(t)
+
+	whole := filepath.Join(dir, "uninterrupted")
+	q := startTrainerProc(t, cfg, b.Addr(), whole)
+	waitFor(t, time.Minute, "the uninterrupted trainer to apply the stream", func() bool { return q.applied() >= n })
+	q.stop(t)
+
+	got, want := captureDir(t, killed), captureDir(t, whole)
+	if got.Applied != n || want.Applied != n {
+		t.Fatalf("examples applied: %d after kill and restart, %d uninterrupted, %d produced", got.Applied, want.Applied, n)
+	}
+	if got.Offsets[0] != n {
+		t.Fatalf("stored offset %d, want %d", got.Offsets[0], n)
+	}
+	if !slices.Equal(got.IDs, want.IDs) {
+		t.Fatalf("rows differ: %d vs %d", len(got.IDs), len(want.IDs))
+	}
+	var maxDiff float64
+	for i := range got.Weights {
+		maxDiff = math.Max(maxDiff, math.Abs(float64(got.Weights[i]-want.Weights[i])))
+	}
+	for task, tp := range want.Tasks {
+		if g := got.Tasks[task]; g.Bias != tp.Bias || !slices.Equal(g.Scale, tp.Scale) || !slices.Equal(g.Shift, tp.Shift) {
+			t.Errorf("task %s adapter differs", task)
+		}
+	}
+	if maxDiff > 1e-6 {
+		t.Fatalf("max weight difference %g between the killed+restarted and the uninterrupted model", maxDiff)
+	}
+	t.Logf("%d rows, max weight difference %g", len(got.IDs), maxDiff)
+}

@@ -1,0 +1,143 @@
+package online
+
+import "math"
+
+// The learning step: logistic loss on one example with its weight, log-Q
+// correction of sampled negatives, gradient clipping and a NaN/Inf guard,
+// then sparse AdaGrad on the rows used (row-wise or per-coordinate) and
+// per-coordinate AdaGrad on the dense task adapter.
+
+// Optimizers of the embedding rows.
+const (
+	// OptimizerRowwise keeps one AdaGrad accumulator per row (the mean
+	// squared gradient of its weights) and one for its bias: 2 floats.
+	OptimizerRowwise = "rowwise"
+	// OptimizerCoordinate keeps one accumulator per weight: Dim+1 floats.
+	OptimizerCoordinate = "coordinate"
+)
+
+// accumulators is how many optimizer floats a row carries.
+func (c ModelConfig) accumulators() int {
+	if c.Optimizer == OptimizerCoordinate {
+		return c.Dim + 1
+	}
+	return 2
+}
+
+// trainingLogit is the logit the loss sees: z - ln(q) for an example drawn
+// with probability q (a sampled negative), z otherwise. See DESIGN.md.
+func (c ModelConfig) trainingLogit(z, sampleProb float32) float32 {
+	if c.LogQCorrection && sampleProb > 0 && sampleProb < 1 {
+		return z - float32(math.Log(float64(sampleProb)))
+	}
+	return z
+}
+
+// gradient returns dLoss/dLogit of a weighted logistic loss, clipped, and
+// false when it is not finite (the example is then not learned from).
+func (c ModelConfig) gradient(p, label, weight float32) (float32, bool) {
+	dz := weight * (p - label)
+	if math.IsNaN(float64(dz)) || math.IsInf(float64(dz), 0) {
+		return 0, false
+	}
+	clip := float32(c.GradientClip)
+	return min(max(dz, -clip), clip), true
+}
+
+// update applies one step given dLoss/dLogit.
+func (t *Trainer) update(ts *taskState, dz float32) {
+	s := &t.scratch
+	d := t.cfg.Dim
+	dlr := float32(t.cfg.DenseLearningRate)
+	for i := 0; i < d; i++ {
+		gcp := dz * s.v[i]
+		s.gv[i] = dz * s.cp[i]
+		s.gc[i] = gcp * ts.p.Scale[i]
+		adagrad(&ts.p.Scale[i], &ts.accScale[i], gcp*s.c[i], dlr)
+		adagrad(&ts.p.Shift[i], &ts.accShift[i], gcp, dlr)
+	}
+	adagrad(&ts.p.Bias, &ts.accBias, dz, dlr)
+	t.updateContextRows(s.ctxSlots, s.gc, dz)
+	t.updateItemRows(s.itemSlots, s.itemRows, s.gv, dz)
+}
+
+// updateContextRows: the context vector is the sum of its rows scaled by
+// 1/sqrt(n), its bias the plain sum of their biases.
+func (t *Trainer) updateContextRows(slots []int32, g []float32, dz float32) {
+	n := 0
+	for _, sl := range slots {
+		if sl >= 0 {
+			n++
+		}
+	}
+	if n > 0 {
+		t.updateRows(slots, g, float32(1/math.Sqrt(float64(n))), dz)
+	}
+}
+
+// updateItemRows: the item id's row counts fully, the metadata rows are
+// scaled by 1/sqrt(m) and their biases are not used (see ItemVector).
+func (t *Trainer) updateItemRows(slots []int32, rows [][]float32, g []float32, dz float32) {
+	if len(slots) == 0 {
+		return
+	}
+	n := min(ItemIDRows, len(slots))
+	t.updateRows(slots[:n], g, 1, dz)
+	if inv := metaScale(rows); inv > 0 {
+		t.updateRows(slots[n:], g, inv, 0)
+	}
+}
+
+// updateRows applies AdaGrad to rows that all received the gradient
+// g*scale (bias gradient dz). Since the rows share it, row-wise AdaGrad
+// computes its squared norm once; L2 is decoupled weight decay (w *= 1 -
+// lr*l2 on every update of the row), which the accumulators do not see.
+func (t *Trainer) updateRows(slots []int32, g []float32, scale, dz float32) {
+	s := &t.scratch
+	d := t.cfg.Dim
+	grad := s.grad[:d]
+	for i := range grad {
+		grad[i] = g[i] * scale
+	}
+	meanSq := dot(grad, grad) / float32(d)
+	l2, lr := float32(t.cfg.L2), float32(t.cfg.LearningRate)
+	coord := t.cfg.Optimizer == OptimizerCoordinate
+	forget := float32(t.cfg.Forget)
+	if forget == 0 {
+		forget = 1
+	}
+	for _, sl := range slots {
+		if sl < 0 {
+			continue
+		}
+		w, acc := t.tab.w(sl), t.tab.acc(sl)
+		if forget != 1 {
+			for i := range acc {
+				acc[i] *= forget
+			}
+		}
+		if coord {
+			coordinateStep(w[:d], acc[:d], grad, l2, lr)
+			adagrad(&w[d], &acc[d], dz, lr)
+		} else {
+			acc[0] += meanSq
+			decayStep(w[:d], grad, 1-lr*l2, lr/(float32(math.Sqrt(float64(acc[0])))+1e-6))
+			adagrad(&w[d], &acc[1], dz, lr)
+		}
+	}
+}
+
+// coordinateStep: per weight, acc += g^2; w = w*(1 - lr*l2) - lr*g/sqrt(acc).
+func coordinateStep(w, acc, g []float32, l2, lr float32) {
+	g, acc = g[:len(w)], acc[:len(w)]
+	keep := 1 - lr*l2
+	for i, x := range w {
+		acc[i] += g[i] * g[i]
+		w[i] = keep*x - lr*g[i]/(float32(math.Sqrt(float64(acc[i])))+1e-6)
+	}
+}
+
+func adagrad(w, acc *float32, g, lr float32) {
+	*acc += g * g
+	*w -= lr * g / (float32(math.Sqrt(float64(*acc))) + 1e-6)
+}

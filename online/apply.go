@@ -1,0 +1,206 @@
+package online
+
+import (
+	"time"
+
+	"github.com/unirec/unirec/stream"
+)
+
+// Learning from one example: featurize, find (or page in, admit, create)
+// the rows, score for progressive validation, update, and track items,
+// popularity and the watermark.
+
+// Apply learns from one example (progressive validation first). It fails
+// only when the parameter store does.
+func (t *Trainer) Apply(ex *stream.Example) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.apply(ex)
+}
+
+func (t *Trainer) apply(ex *stream.Example) error {
+	s := &t.scratch
+	s.ctxIDs = t.feat.Context(s.ctxIDs[:0], ex.Task, ex.Context, time.UnixMilli(ex.EventTime))
+	s.itemIDs = t.feat.Item(s.itemIDs[:0], ex.Task, ex.ItemID, ex.Item)
+	return t.learn(ex, s.ctxIDs, s.itemIDs)
+}
+
+// learn applies an example whose features are ctxIDs and itemIDs.
+func (t *Trainer) learn(ex *stream.Example, ctxIDs, itemIDs []uint64) error {
+	s := &t.scratch
+	now := ex.EventTime
+	if t.opts.MaxRows > 0 && t.tab.len()+len(ctxIDs)+len(itemIDs) > t.opts.MaxRows {
+		if err := t.commitLocked(); err != nil {
+			return err
+		}
+	}
+	var err error
+	if s.ctxSlots, err = t.lookup(s.ctxSlots[:0], ctxIDs, now); err != nil {
+		return err
+	}
+	if s.itemSlots, err = t.lookup(s.itemSlots[:0], itemIDs, now); err != nil {
+		return err
+	}
+	s.ctxRows, s.itemRows = t.rowsOf(s.ctxRows[:0], s.ctxSlots), t.rowsOf(s.itemRows[:0], s.itemSlots)
+	ts := t.task(ex.Task)
+	t.dirtyTasks[ex.Task] = struct{}{}
+	ctxBias := ContextVector(s.cp, s.c, ts.p, s.ctxRows)
+	ItemVector(s.v, s.itemRows)
+	z := Logit(s.cp, ctxBias, s.v)
+	t.progress.Observe(ex.Task, Sigmoid(z), ex.Label, ex.Weight)
+	if dz, ok := t.cfg.gradient(Sigmoid(t.cfg.trainingLogit(z, ex.SampleProb)), ex.Label, ex.Weight); ok {
+		t.update(ts, dz)
+	}
+	t.track(ex)
+	return nil
+}
+
+// rowsOf returns the weight rows of slots (nil for features without one).
+func (t *Trainer) rowsOf(dst [][]float32, slots []int32) [][]float32 {
+	for _, sl := range slots {
+		if sl < 0 {
+			dst = append(dst, nil)
+		} else {
+			dst = append(dst, t.tab.w(sl))
+		}
+	}
+	return dst
+}
+
+// lookup appends the slot of every id, marking each used at now: a row in
+// memory, else paged in from Pebble, else created once admitted; -1 for a
+// feature that has no row yet. A row unused for the TTL is expired first.
+func (t *Trainer) lookup(dst []int32, ids []uint64, now int64) ([]int32, error) {
+	ttl := t.adm.ttl
+	for _, id := range ids {
+		slot, ok := t.tab.index[id]
+		if ok && expired(ttl, t.tab.last[slot], t.watermark) {
+			t.tab.remove(slot)
+			t.expire(id)
+			ok = false
+		}
+		if !ok && t.paging {
+			var err error
+			if slot, ok, err = t.pageIn(id); err != nil {
+				return dst, err
+			}
+		}
+		if !ok {
+			if !t.adm.admit(id, now, t.watermark) {
+				dst = append(dst, -1)
+				continue
+			}
+			if t.adm.minCount > 1 {
+				t.counters.admitted.Inc()
+			}
+			slot = t.tab.insert(id, nil, now)
+			initRow(t.tab.w(slot)[:t.cfg.Dim], id, float32(t.cfg.InitScale))
+		}
+		t.tab.touch(slot, now)
+		dst = append(dst, slot)
+	}
+	return dst, nil
+}
+
+// pageIn loads the row of id from Pebble, unless it is expired.
+func (t *Trainer) pageIn(id uint64) (int32, bool, error) {
+	if _, deleted := t.deletedRows[id]; deleted {
+		return 0, false, nil
+	}
+	last, found, err := t.store.getRow(id, t.scratch.vals)
+	if err != nil || !found {
+		return 0, false, err
+	}
+	if expired(t.adm.ttl, last, t.watermark) {
+		t.expire(id)
+		return 0, false, nil
+	}
+	t.counters.pagedIn.Inc()
+	return t.tab.insert(id, t.scratch.vals, last), true, nil
+}
+
+// expire records that the row of id is gone; the next commit deletes it.
+func (t *Trainer) expire(id uint64) {
+	t.deletedRows[id] = struct{}{}
+	t.counters.expired.Inc()
+}
+
+// sweepExpired expires every row and sightings counter in memory unused
+// for the TTL; lookup would treat them as absent anyway, so this frees
+// memory without changing what the model learns.
+func (t *Trainer) sweepExpired() {
+	if t.adm.ttl <= 0 {
+		return
+	}
+	for s, id := range t.tab.ids {
+		slot := int32(s)
+		if t.tab.live[slot] && expired(t.adm.ttl, t.tab.last[slot], t.watermark) {
+			t.tab.remove(slot)
+			t.expire(id)
+		}
+	}
+	t.adm.sweep(t.watermark)
+}
+
+func (t *Trainer) popularity(task string) map[string]float64 {
+	m := t.pop[task]
+	if m == nil {
+		m = map[string]float64{}
+		t.pop[task] = m
+	}
+	return m
+}
+
+func (t *Trainer) task(name string) *taskState {
+	ts := t.tasks[name]
+	if ts == nil {
+		d := t.cfg.Dim
+		ts = &taskState{p: NewTaskParams(d), accScale: make([]float32, d), accShift: make([]float32, d)}
+		t.tasks[name] = ts
+	}
+	return ts
+}
+
+// initRow fills w with uniform values in [-scale, scale) drawn from a
+// splitmix64 stream seeded by the feature id: the model is a pure function
+// of the examples it saw, in order.
+func initRow(w []float32, id uint64, scale float32) {
+	x := id
+	for i := range w {
+		x += 0x9e3779b97f4a7c15
+		w[i] = (float32(mix64(x)>>40)/float32(1<<24)*2 - 1) * scale
+	}
+}
+
+// track updates the item registry, popularity and the watermark.
+func (t *Trainer) track(ex *stream.Example) {
+	t.applied++
+	if ex.EventTime > t.watermark {
+		t.watermark = ex.EventTime
+	}
+	if old, ok := t.items[ex.ItemID]; !ok || (ex.Item.Type != "" && !sameMeta(old, ex.Item)) {
+		t.items[ex.ItemID] = cloneMeta(ex.Item)
+		t.dirtyItems[ex.ItemID] = struct{}{}
+	}
+	if ex.Label > 0 {
+		t.popularity(ex.Task)[ex.ItemID] += float64(ex.Weight)
+		t.dirtyPop[popKey{ex.Task, ex.ItemID}] = struct{}{}
+	}
+}
+
+func cloneMeta(m stream.ItemMeta) stream.ItemMeta {
+	m.Categories = append([]string(nil), m.Categories...)
+	return m
+}
+
+func sameMeta(a, b stream.ItemMeta) bool {
+	if a.Type != b.Type || a.Title != b.Title || len(a.Categories) != len(b.Categories) {
+		return false
+	}
+	for i := range a.Categories {
+		if a.Categories[i] != b.Categories[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,96 @@
+package online
+
+import (
+	"context"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/unirec/unirec/stream"
+)
+
+// The first stage of the trainer's pipeline: poll, decode and featurize.
+// Batches circulate between a free list and the ready channel, so the
+// steady state allocates only the decoded strings.
+
+const (
+	batchSize       = 2048 // records per batch
+	batchesInFlight = 2
+)
+
+// batch is a run of consecutive records, decoded and featurized.
+type batch struct {
+	recs []prepared
+	n    int
+}
+
+type prepared struct {
+	partition       int32
+	offset          int64
+	err             error
+	ex              stream.Example
+	ctxIDs, itemIDs []uint64
+}
+
+// prepare polls cl until ctx ends and sends full batches to ready. An
+// empty poll still sends an empty batch, so the learner commits on time.
+func (t *Trainer) prepare(ctx context.Context, cl *kgo.Client, free <-chan *batch, ready chan<- *batch) {
+	var b *batch
+	send := func() bool {
+		select {
+		case ready <- b:
+			b = nil
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	next := func() bool {
+		select {
+		case b = <-free:
+			b.n = 0
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for ctx.Err() == nil {
+		pollCtx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		fetches := cl.PollFetches(pollCtx)
+		cancel()
+		if ctx.Err() != nil || !next() {
+			return
+		}
+		ok := true
+		fetches.EachRecord(func(r *kgo.Record) {
+			if !ok {
+				return
+			}
+			if b.n == batchSize {
+				if ok = send() && next(); !ok {
+					return
+				}
+			}
+			b.add(t.feat, r)
+		})
+		if !ok || !send() {
+			return
+		}
+	}
+}
+
+// add decodes and featurizes r into the next slot of b.
+func (b *batch) add(f Featurizer, r *kgo.Record) {
+	if b.n == len(b.recs) {
+		b.recs = append(b.recs, prepared{})
+	}
+	p := &b.recs[b.n]
+	b.n++
+	p.partition, p.offset = r.Partition, r.Offset
+	if p.err = stream.DecodeExample(r.Value, &p.ex); p.err != nil {
+		return
+	}
+	ex := &p.ex
+	p.ctxIDs = f.Context(p.ctxIDs[:0], ex.Task, ex.Context, time.UnixMilli(ex.EventTime))
+	p.itemIDs = f.Item(p.itemIDs[:0], ex.Task, ex.ItemID, ex.Item)
+}
