@@ -7,21 +7,47 @@
 #   deploy/local/topology.sh start [DIR]    # default DIR: ./topology
 #   deploy/local/topology.sh status [DIR]
 #   deploy/local/topology.sh stop [DIR]     # clean stop (SIGTERM, then wait)
+#   deploy/local/topology.sh kill NAME [DIR]     # SIGKILL one process (a crash)
+#   deploy/local/topology.sh restart NAME [DIR]  # start one process again
+# NAME is broker, ingest-1, ingest-2, trainer-1, trainer-2, replica-search
+# or replica-home.
 #
-# Environment: UNIREC_BIN (default ./bin/unirec), BASE_PORT (default 19000):
+# The search replica takes every new model version (real-time); the home
+# replica keeps notifications on one version for an hour (stable caching).
+#
+# Environment: UNIREC_BIN (default ./bin/unirec), BASE_PORT (default 19000),
+# LEASE_TIMEOUT (trainer failover, default 10s), HOME_UPDATE_INTERVAL (1h):
 # broker BASE_PORT+92, ingest BASE_PORT+81/+83, trainers +82/+84,
 # replicas +80 (search, real-time) and +90 (notifications and the others).
 set -euo pipefail
 cmd=${1:-}
-dir=${2:-topology}
+if [ "$cmd" = kill ] || [ "$cmd" = restart ]; then
+  name=${2:?process name}; dir=${3:-topology}
+else
+  dir=${2:-topology}
+fi
 bin=${UNIREC_BIN:-./bin/unirec}
 base=${BASE_PORT:-19000}
 broker="127.0.0.1:$((base + 92))"
 
-start_one() { # name, args...
-  local name=$1; shift
+args_for() { # the command line of one process
+  case "$1" in
+  broker) echo broker --config "$dir/common.yaml" --port $((base + 92)) --data-dir "$dir/data/broker" ;;
+  ingest-1) echo ingest --config "$dir/common.yaml" --brokers "$broker" --listen 127.0.0.1:$((base + 81)) ;;
+  ingest-2) echo ingest --config "$dir/common.yaml" --brokers "$broker" --listen 127.0.0.1:$((base + 83)) ;;
+  trainer-1) echo train --config "$dir/common.yaml" --brokers "$broker" --data-dir "$dir/data/trainer-1" --listen 127.0.0.1:$((base + 82)) ;;
+  trainer-2) echo train --config "$dir/common.yaml" --brokers "$broker" --data-dir "$dir/data/trainer-2" --listen 127.0.0.1:$((base + 84)) ;;
+  replica-search) echo serve --config "$dir/replica-search.yaml" --brokers "$broker" --listen 127.0.0.1:$((base + 80)) ;;
+  replica-home) echo serve --config "$dir/replica-home.yaml" --brokers "$broker" --listen 127.0.0.1:$((base + 90)) ;;
+  *) echo "unknown process $1" >&2; exit 2 ;;
+  esac
+}
+
+start_one() { # name
+  local name=$1
   mkdir -p "$dir/logs" "$dir/pids"
-  nohup "$bin" "$@" >"$dir/logs/$name.log" 2>&1 &
+  # shellcheck disable=SC2046
+  nohup "$bin" $(args_for "$name") >>"$dir/logs/$name.log" 2>&1 &
   echo $! >"$dir/pids/$name.pid"
   echo "started $name (pid $!)"
 }
@@ -31,22 +57,24 @@ write_configs() {
   cat >"$dir/common.yaml" <<YAML
 snapshot:
   interval: 1s
+trainer:
+  lease_session_timeout: ${LEASE_TIMEOUT:-10s}
 YAML
   cat >"$dir/replica-search.yaml" <<YAML
 snapshot:
   interval: 1s
 serve:
   use_cases:
-    - {name: search, timeout: 50ms}
-    - {name: related_items, timeout: 50ms}
+    - {name: search, timeout: 50ms, updates: realtime}
+    - {name: related_items, timeout: 50ms, updates: realtime}
 YAML
   cat >"$dir/replica-home.yaml" <<YAML
 snapshot:
   interval: 1s
 serve:
   use_cases:
-    - {name: notifications, timeout: 200ms}
-    - {name: category_exploration, timeout: 100ms}
+    - {name: notifications, timeout: 200ms, updates: interval, update_interval: ${HOME_UPDATE_INTERVAL:-1h}}
+    - {name: category_exploration, timeout: 100ms, updates: realtime}
 YAML
 }
 
@@ -54,15 +82,16 @@ case "$cmd" in
 start)
   [ -x "$bin" ] || { echo "no unirec binary at $bin: run make build (or set UNIREC_BIN)" >&2; exit 1; }
   write_configs
-  start_one broker broker --config "$dir/common.yaml" --port $((base + 92)) --data-dir "$dir/data/broker"
-  for i in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/$((base + 92))) 2>/dev/null && break; sleep 0.1; done
-  start_one ingest-1 ingest --config "$dir/common.yaml" --brokers "$broker" --listen 127.0.0.1:$((base + 81))
-  start_one ingest-2 ingest --config "$dir/common.yaml" --brokers "$broker" --listen 127.0.0.1:$((base + 83))
-  start_one trainer-1 train --config "$dir/common.yaml" --brokers "$broker" --data-dir "$dir/data/trainer-1" --listen 127.0.0.1:$((base + 82))
-  start_one trainer-2 train --config "$dir/common.yaml" --brokers "$broker" --data-dir "$dir/data/trainer-2" --listen 127.0.0.1:$((base + 84))
-  start_one replica-search serve --config "$dir/replica-search.yaml" --brokers "$broker" --listen 127.0.0.1:$((base + 80))
-  start_one replica-home serve --config "$dir/replica-home.yaml" --brokers "$broker" --listen 127.0.0.1:$((base + 90))
+  start_one broker
+  for i in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$((base + 92))) 2>/dev/null && break; sleep 0.1; done
+  for name in ingest-1 ingest-2 trainer-1 trainer-2 replica-search replica-home; do start_one "$name"; done
   echo "broker $broker; replicas http://127.0.0.1:$((base + 80)) (search, related_items), http://127.0.0.1:$((base + 90)) (notifications, category_exploration)"
+  ;;
+kill)
+  kill -KILL "$(cat "$dir/pids/$name.pid")" && echo "killed $name"
+  ;;
+restart)
+  start_one "$name"
   ;;
 status)
   for f in "$dir"/pids/*.pid; do
@@ -82,6 +111,6 @@ stop)
   echo "stopped"
   ;;
 *)
-  sed -n '2,14p' "$0" >&2; exit 2
+  sed -n '2,25p' "$0" >&2; exit 2
   ;;
 esac

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/unirec/unirec/bench/synth"
+	"github.com/unirec/unirec/stream"
+)
+
+// topology drives deploy/local/topology.sh.
+type topology struct {
+	t    *testing.T
+	dir  string
+	base int
+	env  []string
+}
+
+func (tp *topology) run(args ...string) {
+	tp.t.Helper()
+	cmd := exec.Command("../../deploy/local/topology.sh", append(args[:1:1], append(args[1:], tp.dir)...)...)
+	cmd.Env = append(os.Environ(), tp.env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tp.t.Fatalf("topology.sh %v: %v\n%s", args, err, out)
+	}
+}
+
+func (tp *topology) url(offset int) string { return fmt.Sprintf("http://127.0.0.1:%d", tp.base+offset) }
+
+// leader returns which trainer holds the lease ("" when none answers so).
+func (tp *topology) leader() string {
+	for name, off := range map[string]int{"trainer-1": 82, "trainer-2": 84} {
+		var m struct {
+			Leader bool `json:"leader"`
+		}
+		if getJSON(context.Background(), tp.url(off)+"/v1/trainer/metrics", &m) == nil && m.Leader {
+			return name
+		}
+	}
+	return ""
+}
+
+func (tp *topology) liveVersion(offset int) int64 {
+	var m struct {
+		Version int64 `json:"version"`
+	}
+	getJSON(context.Background(), tp.url(offset)+"/v1/model", &m)
+	return m.Version
+}
+
+// The local topology (broker, 2 ingest, trainer + standby, 2 replicas with
+// different environments) keeps its guarantees while one ingest process,
+// the active trainer and one replica are killed with SIGKILL at random
+// moments and restarted: no example lost or duplicated, the standby takes
+// over, the replicas converge, and requests keep being answered.
+func TestTopologySurvivesCrashes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs seven processes for about a minute")
+	}
+	tp := &topology{t: t, dir: t.TempDir(), base: freePort(t) - 92}
+	tp.env = []string{"UNIREC_BIN=" + unirecBin, fmt.Sprintf("BASE_PORT=%d", tp.base), "LEASE_TIMEOUT=6s"}
+	tp.run("start")
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, n := range []string{"ingest-1", "trainer-1", "trainer-2", "replica-home"} {
+				b, _ := os.ReadFile(tp.dir + "/logs/" + n + ".log")
+				t.Logf("%s log (tail):\n%s", n, tail(string(b), 30))
+			}
+		}
+		tp.run("stop")
+	})
+	broker := fmt.Sprintf("127.0.0.1:%d", tp.base+92)
+	waitFor(t, 60*time.Second, "a leading trainer", func() bool { return tp.leader() != "" })
+
+	ctx, stopTraffic := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var engaged sync.Map // engagement event ids produced
+	var impressions sync.Map
+	wg.Add(2)
+	go func() { defer wg.Done(); produceLive(ctx, t, broker, &engaged, &impressions) }()
+	var ticks, unanswered atomic.Int64
+	go func() { defer wg.Done(); queryBoth(ctx, tp, &ticks, &unanswered) }()
+
+	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	pause := func(lo, hi int) { time.Sleep(time.Duration(lo+r.IntN(hi-lo)) * time.Millisecond) }
+	pause(2000, 4000)
+	tp.run("kill", "ingest-1")
+	pause(500, 1500)
+	tp.run("restart", "ingest-1")
+	pause(1000, 3000)
+	old := tp.leader()
+	tp.run("kill", old)
+	killedAt := time.Now()
+	waitFor(t, 60*time.Second, "the standby to take over", func() bool { l := tp.leader(); return l != "" && l != old })
+	t.Logf("standby took over %s after the leader was killed", time.Since(killedAt).Round(time.Millisecond))
+	tp.run("restart", old)
+	pause(1000, 3000)
+	tp.run("kill", "replica-home")
+	pause(500, 1500)
+	tp.run("restart", "replica-home")
+	pause(3000, 4000)
+	stopTraffic()
+	wg.Wait()
+
+	waitFor(t, 90*time.Second, "every engagement to become exactly one example", func() bool {
+		return examplesComplete(t, broker, &engaged)
+	})
+	waitFor(t, 60*time.Second, "the replicas to converge on one version", func() bool {
+		a, b := tp.liveVersion(80), tp.liveVersion(90)
+		return a > 0 && a == b
+	})
+	t.Logf("%d query ticks, %d answered by neither replica", ticks.Load(), unanswered.Load())
+	if unanswered.Load() > 0 {
+		t.Errorf("%d of %d query ticks were answered by neither replica", unanswered.Load(), ticks.Load())
+	}
+}
+
+// produceLive produces synthetic requests with event times at the wall
+// clock until ctx ends, recording the engagement event ids.
+func produceLive(ctx context.Context, t *testing.T, broker string, engaged, impressions *sync.Map) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.DefaultProduceTopic("unirec.events"))
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer cl.Close()
+	w := synth.NewWorld(synth.Options{Seed: 5, Start: time.Now(), Step: 5 * time.Millisecond})
+	for ctx.Err() == nil {
+		var recs []*kgo.Record
+		for i := 0; i < 20; i++ {
+			for _, ev := range w.Next() {
+				b, _ := json.Marshal(ev)
+				recs = append(recs, &kgo.Record{Key: []byte(ev.RequestID), Value: b})
+				if ev.Action == "impression" {
+					impressions.Store(ev.EventID, ev.Time)
+				} else {
+					engaged.Store(ev.EventID, true)
+				}
+			}
+		}
+		if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+			t.Errorf("produce: %v", err)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// queryBoth asks both replicas every 50 ms; a tick is unanswered when
+// neither gives a 200 (model or fallback).
+func queryBoth(ctx context.Context, tp *topology, ticks, unanswered *atomic.Int64) {
+	client := &http.Client{Timeout: time.Second}
+	ask := func(off int, body string) bool {
+		resp, err := client.Post(tp.url(off)+"/v1/recommend", "application/json", bytes.NewReader([]byte(body)))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}
+	for ctx.Err() == nil {
+		a := ask(80, `{"use_case":"search","context":{"user_id":"u-1","query":"ocean"},"k":5}`)
+		b := ask(90, `{"use_case":"category_exploration","context":{"user_id":"u-1","category":"Documentary"},"k":5}`)
+		ticks.Add(1)
+		if !a && !b {
+			unanswered.Add(1)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// examplesComplete reads the committed examples: no event may have two
+// examples, and every engagement must have one.
+func examplesComplete(t *testing.T, broker string, engaged *sync.Map) bool {
+	t.Helper()
+	seen := map[string]int{}
+	err := stream.ReadPartition(context.Background(), stream.ClientOptions{Brokers: []string{broker}}, "unirec.examples", 0,
+		func(r *kgo.Record) error {
+			var ex stream.Example
+			if err := stream.DecodeExample(r.Value, &ex); err != nil {
+				return err
+			}
+			seen[ex.EventID]++
+			return nil
+		})
+	if err != nil {
+		t.Fatalf("read examples: %v", err)
+	}
+	for id, n := range seen {
+		if n > 1 {
+			t.Fatalf("event %s produced %d examples", id, n)
+		}
+	}
+	missing := 0
+	engaged.Range(func(k, _ any) bool {
+		if seen[k.(string)] == 0 {
+			missing++
+		}
+		return true
+	})
+	return missing == 0
+}
