@@ -40,6 +40,7 @@ type Ingester struct {
 	opts  Options
 	parts map[int32]*partition
 	acct  *accounting
+	dec   *EventDecoder
 	buf   []byte
 	// lastClose is when idle windows were last swept, wall-clock ms.
 	lastClose int64
@@ -53,7 +54,7 @@ func New(opts Options) *Ingester {
 	if opts.MaxEventBytes <= 0 {
 		opts.MaxEventBytes = 64 << 10
 	}
-	return &Ingester{opts: opts, parts: map[int32]*partition{}, acct: newAccounting(opts.Metrics, opts.Registry.Names())}
+	return &Ingester{opts: opts, parts: map[int32]*partition{}, acct: newAccounting(opts.Metrics, opts.Registry.Names()), dec: NewEventDecoder()}
 }
 
 // Restore rebuilds the join state of partitions from the changelog.
@@ -137,7 +138,7 @@ func (g *Ingester) window(task string) int64 {
 // handle routes one event record to its outcome.
 func (g *Ingester) handle(st *partition, r *kgo.Record, emit func(*kgo.Record)) {
 	g.acct.consumed++
-	e, rej := DecodeEvent(r.Value, g.opts.MaxEventBytes)
+	e, rej := g.dec.Decode(r.Value, g.opts.MaxEventBytes)
 	if rej == nil {
 		rej = g.opts.Registry.Check(e)
 	}
