@@ -98,33 +98,67 @@ func (g *Ingester) Abort() []int32 {
 	return owned
 }
 
-// Process handles one batch of event records.
+// Process handles one batch of event records. Join state changes are
+// written to the changelog once per batch: the last state of each changed
+// pair, the watermark, and the batch's new event ids.
 func (g *Ingester) Process(_ context.Context, recs []*kgo.Record, emit func(*kgo.Record)) error {
-	dirty := map[int32]int64{}
 	for _, r := range recs {
 		st := g.parts[r.Partition]
 		if st == nil {
 			st = newPartition()
 			g.parts[r.Partition] = st
 		}
+		if !st.open {
+			st.open, st.firstOffset = true, r.Offset
+		}
 		before := st.watermark
 		g.handle(st, r, emit)
 		if st.watermark != before {
-			dirty[r.Partition] = st.watermark
-			g.closeByWatermark(r.Partition, st, emit)
+			st.wmDirty = true
+			g.closeByWatermark(st, emit)
 		}
-	}
-	for p, w := range dirty {
-		emit(&kgo.Record{Topic: g.opts.Changelog, Partition: p, Key: []byte(watermarkKey), Value: binary.AppendVarint(nil, w)})
 	}
 	now := g.opts.Now().UnixMilli()
 	if len(recs) == 0 && now-g.lastClose >= 100 {
 		g.lastClose = now
-		for p, st := range g.parts {
-			g.closeIdle(p, st, now, emit)
+		for _, st := range g.parts {
+			g.closeIdle(st, now, emit)
 		}
 	}
+	for p, st := range g.parts {
+		g.flush(p, st, emit)
+	}
 	return nil
+}
+
+// flush writes the open transaction's join state changes of a partition to
+// its changelog partition.
+func (g *Ingester) flush(part int32, st *partition, emit func(*kgo.Record)) {
+	log := func(key string, value []byte) {
+		emit(&kgo.Record{Topic: g.opts.Changelog, Partition: part, Key: []byte(key), Value: value})
+	}
+	for key, p := range st.dirty {
+		if p == nil {
+			log(key, nil)
+			continue
+		}
+		log(key, encodePending(p))
+		p.persisted = true
+	}
+	clear(st.dirty)
+	if st.open {
+		if v := st.seen.seal(dedupeKey(st.firstOffset)); v != nil {
+			log(dedupeKey(st.firstOffset), v)
+		}
+		st.open = false
+	}
+	if st.wmDirty {
+		for _, key := range st.seen.expire(st.watermark - g.opts.AllowedLateness.Milliseconds() - dedupeHorizon) {
+			log(key, nil)
+		}
+		log(watermarkKey, binary.AppendVarint(nil, st.watermark))
+		st.wmDirty = false
+	}
 }
 
 // window returns the attribution window of a task in ms.
@@ -152,24 +186,23 @@ func (g *Ingester) handle(st *partition, r *kgo.Record, emit func(*kgo.Record)) 
 		return
 	}
 	t := e.Time.UnixMilli()
-	if _, dup := st.seen[e.EventID]; dup {
+	if !st.seen.add(e.EventID, t) {
 		g.acct.outcome(outcomeDuplicate)
 		return
 	}
-	st.seen[e.EventID] = t
 	if t > st.watermark {
 		st.watermark = t
 	}
 	c := g.opts.Registry.Canvas(e.Canvas)
 	ex := g.opts.Registry.Normalize(e)
 	if e.Action == ActionImpression {
-		g.impression(st, r.Partition, ex, emit)
+		g.impression(st, ex)
 		return
 	}
-	g.engagement(st, r.Partition, c, ex, emit)
+	g.engagement(st, c, ex, emit)
 }
 
-func (g *Ingester) impression(st *partition, part int32, ex stream.Example, emit func(*kgo.Record)) {
+func (g *Ingester) impression(st *partition, ex stream.Example) {
 	key := joinKey(ex.RequestID, ex.ItemID)
 	if st.pending[key] != nil {
 		g.acct.outcome(outcomeDuplicate)
@@ -178,12 +211,12 @@ func (g *Ingester) impression(st *partition, part int32, ex stream.Example, emit
 	p := &pending{ex: ex, arrival: g.opts.Now().UnixMilli()}
 	st.add(key, p, ex.EventTime+g.window(ex.Task))
 	g.acct.pendingDelta++
-	emit(&kgo.Record{Topic: g.opts.Changelog, Partition: part, Key: []byte(key), Value: encodePending(p)})
+	st.touch(key, p)
 }
 
 // engagement labels the pair of an engagement or dismiss: with the pending
 // impression's context when there is one, on its own otherwise.
-func (g *Ingester) engagement(st *partition, part int32, c *Canvas, ex stream.Example, emit func(*kgo.Record)) {
+func (g *Ingester) engagement(st *partition, c *Canvas, ex stream.Example, emit func(*kgo.Record)) {
 	act := c.Actions[ex.Action]
 	w := float32(act.Weight)
 	key := joinKey(ex.RequestID, ex.ItemID)
@@ -207,47 +240,38 @@ func (g *Ingester) engagement(st *partition, part int32, c *Canvas, ex stream.Ex
 	default:
 		g.acct.outcome(outcomeJoined)
 	}
-	emit(&kgo.Record{Topic: g.opts.Changelog, Partition: part, Key: []byte(key), Value: encodePending(p)})
+	st.touch(key, p)
 }
 
 // closeByWatermark ends, in event-time order, the impressions whose
 // attribution window closed before the watermark minus the allowed
 // lateness: no engagement that is not late can still join them.
-func (g *Ingester) closeByWatermark(part int32, st *partition, emit func(*kgo.Record)) {
+func (g *Ingester) closeByWatermark(st *partition, emit func(*kgo.Record)) {
 	limit := st.watermark - g.opts.AllowedLateness.Milliseconds()
 	for len(st.closes) > 0 && st.closes[0].at < limit {
 		c := heap.Pop(&st.closes).(closing)
-		if p := st.pending[c.key]; p != nil {
-			g.close(part, st, c.key, p, emit)
-		}
-	}
-	for id, t := range st.seen {
-		if t < limit-dedupeHorizon {
-			delete(st.seen, id)
+		if p := st.pending[c.key]; p != nil && p.closeAt == c.at {
+			g.close(st, c.key, p, emit)
 		}
 	}
 }
 
-// dedupeHorizon is how long (event time) event ids are remembered.
-const dedupeHorizon = int64(time.Hour / time.Millisecond)
-
 // closeIdle ends impressions of partitions whose watermark stopped: by wall
 // clock, window plus allowed lateness after they arrived.
-func (g *Ingester) closeIdle(part int32, st *partition, now int64, emit func(*kgo.Record)) {
+func (g *Ingester) closeIdle(st *partition, now int64, emit func(*kgo.Record)) {
 	lateness := g.opts.AllowedLateness.Milliseconds()
 	for key, p := range st.pending {
 		if p.arrival+g.window(p.ex.Task)+lateness <= now {
-			g.close(part, st, key, p, emit)
+			g.close(st, key, p, emit)
 		}
 	}
 }
 
 // close ends one pending impression: a negative example unless an
 // engagement already labelled it, or stratification drops it.
-func (g *Ingester) close(part int32, st *partition, key string, p *pending, emit func(*kgo.Record)) {
-	delete(st.pending, key)
+func (g *Ingester) close(st *partition, key string, p *pending, emit func(*kgo.Record)) {
+	st.remove(key, p)
 	g.acct.pendingDelta--
-	emit(&kgo.Record{Topic: g.opts.Changelog, Partition: part, Key: []byte(key)})
 	c := g.opts.Registry.Canvas(p.ex.Task)
 	if c == nil { // restored state of a canvas removed from the config
 		c = &Canvas{NegativeKeepRate: 1, Weight: 1}

@@ -21,6 +21,11 @@ type pending struct {
 	// resolved is set once an engagement or dismiss produced its example;
 	// the window then closes without a negative.
 	resolved bool
+	// closeAt is the event time its window closes (not persisted).
+	closeAt int64
+	// persisted says the changelog holds a record of this pair, so closing
+	// it needs a tombstone (not persisted).
+	persisted bool
 }
 
 // partition is the join state of one events partition.
@@ -28,17 +33,40 @@ type partition struct {
 	pending   map[string]*pending // by join key
 	closes    closeHeap           // pending keys by the event time their window closes
 	watermark int64               // newest event time seen, ms
-	seen      map[string]int64    // event ids seen -> event time, for de-duplication
+	seen      dedupe              // event ids within the horizon
+
+	// The open transaction's changes, written to the changelog once per
+	// batch: the last state of each changed pair (nil: delete it), whether
+	// the watermark moved, and the first offset of the batch.
+	dirty       map[string]*pending
+	wmDirty     bool
+	open        bool
+	firstOffset int64
 }
 
 func newPartition() *partition {
-	return &partition{pending: map[string]*pending{}, seen: map[string]int64{}}
+	return &partition{pending: map[string]*pending{}, seen: newDedupe(), dirty: map[string]*pending{}}
 }
 
 // add records a pending impression whose window closes at closeAt.
 func (s *partition) add(key string, p *pending, closeAt int64) {
+	p.closeAt = closeAt
 	s.pending[key] = p
 	heap.Push(&s.closes, closing{at: closeAt, key: key})
+}
+
+// touch marks a pair changed in the open transaction.
+func (s *partition) touch(key string, p *pending) { s.dirty[key] = p }
+
+// remove deletes a pair; the changelog gets a tombstone only if it holds
+// the pair.
+func (s *partition) remove(key string, p *pending) {
+	delete(s.pending, key)
+	if p.persisted {
+		s.dirty[key] = nil
+	} else {
+		delete(s.dirty, key)
+	}
 }
 
 // closing is a pending key and the event time its window closes.
@@ -67,6 +95,9 @@ func (h *closeHeap) Pop() any {
 func joinKey(requestID, itemID string) string {
 	return "p" + requestID + "\x00" + itemID
 }
+
+// Changelog keys: "p" + pair (pending impression), "w" (watermark),
+// "d" + offset (a segment of the de-duplication set).
 
 // watermarkKey is the changelog key of the partition's watermark.
 const watermarkKey = "w"
@@ -116,6 +147,9 @@ func (s *partition) apply(key, value []byte, window func(task string) int64) err
 		s.watermark = w
 		return nil
 	}
+	if k != "" && k[0] == 'd' {
+		return s.seen.load(k, value)
+	}
 	if value == nil {
 		delete(s.pending, k)
 		return nil
@@ -124,7 +158,9 @@ func (s *partition) apply(key, value []byte, window func(task string) int64) err
 	if err != nil {
 		return err
 	}
-	if _, ok := s.pending[k]; ok {
+	p.persisted = true
+	if old, ok := s.pending[k]; ok {
+		p.closeAt = old.closeAt
 		s.pending[k] = p
 		return nil
 	}
