@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -29,21 +31,25 @@ type Options struct {
 	AllowedLateness time.Duration
 	// MaxEventBytes rejects larger events as "too_large".
 	MaxEventBytes int
+	// Catalog, when set, gives item metadata to examples whose event has
+	// none.
+	Catalog *Catalog
 	// Now is the wall clock; windows of idle partitions close by it.
 	Now     func() time.Time
 	Metrics *metrics.Set
 }
 
 // Ingester is the ingest stage: events in, examples, dead letters and join
-// changelog records out.
+// changelog records out. The partitions of a batch are processed in
+// parallel, each by one goroutine that owns its state; their outputs are
+// emitted in partition order.
 type Ingester struct {
 	opts  Options
 	parts map[int32]*partition
 	acct  *accounting
-	dec   *EventDecoder
-	buf   []byte
 	// lastClose is when idle windows were last swept, wall-clock ms.
 	lastClose int64
+	byPart    map[int32][]*kgo.Record
 }
 
 // New returns an Ingester; opts must be valid.
@@ -54,13 +60,14 @@ func New(opts Options) *Ingester {
 	if opts.MaxEventBytes <= 0 {
 		opts.MaxEventBytes = 64 << 10
 	}
-	return &Ingester{opts: opts, parts: map[int32]*partition{}, acct: newAccounting(opts.Metrics, opts.Registry.Names()), dec: NewEventDecoder()}
+	return &Ingester{opts: opts, parts: map[int32]*partition{}, acct: newAccounting(opts.Metrics, opts.Registry.Names()),
+		byPart: map[int32][]*kgo.Record{}}
 }
 
 // Restore rebuilds the join state of partitions from the changelog.
 func (g *Ingester) Restore(ctx context.Context, partitions []int32) error {
 	for _, p := range partitions {
-		st := newPartition()
+		st := newPartition(p)
 		err := stream.ReadPartition(ctx, g.opts.Client, g.opts.Changelog, p, func(r *kgo.Record) error {
 			return st.apply(r.Key, r.Value, g.window)
 		})
@@ -83,7 +90,11 @@ func (g *Ingester) Revoke(partitions []int32) {
 
 // Commit publishes the accounting of the committed batch.
 func (g *Ingester) Commit() {
-	g.acct.commit()
+	tallies := make([]*tally, 0, len(g.parts))
+	for _, st := range g.parts {
+		tallies = append(tallies, st.tally)
+	}
+	g.acct.commit(tallies)
 	g.acct.setPending(g.pendingCount())
 }
 
@@ -94,7 +105,6 @@ func (g *Ingester) Abort() []int32 {
 		owned = append(owned, p)
 	}
 	g.parts = map[int32]*partition{}
-	g.acct.rollback()
 	return owned
 }
 
@@ -102,40 +112,68 @@ func (g *Ingester) Abort() []int32 {
 // written to the changelog once per batch: the last state of each changed
 // pair, the watermark, and the batch's new event ids.
 func (g *Ingester) Process(_ context.Context, recs []*kgo.Record, emit func(*kgo.Record)) error {
+	for p, rs := range g.byPart {
+		g.byPart[p] = rs[:0]
+	}
 	for _, r := range recs {
-		st := g.parts[r.Partition]
-		if st == nil {
-			st = newPartition()
-			g.parts[r.Partition] = st
-		}
-		if !st.open {
-			st.open, st.firstOffset = true, r.Offset
-		}
-		before := st.watermark
-		g.handle(st, r, emit)
-		if st.watermark != before {
-			st.wmDirty = true
-			g.closeByWatermark(st, emit)
+		g.byPart[r.Partition] = append(g.byPart[r.Partition], r)
+		if g.parts[r.Partition] == nil {
+			g.parts[r.Partition] = newPartition(r.Partition)
 		}
 	}
 	now := g.opts.Now().UnixMilli()
-	if len(recs) == 0 && now-g.lastClose >= 100 {
+	idle := len(recs) == 0 && now-g.lastClose >= 100
+	if idle {
 		g.lastClose = now
-		for _, st := range g.parts {
-			g.closeIdle(st, now, emit)
-		}
 	}
+	order := make([]int32, 0, len(g.parts))
+	var wg sync.WaitGroup
 	for p, st := range g.parts {
-		g.flush(p, st, emit)
+		order = append(order, p)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g.processPartition(st, g.byPart[p], now, idle)
+		}()
+	}
+	wg.Wait()
+	slices.Sort(order)
+	for _, p := range order {
+		st := g.parts[p]
+		for i, r := range st.out {
+			emit(r)
+			st.out[i] = nil
+		}
+		st.out = st.out[:0]
 	}
 	return nil
 }
 
+// processPartition runs one partition's records through the join; its
+// outputs collect in st.out.
+func (g *Ingester) processPartition(st *partition, recs []*kgo.Record, now int64, idle bool) {
+	for _, r := range recs {
+		if !st.open {
+			st.open, st.firstOffset = true, r.Offset
+		}
+		before := st.watermark
+		g.handle(st, r, now)
+		if st.watermark != before {
+			st.wmDirty = true
+			g.closeByWatermark(st)
+		}
+	}
+	if idle {
+		g.closeIdle(st, now)
+	}
+	g.flush(st)
+}
+
 // flush writes the open transaction's join state changes of a partition to
 // its changelog partition.
-func (g *Ingester) flush(part int32, st *partition, emit func(*kgo.Record)) {
+func (g *Ingester) flush(st *partition) {
 	log := func(key string, value []byte) {
-		emit(&kgo.Record{Topic: g.opts.Changelog, Partition: part, Key: []byte(key), Value: value})
+		st.emit(&kgo.Record{Topic: g.opts.Changelog, Partition: st.id, Key: []byte(key), Value: value})
 	}
 	for key, p := range st.dirty {
 		if p == nil {
@@ -146,6 +184,7 @@ func (g *Ingester) flush(part int32, st *partition, emit func(*kgo.Record)) {
 		p.persisted = true
 	}
 	clear(st.dirty)
+	st.pool.flush(log)
 	if st.open {
 		if v := st.seen.seal(dedupeKey(st.firstOffset)); v != nil {
 			log(dedupeKey(st.firstOffset), v)
@@ -170,9 +209,9 @@ func (g *Ingester) window(task string) int64 {
 }
 
 // handle routes one event record to its outcome.
-func (g *Ingester) handle(st *partition, r *kgo.Record, emit func(*kgo.Record)) {
-	g.acct.consumed++
-	e, rej := g.dec.Decode(r.Value, g.opts.MaxEventBytes)
+func (g *Ingester) handle(st *partition, r *kgo.Record, now int64) {
+	st.tally.consumed++
+	e, rej := st.dec.Decode(r.Value, g.opts.MaxEventBytes)
 	if rej == nil {
 		rej = g.opts.Registry.Check(e)
 	}
@@ -181,13 +220,13 @@ func (g *Ingester) handle(st *partition, r *kgo.Record, emit func(*kgo.Record)) 
 			e.Time.Format(time.RFC3339Nano), time.Duration(st.watermark-e.Time.UnixMilli())*time.Millisecond, g.opts.AllowedLateness)
 	}
 	if rej != nil {
-		g.acct.deadLetter(rej.Reason)
-		emit(stream.DeadLetter(g.opts.Topics.DeadLetters, r, rej.Reason, rej.Detail))
+		st.tally.deadLetter(rej.Reason)
+		st.emit(stream.DeadLetter(g.opts.Topics.DeadLetters, r, rej.Reason, rej.Detail))
 		return
 	}
 	t := e.Time.UnixMilli()
 	if !st.seen.add(e.EventID, t) {
-		g.acct.outcome(outcomeDuplicate)
+		st.tally.outcomes[outcomeDuplicate]++
 		return
 	}
 	if t > st.watermark {
@@ -195,34 +234,42 @@ func (g *Ingester) handle(st *partition, r *kgo.Record, emit func(*kgo.Record)) 
 	}
 	c := g.opts.Registry.Canvas(e.Canvas)
 	ex := g.opts.Registry.Normalize(e)
+	if ex.Item.Type == "" && g.opts.Catalog != nil {
+		if m, ok := g.opts.Catalog.Lookup(ex.ItemID); ok {
+			ex.Item = m
+		}
+	}
 	if e.Action == ActionImpression {
-		g.impression(st, ex)
+		g.impression(st, ex, now)
 		return
 	}
-	g.engagement(st, c, ex, emit)
+	g.engagement(st, c, ex)
 }
 
-func (g *Ingester) impression(st *partition, ex stream.Example) {
+func (g *Ingester) impression(st *partition, ex stream.Example, now int64) {
 	key := joinKey(ex.RequestID, ex.ItemID)
 	if st.pending[key] != nil {
-		g.acct.outcome(outcomeDuplicate)
+		st.tally.outcomes[outcomeDuplicate]++
 		return
 	}
-	p := &pending{ex: ex, arrival: g.opts.Now().UnixMilli()}
+	p := &pending{ex: ex, arrival: now}
 	st.add(key, p, ex.EventTime+g.window(ex.Task))
-	g.acct.pendingDelta++
+	st.tally.pendingDelta++
 	st.touch(key, p)
 }
 
 // engagement labels the pair of an engagement or dismiss: with the pending
 // impression's context when there is one, on its own otherwise.
-func (g *Ingester) engagement(st *partition, c *Canvas, ex stream.Example, emit func(*kgo.Record)) {
+func (g *Ingester) engagement(st *partition, c *Canvas, ex stream.Example) {
 	act := c.Actions[ex.Action]
 	w := float32(act.Weight)
 	key := joinKey(ex.RequestID, ex.ItemID)
 	p := st.pending[key]
 	if p == nil || ex.RequestID == "" {
-		g.emitExample(&ex, act.Positive, w*float32(c.Weight), 0, emit)
+		g.emitExample(st, &ex, act.Positive, w*float32(c.Weight), 0)
+		if act.Positive && c.EngagementOnly {
+			g.sampleNegatives(st, c, &ex)
+		}
 		return
 	}
 	out := p.ex
@@ -233,12 +280,12 @@ func (g *Ingester) engagement(st *partition, c *Canvas, ex stream.Example, emit 
 	p.resolved = true
 	switch {
 	case !act.Positive:
-		g.emitExample(&out, false, w*float32(c.Weight), 0, emit)
+		g.emitExample(st, &out, false, w*float32(c.Weight), 0)
 	case w > p.emitted:
-		g.emitExample(&out, true, (w-p.emitted)*float32(c.Weight), 0, emit)
+		g.emitExample(st, &out, true, (w-p.emitted)*float32(c.Weight), 0)
 		p.emitted = w
 	default:
-		g.acct.outcome(outcomeJoined)
+		st.tally.outcomes[outcomeJoined]++
 	}
 	st.touch(key, p)
 }
@@ -246,58 +293,75 @@ func (g *Ingester) engagement(st *partition, c *Canvas, ex stream.Example, emit 
 // closeByWatermark ends, in event-time order, the impressions whose
 // attribution window closed before the watermark minus the allowed
 // lateness: no engagement that is not late can still join them.
-func (g *Ingester) closeByWatermark(st *partition, emit func(*kgo.Record)) {
+func (g *Ingester) closeByWatermark(st *partition) {
 	limit := st.watermark - g.opts.AllowedLateness.Milliseconds()
 	for len(st.closes) > 0 && st.closes[0].at < limit {
 		c := heap.Pop(&st.closes).(closing)
 		if p := st.pending[c.key]; p != nil && p.closeAt == c.at {
-			g.close(st, c.key, p, emit)
+			g.close(st, c.key, p)
 		}
 	}
 }
 
 // closeIdle ends impressions of partitions whose watermark stopped: by wall
 // clock, window plus allowed lateness after they arrived.
-func (g *Ingester) closeIdle(st *partition, now int64, emit func(*kgo.Record)) {
+func (g *Ingester) closeIdle(st *partition, now int64) {
 	lateness := g.opts.AllowedLateness.Milliseconds()
 	for key, p := range st.pending {
 		if p.arrival+g.window(p.ex.Task)+lateness <= now {
-			g.close(st, key, p, emit)
+			g.close(st, key, p)
 		}
 	}
 }
 
 // close ends one pending impression: a negative example unless an
 // engagement already labelled it, or stratification drops it.
-func (g *Ingester) close(st *partition, key string, p *pending, emit func(*kgo.Record)) {
+func (g *Ingester) close(st *partition, key string, p *pending) {
 	st.remove(key, p)
-	g.acct.pendingDelta--
+	st.tally.pendingDelta--
 	c := g.opts.Registry.Canvas(p.ex.Task)
 	if c == nil { // restored state of a canvas removed from the config
 		c = &Canvas{NegativeKeepRate: 1, Weight: 1}
 	}
 	switch {
 	case p.resolved:
-		g.acct.outcome(outcomeJoined)
+		st.tally.outcomes[outcomeJoined]++
 	case c.NegativeKeepRate < 1 && keepFraction(p.ex.EventID) >= c.NegativeKeepRate:
-		g.acct.outcome(outcomeSampledOut)
+		st.tally.outcomes[outcomeSampledOut]++
+		st.tally.task(p.ex.Task).sampledOut++
 	default:
 		rate := float32(0)
 		if c.NegativeKeepRate < 1 {
 			rate = float32(c.NegativeKeepRate)
 		}
-		g.emitExample(&p.ex, false, float32(c.Weight), rate, emit)
+		st.tally.task(p.ex.Task).kept++
+		g.emitExample(st, &p.ex, false, float32(c.Weight), rate)
 	}
 }
 
-func (g *Ingester) emitExample(ex *stream.Example, positive bool, weight, sampleProb float32, emit func(*kgo.Record)) {
+// emitExample emits the example of one event.
+func (g *Ingester) emitExample(st *partition, ex *stream.Example, positive bool, weight, sampleProb float32) {
+	g.appendExample(st, ex, positive, weight, sampleProb)
+	st.tally.outcomes[outcomeExample]++
+}
+
+// appendExample labels ex and adds it to the partition's outputs. Record
+// values are cut from a shared slab to save allocations.
+func (g *Ingester) appendExample(st *partition, ex *stream.Example, positive bool, weight, sampleProb float32) {
 	ex.Label, ex.Weight, ex.SampleProb = 0, weight, sampleProb
+	tt := st.tally.task(ex.Task)
 	if positive {
 		ex.Label = 1
+		tt.positive++
+	} else {
+		tt.negative++
 	}
-	g.buf = stream.AppendExample(g.buf[:0], ex)
-	emit(&kgo.Record{Topic: g.opts.Topics.Examples, Key: []byte(ex.Task), Value: append([]byte(nil), g.buf...)})
-	g.acct.example(ex.Task, positive)
+	if cap(st.slab)-len(st.slab) < 4096 {
+		st.slab = make([]byte, 0, 256<<10)
+	}
+	start := len(st.slab)
+	st.slab = stream.AppendExample(st.slab, ex)
+	st.emit(&kgo.Record{Topic: g.opts.Topics.Examples, Key: st.taskKey(ex.Task), Value: st.slab[start:len(st.slab):len(st.slab)]})
 }
 
 // keepFraction maps an event id to [0, 1) deterministically, so that

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/unirec/unirec/stream"
 )
 
@@ -28,8 +30,10 @@ type pending struct {
 	persisted bool
 }
 
-// partition is the join state of one events partition.
+// partition is the join state of one events partition, and the working
+// set of the goroutine that processes it.
 type partition struct {
+	id        int32
 	pending   map[string]*pending // by join key
 	closes    closeHeap           // pending keys by the event time their window closes
 	watermark int64               // newest event time seen, ms
@@ -42,10 +46,30 @@ type partition struct {
 	wmDirty     bool
 	open        bool
 	firstOffset int64
+
+	pool  itemPool // items engaged with, per canvas, for negative sampling
+	tally *tally
+	dec   *EventDecoder
+	out   []*kgo.Record // outputs of the open batch, in order
+	slab  []byte        // record values are cut from it
+	keys  map[string][]byte
 }
 
-func newPartition() *partition {
-	return &partition{pending: map[string]*pending{}, seen: newDedupe(), dirty: map[string]*pending{}}
+func newPartition(id int32) *partition {
+	return &partition{id: id, pending: map[string]*pending{}, seen: newDedupe(), dirty: map[string]*pending{},
+		pool: newItemPool(), tally: newTally(), dec: NewEventDecoder(), keys: map[string][]byte{}}
+}
+
+func (s *partition) emit(r *kgo.Record) { s.out = append(s.out, r) }
+
+// taskKey returns the record key of a task's examples, shared by them.
+func (s *partition) taskKey(task string) []byte {
+	k, ok := s.keys[task]
+	if !ok {
+		k = []byte(task)
+		s.keys[task] = k
+	}
+	return k
 }
 
 // add records a pending impression whose window closes at closeAt.
@@ -97,7 +121,8 @@ func joinKey(requestID, itemID string) string {
 }
 
 // Changelog keys: "p" + pair (pending impression), "w" (watermark),
-// "d" + offset (a segment of the de-duplication set).
+// "d" + offset (a segment of the de-duplication set), "c" + canvas + NUL +
+// item (engagement count of an item, for negative sampling).
 
 // watermarkKey is the changelog key of the partition's watermark.
 const watermarkKey = "w"
@@ -149,6 +174,9 @@ func (s *partition) apply(key, value []byte, window func(task string) int64) err
 	}
 	if k != "" && k[0] == 'd' {
 		return s.seen.load(k, value)
+	}
+	if k != "" && k[0] == 'c' {
+		return s.pool.load(k, value)
 	}
 	if value == nil {
 		delete(s.pending, k)

@@ -15,6 +15,9 @@ func (r *Registry) Check(e *Event) *Rejection {
 	if _, ok := c.Actions[e.Action]; !ok && e.Action != ActionImpression {
 		return reject(ReasonUnknownAction, "action %q is not configured for canvas %q", e.Action, e.Canvas)
 	}
+	if e.Action == ActionImpression && c.EngagementOnly {
+		return reject(ReasonUnknownAction, "canvas %q is engagement_only: it takes no impressions", e.Canvas)
+	}
 	if e.Action == ActionImpression && e.RequestID == "" {
 		return reject(ReasonMissingField, "request_id is required on impressions")
 	}
