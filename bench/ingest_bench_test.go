@@ -125,9 +125,10 @@ func ingestRate(b *testing.B, copts stream.ClientOptions, topics stream.Topics, 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	start := time.Now()
+	st := &timedStage{Ingester: ing}
 	go func() {
 		done <- stream.RunTxLoop(ctx, stream.TxLoopOptions{Client: copts, Group: "bench-ingest", TransactionalID: "bench-ingest",
-			Topic: topics.Events}, ing)
+			Topic: topics.Events}, st)
 	}()
 	var peak uint64
 	var mu sync.Mutex
@@ -146,6 +147,8 @@ func ingestRate(b *testing.B, copts stream.ClientOptions, topics stream.Topics, 
 	if err := <-done; err != nil {
 		b.Fatal(err)
 	}
+	b.Logf("%d transactions with records, %.0f events each; Process took %.0f%% of the wall time, %.0f%% of it producing",
+		st.batches, float64(n)/float64(max(st.batches, 1)), 100*st.busy.Seconds()/elapsed.Seconds(), 100*st.emitting.Seconds()/st.busy.Seconds())
 	return float64(n) / elapsed.Seconds(), peak
 }
 
@@ -183,4 +186,29 @@ func vmHWM() uint64 {
 		}
 	}
 	return 0
+}
+
+// timedStage counts the non-empty batches of the ingest stage and the time
+// spent processing them.
+type timedStage struct {
+	*ingest.Ingester
+	batches  int
+	busy     time.Duration
+	emitting time.Duration
+}
+
+func (s *timedStage) Process(ctx context.Context, recs []*kgo.Record, emit func(*kgo.Record)) error {
+	if len(recs) > 0 {
+		s.batches++
+	}
+	t := time.Now()
+	var inEmit time.Duration
+	err := s.Ingester.Process(ctx, recs, func(r *kgo.Record) {
+		t0 := time.Now()
+		emit(r)
+		inEmit += time.Since(t0)
+	})
+	s.busy += time.Since(t)
+	s.emitting += inEmit
+	return err
 }

@@ -339,7 +339,8 @@ func (s *scanner) timeField() *Rejection {
 		if _, err := s.str(); err != nil {
 			return err
 		}
-		if err := s.d.ev.Time.UnmarshalJSON([]byte(s.s[start:s.i])); err != nil {
+		var buf [48]byte
+		if err := s.d.ev.Time.UnmarshalJSON(append(buf[:0], s.s[start:s.i]...)); err != nil {
 			return reject(ReasonBadJSON, "time: %v", err)
 		}
 		return nil
@@ -412,7 +413,7 @@ func (s *scanner) itemField(depth int) *Rejection {
 		if bit == 0 {
 			return s.skip(depth)
 		}
-		if err := s.once(bit, "item."+key); err != nil {
+		if err := s.once(bit, key); err != nil {
 			return err
 		}
 		switch bit {
@@ -482,25 +483,23 @@ func (s *scanner) categories(depth int) *Rejection {
 func (s *scanner) str() (string, *Rejection) {
 	s.i++ // opening quote
 	start := s.i
-	plain := true
+	for s.i < len(s.s) && plainByte[s.s[s.i]] {
+		s.i++
+	}
+	if s.i < len(s.s) && s.s[s.i] == '"' {
+		s.i++
+		return s.s[start : s.i-1], nil
+	}
 	for s.i < len(s.s) {
 		c := s.s[s.i]
 		switch {
 		case c == '"':
 			s.i++
-			v := s.s[start : s.i-1]
-			if plain {
-				return v, nil
-			}
-			return s.unescape(start-1, v)
+			return s.unescape(start-1, s.s[start:s.i-1])
 		case c == '\\':
-			plain = false
 			s.i += 2
 		case c < 0x20:
 			return "", s.syntax("control character in string")
-		case c >= utf8.RuneSelf:
-			plain = false
-			s.i++
 		default:
 			s.i++
 		}
@@ -508,6 +507,15 @@ func (s *scanner) str() (string, *Rejection) {
 	s.i = len(s.s)
 	return "", s.syntax("unterminated string")
 }
+
+// plainByte marks the bytes a string can hold as they are: printable ASCII
+// other than the quote and the backslash.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // unescape decodes the string token starting at byte start whose raw
 // content is raw.

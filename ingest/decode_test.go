@@ -145,7 +145,7 @@ func TestDecoderReuseKeepsStrings(t *testing.T) {
 }
 
 func BenchmarkDecodeEvent(b *testing.B) {
-	ev := []byte(decodeSeeds[0])
+	ev := []byte(`{"event_id":"e-1021","time":"2026-01-01T00:00:14.6Z","canvas":"search","action":"impression","request_id":"r-146","item_id":"m-112","position":3,"context":{"country":"FR","device":"tv","language":"fr","query":"galaxy robot","user_id":"u-187"},"item":{"type":"video","title":"Galaxy Robot Zeta","categories":["Sci-Fi"]}}`)
 	b.Run("fast", func(b *testing.B) {
 		dec := NewEventDecoder()
 		b.ReportAllocs()

@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"container/heap"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -247,11 +246,12 @@ func (g *Ingester) handle(st *partition, r *kgo.Record, now int64) {
 }
 
 func (g *Ingester) impression(st *partition, ex stream.Example, now int64) {
-	key := joinKey(ex.RequestID, ex.ItemID)
-	if st.pending[key] != nil {
+	st.scratch = appendJoinKey(st.scratch[:0], ex.RequestID, ex.ItemID)
+	if st.pending[string(st.scratch)] != nil {
 		st.tally.outcomes[outcomeDuplicate]++
 		return
 	}
+	key := string(st.scratch)
 	p := &pending{ex: ex, arrival: now}
 	st.add(key, p, ex.EventTime+g.window(ex.Task))
 	st.tally.pendingDelta++
@@ -263,8 +263,8 @@ func (g *Ingester) impression(st *partition, ex stream.Example, now int64) {
 func (g *Ingester) engagement(st *partition, c *Canvas, ex stream.Example) {
 	act := c.Actions[ex.Action]
 	w := float32(act.Weight)
-	key := joinKey(ex.RequestID, ex.ItemID)
-	p := st.pending[key]
+	st.scratch = appendJoinKey(st.scratch[:0], ex.RequestID, ex.ItemID)
+	p := st.pending[string(st.scratch)]
 	if p == nil || ex.RequestID == "" {
 		g.emitExample(st, &ex, act.Positive, w*float32(c.Weight), 0)
 		if act.Positive && c.EngagementOnly {
@@ -287,7 +287,7 @@ func (g *Ingester) engagement(st *partition, c *Canvas, ex stream.Example) {
 	default:
 		st.tally.outcomes[outcomeJoined]++
 	}
-	st.touch(key, p)
+	st.touch(p.key, p)
 }
 
 // closeByWatermark ends, in event-time order, the impressions whose
@@ -296,7 +296,7 @@ func (g *Ingester) engagement(st *partition, c *Canvas, ex stream.Example) {
 func (g *Ingester) closeByWatermark(st *partition) {
 	limit := st.watermark - g.opts.AllowedLateness.Milliseconds()
 	for len(st.closes) > 0 && st.closes[0].at < limit {
-		c := heap.Pop(&st.closes).(closing)
+		c := st.closes.pop()
 		if p := st.pending[c.key]; p != nil && p.closeAt == c.at {
 			g.close(st, c.key, p)
 		}
@@ -361,7 +361,9 @@ func (g *Ingester) appendExample(st *partition, ex *stream.Example, positive boo
 	}
 	start := len(st.slab)
 	st.slab = stream.AppendExample(st.slab, ex)
-	st.emit(&kgo.Record{Topic: g.opts.Topics.Examples, Key: st.taskKey(ex.Task), Value: st.slab[start:len(st.slab):len(st.slab)]})
+	r := st.newRecord()
+	r.Topic, r.Key, r.Value = g.opts.Topics.Examples, st.taskKey(ex.Task), st.slab[start:len(st.slab):len(st.slab)]
+	st.emit(r)
 }
 
 // keepFraction maps an event id to [0, 1) deterministically, so that

@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"container/heap"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -23,7 +22,9 @@ type pending struct {
 	// resolved is set once an engagement or dismiss produced its example;
 	// the window then closes without a negative.
 	resolved bool
-	// closeAt is the event time its window closes (not persisted).
+	// key is its join key; closeAt is the event time its window closes
+	// (neither is persisted).
+	key     string
 	closeAt int64
 	// persisted says the changelog holds a record of this pair, so closing
 	// it needs a tombstone (not persisted).
@@ -47,12 +48,14 @@ type partition struct {
 	open        bool
 	firstOffset int64
 
-	pool  itemPool // items engaged with, per canvas, for negative sampling
-	tally *tally
-	dec   *EventDecoder
-	out   []*kgo.Record // outputs of the open batch, in order
-	slab  []byte        // record values are cut from it
-	keys  map[string][]byte
+	pool    itemPool // items engaged with, per canvas, for negative sampling
+	tally   *tally
+	dec     *EventDecoder
+	out     []*kgo.Record // outputs of the open batch, in order
+	slab    []byte        // record values are cut from it
+	keys    map[string][]byte
+	scratch []byte // join key being looked up
+	recs    []kgo.Record
 }
 
 func newPartition(id int32) *partition {
@@ -61,6 +64,16 @@ func newPartition(id int32) *partition {
 }
 
 func (s *partition) emit(r *kgo.Record) { s.out = append(s.out, r) }
+
+// newRecord returns a zero record cut from a chunk; chunks are never
+// reused, since the producer holds records until they are acknowledged.
+func (s *partition) newRecord() *kgo.Record {
+	if len(s.recs) == cap(s.recs) {
+		s.recs = make([]kgo.Record, 0, 256)
+	}
+	s.recs = s.recs[:len(s.recs)+1]
+	return &s.recs[len(s.recs)-1]
+}
 
 // taskKey returns the record key of a task's examples, shared by them.
 func (s *partition) taskKey(task string) []byte {
@@ -74,9 +87,9 @@ func (s *partition) taskKey(task string) []byte {
 
 // add records a pending impression whose window closes at closeAt.
 func (s *partition) add(key string, p *pending, closeAt int64) {
-	p.closeAt = closeAt
+	p.key, p.closeAt = key, closeAt
 	s.pending[key] = p
-	heap.Push(&s.closes, closing{at: closeAt, key: key})
+	s.closes.push(closing{at: closeAt, key: key})
 }
 
 // touch marks a pair changed in the open transaction.
@@ -101,23 +114,54 @@ type closing struct {
 
 // closeHeap orders pending impressions by window close time, so windows
 // close in event-time order as the watermark advances, interleaved with the
-// positives of later events.
+// positives of later events. It is a typed binary heap (container/heap
+// would box every entry).
 type closeHeap []closing
 
-func (h closeHeap) Len() int           { return len(h) }
-func (h closeHeap) Less(i, j int) bool { return h[i].at < h[j].at }
-func (h closeHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *closeHeap) Push(x any)        { *h = append(*h, x.(closing)) }
-func (h *closeHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+func (h *closeHeap) push(c closing) {
+	*h = append(*h, c)
+	a := *h
+	for i := len(a) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if a[parent].at <= a[i].at {
+			break
+		}
+		a[parent], a[i] = a[i], a[parent]
+		i = parent
+	}
 }
 
-// joinKey is the changelog key of the (request, item) pair.
-func joinKey(requestID, itemID string) string {
-	return "p" + requestID + "\x00" + itemID
+func (h *closeHeap) pop() closing {
+	a := *h
+	top := a[0]
+	last := len(a) - 1
+	a[0] = a[last]
+	a[last] = closing{}
+	a = a[:last]
+	for i := 0; ; {
+		small, l, r := i, 2*i+1, 2*i+2
+		if l < len(a) && a[l].at < a[small].at {
+			small = l
+		}
+		if r < len(a) && a[r].at < a[small].at {
+			small = r
+		}
+		if small == i {
+			break
+		}
+		a[i], a[small] = a[small], a[i]
+		i = small
+	}
+	*h = a
+	return top
+}
+
+// appendJoinKey appends the changelog key of the (request, item) pair.
+func appendJoinKey(dst []byte, requestID, itemID string) []byte {
+	dst = append(dst, 'p')
+	dst = append(dst, requestID...)
+	dst = append(dst, 0)
+	return append(dst, itemID...)
 }
 
 // Changelog keys: "p" + pair (pending impression), "w" (watermark),
@@ -188,7 +232,7 @@ func (s *partition) apply(key, value []byte, window func(task string) int64) err
 	}
 	p.persisted = true
 	if old, ok := s.pending[k]; ok {
-		p.closeAt = old.closeAt
+		p.key, p.closeAt = k, old.closeAt
 		s.pending[k] = p
 		return nil
 	}
