@@ -7,9 +7,10 @@ import (
 )
 
 // Event outcomes. Every consumed event ends in exactly one of them, or is
-// still pending in an open window:
+// still pending in an open window. Pending impressions also move in and out
+// of a process with their partition (restored, released), so per process:
 //
-//	consumed = example + joined + duplicate + sampled_out + dead_letter + pending
+//	consumed + restored = example + joined + duplicate + sampled_out + dead_letter + released + pending
 const (
 	outcomeExample    = iota // the event produced an example
 	outcomeJoined            // merged into an example another event produced
@@ -72,6 +73,10 @@ type accounting struct {
 	set       *metrics.Set
 	consumedC *metrics.Counter
 	pendingG  *metrics.Gauge
+	// restored counts pending impressions read back from the changelog;
+	// released those dropped with a partition that moved away or with the
+	// state of an aborted transaction (to be restored again).
+	restored, released *metrics.Counter
 }
 
 // Per-task metric names.
@@ -88,6 +93,8 @@ func newAccounting(set *metrics.Set, tasks []string) *accounting {
 	a := &accounting{set: set}
 	a.consumedC = set.GetOrCreateCounter("unirec_ingest_events_consumed_total")
 	a.pendingG = set.GetOrCreateGauge("unirec_ingest_pending_impressions", nil)
+	a.restored = set.GetOrCreateCounter("unirec_ingest_pending_restored_total")
+	a.released = set.GetOrCreateCounter("unirec_ingest_pending_released_total")
 	for _, o := range outcomeNames {
 		set.GetOrCreateCounter(fmt.Sprintf("unirec_ingest_events_total{outcome=%q}", o))
 	}

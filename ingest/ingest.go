@@ -35,6 +35,7 @@ type Options struct {
 	Catalog *Catalog
 	// Now is the wall clock; windows of idle partitions close by it.
 	Now     func() time.Time
+	Logf    func(format string, args ...any)
 	Metrics *metrics.Set
 }
 
@@ -45,7 +46,10 @@ type Options struct {
 type Ingester struct {
 	opts  Options
 	parts map[int32]*partition
-	acct  *accounting
+	// revoked holds partitions revoked since the last transaction ended,
+	// until their counts are settled.
+	revoked []*partition
+	acct    *accounting
 	// lastClose is when idle windows were last swept, wall-clock ms.
 	lastClose int64
 	byPart    map[int32][]*kgo.Record
@@ -58,6 +62,9 @@ func New(opts Options) *Ingester {
 	}
 	if opts.MaxEventBytes <= 0 {
 		opts.MaxEventBytes = 64 << 10
+	}
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
 	}
 	return &Ingester{opts: opts, parts: map[int32]*partition{}, acct: newAccounting(opts.Metrics, opts.Registry.Names()),
 		byPart: map[int32][]*kgo.Record{}}
@@ -73,15 +80,29 @@ func (g *Ingester) Restore(ctx context.Context, partitions []int32) error {
 		if err != nil {
 			return fmt.Errorf("cannot restore join state of partition %d: %w", p, err)
 		}
+		// A restored window waits its full length again from now, so the
+		// backlog a restarted process still has to read can join it.
+		now := g.opts.Now().UnixMilli()
+		for _, pd := range st.pending {
+			pd.arrival = now
+		}
+		g.acct.restored.Add(len(st.pending))
+		g.logf("ingest: restored partition %d: %d pending, %d event ids, watermark %s", p, len(st.pending), len(st.seen.ids),
+			time.UnixMilli(st.watermark).UTC().Format(time.RFC3339Nano))
 		g.parts[p] = st
 	}
 	g.acct.setPending(g.pendingCount())
 	return nil
 }
 
-// Revoke drops the state of partitions that moved to another process.
+// Revoke drops the state of partitions that moved to another process. A
+// revocation can come while a transaction is open: the partitions' counts
+// are settled when it ends.
 func (g *Ingester) Revoke(partitions []int32) {
 	for _, p := range partitions {
+		if st := g.parts[p]; st != nil {
+			g.revoked = append(g.revoked, st)
+		}
 		delete(g.parts, p)
 	}
 	g.acct.setPending(g.pendingCount())
@@ -89,21 +110,32 @@ func (g *Ingester) Revoke(partitions []int32) {
 
 // Commit publishes the accounting of the committed batch.
 func (g *Ingester) Commit() {
-	tallies := make([]*tally, 0, len(g.parts))
+	tallies := make([]*tally, 0, len(g.parts)+len(g.revoked))
 	for _, st := range g.parts {
 		tallies = append(tallies, st.tally)
 	}
+	for _, st := range g.revoked {
+		tallies = append(tallies, st.tally)
+		g.acct.released.Add(len(st.pending))
+	}
+	g.revoked = nil
 	g.acct.commit(tallies)
 	g.acct.setPending(g.pendingCount())
 }
 
-// Abort drops all state: the loop restores it from the changelog.
+// Abort drops all state: the loop restores it from the changelog. The
+// pending impressions of the last commit leave with the state (released)
+// and come back with the restore (restored).
 func (g *Ingester) Abort() []int32 {
 	owned := make([]int32, 0, len(g.parts))
-	for p := range g.parts {
+	for p, st := range g.parts {
 		owned = append(owned, p)
+		g.acct.released.Add(len(st.pending) - int(st.tally.pendingDelta))
 	}
-	g.parts = map[int32]*partition{}
+	for _, st := range g.revoked {
+		g.acct.released.Add(len(st.pending) - int(st.tally.pendingDelta))
+	}
+	g.parts, g.revoked = map[int32]*partition{}, nil
 	return owned
 }
 
@@ -163,7 +195,11 @@ func (g *Ingester) processPartition(st *partition, recs []*kgo.Record, now int64
 		}
 	}
 	if idle {
+		n := len(st.pending)
 		g.closeIdle(st, now)
+		if n != len(st.pending) {
+			g.logf("ingest: partition %d idle, closed %d windows by wall clock", st.id, n-len(st.pending))
+		}
 	}
 	g.flush(st)
 }
@@ -199,6 +235,8 @@ func (g *Ingester) flush(st *partition) {
 	}
 }
 
+func (g *Ingester) logf(format string, args ...any) { g.opts.Logf(format, args...) }
+
 // window returns the attribution window of a task in ms.
 func (g *Ingester) window(task string) int64 {
 	if c := g.opts.Registry.Canvas(task); c != nil {
@@ -207,25 +245,26 @@ func (g *Ingester) window(task string) int64 {
 	return 0
 }
 
-// handle routes one event record to its outcome.
+// handle routes one event record to its outcome. A repeated event id is a
+// duplicate even when it is also late: it was processed once already.
 func (g *Ingester) handle(st *partition, r *kgo.Record, now int64) {
 	st.tally.consumed++
 	e, rej := st.dec.Decode(r.Value, g.opts.MaxEventBytes)
 	if rej == nil {
 		rej = g.opts.Registry.Check(e)
 	}
-	if rej == nil && st.watermark-e.Time.UnixMilli() > g.opts.AllowedLateness.Milliseconds() {
-		rej = reject(ReasonLate, "event time %s is %s behind the partition watermark, allowed lateness is %s",
-			e.Time.Format(time.RFC3339Nano), time.Duration(st.watermark-e.Time.UnixMilli())*time.Millisecond, g.opts.AllowedLateness)
-	}
 	if rej != nil {
-		st.tally.deadLetter(rej.Reason)
-		st.emit(stream.DeadLetter(g.opts.Topics.DeadLetters, r, rej.Reason, rej.Detail))
+		g.deadLetter(st, r, rej)
 		return
 	}
 	t := e.Time.UnixMilli()
 	if !st.seen.add(e.EventID, t) {
 		st.tally.outcomes[outcomeDuplicate]++
+		return
+	}
+	if st.watermark-t > g.opts.AllowedLateness.Milliseconds() {
+		g.deadLetter(st, r, reject(ReasonLate, "event time %s is %s behind the partition watermark, allowed lateness is %s",
+			e.Time.Format(time.RFC3339Nano), time.Duration(st.watermark-t)*time.Millisecond, g.opts.AllowedLateness))
 		return
 	}
 	if t > st.watermark {
@@ -243,6 +282,11 @@ func (g *Ingester) handle(st *partition, r *kgo.Record, now int64) {
 		return
 	}
 	g.engagement(st, c, ex)
+}
+
+func (g *Ingester) deadLetter(st *partition, r *kgo.Record, rej *Rejection) {
+	st.tally.deadLetter(rej.Reason)
+	st.emit(stream.DeadLetter(g.opts.Topics.DeadLetters, r, rej.Reason, rej.Detail))
 }
 
 func (g *Ingester) impression(st *partition, ex stream.Example, now int64) {
@@ -317,6 +361,13 @@ func (g *Ingester) closeIdle(st *partition, now int64) {
 // close ends one pending impression: a negative example unless an
 // engagement already labelled it, or stratification drops it.
 func (g *Ingester) close(st *partition, key string, p *pending) {
+	if p.closed {
+		panic("BUG: closed twice " + key + " " + p.ex.EventID)
+	}
+	if st.pending[key] != p {
+		panic("BUG: closing a pair that is not pending " + key)
+	}
+	p.closed = true
 	st.remove(key, p)
 	st.tally.pendingDelta--
 	c := g.opts.Registry.Canvas(p.ex.Task)

@@ -29,6 +29,7 @@ type pending struct {
 	// persisted says the changelog holds a record of this pair, so closing
 	// it needs a tombstone (not persisted).
 	persisted bool
+	closed    bool
 }
 
 // partition is the join state of one events partition, and the working

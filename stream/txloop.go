@@ -18,7 +18,8 @@ type Stage interface {
 	// Revoke forgets the state of partitions that moved away.
 	Revoke(partitions []int32)
 	// Process handles one batch of records (possibly empty, on a tick) and
-	// emits output records; they are produced in the open transaction.
+	// emits output records; they are produced in the open transaction, to
+	// the partition each names (Record.Partition).
 	Process(ctx context.Context, recs []*kgo.Record, emit func(*kgo.Record)) error
 	// Commit is called after the batch's transaction committed.
 	Commit()
@@ -48,24 +49,34 @@ type TxLoopOptions struct {
 // outputs and offsets become visible together or not at all. It returns when
 // ctx ends.
 func RunTxLoop(ctx context.Context, opts TxLoopOptions, stage Stage) error {
+	logf := opts.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
 	var mu sync.Mutex
 	var assigned []int32
 	kopts := append(opts.Client.Opts(),
 		kgo.ConsumerGroup(opts.Group),
 		kgo.ConsumeTopics(opts.Topic),
 		kgo.TransactionalID(opts.TransactionalID),
+		// A stage names the partition of every record it emits: a
+		// changelog record must land in the partition of its state.
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			logf("txloop %s: assigned %v", opts.TransactionalID, m[opts.Topic])
 			mu.Lock()
 			assigned = append(assigned, m[opts.Topic]...)
 			mu.Unlock()
 		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			logf("txloop %s: revoked %v", opts.TransactionalID, m[opts.Topic])
 			stage.Revoke(m[opts.Topic])
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			logf("txloop %s: lost %v", opts.TransactionalID, m[opts.Topic])
 			stage.Revoke(m[opts.Topic])
 		}),
 	)
@@ -105,6 +116,7 @@ func RunTxLoop(ctx context.Context, opts TxLoopOptions, stage Stage) error {
 			return err
 		}
 		if len(again) > 0 {
+			logf("txloop %s: transaction aborted, restoring %v", opts.TransactionalID, again)
 			mu.Lock()
 			assigned = append(assigned, again...)
 			mu.Unlock()
