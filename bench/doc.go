@@ -1,6 +1,11 @@
-// Package bench holds the benchmarks of whole pipeline stages on the
-// embedded broker (go test -bench ./bench); each reports its figures next to
-// a baseline measured in the same run. Subpackages generate their input:
-// synth is a synthetic world with a planted truth. Nothing here is used by
-// the production binary except through those subpackages.
+// Package bench is unirec's harness to size, tune and prove the system: it
+// produces synthetic events and replays real logs into the events topic at
+// a fixed rate or as fast as possible, evaluates ranking quality on the
+// future of a global timeline, and writes every run's figures as a report
+// directory (report.md, report.json, SVG plots).
+//
+// It drives the system only through its public surfaces (Kafka topics and
+// the HTTP API); it never reaches into a stage's internals. Its go test
+// benchmarks (ingest_bench_test.go) run one stage's library on the embedded
+// broker and report it next to a baseline measured in the same run.
 package bench

@@ -57,6 +57,11 @@ func NewReplica(opts ReplicaOptions) (*Replica, error) {
 		}
 		r.useCases[u.Name] = &u
 	}
+	for name := range r.useCases { // exported from the start, so dashboards show zeros, not gaps
+		opts.Metrics.GetOrCreateCounter(fmt.Sprintf(`unirec_serve_requests_total{use_case=%q,code="200"}`, name))
+		opts.Metrics.GetOrCreateCounter(fmt.Sprintf(`unirec_serve_fallback_total{use_case=%q,reason="no_model"}`, name))
+		opts.Metrics.GetOrCreatePrometheusHistogram(fmt.Sprintf("unirec_serve_request_seconds{use_case=%q}", name))
+	}
 	r.versionG = opts.Metrics.GetOrCreateGauge("unirec_serve_model_version", nil)
 	r.stalenessG = opts.Metrics.GetOrCreateGauge("unirec_serve_model_staleness_seconds", func() float64 {
 		m := r.model.Load()

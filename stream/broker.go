@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"crypto/tls"
 	"fmt"
 	"os"
 
@@ -15,6 +16,17 @@ type BrokerOptions struct {
 	DataDir string
 	// Partitions is the default partition count of auto-created topics.
 	Partitions int
+	// TLS, when set, makes the broker accept only TLS connections.
+	TLS *tls.Config
+	// Users, when set, enables SASL: only these users can connect.
+	Users []BrokerUser
+}
+
+// BrokerUser is a SASL user of the embedded broker.
+type BrokerUser struct {
+	Mechanism string // PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+	User      string
+	Password  string
 }
 
 // Broker is an embedded single-node Kafka-protocol broker (franz-go kfake).
@@ -29,6 +41,15 @@ func StartBroker(o BrokerOptions) (*Broker, error) {
 	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.Ports(o.Port), kfake.AllowAutoTopicCreation()}
 	if o.Partitions > 0 {
 		opts = append(opts, kfake.DefaultNumPartitions(o.Partitions))
+	}
+	if o.TLS != nil {
+		opts = append(opts, kfake.TLS(o.TLS))
+	}
+	if len(o.Users) > 0 {
+		opts = append(opts, kfake.EnableSASL())
+		for _, u := range o.Users {
+			opts = append(opts, kfake.Superuser(u.Mechanism, u.User, u.Password))
+		}
 	}
 	if o.DataDir != "" {
 		if err := os.MkdirAll(o.DataDir, 0o755); err != nil {

@@ -9,7 +9,26 @@ import (
 
 // ClientOptions says how to reach a Kafka cluster.
 type ClientOptions struct {
-	Brokers []string `yaml:"brokers"`
+	Brokers []string    `yaml:"brokers"`
+	TLS     TLSOptions  `yaml:"tls"`
+	SASL    SASLOptions `yaml:"sasl"`
+
+	sec *security // loaded by Load
+}
+
+// Load reads the TLS files and the SASL secret once; errors name the field.
+// Options that are never loaded connect in plain text without SASL.
+func (o *ClientOptions) Load() error {
+	t, err := o.TLS.load()
+	if err != nil {
+		return err
+	}
+	m, err := o.SASL.load()
+	if err != nil {
+		return err
+	}
+	o.sec = &security{tls: t, mech: m}
+	return nil
 }
 
 // Validate checks that the options can reach a cluster.
@@ -27,9 +46,9 @@ func (o ClientOptions) Validate() error {
 
 // Opts returns the franz-go options shared by every unirec client.
 func (o ClientOptions) Opts() []kgo.Opt {
-	return []kgo.Opt{
+	return append([]kgo.Opt{
 		kgo.SeedBrokers(o.Brokers...),
 		kgo.ProducerBatchMaxBytes(int32(MaxRecordBytes + 64<<10)),
 		kgo.MaxBufferedRecords(100_000),
-	}
+	}, o.sec.opts()...)
 }

@@ -50,6 +50,7 @@ func cmdRun(ctx context.Context, args []string) error {
 	if err := startReplica(g, cfg, set, mux); err != nil {
 		return err
 	}
+	newStatusSource(cfg, "run").register(mux)
 	addr, err := serveHTTP(g, cfg.Serve.Listen, mux, set)
 	if err != nil {
 		g.cancel()
@@ -67,6 +68,7 @@ func printWelcome(broker, api string, cfg Config) {
 	fmt.Printf(`
 unirec is running (data in %s)
   Kafka broker (embedded):  %s   topics: %s (in), %s, %s, %s
+  Status page:              http://%s/
   Serving API:              http://%s/v1/recommend   metrics: http://%s/metrics
   Demo events:              %v (%.0f requests/s)
 
@@ -75,7 +77,7 @@ Try:
   echo '{"event_id":"e-1","time":"%s","canvas":"notifications","action":"click","item_id":"m-1","context":{"user_id":"u-1"}}' | kcat -P -b %s -t %s
 Stop with Ctrl-C.
 `, cfg.DataDir, broker, cfg.Topics.Events, cfg.Topics.Examples, cfg.Topics.DeadLetters, cfg.Topics.Snapshots,
-		api, api, cfg.Demo.Enabled, cfg.Demo.Rate, api, time.Now().UTC().Format(time.RFC3339), broker, cfg.Topics.Events)
+		api, api, api, cfg.Demo.Enabled, cfg.Demo.Rate, api, time.Now().UTC().Format(time.RFC3339), broker, cfg.Topics.Events)
 }
 
 // demoBackfill is how much event-time history the demo produces at once on
@@ -139,7 +141,11 @@ func topicEmpty(ctx context.Context, cl *kgo.Client, topic string) (bool, error)
 // startEmbeddedBroker starts the embedded broker with its data under the
 // data dir, points cfg's clients at it and creates the topics.
 func startEmbeddedBroker(ctx context.Context, cfg *Config) (*stream.Broker, error) {
-	b, err := stream.StartBroker(stream.BrokerOptions{Port: cfg.Broker.Port, DataDir: filepath.Join(cfg.DataDir, "broker"), Partitions: cfg.Broker.EventPartitions})
+	bo, err := cfg.brokerOptions()
+	if err != nil {
+		return nil, err
+	}
+	b, err := stream.StartBroker(bo)
 	if err != nil {
 		return nil, err
 	}
@@ -214,6 +220,7 @@ func runStage(ctx context.Context, name string, args []string,
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ready") })
 	}
+	newStatusSource(cfg, name).register(mux)
 	a, err := serveHTTP(g, addr, mux, set)
 	if err != nil {
 		g.cancel()

@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -19,23 +21,71 @@ import (
 // Config is the one configuration format of every unirec command. It is
 // parsed once, here; libraries receive option structs.
 type Config struct {
-	DataDir  string               `yaml:"data_dir"`
-	Kafka    stream.ClientOptions `yaml:"kafka"`
-	Topics   stream.Topics        `yaml:"topics"`
-	Broker   BrokerConfig         `yaml:"broker"`
-	Canvases []ingest.Canvas      `yaml:"canvases"`
-	Ingest   IngestConfig         `yaml:"ingest"`
-	Model    online.ModelConfig   `yaml:"model"`
-	Trainer  TrainerConfig        `yaml:"trainer"`
-	Snapshot SnapshotConfig       `yaml:"snapshot"`
-	Serve    ServeConfig          `yaml:"serve"`
-	Demo     DemoConfig           `yaml:"demo"`
+	DataDir string               `yaml:"data_dir"`
+	Kafka   stream.ClientOptions `yaml:"kafka"`
+	Topics  stream.Topics        `yaml:"topics"`
+	// AutoCreateTopics lets every command create missing topics at start-up;
+	// when false, `unirec topics create` must have been run. Either way the
+	// topics are checked at start-up.
+	AutoCreateTopics bool               `yaml:"auto_create_topics"`
+	Broker           BrokerConfig       `yaml:"broker"`
+	Canvases         []ingest.Canvas    `yaml:"canvases"`
+	Ingest           IngestConfig       `yaml:"ingest"`
+	Model            online.ModelConfig `yaml:"model"`
+	Trainer          TrainerConfig      `yaml:"trainer"`
+	Snapshot         SnapshotConfig     `yaml:"snapshot"`
+	Serve            ServeConfig        `yaml:"serve"`
+	Demo             DemoConfig         `yaml:"demo"`
 }
 
 // BrokerConfig configures the embedded broker.
 type BrokerConfig struct {
 	Port            int `yaml:"port"`
 	EventPartitions int `yaml:"event_partitions"`
+	// TLS makes the embedded broker accept only TLS (PEM files).
+	TLS struct {
+		CertFile string `yaml:"cert_file"`
+		KeyFile  string `yaml:"key_file"`
+	} `yaml:"tls"`
+	// Users enables SASL on the embedded broker.
+	Users []BrokerUserConfig `yaml:"users"`
+}
+
+// BrokerUserConfig is a SASL user of the embedded broker; its password
+// comes from a file or an environment variable.
+type BrokerUserConfig struct {
+	Mechanism    string `yaml:"mechanism"`
+	User         string `yaml:"user"`
+	PasswordFile string `yaml:"password_file"`
+	PasswordEnv  string `yaml:"password_env"`
+}
+
+// brokerOptions resolves the embedded broker's files and secrets.
+func (c *Config) brokerOptions() (stream.BrokerOptions, error) {
+	o := stream.BrokerOptions{Port: c.Broker.Port, DataDir: filepath.Join(c.DataDir, "broker"), Partitions: c.Broker.EventPartitions}
+	if t := c.Broker.TLS; t.CertFile != "" || t.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return o, fmt.Errorf("broker.tls: cannot load cert_file/key_file: %w", err)
+		}
+		o.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	for i, u := range c.Broker.Users {
+		pass, err := stream.Secret(fmt.Sprintf("broker.users[%d].password", i), u.PasswordFile, u.PasswordEnv)
+		if err != nil {
+			return o, err
+		}
+		if u.User == "" || pass == "" {
+			return o, fmt.Errorf("broker.users[%d]: user and a password (password_file or password_env) are required", i)
+		}
+		switch u.Mechanism {
+		case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		default:
+			return o, fmt.Errorf("broker.users[%d].mechanism must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", i)
+		}
+		o.Users = append(o.Users, stream.BrokerUser{Mechanism: u.Mechanism, User: u.User, Password: pass})
+	}
+	return o, nil
 }
 
 // IngestConfig configures the ingest stage.
@@ -82,10 +132,11 @@ type DemoConfig struct {
 func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	return Config{
-		DataDir: "data",
-		Kafka:   stream.ClientOptions{Brokers: []string{"localhost:9092"}},
-		Topics:  stream.DefaultTopics(),
-		Broker:  BrokerConfig{Port: 9092, EventPartitions: 4},
+		DataDir:          "data",
+		Kafka:            stream.ClientOptions{Brokers: []string{"localhost:9092"}},
+		Topics:           stream.DefaultTopics(),
+		AutoCreateTopics: true,
+		Broker:           BrokerConfig{Port: 9092, EventPartitions: 4},
 		Ingest: IngestConfig{Group: "unirec-ingest", TransactionalID: "unirec-ingest-" + host + "-" + fmt.Sprint(os.Getpid()),
 			Changelog: "unirec.ingest.changelog", AllowedLateness: 5 * time.Second, MaxEventBytes: 64 << 10, Listen: "localhost:8081"},
 		Model:    online.DefaultModelConfig(),
@@ -128,6 +179,9 @@ func (c *Config) Validate() error {
 		return errors.New("data_dir is required")
 	}
 	if err := c.Kafka.Validate(); err != nil {
+		return err
+	}
+	if err := c.Kafka.Load(); err != nil {
 		return err
 	}
 	if c.Broker.EventPartitions <= 0 {

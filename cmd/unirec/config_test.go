@@ -11,11 +11,18 @@ import (
 	"testing"
 )
 
-// Every config file under deploy/ parses with the real loader.
+// Every unirec config file under deploy/ (every file named unirec.yaml)
+// parses with the real loader, so none can rot.
 func TestDeployConfigsParse(t *testing.T) {
-	files, _ := filepath.Glob("../../deploy/*.yaml")
-	if len(files) == 0 {
-		t.Fatal("no config files under deploy/")
+	var files []string
+	filepath.WalkDir("../../deploy", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Name() == "unirec.yaml" {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if len(files) < 4 {
+		t.Fatalf("found only %v under deploy/", files)
 	}
 	for _, f := range files {
 		if _, err := LoadConfig(f); err != nil {
@@ -37,6 +44,11 @@ func TestDeployConfigIsTheDefaults(t *testing.T) {
 	got.Ingest.TransactionalID = want.Ingest.TransactionalID
 	got.Serve.UseCases = nil
 	if !reflect.DeepEqual(got, want) {
+		for _, f := range []string{"Kafka", "Broker", "Ingest", "Model", "Trainer", "Snapshot", "Serve", "Demo", "Canvases", "Topics"} {
+			if g, w := reflect.ValueOf(got).FieldByName(f).Interface(), reflect.ValueOf(want).FieldByName(f).Interface(); !reflect.DeepEqual(g, w) {
+				t.Logf("%s differs:\n got %+v\nwant %+v", f, g, w)
+			}
+		}
 		t.Errorf("deploy/unirec.yaml drifted from DefaultConfig:\n got %+v\nwant %+v", got, want)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -225,6 +226,7 @@ func TestEndToEnd(t *testing.T) {
 	if late := s.metric(t, `unirec_ingest_dead_letters_total{reason="late"}`); late > 0 {
 		t.Errorf("%v events were dead-lettered as late", late)
 	}
+	checkDashboardMetrics(t, s)
 	items := len(w.Items())
 	for _, canvas := range w.Canvases() {
 		var hits, relevantTotal float64
@@ -250,6 +252,29 @@ func TestEndToEnd(t *testing.T) {
 		t.Logf("%s: recall@10 %.3f, random %.3f (%.1fx)", canvas, recall, random, recall/random)
 		if recall < 3*random {
 			t.Errorf("%s: recall@10 %.3f is not 3x random (%.3f)", canvas, recall, random)
+		}
+	}
+}
+
+// checkDashboardMetrics: every metric the Grafana dashboard queries is
+// exported by a running system.
+func checkDashboardMetrics(t *testing.T, s *system) {
+	t.Helper()
+	b, err := os.ReadFile("../../deploy/grafana/unirec-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + s.api + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exported bytes.Buffer
+	exported.ReadFrom(resp.Body)
+	resp.Body.Close()
+	for _, name := range regexp.MustCompile(`unirec_[a-z_]+`).FindAllString(string(b), -1) {
+		name = strings.TrimSuffix(name, "_bucket")
+		if !strings.Contains(exported.String(), name) {
+			t.Errorf("the dashboard queries %s, which /metrics does not export", name)
 		}
 	}
 }

@@ -23,6 +23,10 @@ Usage:
   unirec ingest  [flags]   events -> examples (exactly once), against --brokers
   unirec train   [flags]   examples -> model in Pebble -> snapshots, against --brokers
   unirec serve   [flags]   snapshots -> recommend API, against --brokers
+  unirec bench   CMD ...   produce | replay | eval: size, tune and prove it
+  unirec topics  create|check [flags]   create the topics, or check they are as unirec needs
+  unirec dlq     inspect|replay [flags] read dead letters as JSON lines; re-inject fixed ones
+  unirec status  [flags]   what is running: topics, lag, dead letters, model versions
 
 Run "unirec <command> -h" for the flags of a command.
 `
@@ -56,6 +60,14 @@ func runCommand(ctx context.Context, cmd string, args []string) error {
 		return cmdTrain(ctx, args)
 	case "serve":
 		return cmdServe(ctx, args)
+	case "bench":
+		return cmdBench(ctx, args)
+	case "topics":
+		return cmdTopics(ctx, args)
+	case "dlq":
+		return cmdDLQ(ctx, args)
+	case "status":
+		return cmdStatus(ctx, args)
 	}
 	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 }

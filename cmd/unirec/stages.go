@@ -53,17 +53,27 @@ func (g *group) Wait() error {
 	return g.err
 }
 
-// ensureTopics creates the topics unirec needs if they are missing.
+// topicSpecs is every topic unirec uses, as it must be.
+func topicSpecs(cfg Config) []stream.TopicSpec {
+	specs := cfg.Topics.Layout(int32(cfg.Broker.EventPartitions))
+	return append(specs, stream.TopicSpec{Name: cfg.Ingest.Changelog, Partitions: int32(cfg.Broker.EventPartitions),
+		Configs: map[string]string{"cleanup.policy": "compact"}})
+}
+
+// ensureTopics creates missing topics (when the config allows it) and
+// checks that every topic is as unirec needs it.
 func ensureTopics(ctx context.Context, cfg Config) error {
 	cl, err := kgo.NewClient(cfg.Kafka.Opts()...)
 	if err != nil {
 		return fmt.Errorf("cannot create kafka client: %w", err)
 	}
 	defer cl.Close()
-	specs := cfg.Topics.Layout(int32(cfg.Broker.EventPartitions))
-	specs = append(specs, stream.TopicSpec{Name: cfg.Ingest.Changelog, Partitions: int32(cfg.Broker.EventPartitions),
-		Configs: map[string]string{"cleanup.policy": "compact"}})
-	return stream.EnsureTopics(ctx, cl, specs)
+	if cfg.AutoCreateTopics {
+		if err := stream.EnsureTopics(ctx, cl, topicSpecs(cfg)); err != nil {
+			return err
+		}
+	}
+	return stream.CheckTopics(ctx, cl, topicSpecs(cfg))
 }
 
 // startIngest runs the ingest stage until ctx ends.

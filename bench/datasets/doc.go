@@ -1,0 +1,7 @@
+// Package datasets turns real public interaction logs into unirec events,
+// in event-time order, so they can be replayed through the real pipeline:
+// MovieLens (ratings, tags and genres become the four canvases) and the
+// Open Bandit Dataset (logged impressions with clicks and positions).
+//
+// It only reads files the user downloaded; it never ships or fetches data.
+package datasets

@@ -1,0 +1,350 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/unirec/unirec/bench"
+	"github.com/unirec/unirec/bench/datasets"
+	"github.com/unirec/unirec/bench/synth"
+	"github.com/unirec/unirec/ingest"
+	"github.com/unirec/unirec/stream"
+)
+
+const benchUsage = `Usage:
+  unirec bench produce [flags]   synthetic events with a planted truth, all canvases
+  unirec bench replay  [flags]   a data set (movielens, openbandit, jsonl) in event-time order
+  unirec bench eval    [flags]   global-timeline evaluation: unified vs per-task models vs popularity
+
+Every run writes a report directory (report.md, report.json, SVG plots).
+Run "unirec bench <command> -h" for the flags of a command.
+`
+
+func cmdBench(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, benchUsage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "produce":
+		return benchProduce(ctx, args[1:])
+	case "replay":
+		return benchReplay(ctx, args[1:])
+	case "eval":
+		return benchEval(ctx, args[1:])
+	}
+	return fmt.Errorf("unknown bench command %q\n%s", args[0], benchUsage)
+}
+
+// benchFlags are the flags every bench command shares.
+type benchFlags struct {
+	fs      *flag.FlagSet
+	brokers string
+	topic   string
+	report  string
+	rate    float64
+}
+
+func newBenchFlags(name string) *benchFlags {
+	f := &benchFlags{fs: flag.NewFlagSet("unirec bench "+name, flag.ContinueOnError)}
+	f.fs.StringVar(&f.brokers, "brokers", "localhost:9092", "Kafka bootstrap brokers, comma-separated")
+	f.fs.StringVar(&f.topic, "topic", "unirec.events", "events topic")
+	f.fs.StringVar(&f.report, "report", "", "report directory (default bench-reports/<command>-<time>)")
+	f.fs.Float64Var(&f.rate, "rate", 0, "events per second (0: as fast as possible)")
+	return f
+}
+
+func (f *benchFlags) reportDir(name string) string {
+	if f.report != "" {
+		return f.report
+	}
+	return filepath.Join("bench-reports", name+"-"+time.Now().UTC().Format("20060102-150405"))
+}
+
+func (f *benchFlags) client() stream.ClientOptions {
+	return stream.ClientOptions{Brokers: strings.Split(f.brokers, ",")}
+}
+
+// benchProduce produces synthetic events.
+func benchProduce(ctx context.Context, args []string) error {
+	f := newBenchFlags("produce")
+	requests := f.fs.Int("requests", 10000, "synthetic requests (each has impressions and engagements)")
+	seed := f.fs.Int64("seed", 1, "seed of the synthetic world")
+	if err := f.fs.Parse(args); err != nil {
+		return err
+	}
+	w := synth.NewWorld(synth.Options{Seed: *seed, Start: time.Now().Add(-time.Hour)})
+	var evs []ingest.Event
+	for i := 0; i < *requests; i++ {
+		evs = append(evs, w.Next()...)
+	}
+	return produceReport(ctx, f, "produce", evs, map[string]any{"requests": *requests, "seed": *seed, "world": w.String()}, 0)
+}
+
+// benchReplay replays a data set.
+func benchReplay(ctx context.Context, args []string) error {
+	f := newBenchFlags("replay")
+	dataset := f.fs.String("dataset", "movielens", "movielens, openbandit, synth or jsonl")
+	path := f.fs.String("path", "", "data set directory or file (default: ../shared/data next to the repository)")
+	speed := f.fs.Float64("speed", 0, "event-time speed factor (60: one minute of log per second; 0: as fast as possible)")
+	rebase := f.fs.Bool("rebase", true, "shift event times so the last event is now, keeping order and spacing")
+	if err := f.fs.Parse(args); err != nil {
+		return err
+	}
+	evs, recs, err := loadDataset(*dataset, *path, *rebase)
+	if err != nil {
+		return err
+	}
+	cfg := map[string]any{"dataset": *dataset, "speed": *speed, "rebase": *rebase}
+	if recs != nil {
+		return produceRecords(ctx, f, "replay", recs, cfg, *speed)
+	}
+	return produceReport(ctx, f, "replay", evs, cfg, *speed)
+}
+
+// loadDataset loads events (or raw records for jsonl).
+func loadDataset(name, path string, rebase bool) ([]ingest.Event, []bench.Record, error) {
+	if path == "" && name != "jsonl" && name != "synth" {
+		dir, err := datasets.SharedDataDir(".")
+		if err != nil {
+			return nil, nil, fmt.Errorf("cannot find the data set (pass --path): %w", err)
+		}
+		path = map[string]string{"movielens": filepath.Join(dir, "movielens-small"), "openbandit": filepath.Join(dir, "open-bandit", "random_men_men.csv")}[name]
+	}
+	now := time.Time{}
+	if rebase || name == "synth" {
+		now = time.Now().UTC()
+	}
+	switch name {
+	case "movielens":
+		ml, err := datasets.LoadMovieLens(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		return ml.Events(now), nil, nil
+	case "openbandit":
+		rows, err := datasets.LoadOpenBandit(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		evs := datasets.OpenBanditEvents(rows)
+		if rebase && len(evs) > 0 {
+			shift := now.Sub(evs[len(evs)-1].Time)
+			for i := range evs {
+				evs[i].Time = evs[i].Time.Add(shift)
+			}
+		}
+		return evs, nil, nil
+	case "synth":
+		w := synth.NewWorld(synth.Options{Seed: 1, Start: now.Add(-synthRequests * 100 * time.Millisecond)})
+		var evs []ingest.Event
+		for i := 0; i < synthRequests; i++ {
+			evs = append(evs, w.Next()...)
+		}
+		return evs, nil, nil
+	case "jsonl":
+		if path == "" {
+			return nil, nil, fmt.Errorf("--path is required for --dataset jsonl")
+		}
+		recs, err := bench.ReadJSONLFile(path)
+		return nil, recs, err
+	}
+	return nil, nil, fmt.Errorf("--dataset must be movielens, openbandit, synth or jsonl, got %q", name)
+}
+
+// synthRequests is the size of the synth data set: a planted-truth world's
+// requests, 100 ms apart.
+const synthRequests = 6000
+
+func produceReport(ctx context.Context, f *benchFlags, name string, evs []ingest.Event, cfg map[string]any, speed float64) error {
+	recs, err := bench.EventRecords(evs)
+	if err != nil {
+		return err
+	}
+	return produceRecords(ctx, f, name, recs, cfg, speed)
+}
+
+func produceRecords(ctx context.Context, f *benchFlags, name string, recs []bench.Record, cfg map[string]any, speed float64) error {
+	cfg["brokers"], cfg["topic"], cfg["rate"] = f.brokers, f.topic, f.rate
+	rep := bench.NewReport(name, cfg)
+	res, err := bench.Produce(ctx, bench.ProduceOptions{Client: f.client(), Topic: f.topic, Rate: f.rate, Speed: speed, Progress: os.Stderr}, recs)
+	if err != nil {
+		return err
+	}
+	rep.Figure("events", res.Records)
+	rep.Figure("seconds", res.Elapsed.Seconds())
+	rep.Figure("events_per_second", res.Rate)
+	rep.AddPlot("throughput.svg", "Events produced per second", bench.RatePlot("Events produced per second", "events", res.Timeline))
+	rep.AddTable(bench.Table{Title: "Production", Header: []string{"events", "seconds", "events/s"},
+		Rows: [][]string{{fmt.Sprint(res.Records), fmt.Sprintf("%.2f", res.Elapsed.Seconds()), fmt.Sprintf("%.0f", res.Rate)}}})
+	dir := f.reportDir(name)
+	if err := rep.Write(dir); err != nil {
+		return err
+	}
+	fmt.Printf("%d events in %.2fs (%.0f events/s) to %s on %s; report in %s\n", res.Records, res.Elapsed.Seconds(), res.Rate, f.topic, f.brokers, dir)
+	return nil
+}
+
+// benchEval runs the global-timeline evaluation on two fresh systems (the
+// unified model and per-task isolated models), each a `unirec run` process
+// of this binary on its own embedded broker.
+func benchEval(ctx context.Context, args []string) error {
+	f := newBenchFlags("eval")
+	dataset := f.fs.String("dataset", "movielens", "movielens, openbandit or synth")
+	path := f.fs.String("path", "", "data set directory or file (default: ../shared/data next to the repository)")
+	cut := f.fs.Float64("cut", 0.9, "fraction of events (time order) to train on; the rest is the evaluated future")
+	k := f.fs.Int("k", 10, "cut-off of recall@K and NDCG@K")
+	queries := f.fs.Int("queries", 1000, "evaluated future engagements per task")
+	config := f.fs.String("config", "", "extra unirec config for the evaluated systems (canvases, model)")
+	if err := f.fs.Parse(args); err != nil {
+		return err
+	}
+	if *cut <= 0 || *cut >= 1 {
+		return fmt.Errorf("--cut must be in (0, 1), got %v", *cut)
+	}
+	evs, _, err := loadDataset(*dataset, *path, true)
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "unirec-eval")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	var systems []bench.System
+	for _, isolated := range []bool{false, true} {
+		name := map[bool]string{false: "unified", true: "per-task"}[isolated]
+		sys, stop, err := startEvalSystem(ctx, filepath.Join(work, name), name, isolated, *config)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		systems = append(systems, sys)
+	}
+	rep := bench.NewReport("eval", map[string]any{"dataset": *dataset, "cut": *cut, "k": *k, "queries_per_task": *queries, "events": len(evs)})
+	auc := map[string]*bench.Series{}
+	res, err := bench.Evaluate(ctx, bench.EvalOptions{Events: evs, Cut: *cut, K: *k, QueriesPerTask: *queries,
+		Systems: systems, Topic: "unirec.events", Progress: os.Stderr,
+		OnTraining: func(sys string, sec float64, tasks map[string]bench.TaskMetrics) {
+			for task, m := range tasks {
+				key := sys + " " + task
+				if auc[key] == nil {
+					auc[key] = &bench.Series{Name: key}
+				}
+				auc[key].X = append(auc[key].X, float64(m.Examples))
+				auc[key].Y = append(auc[key].Y, m.AUC)
+			}
+		}})
+	if err != nil {
+		return err
+	}
+	rep.AddPlot("progressive-auc.svg", "Progressive AUC per task while training",
+		bench.LinePlot("Progressive AUC (windowed) per task", "examples trained in the task", "AUC", sortedSeries(auc)))
+	table := evalTable(res, *k)
+	rep.AddTable(table)
+	rep.Figure("results", res)
+	dir := f.reportDir("eval")
+	if err := rep.Write(dir); err != nil {
+		return err
+	}
+	fmt.Print("\n" + bench.MarkdownTable(table.Header, table.Rows))
+	fmt.Printf("report in %s\n", dir)
+	return nil
+}
+
+func sortedSeries(m map[string]*bench.Series) []bench.Series {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]bench.Series, len(keys))
+	for i, k := range keys {
+		out[i] = *m[k]
+	}
+	return out
+}
+
+func evalTable(res map[string]map[string]bench.Summary, k int) bench.Table {
+	t := bench.Table{Title: fmt.Sprintf("Quality on the future (recall@%d, NDCG@%d, MRR with 95%% bootstrap intervals)", k, k),
+		Header: []string{"task", "system", "queries", fmt.Sprintf("recall@%d", k), fmt.Sprintf("NDCG@%d", k), "MRR", "coverage"}}
+	var tasks []string
+	for task := range res["popularity"] {
+		tasks = append(tasks, task)
+	}
+	sort.Strings(tasks)
+	iv := func(i bench.Interval) string { return fmt.Sprintf("%.4f [%.4f, %.4f]", i.Mean, i.Low, i.High) }
+	for _, task := range tasks {
+		for _, sys := range []string{"unified", "per-task", "popularity"} {
+			s := res[sys][task]
+			t.Rows = append(t.Rows, []string{task, sys, fmt.Sprint(s.Queries), iv(s.Recall), iv(s.NDCG), iv(s.MRR), fmt.Sprintf("%.3f", s.Coverage)})
+		}
+	}
+	return t
+}
+
+// startEvalSystem starts `unirec run --demo=false` on free ports.
+func startEvalSystem(ctx context.Context, dir, name string, isolated bool, extra string) (bench.System, func(), error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return bench.System{}, nil, err
+	}
+	cfgPath := filepath.Join(dir, "unirec.yaml")
+	cfg := fmt.Sprintf("model:\n  isolated: %v\nsnapshot:\n  interval: 500ms\n", isolated)
+	if extra != "" {
+		b, err := os.ReadFile(extra)
+		if err != nil {
+			return bench.System{}, nil, fmt.Errorf("cannot read --config: %w", err)
+		}
+		cfg = string(b) + "\n"
+		if isolated {
+			cfg = strings.Replace(cfg, "isolated: false", "isolated: true", 1)
+		}
+	}
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return bench.System{}, nil, err
+	}
+	bport, aport := freeTCPPort(), freeTCPPort()
+	self, err := os.Executable()
+	if err != nil {
+		return bench.System{}, nil, err
+	}
+	log, err := os.Create(filepath.Join(dir, "unirec.log"))
+	if err != nil {
+		return bench.System{}, nil, err
+	}
+	cmd := exec.CommandContext(ctx, self, "run", "--demo=false", "--config", cfgPath, "--data-dir", dir,
+		"--broker-port", fmt.Sprint(bport), "--listen", fmt.Sprintf("127.0.0.1:%d", aport))
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		return bench.System{}, nil, fmt.Errorf("cannot start %s system: %w", name, err)
+	}
+	stop := func() { cmd.Process.Signal(os.Interrupt); cmd.Wait(); log.Close() }
+	sys := bench.System{Name: name, Broker: fmt.Sprintf("127.0.0.1:%d", bport), API: fmt.Sprintf("http://127.0.0.1:%d", aport)}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if _, err := bench.Metrics(ctx, sys.API); err == nil {
+			return sys, stop, nil
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return bench.System{}, nil, fmt.Errorf("%s system did not start; see %s", name, log.Name())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func freeTCPPort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}

@@ -1,0 +1,72 @@
+package stream
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// CheckTopics verifies that existing topics match their specs: at least
+// the spec's partitions (exactly one where the spec says one: the examples
+// and snapshots topics are ordered logs), and every config the spec sets
+// (e.g. cleanup.policy=compact). The error lists every mismatch with the
+// fix.
+func CheckTopics(ctx context.Context, cl *kgo.Client, specs []TopicSpec) error {
+	adm := kadm.NewClient(cl)
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
+	details, err := adm.ListTopics(ctx, names...)
+	if err != nil {
+		return fmt.Errorf("cannot describe topics: %w", err)
+	}
+	configs, err := adm.DescribeTopicConfigs(ctx, names...)
+	if err != nil {
+		return fmt.Errorf("cannot describe topic configs: %w", err)
+	}
+	var problems []string
+	for _, s := range specs {
+		problems = append(problems, checkTopic(s, details[s.Name], configs)...)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("topics do not match what unirec needs:\n  %s", strings.Join(problems, "\n  "))
+	}
+	return nil
+}
+
+func checkTopic(s TopicSpec, d kadm.TopicDetail, configs kadm.ResourceConfigs) []string {
+	if d.Err != nil {
+		return []string{fmt.Sprintf("%s: %v (create it with `unirec topics create`)", s.Name, d.Err)}
+	}
+	var out []string
+	n := int32(len(d.Partitions))
+	switch {
+	case s.Partitions == 1 && n != 1:
+		out = append(out, fmt.Sprintf("%s has %d partitions, must have exactly 1 (its order matters)", s.Name, n))
+	case n < s.Partitions:
+		out = append(out, fmt.Sprintf("%s has %d partitions, needs at least %d (add partitions)", s.Name, n, s.Partitions))
+	}
+	rc, err := configs.On(s.Name, nil)
+	if err != nil {
+		return append(out, fmt.Sprintf("%s: cannot read its configs: %v", s.Name, err))
+	}
+	for k, want := range s.Configs {
+		if k == "max.message.bytes" {
+			continue // a larger limit is fine; checked by producing
+		}
+		got := ""
+		for _, c := range rc.Configs {
+			if c.Key == k && c.Value != nil {
+				got = *c.Value
+			}
+		}
+		if got != want {
+			out = append(out, fmt.Sprintf("%s has %s=%q, needs %q (alter the topic config)", s.Name, k, got, want))
+		}
+	}
+	return out
+}
