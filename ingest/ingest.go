@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"sync"
 	"time"
@@ -418,12 +417,9 @@ func (g *Ingester) appendExample(st *partition, ex *stream.Example, positive boo
 }
 
 // keepFraction maps an event id to [0, 1) deterministically, so that
-// stratified sampling gives the same answer on every replay.
-func keepFraction(eventID string) float64 {
-	h := fnv.New64a()
-	h.Write([]byte(eventID))
-	return float64(h.Sum64()>>11) / float64(1<<53)
-}
+// stratified sampling gives the same answer on every replay. FNV alone
+// leaves the high bits of similar short ids alike; the finalizer mixes them.
+func keepFraction(eventID string) float64 { return unit(hashString(eventID)) }
 
 func (g *Ingester) pendingCount() int {
 	n := 0
