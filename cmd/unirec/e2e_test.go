@@ -62,11 +62,17 @@ type system struct {
 // answers.
 func startSystem(t *testing.T, dataDir string, args ...string) *system {
 	t.Helper()
+	return startSystemConfig(t, dataDir, "", args...)
+}
+
+// startSystemConfig is startSystem with extra YAML appended to the config.
+func startSystemConfig(t *testing.T, dataDir, extraYAML string, args ...string) *system {
+	t.Helper()
 	s := &system{log: &bytes.Buffer{}}
 	bport, aport := freePort(t), freePort(t)
 	s.broker, s.api = fmt.Sprintf("127.0.0.1:%d", bport), fmt.Sprintf("127.0.0.1:%d", aport)
 	cfg := filepath.Join(dataDir, "test.yaml")
-	if err := os.WriteFile(cfg, []byte("snapshot:\n  interval: 300ms\ntrainer:\n  commit_interval: 300ms\n"), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte("snapshot:\n  interval: 300ms\ntrainer:\n  commit_interval: 300ms\n"+extraYAML), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	s.cmd = exec.Command(unirecBin, append([]string{"run", "--config", cfg, "--data-dir", dataDir,
