@@ -159,7 +159,7 @@ func TestIngestExactlyOnceAcrossKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := startIngestProc(t, killTestConfig(t, dir, b.Addr(), "ingest-a"))
-	c := startIngestProc(t, killTestConfig(t, dir, b.Addr(), "ingest-b"))
+	var c *ingestProc
 
 	cl, err := kgo.NewClient(append(cfg.Kafka.Opts(), kgo.DefaultProduceTopic(cfg.Topics.Events))...)
 	if err != nil {
@@ -179,16 +179,22 @@ func TestIngestExactlyOnceAcrossKill9(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	const total, killAt = 3000, 1000
+	const total, secondAt, killAt = 3000, 300, 1000
 	events := 0
 	for i := 0; i < total; i++ {
 		evs := w.Next()
 		requests = append(requests, evs)
 		produce(evs)
 		events += len(evs)
-		if i == killAt {
-			waitFor(t, 60*time.Second, "process a to commit 1000 events", func() bool {
-				return a.metrics()["unirec_ingest_events_consumed_total"] >= 1000
+		switch i {
+		case secondAt: // a owns every partition; b joins and takes half
+			waitFor(t, 60*time.Second, "process a to commit events", func() bool {
+				return a.metrics()["unirec_ingest_events_consumed_total"] > 0
+			})
+			c = startIngestProc(t, killTestConfig(t, dir, b.Addr(), "ingest-b"))
+		case killAt: // both process; a dies in the middle of the stream
+			waitFor(t, 60*time.Second, "both processes to commit events", func() bool {
+				return c.metrics()["unirec_ingest_events_consumed_total"] > 0 && a.metrics()["unirec_ingest_events_consumed_total"] >= 1000
 			})
 			a.kill9AndRestart()
 		}
@@ -203,7 +209,13 @@ func TestIngestExactlyOnceAcrossKill9(t *testing.T) {
 	events += dups
 
 	want := expectedExamples(requests)
-	waitFor(t, 2*time.Minute, "every event committed and every window closed", func() bool {
+	t.Cleanup(func() {
+		if t.Failed() { // goroutine dumps of both processes go to their logs
+			a.cmd.Process.Signal(syscall.SIGQUIT)
+			c.cmd.Process.Signal(syscall.SIGQUIT)
+		}
+	})
+	waitFor(t, 90*time.Second, "every event committed and every window closed", func() bool {
 		return consumerCaughtUp(t, cl, "kill-test", cfg.Topics.Events) && pendingZero(a, c)
 	})
 	got := readExamples(t, cfg)
