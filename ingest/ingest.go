@@ -194,11 +194,7 @@ func (g *Ingester) processPartition(st *partition, recs []*kgo.Record, now int64
 		}
 	}
 	if idle {
-		n := len(st.pending)
 		g.closeIdle(st, now)
-		if n != len(st.pending) {
-			g.logf("ingest: partition %d idle, closed %d windows by wall clock", st.id, n-len(st.pending))
-		}
 	}
 	g.flush(st)
 }
