@@ -16,7 +16,8 @@ type Stage interface {
 	// Restore rebuilds the state of newly assigned partitions before any of
 	// their records is processed.
 	Restore(ctx context.Context, partitions []int32) error
-	// Revoke forgets the state of partitions that moved away.
+	// Revoke forgets the state of partitions that moved away (possibly
+	// partitions assigned and revoked before they were restored).
 	Revoke(partitions []int32)
 	// Process handles one batch of records (possibly empty, on a tick) and
 	// emits output records; they are produced in the open transaction, to
