@@ -3,21 +3,26 @@ package ingest
 import (
 	"encoding/binary"
 	"fmt"
-	"strings"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // dedupeHorizon is how long (in event time, behind the watermark minus the
 // allowed lateness) the event ids of a partition are remembered.
 const dedupeHorizon = int64(time.Hour / time.Millisecond)
 
-// dedupe is the set of event ids a partition saw within the horizon. Ids
-// arrive in segments, one per transaction; each segment is one changelog
-// record written in that transaction, so the set survives a crash and moves
-// with its partition, and a duplicate is caught across restarts. Segments
-// expire whole, oldest first, with a tombstone.
+// dedupe is the set of event ids a partition saw within the horizon, kept
+// as 64-bit xxhash digests: 8 bytes per id in memory and in the changelog.
+// A false duplicate needs two ids of one partition within the horizon to
+// collide, probability about n²/2⁶⁵ (3e-8 for a million ids), and would be
+// counted as a duplicate, not lost silently. Ids arrive in segments, one
+// per transaction; each segment is one changelog record written in that
+// transaction, so the set survives a crash and moves with its partition,
+// and a duplicate is caught across restarts. Segments expire whole, oldest
+// first, with a tombstone.
 type dedupe struct {
-	ids  map[string]struct{}
+	ids  map[uint64]struct{}
 	segs []segment // persisted, oldest first
 	cur  segment   // ids of the open transaction
 }
@@ -26,19 +31,19 @@ type dedupe struct {
 type segment struct {
 	key     string
 	maxTime int64 // newest event time of its ids
-	ids     []string
+	ids     []uint64
 }
 
-func newDedupe() dedupe { return dedupe{ids: map[string]struct{}{}} }
+func newDedupe() dedupe { return dedupe{ids: map[uint64]struct{}{}} }
 
 // add records id at event time t; it reports false if id was seen before.
 func (d *dedupe) add(id string, t int64) bool {
-	if _, dup := d.ids[id]; dup {
+	h := xxhash.Sum64String(id)
+	if _, dup := d.ids[h]; dup {
 		return false
 	}
-	id = strings.Clone(id) // do not keep the whole event alive
-	d.ids[id] = struct{}{}
-	d.cur.ids = append(d.cur.ids, id)
+	d.ids[h] = struct{}{}
+	d.cur.ids = append(d.cur.ids, h)
 	d.cur.maxTime = max(d.cur.maxTime, t)
 	return true
 }
@@ -101,20 +106,15 @@ func (d *dedupe) load(key string, value []byte) error {
 	return nil
 }
 
-const segmentCodecVersion = 1
+const segmentCodecVersion = 2
 
 func encodeSegment(s *segment) []byte {
-	n := 1 + 2*binary.MaxVarintLen64
-	for _, id := range s.ids {
-		n += binary.MaxVarintLen64 + len(id)
-	}
-	b := make([]byte, 0, n)
+	b := make([]byte, 0, 1+2*binary.MaxVarintLen64+8*len(s.ids))
 	b = append(b, segmentCodecVersion)
 	b = binary.AppendVarint(b, s.maxTime)
 	b = binary.AppendUvarint(b, uint64(len(s.ids)))
 	for _, id := range s.ids {
-		b = binary.AppendUvarint(b, uint64(len(id)))
-		b = append(b, id...)
+		b = binary.LittleEndian.AppendUint64(b, id)
 	}
 	return b
 }
@@ -131,21 +131,13 @@ func decodeSegment(key string, b []byte) (segment, error) {
 	}
 	s.maxTime, b = t, b[n:]
 	count, n := binary.Uvarint(b)
-	if n <= 0 || count > uint64(len(b)) {
-		return s, fmt.Errorf("cannot decode dedupe segment %q: bad count", key)
+	if n <= 0 || count != uint64(len(b)-n)/8 || (len(b)-n)%8 != 0 {
+		return s, fmt.Errorf("cannot decode dedupe segment %q: %d ids do not fill %d bytes", key, count, len(b)-n)
 	}
 	b = b[n:]
-	s.ids = make([]string, 0, count)
-	for i := uint64(0); i < count; i++ {
-		l, n := binary.Uvarint(b)
-		if n <= 0 || l > uint64(len(b)-n) {
-			return s, fmt.Errorf("cannot decode dedupe segment %q: truncated id", key)
-		}
-		s.ids = append(s.ids, string(b[n:n+int(l)]))
-		b = b[n+int(l):]
-	}
-	if len(b) != 0 {
-		return s, fmt.Errorf("cannot decode dedupe segment %q: %d trailing bytes", key, len(b))
+	s.ids = make([]uint64, count)
+	for i := range s.ids {
+		s.ids[i] = binary.LittleEndian.Uint64(b[8*i:])
 	}
 	return s, nil
 }
