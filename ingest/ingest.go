@@ -266,7 +266,8 @@ func (g *Ingester) handle(st *partition, r *kgo.Record, now int64) {
 		st.watermark = t
 	}
 	c := g.opts.Registry.Canvas(e.Canvas)
-	ex := g.opts.Registry.Normalize(e)
+	ex := g.opts.Registry.normalize(e, st.lastCtx)
+	st.lastCtx = ex.Context
 	if ex.Item.Type == "" && g.opts.Catalog != nil {
 		if m, ok := g.opts.Catalog.Lookup(ex.ItemID); ok {
 			ex.Item = m

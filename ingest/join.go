@@ -55,7 +55,8 @@ type partition struct {
 	out     []*kgo.Record // outputs of the open batch, in order
 	slab    []byte        // record values are cut from it
 	keys    map[string][]byte
-	scratch []byte // join key being looked up
+	scratch []byte         // join key being looked up
+	lastCtx []stream.Field // unified context of the last event, shared when the next one has the same
 	recs    []kgo.Record
 }
 
