@@ -86,7 +86,9 @@ func TestFifthCanvasFromConfigOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	evs := cwEvents(3000, time.Now().Add(-2*time.Hour))
+	start := time.Now().Add(-2 * time.Hour)
+	asOf := start.Add(3000 * 20 * time.Millisecond).UTC().Format(time.RFC3339Nano) // ask as of the data's time
+	evs := cwEvents(3000, start)
 	recs := make([]*kgo.Record, 0, len(evs))
 	for _, e := range evs {
 		v, _ := json.Marshal(e)
@@ -102,7 +104,7 @@ func TestFifthCanvasFromConfigOnly(t *testing.T) {
 	})
 	for _, device := range []string{"tv", "phone"} {
 		code, resp, raw := s.recommend(t, map[string]any{"use_case": "continue_watching", "k": 10,
-			"context": map[string]string{"user_id": "u-1", "device": device}})
+			"context": map[string]string{"user_id": "u-1", "device": device, "time": asOf}})
 		if code != 200 || resp.Fallback.Used || resp.Model.Version == 0 {
 			t.Fatalf("%s: got %d %s, want a model's answer", device, code, raw)
 		}

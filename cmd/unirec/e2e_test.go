@@ -211,6 +211,7 @@ func produceWorld(t *testing.T, broker string, w *synth.World, n int) int {
 func TestEndToEnd(t *testing.T) {
 	s := startSystem(t, t.TempDir(), "--demo=false")
 	w := synth.NewWorld(synth.Options{Seed: 7, Start: time.Now().Add(-2 * time.Hour), Step: 20 * time.Millisecond})
+	asOf := w.Options().Start.Add(8000 * w.Options().Step) // the last request's time
 	start := time.Now()
 	firstModel := make(chan time.Duration, 1)
 	go func() {
@@ -239,6 +240,11 @@ func TestEndToEnd(t *testing.T) {
 		const queries = 40
 		for i := 0; i < queries; i++ {
 			ctx, relevant := w.Query(canvas, i)
+			// Ask as of the data's time: the hour-of-day and day-of-week
+			// features of a query at wall-clock time were never trained
+			// when the data's hour differs, which made this test fail at
+			// some hours.
+			ctx["time"] = asOf.UTC().Format(time.RFC3339Nano)
 			code, resp, raw := s.recommend(t, map[string]any{"use_case": canvas, "context": ctx, "k": 10})
 			if code != 200 {
 				t.Fatalf("%s: HTTP %d: %s", canvas, code, raw)
