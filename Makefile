@@ -4,7 +4,7 @@ BIN := bin/unirec
 # Packages with goroutines shared between components run under the race detector.
 RACE_PKGS := ./stream/... ./ingest/... ./online/... ./snapshot/... ./serve/...
 
-.PHONY: help build run test test-race vet fuzz bench bench-trainer bench-quality clean
+.PHONY: help build run test test-race vet fuzz bench bench-ingest bench-trainer bench-quality clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,6 +26,7 @@ vet: ## go vet and gofmt
 fuzz: ## run every fuzz target for 20s each
 	$(GO) test -run '^$$' -fuzz FuzzDecodeExample -fuzztime 20s ./stream
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEvent -fuzztime 20s ./ingest
+	$(GO) test -run '^$$' -fuzz FuzzDecodeCatalogItem -fuzztime 20s ./ingest
 	$(GO) test -run '^$$' -fuzz FuzzDecodeChunk -fuzztime 20s ./snapshot
 	$(GO) test -run '^$$' -fuzz FuzzAssembly -fuzztime 20s ./snapshot
 	$(GO) test -run '^$$' -fuzz FuzzRecommendRequest -fuzztime 20s ./serve
@@ -38,6 +39,9 @@ bench-trainer: ## end-to-end trainer throughput vs raw consume rate (UNIREC_BENC
 
 bench-quality: ## MovieLens quality table: unified vs per-task vs popularity (needs ../shared/data)
 	$(GO) test -run '^$$' -bench MovieLensQuality -benchtime 1x -v ./bench/quality
+
+bench-ingest: ## ingest throughput vs raw franz-go consume on the embedded broker (EVENTS=400000)
+	$(GO) test -run '^$$' -bench IngestThroughput -benchtime 1x -v ./bench -args -ingest-events=$(or $(EVENTS),400000)
 
 clean: ## remove the binary and the local data dir
 	rm -rf bin data

@@ -5,5 +5,7 @@
 // directory (report.md, report.json, SVG plots).
 //
 // It drives the system only through its public surfaces (Kafka topics and
-// the HTTP API); it never reaches into a stage's internals.
+// the HTTP API); it never reaches into a stage's internals. Its go test
+// benchmarks (ingest_bench_test.go) run one stage's library on the embedded
+// broker and report it next to a baseline measured in the same run.
 package bench

@@ -25,6 +25,13 @@ type Canvas struct {
 	NegativeKeepRate float64 `yaml:"negative_keep_rate"`
 	// Weight multiplies the weight of every example of this canvas.
 	Weight float64 `yaml:"weight"`
+	// EngagementOnly marks a canvas that logs no impressions: each positive
+	// engagement gets Negatives sampled negative items, drawn by
+	// NegativeSampler ("uniform" or "popularity" over the items engaged
+	// with so far), with the draw probability in Example.SampleProb.
+	EngagementOnly  bool   `yaml:"engagement_only"`
+	Negatives       int    `yaml:"negatives"`
+	NegativeSampler string `yaml:"negative_sampler"`
 }
 
 // ContextField is one request-context field of a canvas.
@@ -99,6 +106,17 @@ func (c *Canvas) Validate() error {
 	}
 	if c.Weight <= 0 {
 		return fmt.Errorf("canvases[%s].weight must be positive", c.Name)
+	}
+	if c.Negatives < 0 || c.Negatives > 100 {
+		return fmt.Errorf("canvases[%s].negatives must be in [0, 100], got %d", c.Name, c.Negatives)
+	}
+	if c.Negatives > 0 && !c.EngagementOnly {
+		return fmt.Errorf("canvases[%s].negatives needs engagement_only: true (impressions give real negatives)", c.Name)
+	}
+	switch c.NegativeSampler {
+	case "", SamplerUniform, SamplerPopularity:
+	default:
+		return fmt.Errorf("canvases[%s].negative_sampler must be %q or %q, got %q", c.Name, SamplerUniform, SamplerPopularity, c.NegativeSampler)
 	}
 	seen := map[string]bool{}
 	for _, f := range c.Context {

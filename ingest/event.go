@@ -1,8 +1,6 @@
 package ingest
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -48,31 +46,4 @@ func (r *Rejection) Error() string { return r.Reason + ": " + r.Detail }
 
 func reject(reason, format string, args ...any) *Rejection {
 	return &Rejection{Reason: reason, Detail: fmt.Sprintf(format, args...)}
-}
-
-// DecodeEvent parses and validates the shape of one event. Canvas-specific
-// checks happen in Registry.Check.
-func DecodeEvent(b []byte, maxBytes int) (*Event, *Rejection) {
-	if len(b) > maxBytes {
-		return nil, reject(ReasonTooLarge, "event is %d bytes, limit is %d", len(b), maxBytes)
-	}
-	var e Event
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&e); err != nil {
-		return nil, reject(ReasonBadJSON, "%v", err)
-	}
-	if dec.More() {
-		return nil, reject(ReasonBadJSON, "trailing data after the event object")
-	}
-	for _, f := range [...]struct{ name, v string }{
-		{"event_id", e.EventID}, {"canvas", e.Canvas}, {"action", e.Action}, {"item_id", e.ItemID},
-	} {
-		if f.v == "" {
-			return nil, reject(ReasonMissingField, "%s is required", f.name)
-		}
-	}
-	if e.Time.IsZero() {
-		return nil, reject(ReasonMissingField, "time is required (RFC 3339, e.g. 2026-11-27T10:00:00.120Z)")
-	}
-	return &e, nil
 }

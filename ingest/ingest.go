@@ -1,11 +1,11 @@
 package ingest
 
 import (
-	"container/heap"
 	"context"
 	"encoding/binary"
 	"fmt"
-	"hash/fnv"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -29,20 +29,29 @@ type Options struct {
 	AllowedLateness time.Duration
 	// MaxEventBytes rejects larger events as "too_large".
 	MaxEventBytes int
+	// Catalog, when set, gives item metadata to examples whose event has
+	// none.
+	Catalog *Catalog
 	// Now is the wall clock; windows of idle partitions close by it.
 	Now     func() time.Time
+	Logf    func(format string, args ...any)
 	Metrics *metrics.Set
 }
 
 // Ingester is the ingest stage: events in, examples, dead letters and join
-// changelog records out.
+// changelog records out. The partitions of a batch are processed in
+// parallel, each by one goroutine that owns its state; their outputs are
+// emitted in partition order.
 type Ingester struct {
 	opts  Options
 	parts map[int32]*partition
-	acct  *accounting
-	buf   []byte
+	// revoked holds partitions revoked since the last transaction ended,
+	// until their counts are settled.
+	revoked []*partition
+	acct    *accounting
 	// lastClose is when idle windows were last swept, wall-clock ms.
 	lastClose int64
+	byPart    map[int32][]*kgo.Record
 }
 
 // New returns an Ingester; opts must be valid.
@@ -53,28 +62,46 @@ func New(opts Options) *Ingester {
 	if opts.MaxEventBytes <= 0 {
 		opts.MaxEventBytes = 64 << 10
 	}
-	return &Ingester{opts: opts, parts: map[int32]*partition{}, acct: newAccounting(opts.Metrics, opts.Registry.Names())}
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	return &Ingester{opts: opts, parts: map[int32]*partition{}, acct: newAccounting(opts.Metrics, opts.Registry.Names()),
+		byPart: map[int32][]*kgo.Record{}}
 }
 
 // Restore rebuilds the join state of partitions from the changelog.
 func (g *Ingester) Restore(ctx context.Context, partitions []int32) error {
 	for _, p := range partitions {
-		st := newPartition()
+		st := newPartition(p)
 		err := stream.ReadPartition(ctx, g.opts.Client, g.opts.Changelog, p, func(r *kgo.Record) error {
 			return st.apply(r.Key, r.Value, g.window)
 		})
 		if err != nil {
 			return fmt.Errorf("cannot restore join state of partition %d: %w", p, err)
 		}
+		// A restored window waits its full length again from now, so the
+		// backlog a restarted process still has to read can join it.
+		now := g.opts.Now().UnixMilli()
+		for _, pd := range st.pending {
+			pd.arrival = now
+		}
+		g.acct.restored.Add(len(st.pending))
+		g.logf("ingest: restored partition %d: %d pending, %d event ids, watermark %s", p, len(st.pending), len(st.seen.ids),
+			time.UnixMilli(st.watermark).UTC().Format(time.RFC3339Nano))
 		g.parts[p] = st
 	}
 	g.acct.setPending(g.pendingCount())
 	return nil
 }
 
-// Revoke drops the state of partitions that moved to another process.
+// Revoke drops the state of partitions that moved to another process. A
+// revocation can come while a transaction is open: the partitions' counts
+// are settled when it ends.
 func (g *Ingester) Revoke(partitions []int32) {
 	for _, p := range partitions {
+		if st := g.parts[p]; st != nil {
+			g.revoked = append(g.revoked, st)
+		}
 		delete(g.parts, p)
 	}
 	g.acct.setPending(g.pendingCount())
@@ -82,49 +109,128 @@ func (g *Ingester) Revoke(partitions []int32) {
 
 // Commit publishes the accounting of the committed batch.
 func (g *Ingester) Commit() {
-	g.acct.commit()
+	tallies := make([]*tally, 0, len(g.parts)+len(g.revoked))
+	for _, st := range g.parts {
+		tallies = append(tallies, st.tally)
+	}
+	for _, st := range g.revoked {
+		tallies = append(tallies, st.tally)
+		g.acct.released.Add(len(st.pending))
+	}
+	g.revoked = nil
+	g.acct.commit(tallies)
 	g.acct.setPending(g.pendingCount())
 }
 
-// Abort drops all state: the loop restores it from the changelog.
+// Abort drops all state: the loop restores it from the changelog. The
+// pending impressions of the last commit leave with the state (released)
+// and come back with the restore (restored).
 func (g *Ingester) Abort() []int32 {
 	owned := make([]int32, 0, len(g.parts))
-	for p := range g.parts {
+	for p, st := range g.parts {
 		owned = append(owned, p)
+		g.acct.released.Add(len(st.pending) - int(st.tally.pendingDelta))
 	}
-	g.parts = map[int32]*partition{}
-	g.acct.rollback()
+	for _, st := range g.revoked {
+		g.acct.released.Add(len(st.pending) - int(st.tally.pendingDelta))
+	}
+	g.parts, g.revoked = map[int32]*partition{}, nil
 	return owned
 }
 
-// Process handles one batch of event records.
+// Process handles one batch of event records. Join state changes are
+// written to the changelog once per batch: the last state of each changed
+// pair, the watermark, and the batch's new event ids.
 func (g *Ingester) Process(_ context.Context, recs []*kgo.Record, emit func(*kgo.Record)) error {
-	dirty := map[int32]int64{}
-	for _, r := range recs {
-		st := g.parts[r.Partition]
-		if st == nil {
-			st = newPartition()
-			g.parts[r.Partition] = st
-		}
-		before := st.watermark
-		g.handle(st, r, emit)
-		if st.watermark != before {
-			dirty[r.Partition] = st.watermark
-			g.closeByWatermark(r.Partition, st, emit)
-		}
+	for p, rs := range g.byPart {
+		g.byPart[p] = rs[:0]
 	}
-	for p, w := range dirty {
-		emit(&kgo.Record{Topic: g.opts.Changelog, Partition: p, Key: []byte(watermarkKey), Value: binary.AppendVarint(nil, w)})
+	for _, r := range recs {
+		g.byPart[r.Partition] = append(g.byPart[r.Partition], r)
+		if g.parts[r.Partition] == nil {
+			g.parts[r.Partition] = newPartition(r.Partition)
+		}
 	}
 	now := g.opts.Now().UnixMilli()
-	if len(recs) == 0 && now-g.lastClose >= 100 {
+	idle := len(recs) == 0 && now-g.lastClose >= 100
+	if idle {
 		g.lastClose = now
-		for p, st := range g.parts {
-			g.closeIdle(p, st, now, emit)
+	}
+	order := make([]int32, 0, len(g.parts))
+	var wg sync.WaitGroup
+	for p, st := range g.parts {
+		order = append(order, p)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g.processPartition(st, g.byPart[p], now, idle)
+		}()
+	}
+	wg.Wait()
+	slices.Sort(order)
+	for _, p := range order {
+		st := g.parts[p]
+		for i, r := range st.out {
+			emit(r)
+			st.out[i] = nil
 		}
+		st.out = st.out[:0]
 	}
 	return nil
 }
+
+// processPartition runs one partition's records through the join; its
+// outputs collect in st.out.
+func (g *Ingester) processPartition(st *partition, recs []*kgo.Record, now int64, idle bool) {
+	for _, r := range recs {
+		if !st.open {
+			st.open, st.firstOffset = true, r.Offset
+		}
+		before := st.watermark
+		g.handle(st, r, now)
+		if st.watermark != before {
+			st.wmDirty = true
+			g.closeByWatermark(st)
+		}
+	}
+	if idle {
+		g.closeIdle(st, now)
+	}
+	g.flush(st)
+}
+
+// flush writes the open transaction's join state changes of a partition to
+// its changelog partition.
+func (g *Ingester) flush(st *partition) {
+	log := func(key string, value []byte) {
+		st.emit(&kgo.Record{Topic: g.opts.Changelog, Partition: st.id, Key: []byte(key), Value: value})
+	}
+	for key, p := range st.dirty {
+		if p == nil {
+			log(key, nil)
+			continue
+		}
+		log(key, encodePending(p))
+		p.persisted = true
+	}
+	clear(st.dirty)
+	st.pool.flush(log)
+	if st.open {
+		if v := st.seen.seal(dedupeKey(st.firstOffset)); v != nil {
+			log(dedupeKey(st.firstOffset), v)
+		}
+		st.open = false
+	}
+	if st.wmDirty {
+		for _, key := range st.seen.expire(st.watermark - g.opts.AllowedLateness.Milliseconds() - dedupeHorizon) {
+			log(key, nil)
+		}
+		log(watermarkKey, binary.AppendVarint(nil, st.watermark))
+		st.wmDirty = false
+	}
+}
+
+func (g *Ingester) logf(format string, args ...any) { g.opts.Logf(format, args...) }
 
 // window returns the attribution window of a task in ms.
 func (g *Ingester) window(task string) int64 {
@@ -134,61 +240,76 @@ func (g *Ingester) window(task string) int64 {
 	return 0
 }
 
-// handle routes one event record to its outcome.
-func (g *Ingester) handle(st *partition, r *kgo.Record, emit func(*kgo.Record)) {
-	g.acct.consumed++
-	e, rej := DecodeEvent(r.Value, g.opts.MaxEventBytes)
+// handle routes one event record to its outcome. A repeated event id is a
+// duplicate even when it is also late: it was processed once already.
+func (g *Ingester) handle(st *partition, r *kgo.Record, now int64) {
+	st.tally.consumed++
+	e, rej := st.dec.Decode(r.Value, g.opts.MaxEventBytes)
 	if rej == nil {
 		rej = g.opts.Registry.Check(e)
 	}
-	if rej == nil && st.watermark-e.Time.UnixMilli() > g.opts.AllowedLateness.Milliseconds() {
-		rej = reject(ReasonLate, "event time %s is %s behind the partition watermark, allowed lateness is %s",
-			e.Time.Format(time.RFC3339Nano), time.Duration(st.watermark-e.Time.UnixMilli())*time.Millisecond, g.opts.AllowedLateness)
-	}
 	if rej != nil {
-		g.acct.deadLetter(rej.Reason)
-		emit(stream.DeadLetter(g.opts.Topics.DeadLetters, r, rej.Reason, rej.Detail))
+		g.deadLetter(st, r, rej)
 		return
 	}
 	t := e.Time.UnixMilli()
-	if _, dup := st.seen[e.EventID]; dup {
-		g.acct.outcome(outcomeDuplicate)
+	if !st.seen.add(e.EventID, t) {
+		st.tally.outcomes[outcomeDuplicate]++
 		return
 	}
-	st.seen[e.EventID] = t
+	if st.watermark-t > g.opts.AllowedLateness.Milliseconds() {
+		g.deadLetter(st, r, reject(ReasonLate, "event time %s is %s behind the partition watermark, allowed lateness is %s",
+			e.Time.Format(time.RFC3339Nano), time.Duration(st.watermark-t)*time.Millisecond, g.opts.AllowedLateness))
+		return
+	}
 	if t > st.watermark {
 		st.watermark = t
 	}
 	c := g.opts.Registry.Canvas(e.Canvas)
-	ex := g.opts.Registry.Normalize(e)
+	ex := g.opts.Registry.normalize(e, st.lastCtx)
+	st.lastCtx = ex.Context
+	if ex.Item.Type == "" && g.opts.Catalog != nil {
+		if m, ok := g.opts.Catalog.Lookup(ex.ItemID); ok {
+			ex.Item = m
+		}
+	}
 	if e.Action == ActionImpression {
-		g.impression(st, r.Partition, ex, emit)
+		g.impression(st, ex, now)
 		return
 	}
-	g.engagement(st, r.Partition, c, ex, emit)
+	g.engagement(st, c, ex)
 }
 
-func (g *Ingester) impression(st *partition, part int32, ex stream.Example, emit func(*kgo.Record)) {
-	key := joinKey(ex.RequestID, ex.ItemID)
-	if st.pending[key] != nil {
-		g.acct.outcome(outcomeDuplicate)
+func (g *Ingester) deadLetter(st *partition, r *kgo.Record, rej *Rejection) {
+	st.tally.deadLetter(rej.Reason)
+	st.emit(stream.DeadLetter(g.opts.Topics.DeadLetters, r, rej.Reason, rej.Detail))
+}
+
+func (g *Ingester) impression(st *partition, ex stream.Example, now int64) {
+	st.scratch = appendJoinKey(st.scratch[:0], ex.RequestID, ex.ItemID)
+	if st.pending[string(st.scratch)] != nil {
+		st.tally.outcomes[outcomeDuplicate]++
 		return
 	}
-	p := &pending{ex: ex, arrival: g.opts.Now().UnixMilli()}
+	key := string(st.scratch)
+	p := &pending{ex: ex, arrival: now}
 	st.add(key, p, ex.EventTime+g.window(ex.Task))
-	g.acct.pendingDelta++
-	emit(&kgo.Record{Topic: g.opts.Changelog, Partition: part, Key: []byte(key), Value: encodePending(p)})
+	st.tally.pendingDelta++
+	st.touch(key, p)
 }
 
 // engagement labels the pair of an engagement or dismiss: with the pending
 // impression's context when there is one, on its own otherwise.
-func (g *Ingester) engagement(st *partition, part int32, c *Canvas, ex stream.Example, emit func(*kgo.Record)) {
+func (g *Ingester) engagement(st *partition, c *Canvas, ex stream.Example) {
 	act := c.Actions[ex.Action]
 	w := float32(act.Weight)
-	key := joinKey(ex.RequestID, ex.ItemID)
-	p := st.pending[key]
+	st.scratch = appendJoinKey(st.scratch[:0], ex.RequestID, ex.ItemID)
+	p := st.pending[string(st.scratch)]
 	if p == nil || ex.RequestID == "" {
-		g.emitExample(&ex, act.Positive, w*float32(c.Weight), 0, emit)
+		g.emitExample(st, &ex, act.Positive, w*float32(c.Weight), 0)
+		if act.Positive && c.EngagementOnly {
+			g.sampleNegatives(st, c, &ex)
+		}
 		return
 	}
 	out := p.ex
@@ -199,89 +320,103 @@ func (g *Ingester) engagement(st *partition, part int32, c *Canvas, ex stream.Ex
 	p.resolved = true
 	switch {
 	case !act.Positive:
-		g.emitExample(&out, false, w*float32(c.Weight), 0, emit)
+		g.emitExample(st, &out, false, w*float32(c.Weight), 0)
 	case w > p.emitted:
-		g.emitExample(&out, true, (w-p.emitted)*float32(c.Weight), 0, emit)
+		g.emitExample(st, &out, true, (w-p.emitted)*float32(c.Weight), 0)
 		p.emitted = w
 	default:
-		g.acct.outcome(outcomeJoined)
+		st.tally.outcomes[outcomeJoined]++
 	}
-	emit(&kgo.Record{Topic: g.opts.Changelog, Partition: part, Key: []byte(key), Value: encodePending(p)})
+	st.touch(p.key, p)
 }
 
 // closeByWatermark ends, in event-time order, the impressions whose
 // attribution window closed before the watermark minus the allowed
 // lateness: no engagement that is not late can still join them.
-func (g *Ingester) closeByWatermark(part int32, st *partition, emit func(*kgo.Record)) {
+func (g *Ingester) closeByWatermark(st *partition) {
 	limit := st.watermark - g.opts.AllowedLateness.Milliseconds()
 	for len(st.closes) > 0 && st.closes[0].at < limit {
-		c := heap.Pop(&st.closes).(closing)
-		if p := st.pending[c.key]; p != nil {
-			g.close(part, st, c.key, p, emit)
-		}
-	}
-	for id, t := range st.seen {
-		if t < limit-dedupeHorizon {
-			delete(st.seen, id)
+		c := st.closes.pop()
+		if p := st.pending[c.key]; p != nil && p.closeAt == c.at {
+			g.close(st, c.key, p)
 		}
 	}
 }
 
-// dedupeHorizon is how long (event time) event ids are remembered.
-const dedupeHorizon = int64(time.Hour / time.Millisecond)
-
 // closeIdle ends impressions of partitions whose watermark stopped: by wall
 // clock, window plus allowed lateness after they arrived.
-func (g *Ingester) closeIdle(part int32, st *partition, now int64, emit func(*kgo.Record)) {
+func (g *Ingester) closeIdle(st *partition, now int64) {
 	lateness := g.opts.AllowedLateness.Milliseconds()
 	for key, p := range st.pending {
 		if p.arrival+g.window(p.ex.Task)+lateness <= now {
-			g.close(part, st, key, p, emit)
+			g.close(st, key, p)
 		}
 	}
 }
 
 // close ends one pending impression: a negative example unless an
 // engagement already labelled it, or stratification drops it.
-func (g *Ingester) close(part int32, st *partition, key string, p *pending, emit func(*kgo.Record)) {
-	delete(st.pending, key)
-	g.acct.pendingDelta--
-	emit(&kgo.Record{Topic: g.opts.Changelog, Partition: part, Key: []byte(key)})
+func (g *Ingester) close(st *partition, key string, p *pending) {
+	if p.closed {
+		panic("BUG: closed twice " + key + " " + p.ex.EventID)
+	}
+	if st.pending[key] != p {
+		panic("BUG: closing a pair that is not pending " + key)
+	}
+	p.closed = true
+	st.remove(key, p)
+	st.tally.pendingDelta--
 	c := g.opts.Registry.Canvas(p.ex.Task)
 	if c == nil { // restored state of a canvas removed from the config
 		c = &Canvas{NegativeKeepRate: 1, Weight: 1}
 	}
 	switch {
 	case p.resolved:
-		g.acct.outcome(outcomeJoined)
+		st.tally.outcomes[outcomeJoined]++
 	case c.NegativeKeepRate < 1 && keepFraction(p.ex.EventID) >= c.NegativeKeepRate:
-		g.acct.outcome(outcomeSampledOut)
+		st.tally.outcomes[outcomeSampledOut]++
+		st.tally.task(p.ex.Task).sampledOut++
 	default:
 		rate := float32(0)
 		if c.NegativeKeepRate < 1 {
 			rate = float32(c.NegativeKeepRate)
 		}
-		g.emitExample(&p.ex, false, float32(c.Weight), rate, emit)
+		st.tally.task(p.ex.Task).kept++
+		g.emitExample(st, &p.ex, false, float32(c.Weight), rate)
 	}
 }
 
-func (g *Ingester) emitExample(ex *stream.Example, positive bool, weight, sampleProb float32, emit func(*kgo.Record)) {
+// emitExample emits the example of one event.
+func (g *Ingester) emitExample(st *partition, ex *stream.Example, positive bool, weight, sampleProb float32) {
+	g.appendExample(st, ex, positive, weight, sampleProb)
+	st.tally.outcomes[outcomeExample]++
+}
+
+// appendExample labels ex and adds it to the partition's outputs. Record
+// values are cut from a shared slab to save allocations.
+func (g *Ingester) appendExample(st *partition, ex *stream.Example, positive bool, weight, sampleProb float32) {
 	ex.Label, ex.Weight, ex.SampleProb = 0, weight, sampleProb
+	tt := st.tally.task(ex.Task)
 	if positive {
 		ex.Label = 1
+		tt.positive++
+	} else {
+		tt.negative++
 	}
-	g.buf = stream.AppendExample(g.buf[:0], ex)
-	emit(&kgo.Record{Topic: g.opts.Topics.Examples, Key: []byte(ex.Task), Value: append([]byte(nil), g.buf...)})
-	g.acct.example(ex.Task, positive)
+	if cap(st.slab)-len(st.slab) < 4096 {
+		st.slab = make([]byte, 0, 256<<10)
+	}
+	start := len(st.slab)
+	st.slab = stream.AppendExample(st.slab, ex)
+	r := st.newRecord()
+	r.Topic, r.Key, r.Value = g.opts.Topics.Examples, st.taskKey(ex.Task), st.slab[start:len(st.slab):len(st.slab)]
+	st.emit(r)
 }
 
 // keepFraction maps an event id to [0, 1) deterministically, so that
-// stratified sampling gives the same answer on every replay.
-func keepFraction(eventID string) float64 {
-	h := fnv.New64a()
-	h.Write([]byte(eventID))
-	return float64(h.Sum64()>>11) / float64(1<<53)
-}
+// stratified sampling gives the same answer on every replay. FNV alone
+// leaves the high bits of similar short ids alike; the finalizer mixes them.
+func keepFraction(eventID string) float64 { return unit(hashString(eventID)) }
 
 func (g *Ingester) pendingCount() int {
 	n := 0

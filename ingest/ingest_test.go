@@ -22,7 +22,9 @@ type pipeline struct {
 	cl     *kgo.Client
 }
 
-func startIngest(t *testing.T) *pipeline {
+// startIngest starts the ingest stage on a fresh embedded broker; opts
+// adjust its options (clock, canvases...).
+func startIngest(t *testing.T, opts ...func(*ingest.Options)) *pipeline {
 	t.Helper()
 	b, err := stream.StartBroker(stream.BrokerOptions{Partitions: 2})
 	if err != nil {
@@ -43,8 +45,12 @@ func startIngest(t *testing.T) *pipeline {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ing := ingest.New(ingest.Options{Registry: reg, Topics: p.topics, Changelog: "changelog", Client: p.client,
-		AllowedLateness: 5 * time.Second, MaxEventBytes: 2048, Metrics: p.set})
+	o := ingest.Options{Registry: reg, Topics: p.topics, Changelog: "changelog", Client: p.client,
+		AllowedLateness: 5 * time.Second, MaxEventBytes: 2048, Metrics: p.set}
+	for _, f := range opts {
+		f(&o)
+	}
+	ing := ingest.New(o)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

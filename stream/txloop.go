@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -15,10 +16,12 @@ type Stage interface {
 	// Restore rebuilds the state of newly assigned partitions before any of
 	// their records is processed.
 	Restore(ctx context.Context, partitions []int32) error
-	// Revoke forgets the state of partitions that moved away.
+	// Revoke forgets the state of partitions that moved away (possibly
+	// partitions assigned and revoked before they were restored).
 	Revoke(partitions []int32)
 	// Process handles one batch of records (possibly empty, on a tick) and
-	// emits output records; they are produced in the open transaction.
+	// emits output records; they are produced in the open transaction, to
+	// the partition each names (Record.Partition).
 	Process(ctx context.Context, recs []*kgo.Record, emit func(*kgo.Record)) error
 	// Commit is called after the batch's transaction committed.
 	Commit()
@@ -48,25 +51,42 @@ type TxLoopOptions struct {
 // outputs and offsets become visible together or not at all. It returns when
 // ctx ends.
 func RunTxLoop(ctx context.Context, opts TxLoopOptions, stage Stage) error {
+	logf := opts.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	// Assignments and revocations arrive on the client's goroutines, even
+	// while a batch is processed: they are queued, in order, and applied
+	// by the loop between batches (a revocation during a batch makes the
+	// session abort it).
 	var mu sync.Mutex
-	var assigned []int32
+	var changes []ownership
+	queue := func(revoke bool, parts []int32) {
+		mu.Lock()
+		changes = append(changes, ownership{revoke: revoke, parts: parts})
+		mu.Unlock()
+	}
 	kopts := append(opts.Client.Opts(),
 		kgo.ConsumerGroup(opts.Group),
 		kgo.ConsumeTopics(opts.Topic),
 		kgo.TransactionalID(opts.TransactionalID),
+		// A stage names the partition of every record it emits: a
+		// changelog record must land in the partition of its state.
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			mu.Lock()
-			assigned = append(assigned, m[opts.Topic]...)
-			mu.Unlock()
+			logf("txloop %s: assigned %v", opts.TransactionalID, m[opts.Topic])
+			queue(false, m[opts.Topic])
 		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			stage.Revoke(m[opts.Topic])
+			logf("txloop %s: revoked %v", opts.TransactionalID, m[opts.Topic])
+			queue(true, m[opts.Topic])
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			stage.Revoke(m[opts.Topic])
+			logf("txloop %s: lost %v", opts.TransactionalID, m[opts.Topic])
+			queue(true, m[opts.Topic])
 		}),
 	)
 	kopts = append(kopts, opts.ExtraOpts...)
@@ -79,6 +99,14 @@ func RunTxLoop(ctx context.Context, opts TxLoopOptions, stage Stage) error {
 	if tick <= 0 {
 		tick = 200 * time.Millisecond
 	}
+	o := owner{stage: stage, owned: map[int32]bool{}}
+	take := func() []ownership {
+		mu.Lock()
+		defer mu.Unlock()
+		c := changes
+		changes = nil
+		return c
+	}
 	for ctx.Err() == nil {
 		pollCtx, cancel := context.WithTimeout(ctx, tick)
 		fetches := sess.PollFetches(pollCtx)
@@ -86,36 +114,114 @@ func RunTxLoop(ctx context.Context, opts TxLoopOptions, stage Stage) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		mu.Lock()
-		restore := assigned
-		assigned = nil
-		mu.Unlock()
-		if len(restore) > 0 {
-			if err := stage.Restore(ctx, restore); err != nil {
-				return fmt.Errorf("cannot restore state of partitions %v: %w", restore, err)
-			}
+		if err := o.apply(ctx, take()); err != nil {
+			return err
 		}
 		fetches.EachError(func(t string, p int32, err error) {
 			if opts.Logf != nil && err != context.DeadlineExceeded {
 				opts.Logf("fetch %s/%d: %v", t, p, err)
 			}
 		})
-		again, err := runTx(ctx, sess, stage, fetches.Records())
+		again, err := runTx(ctx, sess, stage, o.filter(fetches.Records()), func() { o.revokeOnly(take()) })
 		if err != nil {
 			return err
 		}
 		if len(again) > 0 {
-			mu.Lock()
-			assigned = append(assigned, again...)
-			mu.Unlock()
+			logf("txloop %s: transaction aborted, restoring %v", opts.TransactionalID, again)
+			if err := o.apply(ctx, []ownership{{parts: again}}); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
+// ownership is one assignment or revocation of partitions.
+type ownership struct {
+	revoke bool
+	parts  []int32
+	done   bool // a revocation already passed to the stage
+}
+
+// owner tracks which partitions the stage owns, applying queued changes on
+// the loop's goroutine.
+type owner struct {
+	stage Stage
+	owned map[int32]bool
+	keep  []ownership // assignments seen by revokeOnly, applied next
+}
+
+// apply applies changes in order: revocations at once, then one restore of
+// the partitions assigned and not revoked since.
+func (o *owner) apply(ctx context.Context, changes []ownership) error {
+	changes = append(o.keep, changes...)
+	o.keep = nil
+	restore := map[int32]bool{}
+	for _, c := range changes {
+		for _, p := range c.parts {
+			if c.revoke {
+				delete(restore, p)
+				delete(o.owned, p)
+			} else {
+				restore[p] = true
+			}
+		}
+		if c.revoke && !c.done && len(c.parts) > 0 {
+			o.stage.Revoke(c.parts)
+		}
+	}
+	if len(restore) == 0 {
+		return nil
+	}
+	parts := make([]int32, 0, len(restore))
+	for p := range restore {
+		parts = append(parts, p)
+	}
+	slices.Sort(parts)
+	if err := o.stage.Restore(ctx, parts); err != nil {
+		return fmt.Errorf("cannot restore state of partitions %v: %w", parts, err)
+	}
+	for _, p := range parts {
+		o.owned[p] = true
+	}
+	return nil
+}
+
+// revokeOnly applies the revocations among changes (after a transaction
+// ended, before the stage commits or aborts) and keeps assignments for the
+// next apply.
+func (o *owner) revokeOnly(changes []ownership) {
+	for _, c := range changes {
+		if !c.revoke {
+			o.keep = append(o.keep, c)
+			continue
+		}
+		for _, p := range c.parts {
+			delete(o.owned, p)
+		}
+		if len(c.parts) > 0 {
+			o.stage.Revoke(c.parts)
+		}
+		c.done = true
+		o.keep = append(o.keep, c) // cancels earlier assignments of the same partitions
+	}
+}
+
+// filter drops records of partitions the stage does not own (fetched
+// before a revocation); the session aborts such a batch anyway.
+func (o *owner) filter(recs []*kgo.Record) []*kgo.Record {
+	out := recs[:0]
+	for _, r := range recs {
+		if o.owned[r.Partition] {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // runTx processes one batch in one transaction. After an abort it returns
 // the partitions whose state must be restored.
-func runTx(ctx context.Context, sess *kgo.GroupTransactSession, stage Stage, recs []*kgo.Record) ([]int32, error) {
+func runTx(ctx context.Context, sess *kgo.GroupTransactSession, stage Stage, recs []*kgo.Record, settle func()) ([]int32, error) {
 	if err := sess.Begin(); err != nil {
 		return nil, fmt.Errorf("cannot begin transaction: %w", err)
 	}
@@ -137,6 +243,7 @@ func runTx(ctx context.Context, sess *kgo.GroupTransactSession, stage Stage, rec
 		try = kgo.TryAbort
 	}
 	committed, err := sess.End(ctx, try)
+	settle()
 	var restore []int32
 	if committed {
 		stage.Commit()

@@ -97,6 +97,10 @@ type IngestConfig struct {
 	AllowedLateness time.Duration `yaml:"allowed_lateness"`
 	MaxEventBytes   int           `yaml:"max_event_bytes"`
 	Listen          string        `yaml:"listen"`
+	// SessionTimeout is the consumer-group session (and rebalance)
+	// timeout: how long a crashed ingest process keeps its partitions. 0
+	// keeps the client's defaults (45s session, 60s rebalance).
+	SessionTimeout time.Duration `yaml:"session_timeout"`
 }
 
 // TrainerConfig configures the trainer.
@@ -228,6 +232,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Ingest.AllowedLateness < 0 {
 		return errors.New("ingest.allowed_lateness must not be negative")
+	}
+	if c.Ingest.SessionTimeout != 0 && c.Ingest.SessionTimeout < time.Second {
+		return fmt.Errorf("ingest.session_timeout must be 0 (client default) or at least 1s, got %s", c.Ingest.SessionTimeout)
 	}
 	if c.Ingest.Group == "" || c.Ingest.TransactionalID == "" || c.Ingest.Changelog == "" {
 		return errors.New("ingest.group, ingest.transactional_id and ingest.changelog are required")

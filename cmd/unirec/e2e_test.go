@@ -62,11 +62,17 @@ type system struct {
 // answers.
 func startSystem(t *testing.T, dataDir string, args ...string) *system {
 	t.Helper()
+	return startSystemConfig(t, dataDir, "", args...)
+}
+
+// startSystemConfig is startSystem with extra YAML appended to the config.
+func startSystemConfig(t *testing.T, dataDir, extraYAML string, args ...string) *system {
+	t.Helper()
 	s := &system{log: &bytes.Buffer{}}
 	bport, aport := freePort(t), freePort(t)
 	s.broker, s.api = fmt.Sprintf("127.0.0.1:%d", bport), fmt.Sprintf("127.0.0.1:%d", aport)
 	cfg := filepath.Join(dataDir, "test.yaml")
-	if err := os.WriteFile(cfg, []byte("snapshot:\n  interval: 300ms\ntrainer:\n  commit_interval: 300ms\n"), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte("snapshot:\n  interval: 300ms\ntrainer:\n  commit_interval: 300ms\n"+extraYAML), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	s.cmd = exec.Command(unirecBin, append([]string{"run", "--config", cfg, "--data-dir", dataDir,
@@ -205,6 +211,7 @@ func produceWorld(t *testing.T, broker string, w *synth.World, n int) int {
 func TestEndToEnd(t *testing.T) {
 	s := startSystem(t, t.TempDir(), "--demo=false")
 	w := synth.NewWorld(synth.Options{Seed: 7, Start: time.Now().Add(-2 * time.Hour), Step: 20 * time.Millisecond})
+	asOf := w.Options().Start.Add(8000 * w.Options().Step) // the last request's time
 	start := time.Now()
 	firstModel := make(chan time.Duration, 1)
 	go func() {
@@ -233,6 +240,11 @@ func TestEndToEnd(t *testing.T) {
 		const queries = 40
 		for i := 0; i < queries; i++ {
 			ctx, relevant := w.Query(canvas, i)
+			// Ask as of the data's time: the hour-of-day and day-of-week
+			// features of a query at wall-clock time were never trained
+			// when the data's hour differs, which made this test fail at
+			// some hours.
+			ctx["time"] = asOf.UTC().Format(time.RFC3339Nano)
 			code, resp, raw := s.recommend(t, map[string]any{"use_case": canvas, "context": ctx, "k": 10})
 			if code != 200 {
 				t.Fatalf("%s: HTTP %d: %s", canvas, code, raw)

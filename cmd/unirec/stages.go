@@ -91,14 +91,22 @@ func startIngest(g *group, cfg Config, set *metrics.Set) error {
 	if err != nil {
 		return err
 	}
+	catalog := ingest.NewCatalog(set)
 	ing := ingest.New(ingest.Options{
 		Registry: reg, Topics: cfg.Topics, Changelog: cfg.Ingest.Changelog, Client: cfg.Kafka,
-		AllowedLateness: cfg.Ingest.AllowedLateness, MaxEventBytes: cfg.Ingest.MaxEventBytes, Metrics: set,
+		AllowedLateness: cfg.Ingest.AllowedLateness, MaxEventBytes: cfg.Ingest.MaxEventBytes, Catalog: catalog, Metrics: set, Logf: log.Printf,
+	})
+	var extra []kgo.Opt
+	if d := cfg.Ingest.SessionTimeout; d > 0 {
+		extra = append(extra, kgo.SessionTimeout(d), kgo.RebalanceTimeout(d), kgo.HeartbeatInterval(d/3))
+	}
+	g.Go("catalog", func(ctx context.Context) error {
+		return catalog.Follow(ctx, cfg.Kafka, cfg.Topics.Catalog, log.Printf)
 	})
 	g.Go("ingest", func(ctx context.Context) error {
 		return stream.RunTxLoop(ctx, stream.TxLoopOptions{
 			Client: cfg.Kafka, Group: cfg.Ingest.Group, TransactionalID: cfg.Ingest.TransactionalID,
-			Topic: cfg.Topics.Events, Logf: log.Printf,
+			Topic: cfg.Topics.Events, Logf: log.Printf, ExtraOpts: extra,
 		}, ing)
 	})
 	return nil

@@ -1,0 +1,318 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"gopkg.in/yaml.v3"
+
+	"github.com/unirec/unirec/bench/synth"
+	"github.com/unirec/unirec/ingest"
+	"github.com/unirec/unirec/stream"
+)
+
+// ingestProc is one `unirec ingest` process of a test.
+type ingestProc struct {
+	t      *testing.T
+	args   []string
+	listen string
+	cmd    *exec.Cmd
+	log    *bytes.Buffer
+}
+
+func startIngestProc(t *testing.T, cfg string) *ingestProc {
+	t.Helper()
+	p := &ingestProc{t: t, listen: fmt.Sprintf("127.0.0.1:%d", freePort(t)), log: &bytes.Buffer{}}
+	p.args = []string{"ingest", "--config", cfg, "--listen", p.listen}
+	p.start()
+	t.Cleanup(func() {
+		p.cmd.Process.Signal(os.Interrupt)
+		p.cmd.Wait()
+		if t.Failed() {
+			t.Logf("unirec %v log:\n%s", p.args, p.log.String())
+		}
+	})
+	return p
+}
+
+func (p *ingestProc) start() {
+	p.cmd = exec.Command(unirecBin, p.args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// kill9 kills the process with SIGKILL, waits for it and starts it again
+// with the same config (and so the same transactional id).
+func (p *ingestProc) kill9AndRestart() {
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		p.t.Fatal(err)
+	}
+	p.cmd.Wait()
+	fmt.Fprintf(p.log, "--- killed with SIGKILL, restarting ---\n")
+	p.start()
+}
+
+// metrics scrapes the process' /metrics; nil while it does not answer.
+func (p *ingestProc) metrics() map[string]float64 {
+	resp, err := http.Get("http://" + p.listen + "/metrics")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if ok && strings.HasPrefix(name, "unirec_ingest_") {
+			var f float64
+			fmt.Sscan(v, &f)
+			out[name] = f
+		}
+	}
+	return out
+}
+
+// expectedExample is what the join must emit for one event id.
+type expectedExample struct {
+	label, weight float32
+}
+
+// expectedExamples labels synth requests as the join must: each click and
+// each play is a positive of weight 1 (play tops a click up to its weight
+// 2), each impression without a click a negative of weight 1; an engaged
+// impression has no example of its own.
+func expectedExamples(requests [][]ingest.Event) map[string]expectedExample {
+	want := map[string]expectedExample{}
+	for _, evs := range requests {
+		clicked := map[string]bool{}
+		for _, e := range evs {
+			if e.Action != ingest.ActionImpression {
+				clicked[e.ItemID] = true
+				want[e.EventID] = expectedExample{1, 1}
+			}
+		}
+		for _, e := range evs {
+			if e.Action == ingest.ActionImpression && !clicked[e.ItemID] {
+				want[e.EventID] = expectedExample{0, 1}
+			}
+		}
+	}
+	return want
+}
+
+// killTestConfig writes the config of one ingest process: short windows,
+// a short session timeout, a stable transactional id.
+func killTestConfig(t *testing.T, dir, broker, txID string) string {
+	t.Helper()
+	canvases := ingest.DefaultCanvases()
+	for i := range canvases {
+		canvases[i].AttributionWindow = 2 * time.Second
+	}
+	cfg := map[string]any{
+		"kafka":  map[string]any{"brokers": []string{broker}},
+		"broker": map[string]any{"event_partitions": 4},
+		"ingest": map[string]any{"group": "kill-test", "transactional_id": txID, "changelog": "unirec.ingest.changelog",
+			"allowed_lateness": "2s", "session_timeout": "6s"},
+		"canvases": canvases,
+	}
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, txID+".yaml")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Two ingest processes share a 4-partition events topic; one is killed
+// with SIGKILL in the middle of the stream and restarted. The examples topic
+// (read committed) must hold every expected example exactly once, events
+// re-sent after the crash must be caught as duplicates (the de-duplication
+// set is in the changelog), and each live process' accounting balances.
+func TestIngestExactlyOnceAcrossKill9(t *testing.T) {
+	dir := t.TempDir()
+	b, err := stream.StartBroker(stream.BrokerOptions{Partitions: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	cfg := DefaultConfig()
+	cfg.Kafka.Brokers = []string{b.Addr()}
+	if err := ensureTopics(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	a := startIngestProc(t, killTestConfig(t, dir, b.Addr(), "ingest-a"))
+	var c *ingestProc
+
+	cl, err := kgo.NewClient(append(cfg.Kafka.Opts(), kgo.DefaultProduceTopic(cfg.Topics.Events))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	w := synth.NewWorld(synth.Options{Seed: 5, Step: 20 * time.Millisecond})
+	var requests [][]ingest.Event
+	produce := func(evs []ingest.Event) {
+		t.Helper()
+		recs := make([]*kgo.Record, 0, len(evs))
+		for _, e := range evs {
+			v, _ := json.Marshal(e)
+			recs = append(recs, &kgo.Record{Key: []byte(e.RequestID), Value: v})
+		}
+		if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const total, secondAt, killAt = 3000, 300, 1000
+	events := 0
+	for i := 0; i < total; i++ {
+		evs := w.Next()
+		requests = append(requests, evs)
+		produce(evs)
+		events += len(evs)
+		switch i {
+		case secondAt: // a owns every partition; b joins and takes half
+			waitFor(t, 60*time.Second, "process a to commit events", func() bool {
+				return a.metrics()["unirec_ingest_events_consumed_total"] > 0
+			})
+			c = startIngestProc(t, killTestConfig(t, dir, b.Addr(), "ingest-b"))
+		case killAt: // both process; a dies in the middle of the stream
+			waitFor(t, 60*time.Second, "both processes to commit events", func() bool {
+				return c.metrics()["unirec_ingest_events_consumed_total"] > 0 && a.metrics()["unirec_ingest_events_consumed_total"] >= 1000
+			})
+			a.kill9AndRestart()
+		}
+	}
+	// Re-send the first 30 requests: every one of them is a duplicate,
+	// whichever process now owns its partition.
+	dups := 0
+	for _, evs := range requests[:30] {
+		produce(evs)
+		dups += len(evs)
+	}
+	events += dups
+
+	want := expectedExamples(requests)
+	t.Cleanup(func() {
+		if t.Failed() { // goroutine dumps of both processes go to their logs
+			a.cmd.Process.Signal(syscall.SIGQUIT)
+			c.cmd.Process.Signal(syscall.SIGQUIT)
+		}
+	})
+	waitFor(t, 90*time.Second, "every event committed and every window closed", func() bool {
+		return consumerCaughtUp(t, cl, "kill-test", cfg.Topics.Events) && pendingZero(a, c)
+	})
+	got := readExamples(t, cfg)
+	for id, n := range got.count {
+		if _, ok := want[id]; !ok {
+			t.Errorf("unexpected example from event %s", id)
+		} else if n != 1 {
+			t.Errorf("event %s has %d examples, want exactly 1 (last %+v, offsets %v)", id, n, got.ex[id], got.offsets[id])
+		}
+	}
+	for id, ex := range want {
+		if got.count[id] == 0 {
+			t.Errorf("no example from event %s", id)
+		} else if got.ex[id] != ex {
+			t.Errorf("event %s: label %v weight %v, want %+v", id, got.ex[id].label, got.ex[id].weight, ex)
+		}
+	}
+	var duplicates float64
+	for name, p := range map[string]*ingestProc{"a (restarted)": a, "b": c} {
+		m := p.metrics()
+		in := m["unirec_ingest_events_consumed_total"] + m["unirec_ingest_pending_restored_total"]
+		out := m["unirec_ingest_pending_released_total"] + m["unirec_ingest_pending_impressions"]
+		for _, o := range []string{"example", "joined", "duplicate", "sampled_out", "dead_letter"} {
+			out += m[fmt.Sprintf("unirec_ingest_events_total{outcome=%q}", o)]
+		}
+		if in != out {
+			t.Errorf("process %s: accounting does not balance: consumed+restored %v, outcomes+released+pending %v (%v)", name, in, out, m)
+		}
+		if dl := m[`unirec_ingest_events_total{outcome="dead_letter"}`]; dl != 0 {
+			t.Errorf("process %s: %v dead letters", name, dl)
+		}
+		duplicates += m[`unirec_ingest_events_total{outcome="duplicate"}`]
+	}
+	if duplicates != float64(dups) {
+		t.Errorf("live processes counted %v duplicates, want the %d events sent twice", duplicates, dups)
+		stream.ReadPartition(context.Background(), cfg.Kafka, cfg.Topics.DeadLetters, 0, func(r *kgo.Record) error {
+			t.Logf("dead letter %.40s: %s (%s)", r.Value, stream.Header(r, stream.HeaderReason), stream.Header(r, stream.HeaderSource))
+			return nil
+		})
+	}
+	t.Logf("%d events (%d sent twice), %d examples, each exactly once across a SIGKILL", events, dups, len(want))
+}
+
+// consumerCaughtUp says whether the group committed the end offset of every
+// partition of topic.
+func consumerCaughtUp(t *testing.T, cl *kgo.Client, group, topic string) bool {
+	t.Helper()
+	adm := kadm.NewClient(cl)
+	ctx := context.Background()
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return false
+	}
+	committed, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return false
+	}
+	done := true
+	ends.Each(func(o kadm.ListedOffset) {
+		c, ok := committed.Lookup(topic, o.Partition)
+		done = done && ok && c.At == o.Offset
+	})
+	return done
+}
+
+func pendingZero(ps ...*ingestProc) bool {
+	for _, p := range ps {
+		m := p.metrics()
+		if m == nil || m["unirec_ingest_pending_impressions"] != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+type examplesRead struct {
+	count   map[string]int
+	ex      map[string]expectedExample
+	offsets map[string][]int64
+}
+
+// readExamples reads the examples topic, read committed, to its end.
+func readExamples(t *testing.T, cfg Config) examplesRead {
+	t.Helper()
+	out := examplesRead{count: map[string]int{}, ex: map[string]expectedExample{}, offsets: map[string][]int64{}}
+	var ex stream.Example
+	err := stream.ReadPartition(context.Background(), cfg.Kafka, cfg.Topics.Examples, 0, func(r *kgo.Record) error {
+		if err := stream.DecodeExample(r.Value, &ex); err != nil {
+			return err
+		}
+		out.count[ex.EventID]++
+		out.offsets[ex.EventID] = append(out.offsets[ex.EventID], r.Offset)
+		out.ex[ex.EventID] = expectedExample{ex.Label, ex.Weight}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
