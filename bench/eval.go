@@ -111,8 +111,12 @@ func Evaluate(ctx context.Context, o EvalOptions) (map[string]map[string]Summary
 		rel := map[string]bool{e.ItemID: true}
 		excl := hist[e.Context["user_id"]]
 		answers["popularity"][e.Canvas] = append(answers["popularity"][e.Canvas], Query{Returned: pop.top(e.Canvas, o.K, excl, e.Context["source_item_id"]), Relevant: rel})
+		reqCtx := map[string]string{"time": e.Time.UTC().Format(time.RFC3339Nano)} // as the canvas would, at the event's time
+		for k, v := range e.Context {
+			reqCtx[k] = v
+		}
 		for _, s := range o.Systems {
-			ids, err := Recommend(ctx, s.API, e.Canvas, e.Context, o.K, excl)
+			ids, err := Recommend(ctx, s.API, e.Canvas, reqCtx, o.K, excl)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", s.Name, err)
 			}

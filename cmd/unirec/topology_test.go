@@ -75,7 +75,10 @@ func TestTopologySurvivesCrashes(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, n := range []string{"ingest-1", "trainer-1", "trainer-2", "replica-home"} {
-				b, _ := os.ReadFile(tp.dir + "/logs/" + n + ".log")
+				b, err := os.ReadFile(tp.dir + "/logs/" + n + ".log")
+				if err != nil {
+					t.Logf("%s: %v", n, err)
+				}
 				t.Logf("%s log (tail):\n%s", n, tail(string(b), 30))
 			}
 		}

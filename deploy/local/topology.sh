@@ -88,7 +88,7 @@ start)
   echo "broker $broker; replicas http://127.0.0.1:$((base + 80)) (search, related_items), http://127.0.0.1:$((base + 90)) (notifications, category_exploration)"
   ;;
 kill)
-  kill -KILL "$(cat "$dir/pids/$name.pid")" && echo "killed $name"
+  if kill -KILL "$(cat "$dir/pids/$name.pid")" 2>/dev/null; then echo "killed $name"; else echo "$name was not running"; fi
   ;;
 restart)
   start_one "$name"
