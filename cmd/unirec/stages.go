@@ -176,7 +176,7 @@ func startReplica(g *group, cfg Config, set *metrics.Set, mux *http.ServeMux) er
 			}, Control: r.Control})
 	})
 	g.Go("popularity", func(ctx context.Context) error {
-		return r.Popularity().FollowEvents(ctx, cfg.Kafka, cfg.Topics.Events, 100_000)
+		return r.FollowEvents(ctx, cfg.Kafka, cfg.Topics.Events, 100_000)
 	})
 	return nil
 }
