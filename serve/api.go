@@ -157,6 +157,7 @@ func (r *Replica) serveModel(w http.ResponseWriter, _ *http.Request) {
 
 func (r *Replica) serveReady(w http.ResponseWriter, _ *http.Request) {
 	if r.live() == nil {
+		w.Header().Set("Retry-After", "1")
 		http.Error(w, "no model yet\n", http.StatusServiceUnavailable)
 		return
 	}
