@@ -71,6 +71,7 @@ type flags struct {
 	brokers string
 	dataDir string
 	listen  string
+	only    string
 }
 
 func newFlags(name string) *flags {
@@ -79,6 +80,9 @@ func newFlags(name string) *flags {
 	f.fs.StringVar(&f.brokers, "brokers", "", "comma-separated Kafka bootstrap brokers, overriding kafka.brokers")
 	f.fs.StringVar(&f.dataDir, "data-dir", "", "data directory, overriding data_dir")
 	f.fs.StringVar(&f.listen, "listen", "", "HTTP listen address of this process")
+	if name == "serve" || name == "run" {
+		f.fs.StringVar(&f.only, "use-cases", "", "comma-separated use cases this replica serves (default: all configured)")
+	}
 	return f
 }
 
@@ -99,6 +103,9 @@ func (f *flags) load(args []string) (Config, error) {
 	}
 	if f.dataDir != "" {
 		cfg.DataDir = f.dataDir
+	}
+	if f.only != "" {
+		cfg.Serve.Only = strings.Split(f.only, ",")
 	}
 	return cfg, cfg.Validate()
 }
