@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -148,7 +149,7 @@ func TestFallbackOnTimeout(t *testing.T) {
 		{Name: "notifications", Timeout: 50 * time.Millisecond, FallbackItems: []string{"s-1"}, Environment: Environment{FallbackChain: []string{"static"}}},
 	}}, catalog(3*blockItems))
 	resp := recommend(t, r, &Request{UseCase: "notifications", Context: user("u"), K: 2})
-	if resp.Fallback.Used || resp.Items[0].ID != "m-6143" {
+	if resp.Fallback.Used || resp.Items[0].ID != fmt.Sprintf("m-%d", 3*blockItems-1) {
 		t.Fatalf("in time: got %+v", resp)
 	}
 	clock.step = 20 * time.Millisecond // every reading of the clock takes 20ms: the 3rd block is late
@@ -225,7 +226,7 @@ func TestParallelismAnswersTheSame(t *testing.T) {
 	}}, catalog(5*blockItems))
 	a := recommend(t, r, &Request{UseCase: "notifications", Context: user("u"), K: 50})
 	b := recommend(t, r, &Request{UseCase: "wide", Context: user("u"), K: 50})
-	if !slices.Equal(ids(a.Items), ids(b.Items)) || a.Items[0].ID != "m-10239" {
+	if !slices.Equal(ids(a.Items), ids(b.Items)) || a.Items[0].ID != fmt.Sprintf("m-%d", 5*blockItems-1) {
 		t.Errorf("parallelism 1: %v\nparallelism 4: %v", ids(a.Items), ids(b.Items))
 	}
 }

@@ -25,6 +25,7 @@ Usage:
   unirec serve   [flags]   snapshots -> recommend API, against --brokers
   unirec snapshot rollback --to VERSION   every replica serves VERSION and holds it
   unirec snapshot resume                  every replica serves the newest version again
+  unirec bench latency [flags]            serving load benchmark (open loop, fixed rate)
 
 Run "unirec <command> -h" for the flags of a command.
 `
@@ -60,6 +61,8 @@ func runCommand(ctx context.Context, cmd string, args []string) error {
 		return cmdServe(ctx, args)
 	case "snapshot":
 		return cmdSnapshot(ctx, args)
+	case "bench":
+		return cmdBenchServing(ctx, args)
 	}
 	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 }
