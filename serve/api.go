@@ -149,7 +149,7 @@ func (r *Replica) serveModel(w http.ResponseWriter, _ *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"version": m.Version, "head": r.head.Load().Version, "held": r.hold.Load() != nil,
+		"version": m.Version, "head": r.head.Load().Version, "good": r.good.Load().Version, "held": r.hold.Load() != nil,
 		"watermark": m.Watermark, "applied": m.Applied, "items": len(m.items), "rows": len(m.rows),
 		"config": m.Config, "ready": true, "recent_versions": r.Versions(), "use_cases": useCases,
 	})

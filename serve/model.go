@@ -35,6 +35,9 @@ type Model struct {
 	// per task when the model is a set of isolated per-task models.
 	matrices map[string][]float32
 	popular  map[string][]online.Popular
+	// bad are the rows that failed a value check, with the reason; a
+	// version with bad rows never goes live.
+	bad map[uint64]string
 }
 
 // NewModel builds the serving form of a full snapshot.
@@ -53,6 +56,7 @@ func (m *Model) next(u *snapshot.Update) *Model {
 		Progress: man.Progress, feat: online.Featurizer{Isolated: man.Config.Isolated},
 		rows: maps.Clone(m.rows), tasks: maps.Clone(m.tasks), popular: maps.Clone(m.popular),
 		items: m.items, index: m.index, itemFeats: m.itemFeats, featItems: m.featItems, matrices: map[string][]float32{},
+		bad: m.bad,
 	}
 	for i, id := range d.IDs {
 		n.rows[id] = d.Row(i)

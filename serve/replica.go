@@ -2,7 +2,6 @@ package serve
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -42,14 +41,16 @@ type ReplicaOptions struct {
 	Load LoadOptions
 }
 
-// Replica is one serving replica. It keeps the newest accepted version
-// (the head of the snapshot chain), the recent versions, and per use case
+// Replica is one serving replica. It keeps the head of the snapshot chain,
+// the newest version that passed the checks, the recent good versions for
+// rollback, and per use case
 // the version its freshness policy chose, so use cases with different
 // policies are served from different versions at once.
 type Replica struct {
 	opts     ReplicaOptions
 	useCases map[string]*useCase
-	head     atomic.Pointer[Model] // newest accepted version
+	head     atomic.Pointer[Model] // newest version of the snapshot chain
+	good     atomic.Pointer[Model] // newest version that passed the checks
 	hold     atomic.Pointer[Model] // rollback target while one is in force
 	pop      *Popularity
 	recent   *History
@@ -100,39 +101,40 @@ func NewReplica(opts ReplicaOptions) (*Replica, error) {
 // Popularity returns the replica's event-stream popularity counter.
 func (r *Replica) Popularity() *Popularity { return r.pop }
 
-// ErrGap is returned for a delta that does not apply to the head version.
-var ErrGap = errors.New("delta does not follow the version at the head")
-
 // Apply builds the version a snapshot leads to aside (a delta shares all
-// it does not change with the head) and, if it passes the checks, makes it
-// the head; requests in flight finish on the version they started with. A
-// rejected version leaves the replica on the last good one.
+// it does not change with the previous version) and makes it the head of
+// the chain; if it passes the checks it also goes live, else the replica
+// stays on the last good version and the next delta is checked again.
+// Requests in flight finish on the version they started with. A delta that
+// does not apply to the head returns an error wrapping snapshot.ErrGap.
 func (r *Replica) Apply(u *snapshot.Update) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	head := r.head.Load()
 	m := u.Manifest
-	if m.Kind == snapshot.KindDelta && (head == nil || head.Version != m.BaseVersion) {
+	var next *Model
+	switch {
+	case m.Kind == snapshot.KindFull:
+		next = NewModel(u)
+	case head == nil || head.Version != m.BaseVersion:
 		have := int64(0)
 		if head != nil {
 			have = head.Version
 		}
-		return fmt.Errorf("%w: version %d is based on %d, head is %d", ErrGap, m.Version, m.BaseVersion, have)
-	}
-	if why, err := r.opts.Checks.check(head, u); err != nil {
-		r.opts.Metrics.GetOrCreateCounter(fmt.Sprintf("unirec_serve_rejected_versions_total{reason=%q}", why)).Inc()
-		r.logf("serve: rejected version %d, staying on the last good one: %v", m.Version, err)
-		return err
-	}
-	var next *Model
-	if m.Kind == snapshot.KindFull || head == nil {
-		next = NewModel(u)
-	} else {
+		return fmt.Errorf("%w: version %d is based on %d, head is %d", snapshot.ErrGap, m.Version, m.BaseVersion, have)
+	default:
 		next = head.next(u)
 	}
+	why, err := r.opts.Checks.check(r.good.Load(), next, u.Delta)
 	r.head.Store(next)
+	if err != nil {
+		r.opts.Metrics.GetOrCreateCounter(fmt.Sprintf("unirec_serve_rejected_versions_total{reason=%q}", why)).Inc()
+		r.logf("serve: version %d does not go live, staying on the last good one: %v", m.Version, err)
+		return err
+	}
+	r.good.Store(next)
 	r.remember(next)
-	r.versionG.Set(float64(next.Version))
+	r.versionG.Set(float64(r.live().Version))
 	return nil
 }
 

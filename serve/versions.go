@@ -23,12 +23,12 @@ type useCase struct {
 }
 
 // live is the version realtime use cases serve: the rollback target while
-// a rollback is in force, else the head.
+// a rollback is in force, else the newest good version.
 func (r *Replica) live() *Model {
 	if m := r.hold.Load(); m != nil {
 		return m
 	}
-	return r.head.Load()
+	return r.good.Load()
 }
 
 // modelFor returns the version u's policy serves at now, or nil and the
@@ -119,7 +119,7 @@ func (r *Replica) Resume() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.hold.Store(nil)
-	if h := r.head.Load(); h != nil {
+	if h := r.good.Load(); h != nil {
 		r.versionG.Set(float64(h.Version))
 	}
 	r.logf("serve: resumed on the newest version")

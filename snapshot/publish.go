@@ -50,6 +50,8 @@ type Publisher struct {
 	lastFull   time.Time
 	fullVer    int64
 	fullOffset int64
+	fullBytes  int // size of the last full snapshot
+	deltaBytes int // sum of the deltas' sizes since
 
 	versionG *metrics.Gauge
 	publishH *metrics.PrometheusHistogram
@@ -130,9 +132,12 @@ func (p *Publisher) PublishIfChanged(ctx context.Context) (*Manifest, error) {
 
 // Publish captures the model and publishes it as one transaction (chunks,
 // then the manifest): a full snapshot when FullInterval has passed since
-// the last one, else the delta since the previous snapshot.
+// the last one or when the deltas since then add up to more bytes than it
+// (so a cold replica never reads more than about twice a full snapshot),
+// else the delta since the previous snapshot.
 func (p *Publisher) Publish(ctx context.Context) (*Manifest, error) {
-	return p.publish(ctx, p.prev == nil || p.opts.Now().Sub(p.lastFull) >= p.opts.FullInterval)
+	full := p.prev == nil || p.opts.Now().Sub(p.lastFull) >= p.opts.FullInterval || p.deltaBytes >= p.fullBytes
+	return p.publish(ctx, full)
 }
 
 // PublishFull publishes a full snapshot now.
@@ -170,7 +175,9 @@ func (p *Publisher) publish(ctx context.Context, full bool) (*Manifest, error) {
 	}
 	p.prev, p.lastApplied = c, c.Applied
 	if full {
-		p.lastFull, p.fullVer, p.fullOffset = p.opts.Now(), m.Version, m.FullOffset
+		p.lastFull, p.fullVer, p.fullOffset, p.fullBytes, p.deltaBytes = p.opts.Now(), m.Version, m.FullOffset, m.Bytes, 0
+	} else {
+		p.deltaBytes += m.Bytes
 	}
 	p.versionG.Set(float64(m.Version))
 	p.opts.Metrics.GetOrCreateGauge(fmt.Sprintf("unirec_snapshot_bytes{kind=%q}", m.Kind), nil).Set(float64(m.Bytes))

@@ -33,8 +33,15 @@ type Update struct {
 	Delta    *Delta
 }
 
-// Handler receives what a subscriber reads. Apply returns an error when the
-// replica rejects a snapshot; the chain then continues from the next full.
+// ErrGap is returned by a Handler's Apply for a delta that does not apply
+// to the version it holds; the chain then continues from the next full.
+var ErrGap = errors.New("delta does not follow the head of the chain")
+
+// Handler receives what a subscriber reads. Apply returns an error when
+// the replica does not serve a snapshot: wrapping ErrGap when it could not
+// apply it at all (deltas are then skipped until the next full), else when
+// it keeps it as the base of the next delta but does not serve it (a
+// failed sanity check).
 type Handler struct {
 	Apply   func(*Update) error
 	Control func(Control)
@@ -148,9 +155,13 @@ func (s *subscriber) snapshot(m *Manifest, payload []byte) {
 		return
 	}
 	if err := s.h.Apply(&Update{Manifest: m, Delta: d}); err != nil {
+		if errors.Is(err, ErrGap) {
+			s.reject("gap", "version %d: %v", m.Version, err)
+			s.head, s.gap = 0, true
+			return
+		}
+		// The replica holds it as the head of its chain but does not serve it.
 		s.reject("invalid", "version %d: %v", m.Version, err)
-		s.head = 0
-		return
 	}
 	s.applyH.UpdateDuration(start)
 	s.head, s.gap = m.Version, false

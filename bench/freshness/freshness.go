@@ -1,0 +1,417 @@
+// Package freshness measures how fast what users do reaches serving: it
+// runs the real pipeline in one process (embedded broker, ingest, trainer,
+// snapshot publisher, subscriber, replica), produces events at a steady
+// rate and measures, for a sample of events, the time from producing the
+// event until the replica serves a model whose watermark includes it. It
+// also reports snapshot sizes, publish and apply times, and request
+// latency while deltas are applied versus a quiet baseline.
+//
+// It is a benchmark, never a test: nothing here asserts a time.
+package freshness
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/unirec/unirec/ingest"
+	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/serve"
+	"github.com/unirec/unirec/snapshot"
+	"github.com/unirec/unirec/stream"
+)
+
+// Options configures a run.
+type Options struct {
+	Dir      string        // data dir for the broker and Pebble
+	Rate     float64       // events per second
+	Duration time.Duration // of the measured phase
+	// Warmup runs the pipeline before measuring, so the model and the
+	// catalog exist.
+	Warmup time.Duration
+	// SampleEvery measures one event in this many.
+	SampleEvery int
+	// Snapshot settings, as in the config file.
+	Interval, FullInterval time.Duration
+	Encoding               snapshot.Encoding
+	// SkipIngest produces the labelled examples the events would become
+	// straight to the examples topic: it measures trainer -> snapshot ->
+	// replica alone.
+	SkipIngest bool
+	// RequestRate is the rate of recommend requests during the run.
+	RequestRate float64
+	Logf        func(format string, args ...any)
+}
+
+// Report holds the figures of one run.
+type Report struct {
+	Events, Samples, Unseen   int
+	AchievedRate              float64
+	FreshP50, FreshP99, Fresh time.Duration // Fresh is the max
+	Fulls, Deltas             int
+	FullBytes, DeltaBytes     int // mean compressed sizes
+	DeltaRows, TotalRows      int // mean rows per delta; rows of the model
+	PublishP50, PublishP99    time.Duration
+	ApplyP50, ApplyP99        time.Duration
+	ReqP50, ReqP99            time.Duration // while deltas are applied
+	BaseP50, BaseP99          time.Duration // no deltas arriving
+}
+
+func (r *Report) String() string {
+	return fmt.Sprintf(`events %d at %.0f/s; freshness over %d sampled events (%d never seen): p50 %s p99 %s max %s
+snapshots: %d full (mean %d bytes), %d deltas (mean %d bytes, %d of %d rows); publish p50 %s p99 %s; replica apply p50 %s p99 %s
+recommend latency: p50 %s p99 %s while deltas apply; baseline without deltas p50 %s p99 %s (p99 ratio %.2f)`,
+		r.Events, r.AchievedRate, r.Samples, r.Unseen, r.FreshP50, r.FreshP99, r.Fresh,
+		r.Fulls, r.FullBytes, r.Deltas, r.DeltaBytes, r.DeltaRows, r.TotalRows, r.PublishP50, r.PublishP99, r.ApplyP50, r.ApplyP99,
+		r.ReqP50, r.ReqP99, r.BaseP50, r.BaseP99, float64(r.ReqP99)/float64(max(r.BaseP99, 1)))
+}
+
+func (o *Options) fill() {
+	if o.Rate <= 0 {
+		o.Rate = 20_000
+	}
+	if o.Duration <= 0 {
+		o.Duration = 20 * time.Second
+	}
+	if o.Warmup <= 0 {
+		o.Warmup = 5 * time.Second
+	}
+	if o.SampleEvery <= 0 {
+		o.SampleEvery = 100
+	}
+	if o.Interval <= 0 {
+		o.Interval = time.Second
+	}
+	if o.FullInterval <= 0 {
+		o.FullInterval = 5 * time.Minute
+	}
+	if o.Encoding == "" {
+		o.Encoding = snapshot.EncodingFloat32
+	}
+	if o.RequestRate <= 0 {
+		o.RequestRate = 200
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+}
+
+// pipeline is everything a run starts.
+type pipeline struct {
+	o       Options
+	copts   stream.ClientOptions
+	topics  stream.Topics
+	reg     *ingest.Registry
+	trainer *online.Trainer
+	pub     *snapshot.Publisher
+	replica *serve.Replica
+
+	mu                sync.Mutex
+	publish, apply    []time.Duration
+	fullB, deltaB     []int
+	deltaRows, totalR []int
+}
+
+// Run runs the benchmark and returns its figures.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	o.fill()
+	b, err := stream.StartBroker(stream.BrokerOptions{DataDir: filepath.Join(o.Dir, "broker"), Partitions: 4})
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	p := &pipeline{o: o, copts: stream.ClientOptions{Brokers: []string{b.Addr()}}, topics: stream.DefaultTopics()}
+	if err := p.start(ctx); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait(); p.pub.Close(); p.trainer.Close() }()
+	for _, fn := range p.stages() {
+		wg.Add(1)
+		go func() { defer wg.Done(); fn(ctx) }()
+	}
+	return p.measure(ctx)
+}
+
+func (p *pipeline) start(ctx context.Context) error {
+	cl, err := kgo.NewClient(p.copts.Opts()...)
+	if err != nil {
+		return fmt.Errorf("cannot create kafka client: %w", err)
+	}
+	defer cl.Close()
+	specs := append(p.topics.Layout(4), stream.TopicSpec{Name: "unirec.ingest.changelog", Partitions: 4,
+		Configs: map[string]string{"cleanup.policy": "compact"}})
+	if err := stream.EnsureTopics(ctx, cl, specs); err != nil {
+		return err
+	}
+	if p.reg, err = ingest.NewRegistry(ingest.DefaultCanvases()); err != nil {
+		return err
+	}
+	p.trainer, err = online.OpenTrainer(online.TrainerOptions{Model: online.DefaultModelConfig(), Dir: filepath.Join(p.o.Dir, "trainer"),
+		Client: p.copts, Topic: p.topics.Examples, CommitInterval: time.Second})
+	if err != nil {
+		return err
+	}
+	p.pub, err = snapshot.NewPublisher(snapshot.PublisherOptions{Client: p.copts, Topic: p.topics.Snapshots, TransactionalID: "bench-publisher",
+		ModelID: "bench", Interval: p.o.Interval, FullInterval: p.o.FullInterval, Encoding: p.o.Encoding}, p.trainer)
+	if err != nil {
+		p.trainer.Close()
+		return err
+	}
+	p.replica, err = serve.NewReplica(serve.ReplicaOptions{Registry: p.reg, Logf: p.o.Logf})
+	return err
+}
+
+// stages returns the long-running parts of the pipeline.
+func (p *pipeline) stages() []func(context.Context) {
+	ing := ingest.New(ingest.Options{Registry: p.reg, Topics: p.topics, Changelog: "unirec.ingest.changelog", Client: p.copts,
+		AllowedLateness: 5 * time.Second, MaxEventBytes: 64 << 10, Metrics: metrics.NewSet()})
+	return []func(context.Context){
+		func(ctx context.Context) {
+			stream.RunTxLoop(ctx, stream.TxLoopOptions{Client: p.copts, Group: "bench-ingest", TransactionalID: "bench-ingest",
+				Topic: p.topics.Events, Logf: p.o.Logf}, ing)
+		},
+		func(ctx context.Context) { p.trainer.Run(ctx) },
+		p.publishLoop,
+		func(ctx context.Context) {
+			snapshot.Subscribe(ctx, snapshot.SubscriberOptions{Client: p.copts, Topic: p.topics.Snapshots, Logf: p.o.Logf},
+				snapshot.Handler{Apply: p.applyTimed})
+		},
+	}
+}
+
+// publishLoop is Publisher.Run, timing each publication.
+func (p *pipeline) publishLoop(ctx context.Context) {
+	tick := time.NewTicker(p.o.Interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		start := time.Now()
+		m, err := p.pub.PublishIfChanged(ctx)
+		if err != nil || m == nil {
+			continue
+		}
+		p.mu.Lock()
+		p.publish = append(p.publish, time.Since(start))
+		if m.Kind == snapshot.KindFull {
+			p.fullB = append(p.fullB, m.Bytes)
+		} else {
+			p.deltaB, p.deltaRows = append(p.deltaB, m.Bytes), append(p.deltaRows, m.Rows)
+		}
+		p.totalR = append(p.totalR, m.TotalRows)
+		p.mu.Unlock()
+	}
+}
+
+func (p *pipeline) applyTimed(u *snapshot.Update) error {
+	start := time.Now()
+	err := p.replica.Apply(u)
+	p.mu.Lock()
+	p.apply = append(p.apply, time.Since(start))
+	p.mu.Unlock()
+	return err
+}
+
+// sample is one measured event.
+type sample struct {
+	eventTime int64 // ms
+	produced  time.Time
+}
+
+// measure warms up, then produces events at the rate while sampling
+// freshness and request latency, then measures a quiet baseline.
+func (p *pipeline) measure(ctx context.Context) (*Report, error) {
+	topic := p.topics.Events
+	if p.o.SkipIngest {
+		topic = p.topics.Examples
+	}
+	cl, err := kgo.NewClient(append(p.copts.Opts(), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(5*time.Millisecond))...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot create event producer: %w", err)
+	}
+	defer cl.Close()
+	p.o.Logf("freshness: warming up for %s at %.0f events/s", p.o.Warmup, p.o.Rate)
+	if _, err := p.produce(ctx, cl, p.o.Warmup, nil); err != nil {
+		return nil, err
+	}
+	p.resetStats()
+	samples := make(chan sample, 1<<16)
+	fresh := make(chan []time.Duration, 1)
+	unseen := make(chan int, 1)
+	go func() { f, u := p.watch(ctx, samples); fresh <- f; unseen <- u }()
+	lat := make(chan []time.Duration, 1)
+	reqCtx, stopReq := context.WithCancel(ctx)
+	go func() { lat <- p.requests(reqCtx) }()
+	p.o.Logf("freshness: measuring for %s", p.o.Duration)
+	start := time.Now()
+	n, err := p.produce(ctx, cl, p.o.Duration, samples)
+	elapsed := time.Since(start)
+	close(samples)
+	stopReq()
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Events: n, AchievedRate: float64(n) / elapsed.Seconds()}
+	f := <-fresh
+	rep.Unseen = <-unseen
+	rep.Samples = len(f)
+	rep.FreshP50, rep.FreshP99, rep.Fresh = pct(f, 0.5), pct(f, 0.99), pct(f, 1)
+	during := <-lat
+	rep.ReqP50, rep.ReqP99 = pct(during, 0.5), pct(during, 0.99)
+	p.o.Logf("freshness: baseline latency without deltas")
+	time.Sleep(2 * p.o.Interval) // the last deltas land
+	baseCtx, stopBase := context.WithTimeout(ctx, min(p.o.Duration, 10*time.Second))
+	base := p.requests(baseCtx)
+	stopBase()
+	rep.BaseP50, rep.BaseP99 = pct(base, 0.5), pct(base, 0.99)
+	p.fill(rep)
+	return rep, nil
+}
+
+func (p *pipeline) resetStats() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.publish, p.apply, p.deltaB, p.deltaRows, p.totalR = nil, nil, nil, nil, nil
+}
+
+func (p *pipeline) fill(rep *Report) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rep.PublishP50, rep.PublishP99 = pct(p.publish, 0.5), pct(p.publish, 0.99)
+	rep.ApplyP50, rep.ApplyP99 = pct(p.apply, 0.5), pct(p.apply, 0.99)
+	rep.Fulls, rep.Deltas = len(p.fullB), len(p.deltaB)
+	rep.FullBytes, rep.DeltaBytes, rep.DeltaRows, rep.TotalRows = mean(p.fullB), mean(p.deltaB), mean(p.deltaRows), mean(p.totalR)
+}
+
+// produce sends click events at the rate for d, with event times at the
+// wall clock; one in SampleEvery goes to samples.
+func (p *pipeline) produce(ctx context.Context, cl *kgo.Client, d time.Duration, samples chan<- sample) (int, error) {
+	rng := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
+	start := time.Now()
+	n := 0
+	for time.Since(start) < d && ctx.Err() == nil {
+		due := int(time.Since(start).Seconds() * p.o.Rate)
+		for ; n < due; n++ {
+			now := time.Now()
+			ev := ingest.Event{EventID: fmt.Sprintf("b-%d-%d", start.UnixNano(), n), Time: now.UTC(),
+				Canvas: "notifications", Action: "click", ItemID: fmt.Sprintf("m-%d", rng.IntN(2000)),
+				Context: map[string]string{"user_id": fmt.Sprintf("u-%d", rng.IntN(50_000)), "country": "US", "device": "tv"}}
+			b, err := p.encode(&ev)
+			if err != nil {
+				return n, err
+			}
+			cl.Produce(ctx, &kgo.Record{Key: []byte(ev.Context["user_id"]), Value: b}, nil)
+			if samples != nil && n%p.o.SampleEvery == 0 {
+				samples <- sample{eventTime: now.UnixMilli(), produced: now}
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return n, cl.Flush(ctx)
+}
+
+// encode returns the event as JSON, or as the positive example ingest
+// would make of it.
+func (p *pipeline) encode(ev *ingest.Event) ([]byte, error) {
+	if p.o.SkipIngest {
+		ex := p.reg.Normalize(ev)
+		ex.Label, ex.Weight = 1, 1
+		return stream.AppendExample(nil, &ex), nil
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("cannot encode event: %w", err)
+	}
+	return b, nil
+}
+
+// watch polls the replica's live model and measures, for each sample, the
+// time from production until the model's watermark includes it. Samples
+// still unseen 10 s after production ends are counted, not measured.
+func (p *pipeline) watch(ctx context.Context, samples <-chan sample) ([]time.Duration, int) {
+	var pending []sample
+	var out []time.Duration
+	open := true
+	var deadline time.Time
+	for ctx.Err() == nil {
+		for drained := false; open && !drained; {
+			select {
+			case s, ok := <-samples:
+				if !ok {
+					open, deadline = false, time.Now().Add(10*time.Second)
+				} else {
+					pending = append(pending, s)
+				}
+			default:
+				drained = true
+			}
+		}
+		if m := p.replica.Model(); m != nil {
+			wm := m.Watermark.UnixMilli()
+			now := time.Now()
+			i := 0
+			for ; i < len(pending) && pending[i].eventTime <= wm; i++ {
+				out = append(out, now.Sub(pending[i].produced))
+			}
+			pending = pending[i:]
+		}
+		if !open && (len(pending) == 0 || time.Now().After(deadline)) {
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return out, len(pending)
+}
+
+// requests sends recommend requests at RequestRate until ctx ends and
+// returns their latencies.
+func (p *pipeline) requests(ctx context.Context) []time.Duration {
+	var out []time.Duration
+	tick := time.NewTicker(time.Duration(float64(time.Second) / p.o.RequestRate))
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return out
+		case <-tick.C:
+		}
+		req := &serve.Request{UseCase: "notifications", K: 10, Context: map[string]string{"user_id": fmt.Sprintf("u-%d", i%50_000), "country": "US"}}
+		start := time.Now()
+		if _, aerr := p.replica.Recommend(ctx, req); aerr == nil {
+			out = append(out, time.Since(start))
+		}
+	}
+}
+
+func pct(d []time.Duration, q float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[min(int(q*float64(len(s))), len(s)-1)]
+}
+
+func mean(v []int) int {
+	if len(v) == 0 {
+		return 0
+	}
+	t := 0
+	for _, x := range v {
+		t += x
+	}
+	return t / len(v)
+}

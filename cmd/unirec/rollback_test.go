@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// modelState is what GET /v1/model says about versions.
+type modelState struct {
+	Version int64   `json:"version"`
+	Head    int64   `json:"head"`
+	Held    bool    `json:"held"`
+	Recent  []int64 `json:"recent_versions"`
+}
+
+func getModel(api string) modelState {
+	var m modelState
+	resp, err := http.Get("http://" + api + "/v1/model")
+	if err != nil {
+		return m
+	}
+	defer resp.Body.Close()
+	json.NewDecoder(resp.Body).Decode(&m)
+	return m
+}
+
+// With signed snapshots, `unirec snapshot rollback --to V` rolls the
+// running replica back to V (a control record on the snapshots topic); a
+// control record signed with another key is rejected and counted; the
+// token-protected admin endpoint resumes the newest version.
+func TestRollbackCommandAndAdminResume(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "hmac.key"), []byte("e2e-snapshot-key-0123456789\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "admin.token"), []byte("e2e-admin-token-0123456789\n"), 0o600)
+	cfg := filepath.Join(dir, "rollback.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`snapshot:
+  interval: 300ms
+  hmac_key_file: %s
+trainer:
+  commit_interval: 300ms
+serve:
+  keep_versions: 1000
+  admin_token_file: %s
+`, filepath.Join(dir, "hmac.key"), filepath.Join(dir, "admin.token"))), 0o644)
+	bport, aport := freePort(t), freePort(t)
+	broker, api := fmt.Sprintf("127.0.0.1:%d", bport), fmt.Sprintf("127.0.0.1:%d", aport)
+	var log lockedBuffer
+	cmd := exec.Command(unirecBin, "run", "--config", cfg, "--data-dir", filepath.Join(dir, "data"),
+		"--broker-port", fmt.Sprint(bport), "--listen", api)
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("unirec log:\n%s", log.String())
+		}
+	})
+	waitFor(t, 60*time.Second, "three model versions", func() bool { return len(getModel(api).Recent) >= 3 })
+	target := getModel(api).Recent[1]
+
+	other := filepath.Join(dir, "other.yaml")
+	os.WriteFile(other, []byte("snapshot:\n  hmac_key_env: UNIREC_E2E_OTHER_KEY\n"), 0o644)
+	forged := exec.Command(unirecBin, "snapshot", "rollback", "--to", fmt.Sprint(target), "--config", other, "--brokers", broker)
+	forged.Env = append(os.Environ(), "UNIREC_E2E_OTHER_KEY=not-the-snapshot-key-at-all")
+	if out, err := forged.CombinedOutput(); err != nil {
+		t.Fatalf("forged rollback command: %v\n%s", err, out)
+	}
+	waitFor(t, 20*time.Second, "the forged control record to be rejected", func() bool {
+		return strings.Contains(log.String(), "control record: unauthenticated")
+	})
+	if getModel(api).Held {
+		t.Fatal("a control record signed with another key rolled the replica back")
+	}
+
+	if out, err := exec.Command(unirecBin, "snapshot", "rollback", "--to", fmt.Sprint(target), "--config", cfg, "--brokers", broker).CombinedOutput(); err != nil {
+		t.Fatalf("rollback command: %v\n%s", err, out)
+	}
+	waitFor(t, 20*time.Second, fmt.Sprintf("the replica to serve version %d", target), func() bool {
+		m := getModel(api)
+		return m.Held && m.Version == target
+	})
+	time.Sleep(time.Second) // new versions arrive behind the rollback
+	if m := getModel(api); m.Version != target || m.Head <= target {
+		t.Fatalf("during the rollback: %+v", m)
+	}
+
+	post := func(token string) int {
+		req, _ := http.NewRequest("POST", "http://"+api+"/admin/resume", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("wrong"); code != http.StatusUnauthorized {
+		t.Fatalf("resume with a wrong token: %d", code)
+	}
+	if code := post("e2e-admin-token-0123456789"); code != http.StatusOK {
+		t.Fatalf("resume: %d", code)
+	}
+	if m := getModel(api); m.Held || m.Version <= target || !slices.Contains(m.Recent, m.Version) {
+		t.Fatalf("after resume: %+v", m)
+	}
+}
+
+// lockedBuffer is a log buffer a process writes while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

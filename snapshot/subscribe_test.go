@@ -1,0 +1,402 @@
+package snapshot
+
+import (
+	"context"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/unirec/unirec/bench/synth"
+	"github.com/unirec/unirec/ingest"
+	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/stream"
+)
+
+const topic = "unirec.snapshots"
+
+var testKey = []byte("0123456789abcdef-test-key")
+
+// env is a broker with a snapshots topic, a trainer fed by a synthetic
+// world and a publisher.
+type env struct {
+	t     *testing.T
+	copts stream.ClientOptions
+	tr    *online.Trainer
+	pub   *Publisher
+	exs   []stream.Example
+	next  int
+}
+
+func newEnv(t *testing.T, key []byte, enc Encoding) *env {
+	t.Helper()
+	b, err := stream.StartBroker(stream.BrokerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	copts := stream.ClientOptions{Brokers: []string{b.Addr()}}
+	cl, err := kgo.NewClient(copts.Opts()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := stream.EnsureTopics(context.Background(), cl, []stream.TopicSpec{{Name: topic, Partitions: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := online.DefaultModelConfig()
+	cfg.Dim = 8
+	tr, err := online.OpenTrainer(online.TrainerOptions{Model: cfg, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	pub, err := NewPublisher(PublisherOptions{Client: copts, Topic: topic, TransactionalID: "test-pub", ModelID: "test",
+		FullInterval: time.Hour, Encoding: enc, Key: key, ChunkSize: 4096}, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Close)
+	reg, _ := ingest.NewRegistry(ingest.DefaultCanvases())
+	return &env{t: t, copts: copts, tr: tr, pub: pub, exs: synth.NewWorld(synth.Options{Seed: 9}).Examples(reg, 600)}
+}
+
+// train applies the next n examples.
+func (e *env) train(n int) {
+	for i := 0; i < n; i++ {
+		e.tr.Apply(&e.exs[e.next%len(e.exs)])
+		e.next++
+	}
+}
+
+// publish trains (a lot before a full snapshot, a little before a delta)
+// and publishes a full snapshot or a delta.
+func (e *env) publish(full bool) *Manifest {
+	e.t.Helper()
+	if full {
+		e.train(300)
+	} else {
+		e.train(5)
+	}
+	var m *Manifest
+	var err error
+	if full {
+		m, err = e.pub.PublishFull(context.Background())
+	} else {
+		m, err = e.pub.Publish(context.Background())
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return m
+}
+
+// follower subscribes and folds what it receives into a capture.
+type follower struct {
+	mu      sync.Mutex
+	model   *online.Capture
+	applied []int64
+	kinds   []string
+	set     *metrics.Set
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+func (e *env) follow(key []byte) *follower {
+	f := &follower{set: metrics.NewSet(), done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	go func() {
+		defer close(f.done)
+		Subscribe(ctx, SubscriberOptions{Client: e.copts, Topic: topic, Key: key, Metrics: f.set, Logf: e.t.Logf},
+			Handler{Apply: f.apply})
+	}()
+	e.t.Cleanup(func() { cancel(); <-f.done })
+	return f
+}
+
+func (f *follower) apply(u *Update) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if u.Manifest.Kind == KindFull {
+		f.model = &online.Capture{Config: u.Manifest.Config}
+	}
+	f.model = Apply(f.model, u.Delta)
+	f.model.Version = u.Manifest.Version
+	f.applied = append(f.applied, u.Manifest.Version)
+	f.kinds = append(f.kinds, u.Manifest.Kind)
+	return nil
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (f *follower) version() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.model == nil {
+		return 0
+	}
+	return f.model.Version
+}
+
+func (f *follower) rejected(reason string) uint64 {
+	return f.set.GetOrCreateCounter(`unirec_snapshot_rejected_total{reason="` + reason + `"}`).Get()
+}
+
+// sameModel checks that f holds exactly the last model the publisher
+// published (float32 rows).
+func sameModel(t *testing.T, f *follower, want *online.Capture) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.model.Version != want.Version || !reflect.DeepEqual(f.model.IDs, want.IDs) || !reflect.DeepEqual(f.model.Weights, want.Weights) ||
+		!reflect.DeepEqual(f.model.Items, want.Items) || !reflect.DeepEqual(f.model.Tasks, want.Tasks) || !reflect.DeepEqual(f.model.Popular, want.Popular) {
+		t.Fatalf("subscriber's model (version %d, %d rows) differs from the published one (version %d, %d rows)",
+			f.model.Version, len(f.model.IDs), want.Version, len(want.IDs))
+	}
+}
+
+// A replica follows a full snapshot and its signed deltas over the broker
+// and ends with exactly the published model; deltas are smaller than the
+// full snapshot.
+func TestSubscribeFollowsTheChain(t *testing.T) {
+	e := newEnv(t, testKey, EncodingFloat32)
+	full := e.publish(true)
+	f := e.follow(testKey)
+	var last *Manifest
+	for i := 0; i < 4; i++ {
+		last = e.publish(false)
+		if last.Kind != KindDelta || last.BaseVersion != last.Version-1 || last.FullOffset != full.FullOffset {
+			t.Fatalf("snapshot %d: got %+v, want a delta on %d from the full at offset %d", i, last, last.Version-1, full.FullOffset)
+		}
+		if last.Bytes >= full.Bytes {
+			t.Errorf("delta of %d rows is %d bytes, full of %d rows is %d", last.Rows, last.Bytes, full.Rows, full.Bytes)
+		}
+	}
+	waitFor(t, "the last delta", func() bool { return f.version() == last.Version })
+	sameModel(t, f, e.pub.prev)
+}
+
+// A replica with the key rejects unsigned snapshots and snapshots signed
+// with another key, and counts them; it never applies them.
+func TestUnauthenticatedSnapshotsAreRejected(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		key  []byte
+	}{{"unsigned", nil}, {"other key", []byte("another-key-of-16+bytes")}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, tc.key, EncodingFloat32)
+			e.publish(true)
+			e.publish(false)
+			f := e.follow(testKey)
+			waitFor(t, "rejections", func() bool { return f.rejected("unauthenticated") >= 2 })
+			if v := f.version(); v != 0 {
+				t.Fatalf("applied version %d", v)
+			}
+		})
+	}
+}
+
+// A snapshot whose chunk was altered after signing fails its CRC; the
+// replica rejects it and applies the next good one.
+func TestCorruptChunkIsRejected(t *testing.T) {
+	e := newEnv(t, testKey, EncodingFloat32)
+	f := e.follow(testKey)
+	e.train(50)
+	c, err := e.tr.Capture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := encodePayload(Diff(nil, c), EncodingFloat32)
+	chunks := encodeChunks(c.Version, payload, 4096)
+	m := &Manifest{Version: c.Version, Kind: KindFull, Config: c.Config, Encoding: EncodingFloat32, Chunks: len(chunks),
+		Checksum: checksum(payload), Bytes: len(payload), Rows: len(c.IDs), Items: len(c.Items), Tasks: len(c.Tasks)}
+	for _, ch := range chunks {
+		m.ChunkCRCs = append(m.ChunkCRCs, chunkCRC(ch))
+	}
+	chunks[0][len(chunks[0])-1] ^= 1
+	if err := e.pub.produce(context.Background(), m, chunks); err != nil {
+		t.Fatal(err)
+	}
+	good := e.publish(true)
+	waitFor(t, "the good snapshot", func() bool { return f.version() == good.Version })
+	if f.rejected("corrupt") == 0 || !reflect.DeepEqual(f.applied, []int64{good.Version}) {
+		t.Fatalf("applied %v, corrupt rejections %d", f.applied, f.rejected("corrupt"))
+	}
+}
+
+// A snapshot whose transaction aborted is never applied, even though all
+// its chunks and its signed manifest reached the topic.
+func TestAbortedSnapshotIsNeverApplied(t *testing.T) {
+	e := newEnv(t, testKey, EncodingFloat32)
+	e.train(50)
+	c, err := e.tr.Capture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := encodePayload(Diff(nil, c), EncodingFloat32)
+	chunks := encodeChunks(c.Version, payload, 4096)
+	m := &Manifest{Version: c.Version, Kind: KindFull, Config: c.Config, Encoding: EncodingFloat32, Chunks: len(chunks),
+		Checksum: checksum(payload), Bytes: len(payload), Rows: len(c.IDs), Items: len(c.Items), Tasks: len(c.Tasks)}
+	for _, ch := range chunks {
+		m.ChunkCRCs = append(m.ChunkCRCs, chunkCRC(ch))
+	}
+	ctx := context.Background()
+	if err := e.pub.cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.pub.produceRecords(ctx, m, chunks); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.pub.cl.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+	good := e.publish(true)
+	f := e.follow(testKey)
+	waitFor(t, "the committed snapshot", func() bool { return f.version() == good.Version })
+	if !reflect.DeepEqual(f.applied, []int64{good.Version}) {
+		t.Fatalf("applied %v, want only %d (aborted %d)", f.applied, good.Version, c.Version)
+	}
+}
+
+// A cold replica seeks to the newest full snapshot (named in the newest
+// manifest) instead of replaying older ones, applies the deltas after it
+// and ends on the published model.
+func TestColdStartFromNewestFull(t *testing.T) {
+	e := newEnv(t, testKey, EncodingInt8)
+	e.publish(true)
+	e.publish(false)
+	newest := e.publish(true)
+	last := e.publish(false)
+	last = e.publish(false)
+	f := e.follow(testKey)
+	waitFor(t, "the last delta", func() bool { return f.version() == last.Version })
+	f.mu.Lock()
+	applied, kinds := f.applied, f.kinds
+	f.mu.Unlock()
+	if applied[0] != newest.Version || kinds[0] != KindFull || len(applied) != 3 {
+		t.Fatalf("applied %v %v, want the full %d then two deltas", applied, kinds, newest.Version)
+	}
+}
+
+// When a delta is missing, the replica does not apply the deltas after
+// it: it waits for the next full snapshot and continues from there.
+func TestGapWaitsForTheNextFull(t *testing.T) {
+	e := newEnv(t, testKey, EncodingFloat32)
+	first := e.publish(true)
+	f := e.follow(testKey)
+	waitFor(t, "the first full", func() bool { return f.version() == first.Version })
+	lost, err := e.tr.Capture() // a version whose delta never reaches the topic
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.pub.prev = lost
+	skipped := e.publish(false)
+	e.publish(false)
+	full := e.publish(true)
+	after := e.publish(false)
+	waitFor(t, "the delta after the next full", func() bool { return f.version() == after.Version })
+	f.mu.Lock()
+	applied := f.applied
+	f.mu.Unlock()
+	if !reflect.DeepEqual(applied, []int64{first.Version, full.Version, after.Version}) {
+		t.Fatalf("applied %v; skipped delta %d (base %d)", applied, skipped.Version, skipped.BaseVersion)
+	}
+	if f.rejected("gap") == 0 {
+		t.Fatal("the gap was not counted")
+	}
+	sameModel(t, f, e.pub.prev)
+}
+
+// Control records reach the handler; unsigned ones are rejected.
+func TestControlRecords(t *testing.T) {
+	e := newEnv(t, testKey, EncodingFloat32)
+	var mu sync.Mutex
+	var got []Control
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	set := metrics.NewSet()
+	go func() {
+		defer close(done)
+		Subscribe(ctx, SubscriberOptions{Client: e.copts, Topic: topic, Key: testKey, Metrics: set},
+			Handler{Apply: func(*Update) error { return nil }, Control: func(c Control) { mu.Lock(); got = append(got, c); mu.Unlock() }})
+	}()
+	defer func() { cancel(); <-done }()
+	if err := PublishControl(context.Background(), e.copts, topic, nil, Control{Action: ActionRollback, Version: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if err := PublishControl(context.Background(), e.copts, topic, testKey, Control{Action: ActionRollback, Version: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := PublishControl(context.Background(), e.copts, topic, testKey, Control{Action: "explode"}); err == nil || !strings.Contains(err.Error(), "unknown control action") {
+		t.Fatalf("bad action: got %v", err)
+	}
+	waitFor(t, "the signed control record", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
+	if got[0].Version != 3 || set.GetOrCreateCounter(`unirec_snapshot_rejected_total{reason="unauthenticated"}`).Get() != 1 {
+		t.Fatalf("got %+v", got)
+	}
+}
+
+// A full snapshot is published when full_interval has passed (injected
+// clock) or when the deltas since the last full add up to more bytes than
+// it; otherwise deltas.
+func TestWhenAFullIsPublished(t *testing.T) {
+	e := newEnv(t, nil, EncodingFloat32)
+	now := time.Unix(1_800_000_000, 0)
+	pub, err := NewPublisher(PublisherOptions{Client: e.copts, Topic: topic, TransactionalID: "clocked", FullInterval: time.Hour,
+		Now: func() time.Time { return now }}, e.tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	publish := func(examples int) *Manifest {
+		t.Helper()
+		e.train(examples)
+		m, err := pub.Publish(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	full := publish(300)
+	if full.Kind != KindFull {
+		t.Fatalf("first snapshot is a %s", full.Kind)
+	}
+	now = now.Add(59 * time.Minute)
+	if m := publish(1); m.Kind != KindDelta {
+		t.Fatalf("before full_interval: %s", m.Kind)
+	}
+	now = now.Add(time.Minute)
+	full = publish(1)
+	if full.Kind != KindFull {
+		t.Fatalf("after full_interval: %s", full.Kind)
+	}
+	sum, last := 0, 0
+	for deltas := 0; ; deltas++ {
+		m := publish(40)
+		if m.Kind == KindFull {
+			if sum < full.Bytes || sum-last >= full.Bytes {
+				t.Fatalf("full after %d deltas of %d bytes (the last %d); the full before was %d bytes", deltas, sum, last, full.Bytes)
+			}
+			break
+		}
+		sum, last = sum+m.Bytes, m.Bytes
+		if deltas > 1000 {
+			t.Fatal("no full snapshot after 1000 deltas")
+		}
+	}
+}
