@@ -136,7 +136,7 @@ func checkChain(chain, items []string) error {
 		case FallbackPopularity:
 		case FallbackStatic:
 			if len(items) == 0 {
-				return fmt.Errorf("static needs fallback items")
+				return fmt.Errorf("fallback_items must list items for the static source")
 			}
 		case SourceNone:
 			if len(chain) > 1 {
