@@ -41,9 +41,15 @@ type Stats struct {
 	P99       time.Duration  `json:"p99_ns"`
 	P999      time.Duration  `json:"p999_ns"`
 	Max       time.Duration  `json:"max_ns"`
+	// ServerP50 and ServerP99 are the replica's own time (timing.total_us
+	// of 200 answers): the rest of the latency is HTTP, the network stack
+	// and the generator.
+	ServerP50 time.Duration `json:"server_p50_ns"`
+	ServerP99 time.Duration `json:"server_p99_ns"`
 	Errors    map[string]int `json:"errors"`    // by HTTP status or "transport"
 	Fallbacks map[string]int `json:"fallbacks"` // by reason
 	lat       []time.Duration
+	server    []time.Duration
 }
 
 // ErrorRate is the fraction of requests that did not get a 200.
@@ -69,6 +75,7 @@ func frac(a, b int) float64 {
 type sample struct {
 	useCase  string
 	latency  time.Duration
+	server   time.Duration // 0 for errors
 	err      string
 	fallback string
 }
@@ -114,8 +121,11 @@ func send(ctx context.Context, opts Options, req *serve.Request, due time.Time) 
 		s.err = fmt.Sprint(e.Status)
 	case err != nil:
 		s.err = "transport"
-	case resp.Fallback.Used:
-		s.fallback = resp.Fallback.Reason
+	default:
+		s.server = time.Duration(resp.Timing.TotalUS) * time.Microsecond
+		if resp.Fallback.Used {
+			s.fallback = resp.Fallback.Reason
+		}
 	}
 	return s
 }
@@ -133,6 +143,9 @@ func summarize(opts Options, samples []sample) *Result {
 		for _, x := range []*Stats{st, all} {
 			x.Requests++
 			x.lat = append(x.lat, s.latency)
+			if s.err == "" {
+				x.server = append(x.server, s.server)
+			}
 			if s.err != "" {
 				x.Errors[s.err]++
 			}
@@ -151,15 +164,18 @@ func summarize(opts Options, samples []sample) *Result {
 func newStats() *Stats { return &Stats{Errors: map[string]int{}, Fallbacks: map[string]int{}} }
 
 func (s *Stats) finish() Stats {
-	slices.Sort(s.lat)
-	q := func(p float64) time.Duration {
-		if len(s.lat) == 0 {
-			return 0
-		}
-		return s.lat[min(len(s.lat)-1, int(p*float64(len(s.lat))))]
-	}
-	s.P50, s.P99, s.P999, s.Max = q(0.5), q(0.99), q(0.999), q(1)
+	s.P50, s.P99, s.P999, s.Max = quantile(s.lat, 0.5), quantile(s.lat, 0.99), quantile(s.lat, 0.999), quantile(s.lat, 1)
+	s.ServerP50, s.ServerP99 = quantile(s.server, 0.5), quantile(s.server, 0.99)
 	return *s
+}
+
+// quantile sorts d and returns its q-quantile (0 when empty).
+func quantile(d []time.Duration, q float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	return d[min(len(d)-1, int(q*float64(len(d))))]
 }
 
 // HTTPClient returns an HTTP client that keeps enough connections open

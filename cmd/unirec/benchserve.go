@@ -330,11 +330,11 @@ func printKernel(k load.KernelFigures) {
 
 func printResult(r *load.Result) {
 	fmt.Printf("\nopen loop at %.0f requests/s for %s:\n", r.Rate, r.Duration)
-	fmt.Printf("  %-22s %8s %9s %9s %9s %9s %8s %9s\n", "use case", "requests", "p50", "p99", "p99.9", "max", "errors", "fallback")
+	fmt.Printf("  %-22s %8s %9s %9s %9s %9s %8s %9s %11s %11s\n", "use case", "requests", "p50", "p99", "p99.9", "max", "errors", "fallback", "server p50", "server p99")
 	row := func(name string, s load.Stats) {
 		ms := func(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/1e6) }
-		fmt.Printf("  %-22s %8d %9s %9s %9s %9s %7.2f%% %8.2f%%\n", name, s.Requests, ms(s.P50), ms(s.P99), ms(s.P999), ms(s.Max),
-			100*s.ErrorRate(), 100*s.FallbackRate())
+		fmt.Printf("  %-22s %8d %9s %9s %9s %9s %7.2f%% %8.2f%% %11s %11s\n", name, s.Requests, ms(s.P50), ms(s.P99), ms(s.P999), ms(s.Max),
+			100*s.ErrorRate(), 100*s.FallbackRate(), ms(s.ServerP50), ms(s.ServerP99))
 	}
 	for _, name := range sortedKeys(r.UseCases) {
 		row(name, r.UseCases[name])
