@@ -46,8 +46,13 @@ func FuzzRecommendRequest(f *testing.F) {
 	f.Add(`{"use_case":"notifications","context":{"user_id":"u"},"candidates":{"set":"s","ids":["a"]},"fallback":{"chain":["static"],"items":["x"]}}`)
 	f.Add(`{"use_case":"notifications","context":{"user_id":"u"},"candidates":{"ids":["m-1","m-1"]},"exclude":["m-2"],"timeout_ms":1}`)
 	f.Add(`{"use_case":"nope"}`)
+	f.Add(`{"requests":[{"use_case":"search","context":{"user_id":"u","query":"q"}},{"use_case":"nope"}]}`)
 	r, _ := newTestReplica(f, ReplicaOptions{CandidateSets: map[string][]string{"s": {"m-1"}}}, catalog(50))
 	f.Fuzz(func(t *testing.T, body string) {
+		var batch BatchRequest
+		if aerr := decodeJSON(strings.NewReader(body), &batch, "a batch"); aerr != nil && aerr.Status != 400 && aerr.Status != 413 {
+			t.Fatalf("batch: status %d", aerr.Status)
+		}
 		req, aerr := decodeRequest(strings.NewReader(body))
 		if aerr != nil {
 			if aerr.Status != 400 && aerr.Status != 413 {

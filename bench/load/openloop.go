@@ -36,16 +36,16 @@ type Result struct {
 // the time a request was due, not sent, so a stalled generator cannot hide
 // slow answers (no coordinated omission).
 type Stats struct {
-	Requests  int            `json:"requests"`
-	P50       time.Duration  `json:"p50_ns"`
-	P99       time.Duration  `json:"p99_ns"`
-	P999      time.Duration  `json:"p999_ns"`
-	Max       time.Duration  `json:"max_ns"`
+	Requests int           `json:"requests"`
+	P50      time.Duration `json:"p50_ns"`
+	P99      time.Duration `json:"p99_ns"`
+	P999     time.Duration `json:"p999_ns"`
+	Max      time.Duration `json:"max_ns"`
 	// ServerP50 and ServerP99 are the replica's own time (timing.total_us
 	// of 200 answers): the rest of the latency is HTTP, the network stack
 	// and the generator.
-	ServerP50 time.Duration `json:"server_p50_ns"`
-	ServerP99 time.Duration `json:"server_p99_ns"`
+	ServerP50 time.Duration  `json:"server_p50_ns"`
+	ServerP99 time.Duration  `json:"server_p99_ns"`
 	Errors    map[string]int `json:"errors"`    // by HTTP status or "transport"
 	Fallbacks map[string]int `json:"fallbacks"` // by reason
 	lat       []time.Duration
