@@ -111,19 +111,25 @@ func (s *scoreSpec) scoreShard(top *topK, lo, hi int) error {
 				buf[j] = vek32.Dot(s.cv, row[:d-1]) + row[d-1]
 			}
 		}
-		for j, z := range buf[:e-b] {
-			z += s.bias
-			if len(top.items) == top.k && z <= top.items[0].logit {
-				continue
-			}
-			i := b + j
-			if s.idx != nil {
-				i = s.idx[b+j]
-			}
-			if s.allow == nil || s.allow(i) {
-				top.offer(scored{idx: i, logit: z})
-			}
-		}
+		s.offerBlock(top, buf[:e-b], b)
 	}
 	return nil
+}
+
+// offerBlock offers the logits of the block of items starting at b (of the
+// matrix, or of idx) to top.
+func (s *scoreSpec) offerBlock(top *topK, logits []float32, b int) {
+	for j, z := range logits {
+		z += s.bias
+		if len(top.items) == top.k && z <= top.items[0].logit {
+			continue
+		}
+		i := b + j
+		if s.idx != nil {
+			i = s.idx[b+j]
+		}
+		if s.allow == nil || s.allow(i) {
+			top.offer(scored{idx: i, logit: z})
+		}
+	}
 }

@@ -122,7 +122,11 @@ func (r *Replica) rankModel(p *plan, m *Model) ([]Item, error) {
 	}
 	for {
 		spec.k = fetch
-		top, err := rankTop(spec)
+		rank := rankTop
+		if spec.idx == nil && spec.shards <= 1 {
+			rank = r.scans.rank
+		}
+		top, err := rank(spec)
 		if err != nil {
 			return nil, err
 		}
