@@ -18,7 +18,9 @@ type Options struct {
 	Client   *client.Client
 	Rate     float64       // requests per second
 	Duration time.Duration // how long requests are sent
-	// Request returns the i-th request to send.
+	// Request returns the i-th request to send; nil sends GET /healthz
+	// instead (use case "healthz"), the baseline of the HTTP path and of
+	// the machine's noise at the same rate.
 	Request func(i int) *serve.Request
 	// Timeout bounds one request on the client side (default 10s).
 	Timeout time.Duration
@@ -103,7 +105,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 				return nil, ctx.Err()
 			}
 		}
-		req := opts.Request(i)
+		req := &serve.Request{UseCase: "healthz"}
+		if opts.Request != nil {
+			req = opts.Request(i)
+		}
 		wg.Go(func() { samples[i] = send(ctx, opts, req, due) })
 	}
 	wg.Wait()
@@ -113,7 +118,12 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 func send(ctx context.Context, opts Options, req *serve.Request, due time.Time) sample {
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	resp, err := opts.Client.Recommend(ctx, req)
+	resp, err := &serve.Response{}, error(nil)
+	if opts.Request == nil {
+		err = opts.Client.Healthz(ctx)
+	} else {
+		resp, err = opts.Client.Recommend(ctx, req)
+	}
 	s := sample{useCase: req.UseCase, latency: time.Since(due)}
 	var e *client.Error
 	switch {

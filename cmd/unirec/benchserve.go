@@ -166,6 +166,7 @@ func (f *latencyFlags) parse(args []string) error {
 // latencyReport is everything bench latency measured.
 type latencyReport struct {
 	Kernel      load.KernelFigures `json:"kernel"`
+	Baseline    *load.Result       `json:"baseline_healthz"`
 	AtRate      *load.Result       `json:"at_rate"`
 	Steps       []*load.Result     `json:"steps,omitempty"`
 	MaxRate     float64            `json:"max_rate_under_p99,omitempty"`
@@ -195,6 +196,11 @@ func benchLatency(ctx context.Context, args []string) error {
 	}
 	rep.Replica = target
 	cl := client.New(target, load.HTTPClient(f.rate))
+	fmt.Printf("\nbaseline: GET /healthz at the same rate (HTTP path, generator and machine noise):")
+	if rep.Baseline, err = f.runBaseline(ctx, cl); err != nil {
+		stop()
+		return err
+	}
 	if rep.AtRate, err = f.run(ctx, cl, w, f.rate); err != nil {
 		stop()
 		return err
@@ -278,6 +284,16 @@ func (f *latencyFlags) run(ctx context.Context, cl *client.Client, w *synth.Worl
 	}
 	opts.Duration = f.duration
 	res, err := load.Run(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	printResult(res)
+	return res, nil
+}
+
+// runBaseline measures GET /healthz at f.rate.
+func (f *latencyFlags) runBaseline(ctx context.Context, cl *client.Client) (*load.Result, error) {
+	res, err := load.Run(ctx, load.Options{Client: cl, Rate: f.rate, Duration: f.duration})
 	if err != nil {
 		return nil, err
 	}

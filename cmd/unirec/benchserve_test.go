@@ -32,6 +32,7 @@ func TestBenchLatencySmoke(t *testing.T) {
 		requests, errs, useCases int
 	}{
 		"at rate":     {rep.AtRate.All.Requests, len(rep.AtRate.All.Errors), len(rep.AtRate.UseCases)},
+		"baseline":    {rep.Baseline.All.Requests, len(rep.Baseline.All.Errors), 4 * len(rep.Baseline.UseCases)},
 		"with deltas": {rep.WithDeltas.All.Requests, len(rep.WithDeltas.All.Errors), len(rep.WithDeltas.UseCases)},
 	} {
 		if res.requests != 40 || res.errs != 0 || res.useCases != 4 {

@@ -94,6 +94,25 @@ func (c *Client) Model(ctx context.Context) (*ModelStatus, error) {
 	return &m, nil
 }
 
+// Healthz calls GET /healthz: an answer without work, the baseline of
+// the HTTP path.
+func (c *Client) Healthz(ctx context.Context) error {
+	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/healthz", nil)
+	if err != nil {
+		return fmt.Errorf("cannot build request: %w", err)
+	}
+	resp, err := c.hc.Do(hr)
+	if err != nil {
+		return fmt.Errorf("cannot call /healthz: %w", err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return &Error{Status: resp.StatusCode, Message: "not healthy"}
+	}
+	return nil
+}
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
