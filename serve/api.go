@@ -150,7 +150,7 @@ func (r *Replica) serveModel(w http.ResponseWriter, _ *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"version": m.Version, "head": r.head.Load().Version, "good": r.good.Load().Version, "held": r.hold.Load() != nil,
-		"watermark": m.Watermark, "applied": m.Applied, "items": len(m.items), "rows": len(m.rows),
+		"watermark": m.Watermark, "applied": m.Applied, "items": len(m.items), "rows": m.rows.len(),
 		"config": m.Config, "ready": true, "recent_versions": r.Versions(), "use_cases": useCases,
 	})
 }

@@ -22,7 +22,7 @@ type Model struct {
 	Config    online.ModelConfig
 	Progress  map[string]online.TaskProgress
 	feat      online.Featurizer
-	rows      map[uint64][]float32
+	rows      *rowTable
 	tasks     map[string]online.TaskParams
 	items     []online.Item
 	index     map[string]int
@@ -42,7 +42,7 @@ type Model struct {
 
 // NewModel builds the serving form of a full snapshot.
 func NewModel(u *snapshot.Update) *Model {
-	empty := &Model{rows: map[uint64][]float32{}, tasks: map[string]online.TaskParams{}, index: map[string]int{},
+	empty := &Model{rows: newRowTable(), tasks: map[string]online.TaskParams{}, index: map[string]int{},
 		featItems: map[uint64][]int32{}, matrices: map[string][]float32{}, popular: map[string][]online.Popular{}}
 	return empty.next(u)
 }
@@ -54,15 +54,9 @@ func (m *Model) next(u *snapshot.Update) *Model {
 	n := &Model{
 		Version: man.Version, Kind: man.Kind, Watermark: man.Watermark, Applied: man.Applied, Config: man.Config,
 		Progress: man.Progress, feat: online.Featurizer{Isolated: man.Config.Isolated},
-		rows: maps.Clone(m.rows), tasks: maps.Clone(m.tasks), popular: maps.Clone(m.popular),
+		rows: m.rows.with(d.IDs, d.Row, d.Deleted), tasks: maps.Clone(m.tasks), popular: maps.Clone(m.popular),
 		items: m.items, index: m.index, itemFeats: m.itemFeats, featItems: m.featItems, matrices: map[string][]float32{},
 		bad: m.bad,
-	}
-	for i, id := range d.IDs {
-		n.rows[id] = d.Row(i)
-	}
-	for _, id := range d.Deleted {
-		delete(n.rows, id)
 	}
 	maps.Copy(n.tasks, d.Tasks)
 	maps.Copy(n.popular, d.Popular)
@@ -126,7 +120,7 @@ func (n *Model) updateMatrix(prev []float32, dirty map[int]bool) []float32 {
 	for i := range dirty {
 		rows = rows[:0]
 		for _, id := range n.itemFeats[i] {
-			rows = append(rows, n.rows[id])
+			rows = append(rows, n.rows.get(id))
 		}
 		online.ItemVector(out[i*d:(i+1)*d], rows)
 	}
@@ -143,7 +137,7 @@ func (m *Model) itemMatrix(task string) []float32 {
 		ids = m.feat.Item(ids[:0], task, it.ID, it.Meta)
 		rows = rows[:0]
 		for _, id := range ids {
-			rows = append(rows, m.rows[id])
+			rows = append(rows, m.rows.get(id))
 		}
 		online.ItemVector(out[i*d:(i+1)*d], rows)
 	}

@@ -175,7 +175,7 @@ func (r *Replica) contextVector(m *Model, p *plan) ([]float32, float32) {
 	ids := m.feat.Context(nil, canvas, ex.Context, t)
 	rows := make([][]float32, len(ids))
 	for i, id := range ids {
-		rows[i] = m.rows[id]
+		rows[i] = m.rows.get(id)
 	}
 	tp, ok := m.tasks[canvas]
 	if !ok {

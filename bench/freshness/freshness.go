@@ -57,21 +57,23 @@ type Report struct {
 	AchievedRate              float64
 	FreshP50, FreshP99, Fresh time.Duration // Fresh is the max
 	Fulls, Deltas             int
-	FullBytes, DeltaBytes     int // mean compressed sizes
+	FullBytes, DeltaBytes     int // newest full's and mean delta's compressed sizes
 	DeltaRows, TotalRows      int // mean rows per delta; rows of the model
 	PublishP50, PublishP99    time.Duration
 	ApplyP50, ApplyP99        time.Duration
-	ReqP50, ReqP99            time.Duration // while deltas are applied
-	BaseP50, BaseP99          time.Duration // no deltas arriving
+	ReqP50, ReqP99            time.Duration // during the run
+	OverlapN                  int           // requests that overlapped an apply
+	OverlapP99, OtherP99      time.Duration // p99 of those, and of the others in the same run
+	BaseP50, BaseP99          time.Duration // pipeline idle, no deltas arriving
 }
 
 func (r *Report) String() string {
 	return fmt.Sprintf(`events %d at %.0f/s; freshness over %d sampled events (%d never seen): p50 %s p99 %s max %s
-snapshots: %d full (mean %d bytes), %d deltas (mean %d bytes, %d of %d rows); publish p50 %s p99 %s; replica apply p50 %s p99 %s
-recommend latency: p50 %s p99 %s while deltas apply; baseline without deltas p50 %s p99 %s (p99 ratio %.2f)`,
+snapshots: %d full (newest %d bytes), %d deltas (mean %d bytes, %d of %d rows); publish p50 %s p99 %s; replica apply p50 %s p99 %s
+recommend latency during the run: p50 %s p99 %s; p99 of the %d requests overlapping an apply %s vs the others %s (ratio %.2f); idle baseline p50 %s p99 %s`,
 		r.Events, r.AchievedRate, r.Samples, r.Unseen, r.FreshP50, r.FreshP99, r.Fresh,
 		r.Fulls, r.FullBytes, r.Deltas, r.DeltaBytes, r.DeltaRows, r.TotalRows, r.PublishP50, r.PublishP99, r.ApplyP50, r.ApplyP99,
-		r.ReqP50, r.ReqP99, r.BaseP50, r.BaseP99, float64(r.ReqP99)/float64(max(r.BaseP99, 1)))
+		r.ReqP50, r.ReqP99, r.OverlapN, r.OverlapP99, r.OtherP99, float64(r.OverlapP99)/float64(max(r.OtherP99, 1)), r.BaseP50, r.BaseP99)
 }
 
 func (o *Options) fill() {
@@ -116,7 +118,9 @@ type pipeline struct {
 
 	mu                sync.Mutex
 	publish, apply    []time.Duration
+	applying          []span
 	fullB, deltaB     []int
+	lastFull          int
 	deltaRows, totalR []int
 }
 
@@ -207,7 +211,7 @@ func (p *pipeline) publishLoop(ctx context.Context) {
 		p.mu.Lock()
 		p.publish = append(p.publish, time.Since(start))
 		if m.Kind == snapshot.KindFull {
-			p.fullB = append(p.fullB, m.Bytes)
+			p.fullB, p.lastFull = append(p.fullB, m.Bytes), m.Bytes
 		} else {
 			p.deltaB, p.deltaRows = append(p.deltaB, m.Bytes), append(p.deltaRows, m.Rows)
 		}
@@ -216,13 +220,41 @@ func (p *pipeline) publishLoop(ctx context.Context) {
 	}
 }
 
+// span is the time one apply or request took.
+type span struct{ start, end time.Time }
+
 func (p *pipeline) applyTimed(u *snapshot.Update) error {
 	start := time.Now()
 	err := p.replica.Apply(u)
+	end := time.Now()
 	p.mu.Lock()
-	p.apply = append(p.apply, time.Since(start))
+	p.apply = append(p.apply, end.Sub(start))
+	p.applying = append(p.applying, span{start, end})
 	p.mu.Unlock()
 	return err
+}
+
+// overlapping splits request latencies into those that overlapped an
+// apply and the others.
+func (p *pipeline) overlapping(reqs []span) (during, other []time.Duration) {
+	p.mu.Lock()
+	applies := slices.Clone(p.applying)
+	p.mu.Unlock()
+	for _, r := range reqs {
+		hit := false
+		for _, a := range applies {
+			if r.start.Before(a.end) && a.start.Before(r.end) {
+				hit = true
+				break
+			}
+		}
+		if hit {
+			during = append(during, r.end.Sub(r.start))
+		} else {
+			other = append(other, r.end.Sub(r.start))
+		}
+	}
+	return during, other
 }
 
 // sample is one measured event.
@@ -252,7 +284,7 @@ func (p *pipeline) measure(ctx context.Context) (*Report, error) {
 	fresh := make(chan []time.Duration, 1)
 	unseen := make(chan int, 1)
 	go func() { f, u := p.watch(ctx, samples); fresh <- f; unseen <- u }()
-	lat := make(chan []time.Duration, 1)
+	lat := make(chan []span, 1)
 	reqCtx, stopReq := context.WithCancel(ctx)
 	go func() { lat <- p.requests(reqCtx) }()
 	p.o.Logf("freshness: measuring for %s", p.o.Duration)
@@ -269,12 +301,15 @@ func (p *pipeline) measure(ctx context.Context) (*Report, error) {
 	rep.Unseen = <-unseen
 	rep.Samples = len(f)
 	rep.FreshP50, rep.FreshP99, rep.Fresh = pct(f, 0.5), pct(f, 0.99), pct(f, 1)
-	during := <-lat
-	rep.ReqP50, rep.ReqP99 = pct(during, 0.5), pct(during, 0.99)
+	reqs := <-lat
+	all := durations(reqs)
+	rep.ReqP50, rep.ReqP99 = pct(all, 0.5), pct(all, 0.99)
+	overlap, other := p.overlapping(reqs)
+	rep.OverlapN, rep.OverlapP99, rep.OtherP99 = len(overlap), pct(overlap, 0.99), pct(other, 0.99)
 	p.o.Logf("freshness: baseline latency without deltas")
 	time.Sleep(2 * p.o.Interval) // the last deltas land
 	baseCtx, stopBase := context.WithTimeout(ctx, min(p.o.Duration, 10*time.Second))
-	base := p.requests(baseCtx)
+	base := durations(p.requests(baseCtx))
 	stopBase()
 	rep.BaseP50, rep.BaseP99 = pct(base, 0.5), pct(base, 0.99)
 	p.fill(rep)
@@ -284,7 +319,7 @@ func (p *pipeline) measure(ctx context.Context) (*Report, error) {
 func (p *pipeline) resetStats() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.publish, p.apply, p.deltaB, p.deltaRows, p.totalR = nil, nil, nil, nil, nil
+	p.publish, p.apply, p.applying, p.fullB, p.deltaB, p.deltaRows, p.totalR = nil, nil, nil, nil, nil, nil, nil
 }
 
 func (p *pipeline) fill(rep *Report) {
@@ -293,7 +328,7 @@ func (p *pipeline) fill(rep *Report) {
 	rep.PublishP50, rep.PublishP99 = pct(p.publish, 0.5), pct(p.publish, 0.99)
 	rep.ApplyP50, rep.ApplyP99 = pct(p.apply, 0.5), pct(p.apply, 0.99)
 	rep.Fulls, rep.Deltas = len(p.fullB), len(p.deltaB)
-	rep.FullBytes, rep.DeltaBytes, rep.DeltaRows, rep.TotalRows = mean(p.fullB), mean(p.deltaB), mean(p.deltaRows), mean(p.totalR)
+	rep.FullBytes, rep.DeltaBytes, rep.DeltaRows, rep.TotalRows = p.lastFull, mean(p.deltaB), mean(p.deltaRows), mean(p.totalR)
 }
 
 // produce sends click events at the rate for d, with event times at the
@@ -377,9 +412,9 @@ func (p *pipeline) watch(ctx context.Context, samples <-chan sample) ([]time.Dur
 }
 
 // requests sends recommend requests at RequestRate until ctx ends and
-// returns their latencies.
-func (p *pipeline) requests(ctx context.Context) []time.Duration {
-	var out []time.Duration
+// returns when each ran.
+func (p *pipeline) requests(ctx context.Context) []span {
+	var out []span
 	tick := time.NewTicker(time.Duration(float64(time.Second) / p.o.RequestRate))
 	defer tick.Stop()
 	for i := 0; ; i++ {
@@ -391,9 +426,17 @@ func (p *pipeline) requests(ctx context.Context) []time.Duration {
 		req := &serve.Request{UseCase: "notifications", K: 10, Context: map[string]string{"user_id": fmt.Sprintf("u-%d", i%50_000), "country": "US"}}
 		start := time.Now()
 		if _, aerr := p.replica.Recommend(ctx, req); aerr == nil {
-			out = append(out, time.Since(start))
+			out = append(out, span{start, time.Now()})
 		}
 	}
+}
+
+func durations(s []span) []time.Duration {
+	out := make([]time.Duration, len(s))
+	for i, x := range s {
+		out[i] = x.end.Sub(x.start)
+	}
+	return out
 }
 
 func pct(d []time.Duration, q float64) time.Duration {

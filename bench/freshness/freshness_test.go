@@ -28,5 +28,5 @@ func BenchmarkFreshness(b *testing.B) {
 	b.ReportMetric(rep.AchievedRate, "events/s")
 	b.ReportMetric(float64(rep.DeltaBytes), "delta-bytes")
 	b.ReportMetric(float64(rep.FullBytes), "full-bytes")
-	b.ReportMetric(float64(rep.ReqP99)/float64(max(rep.BaseP99, 1)), "req-p99-ratio")
+	b.ReportMetric(float64(rep.OverlapP99)/float64(max(rep.OtherP99, 1)), "req-p99-apply-ratio")
 }

@@ -57,6 +57,13 @@ func TestBadConfigNamesTheField(t *testing.T) {
 	f("kafka:\n  brokers: [nohost]\n", "kafka.brokers")
 	f("serve:\n  use_cases: [{name: billboard}]\n", `"billboard" is not a configured canvas`)
 	f("canvases: [{name: x, attribution_window: 0s}]\n", "canvases[x].attribution_window")
+	f("snapshot:\n  encoding: bfloat16\n", "snapshot.encoding")
+	f("snapshot:\n  full_interval: 100ms\n", "snapshot.full_interval")
+	f("snapshot:\n  hmac_key_env: UNIREC_TEST_UNSET_KEY_VAR\n", "snapshot.hmac_key_env")
+	f("snapshot:\n  hmac_key_file: /nonexistent/key\n", "snapshot.hmac_key_file")
+	f("serve:\n  use_cases: [{name: search, updates: interval}]\n", "serve.use_cases[search].update_interval")
+	f("serve:\n  use_cases: [{name: search, on_stale: refuse}]\n", "serve.use_cases[search].on_stale")
+	f("serve:\n  checks: {max_norm: -1}\n", "serve.checks.max_norm")
 }
 
 // Every package has a doc comment saying what it owns.
