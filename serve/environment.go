@@ -209,7 +209,6 @@ func (r *Replica) initEnvironments() error {
 	}
 	o.Load.ensureDefaults()
 	r.limit = newLimiter(o.Load.MaxInFlight, o.Load.MaxQueue)
-	r.scans = newCoalescer()
 	r.recent = NewHistory(o.Load.HistoryPerUser, o.Load.HistoryUsers)
 	r.avail = NewAvailability()
 	for name, ids := range o.CandidateSets {

@@ -122,11 +122,7 @@ func (r *Replica) rankModel(p *plan, m *Model) ([]Item, error) {
 	}
 	for {
 		spec.k = fetch
-		rank := rankTop
-		if spec.idx == nil && spec.shards <= 1 {
-			rank = r.scans.rank
-		}
-		top, err := rank(spec)
+		top, err := rankTop(spec)
 		if err != nil {
 			return nil, err
 		}

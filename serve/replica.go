@@ -56,7 +56,6 @@ type Replica struct {
 	recent   *History
 	avail    *Availability
 	limit    *limiter
-	scans    *coalescer
 
 	mu      sync.Mutex // serialises Apply, Rollback and Resume
 	history []*Model   // recent versions, oldest first
