@@ -88,7 +88,7 @@ func (r *Replica) recommendLimited(ctx context.Context, req *Request) (*Response
 		budget = u.Timeout
 	}
 	if req.TimeoutMS > 0 {
-		budget = time.Duration(req.TimeoutMS) * time.Millisecond
+		budget = time.Duration(min(req.TimeoutMS, maxTimeoutMS)) * time.Millisecond
 	}
 	start := time.Now()
 	switch err := r.limit.acquire(budget / 2); err {

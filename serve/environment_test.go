@@ -56,6 +56,14 @@ func TestCandidateSources(t *testing.T) {
 	bad(&Candidates{Set: "nope"}, "candidates.set")
 	bad(&Candidates{Type: "video", IDs: []string{"m-1"}}, "one of type, set or ids")
 	bad(&Candidates{IDs: make([]string, maxCandidateIDs+1)}, "candidates.ids")
+	_, aerr := r.Recommend(context.Background(), &Request{UseCase: "notifications", Context: user("u"), TimeoutMS: 1 << 62})
+	if aerr == nil || aerr.Status != 400 || !strings.Contains(aerr.Message, "timeout_ms") {
+		t.Errorf("huge timeout_ms: %v, want 400 naming timeout_ms", aerr)
+	}
+	_, aerr = r.Recommend(context.Background(), &Request{UseCase: "notifications", Context: user("u"), Exclude: make([]string, maxExclude+1)})
+	if aerr == nil || aerr.Status != 400 || !strings.Contains(aerr.Message, "exclude") {
+		t.Errorf("too many exclusions: %v, want 400 naming exclude", aerr)
+	}
 }
 
 func TestBusinessRules(t *testing.T) {

@@ -15,6 +15,7 @@ const (
 	maxCandidateIDs = 10000
 	maxExclude      = 10000
 	maxBatch        = 64
+	maxTimeoutMS    = 60000
 )
 
 // plan is a request resolved against its use case: what to rank, under
@@ -35,6 +36,9 @@ type plan struct {
 func (r *Replica) newPlan(u *useCase, req *Request, now time.Time) (*plan, *APIError) {
 	p := &plan{u: u, req: req, k: cmpOrInt(req.K, u.DefaultK), typ: u.CandidateType,
 		chain: u.FallbackChain, static: u.FallbackItems}
+	if req.TimeoutMS > maxTimeoutMS {
+		return nil, badRequest("timeout_ms must be at most %d, got %d", maxTimeoutMS, req.TimeoutMS)
+	}
 	timeout := u.Timeout
 	if req.TimeoutMS > 0 {
 		timeout = time.Duration(req.TimeoutMS) * time.Millisecond
