@@ -172,6 +172,26 @@ func TestFallbackOnTimeout(t *testing.T) {
 	}
 }
 
+// TestSlowSpellDoesNotStickToFallback: after ranking took longer than the
+// budget, requests fall back at once, but only until the estimate decays
+// below the budget; then the model answers again.
+func TestSlowSpellDoesNotStickToFallback(t *testing.T) {
+	r, _ := newTestReplica(t, ReplicaOptions{UseCases: []UseCase{{Name: "notifications", Timeout: 100 * time.Millisecond}}}, catalog(10))
+	r.useCases["notifications"].observeScoring(8 * time.Second) // the estimate becomes 1s
+	req := &Request{UseCase: "notifications", Context: user("u"), K: 2}
+	if resp := recommend(t, r, req); resp.Fallback.Reason != "timeout" {
+		t.Fatalf("right after the slow spell: %+v, want the fallback", resp.Fallback)
+	}
+	for i := 0; ; i++ {
+		if !recommend(t, r, req).Fallback.Used {
+			break
+		}
+		if i == 100 {
+			t.Fatal("the model never answered again")
+		}
+	}
+}
+
 // TestCacheIsKeyedAndInvalidated: a use case with a cache answers a
 // repeated request from it until the TTL passes or the version changes;
 // other contexts, candidates or k miss.

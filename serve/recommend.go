@@ -105,10 +105,12 @@ func (r *Replica) expired(p *plan) func() bool {
 
 // rankModel ranks p's candidates with m. It fails with errDeadline when
 // the deadline passes while scoring, or when the use case's recent scoring
-// time says it would.
+// time says it would; each such refusal shrinks the estimate by an eighth,
+// so one slow spell cannot keep the model from answering for good.
 func (r *Replica) rankModel(p *plan, m *Model) ([]Item, error) {
 	start := r.opts.Now()
-	if est := time.Duration(p.u.scoreEstimate.Load()); est > 0 && start.Add(est).After(p.deadline) {
+	if est := p.u.scoreEstimate.Load(); est > 0 && start.Add(time.Duration(est)).After(p.deadline) {
+		p.u.scoreEstimate.Store(est - est/8)
 		return nil, errDeadline
 	}
 	cv, bias := r.contextVector(m, p)
