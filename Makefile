@@ -27,6 +27,7 @@ fuzz: ## run every fuzz target for 20s each
 	$(GO) test -run '^$$' -fuzz FuzzDecodeExample -fuzztime 20s ./stream
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEvent -fuzztime 20s ./ingest
 	$(GO) test -run '^$$' -fuzz FuzzDecodeChunk -fuzztime 20s ./snapshot
+	$(GO) test -run '^$$' -fuzz FuzzAssembly -fuzztime 20s ./snapshot
 	$(GO) test -run '^$$' -fuzz FuzzRecommendRequest -fuzztime 20s ./serve
 
 bench: ## micro-benchmarks (go test -bench)

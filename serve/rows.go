@@ -35,6 +35,9 @@ func (t *rowTable) len() int { return t.n }
 // del; t is unchanged. When the overlay outgrows half the base, the result
 // is compacted into a new base.
 func (t *rowTable) with(ids []uint64, row func(int) []float32, del []uint64) *rowTable {
+	if t.n == 0 && len(t.over) == 0 {
+		return fromRows(ids, row)
+	}
 	n := &rowTable{base: t.base, over: maps.Clone(t.over), n: t.n}
 	for i, id := range ids {
 		if n.get(id) == nil {
@@ -52,6 +55,15 @@ func (t *rowTable) with(ids []uint64, row func(int) []float32, del []uint64) *ro
 		n.compact()
 	}
 	return n
+}
+
+// fromRows builds a table of the given rows in one sized map.
+func fromRows(ids []uint64, row func(int) []float32) *rowTable {
+	base := make(map[uint64][]float32, len(ids))
+	for i, id := range ids {
+		base[id] = row(i)
+	}
+	return &rowTable{base: base, over: map[uint64][]float32{}, n: len(base)}
 }
 
 // compact merges the overlay into a new base.

@@ -106,44 +106,58 @@ const (
 )
 
 // resolvePolicy fills the freshness policy defaults and refuses policies
-// that cannot be honoured.
+// that cannot be honoured; errors name the field.
 func (u *UseCase) resolvePolicy() error {
-	f := func(format string, args ...any) error {
-		return fmt.Errorf("serve.use_cases[%s]."+format, append([]any{u.Name}, args...)...)
+	if err := u.resolveUpdates(); err != nil {
+		return err
 	}
+	return u.resolveStaleness()
+}
+
+func (u *UseCase) errorf(format string, args ...any) error {
+	return fmt.Errorf("serve.use_cases[%s]."+format, append([]any{u.Name}, args...)...)
+}
+
+// resolveUpdates checks which versions the use case takes.
+func (u *UseCase) resolveUpdates() error {
 	switch u.Updates {
 	case "":
 		u.Updates = UpdatesRealtime
 	case UpdatesRealtime:
 	case UpdatesInterval:
 		if u.UpdateInterval <= 0 {
-			return f("update_interval must be positive with updates: interval, got %s", u.UpdateInterval)
+			return u.errorf("update_interval must be positive with updates: interval, got %s", u.UpdateInterval)
 		}
 	case UpdatesPinned:
 		if u.PinVersion <= 0 {
-			return f("pin_version must be a version > 0 with updates: pinned")
+			return u.errorf("pin_version must be a version > 0 with updates: pinned")
 		}
 	default:
-		return f("updates must be realtime, interval or pinned, got %q", u.Updates)
+		return u.errorf("updates must be realtime, interval or pinned, got %q", u.Updates)
 	}
 	if u.Updates != UpdatesInterval && u.UpdateInterval != 0 {
-		return f("update_interval is set but updates is %q: set updates: interval", u.Updates)
+		return u.errorf("update_interval is set but updates is %q: set updates: interval", u.Updates)
 	}
 	if u.Updates != UpdatesPinned && u.PinVersion != 0 {
-		return f("pin_version is set but updates is %q: set updates: pinned", u.Updates)
+		return u.errorf("pin_version is set but updates is %q: set updates: pinned", u.Updates)
 	}
+	return nil
+}
+
+// resolveStaleness checks the staleness bound, its action and the fallback.
+func (u *UseCase) resolveStaleness() error {
 	if u.MaxStaleness < 0 {
-		return f("max_staleness must not be negative")
+		return u.errorf("max_staleness must not be negative")
 	}
 	switch u.OnStale {
 	case "":
 		u.OnStale = OnStaleFlag
 	case OnStaleFlag, OnStaleFallback, OnStaleRefuse:
 		if u.OnStale != OnStaleFlag && u.MaxStaleness == 0 {
-			return f("on_stale: %s needs max_staleness > 0", u.OnStale)
+			return u.errorf("on_stale: %s needs max_staleness > 0", u.OnStale)
 		}
 	default:
-		return f("on_stale must be flag, fallback or refuse, got %q", u.OnStale)
+		return u.errorf("on_stale must be flag, fallback or refuse, got %q", u.OnStale)
 	}
 	switch u.Fallback {
 	case "":
@@ -151,10 +165,10 @@ func (u *UseCase) resolvePolicy() error {
 	case FallbackPopularity:
 	case FallbackStatic:
 		if len(u.FallbackItems) == 0 {
-			return f("fallback_items must list items with fallback: static")
+			return u.errorf("fallback_items must list items with fallback: static")
 		}
 	default:
-		return f("fallback must be popularity or static, got %q", u.Fallback)
+		return u.errorf("fallback must be popularity or static, got %q", u.Fallback)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
 	"net/http"
@@ -215,6 +216,22 @@ func TestStalenessActions(t *testing.T) {
 	if aerr == nil || aerr.Status != http.StatusServiceUnavailable || aerr.Model == nil || aerr.Model.Version != version ||
 		!strings.Contains(aerr.Message, "max_staleness") {
 		t.Errorf("refuse: %+v", aerr)
+	}
+	srv := httptest.NewServer(r.Handler())
+	defer srv.Close()
+	resp503, err := http.Post(srv.URL+"/v1/recommend", "application/json",
+		strings.NewReader(`{"use_case":"category_exploration","context":{"user_id":"u-1","category":"Documentary"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp503.Body.Close()
+	var body struct {
+		Error string    `json:"error"`
+		Model ModelInfo `json:"model"`
+	}
+	json.NewDecoder(resp503.Body).Decode(&body)
+	if resp503.StatusCode != http.StatusServiceUnavailable || body.Model.Version != version || body.Model.StalenessMS != 120_000 || !body.Model.Stale {
+		t.Errorf("refuse over HTTP: %d %+v", resp503.StatusCode, body)
 	}
 }
 

@@ -66,6 +66,10 @@ var chunkMagic = []byte("URS1")
 // covers the header fields before it and the data.
 const chunkHeader = 24
 
+// MaxChunks bounds the chunks of one snapshot (8 GiB at the default chunk
+// size), so a corrupt header cannot make a reader allocate without bound.
+const MaxChunks = 1 << 14
+
 // ErrCorrupt is returned for snapshot data that fails verification.
 var ErrCorrupt = errors.New("corrupt snapshot")
 
@@ -114,8 +118,8 @@ func decodeChunk(b []byte) (chunk, error) {
 	if crc32.Update(crc32.Checksum(b[:20], castagnoli), castagnoli, c.data) != binary.BigEndian.Uint32(b[20:]) {
 		return chunk{}, fmt.Errorf("%w: chunk %d of version %d fails its CRC", ErrCorrupt, c.index, c.version)
 	}
-	if c.index >= c.total {
-		return chunk{}, fmt.Errorf("%w: chunk index %d of %d", ErrCorrupt, c.index, c.total)
+	if c.index >= c.total || c.total > MaxChunks {
+		return chunk{}, fmt.Errorf("%w: chunk index %d of %d (at most %d chunks)", ErrCorrupt, c.index, c.total, MaxChunks)
 	}
 	return c, nil
 }

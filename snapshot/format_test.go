@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/unirec/unirec/bench/synth"
 	"github.com/unirec/unirec/ingest"
 	"github.com/unirec/unirec/online"
@@ -213,6 +215,27 @@ func FuzzDecodeChunk(f *testing.F) {
 		if ch, err := decodeChunk(b); err == nil {
 			m := &Manifest{Config: c.Config, Encoding: Encoding(enc), Checksum: checksum(ch.data)}
 			decodePayload(m, ch.data)
+		}
+	})
+}
+
+// FuzzAssembly: no sequence of records (chunks, manifests, junk) makes the
+// assembler panic or allocate without bound, and what it completes passes
+// the manifest's checks.
+func FuzzAssembly(f *testing.F) {
+	c := testCapture()
+	payload, _ := encodePayload(Diff(nil, c), EncodingFloat32)
+	chunks := encodeChunks(c.Version, payload, 100)
+	f.Add(chunks[0], chunks[1], []byte(`{"version":3,"chunks":2}`))
+	f.Add([]byte("URS1"), []byte{}, []byte(`{}`))
+	f.Fuzz(func(t *testing.T, a, b, manifest []byte) {
+		var asm assembly
+		for _, v := range [][]byte{a, b} {
+			asm.add(&kgo.Record{Key: []byte("chunk/0"), Value: v}, nil)
+		}
+		m, p, err := asm.add(&kgo.Record{Key: []byte(manifestKey), Value: manifest}, nil)
+		if err == nil && (m == nil || m.Chunks != len(m.ChunkCRCs)) {
+			t.Fatalf("completed %+v with %d bytes", m, len(p))
 		}
 	})
 }

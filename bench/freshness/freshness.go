@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -65,15 +66,18 @@ type Report struct {
 	OverlapN                  int           // requests that overlapped an apply
 	OverlapP99, OtherP99      time.Duration // p99 of those, and of the others in the same run
 	BaseP50, BaseP99          time.Duration // pipeline idle, no deltas arriving
+	ColdStart                 time.Duration // a new replica to serve the newest version
+	ColdApplied               int           // snapshots it applied to get there
 }
 
 func (r *Report) String() string {
 	return fmt.Sprintf(`events %d at %.0f/s; freshness over %d sampled events (%d never seen): p50 %s p99 %s max %s
 snapshots: %d full (newest %d bytes), %d deltas (mean %d bytes, %d of %d rows); publish p50 %s p99 %s; replica apply p50 %s p99 %s
-recommend latency during the run: p50 %s p99 %s; p99 of the %d requests overlapping an apply %s vs the others %s (ratio %.2f); idle baseline p50 %s p99 %s`,
+recommend latency during the run: p50 %s p99 %s; p99 of the %d requests overlapping an apply %s vs the others %s (ratio %.2f); idle baseline p50 %s p99 %s
+cold start: a new replica serves the newest version after %s (%d snapshots applied)`,
 		r.Events, r.AchievedRate, r.Samples, r.Unseen, r.FreshP50, r.FreshP99, r.Fresh,
 		r.Fulls, r.FullBytes, r.Deltas, r.DeltaBytes, r.DeltaRows, r.TotalRows, r.PublishP50, r.PublishP99, r.ApplyP50, r.ApplyP99,
-		r.ReqP50, r.ReqP99, r.OverlapN, r.OverlapP99, r.OtherP99, float64(r.OverlapP99)/float64(max(r.OtherP99, 1)), r.BaseP50, r.BaseP99)
+		r.ReqP50, r.ReqP99, r.OverlapN, r.OverlapP99, r.OtherP99, float64(r.OverlapP99)/float64(max(r.OtherP99, 1)), r.BaseP50, r.BaseP99, r.ColdStart, r.ColdApplied)
 }
 
 func (o *Options) fill() {
@@ -313,7 +317,31 @@ func (p *pipeline) measure(ctx context.Context) (*Report, error) {
 	stopBase()
 	rep.BaseP50, rep.BaseP99 = pct(base, 0.5), pct(base, 0.99)
 	p.fill(rep)
-	return rep, nil
+	rep.ColdStart, rep.ColdApplied, err = p.coldStart(ctx)
+	return rep, err
+}
+
+// coldStart starts a second replica on the snapshots topic and times how
+// long it takes to serve the version the first one serves.
+func (p *pipeline) coldStart(ctx context.Context) (time.Duration, int, error) {
+	want := p.replica.Model().Version
+	r, err := serve.NewReplica(serve.ReplicaOptions{Registry: p.reg})
+	if err != nil {
+		return 0, 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var applied atomic.Int64
+	start := time.Now()
+	go snapshot.Subscribe(ctx, snapshot.SubscriberOptions{Client: p.copts, Topic: p.topics.Snapshots},
+		snapshot.Handler{Apply: func(u *snapshot.Update) error { applied.Add(1); return r.Apply(u) }})
+	for ctx.Err() == nil {
+		if m := r.Model(); m != nil && m.Version >= want {
+			return time.Since(start), int(applied.Load()), nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return 0, 0, fmt.Errorf("cannot cold start a replica to version %d within a minute", want)
 }
 
 func (p *pipeline) resetStats() {

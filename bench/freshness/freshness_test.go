@@ -28,5 +28,6 @@ func BenchmarkFreshness(b *testing.B) {
 	b.ReportMetric(rep.AchievedRate, "events/s")
 	b.ReportMetric(float64(rep.DeltaBytes), "delta-bytes")
 	b.ReportMetric(float64(rep.FullBytes), "full-bytes")
+	b.ReportMetric(float64(rep.ColdStart.Milliseconds()), "cold-start-ms")
 	b.ReportMetric(float64(rep.OverlapP99)/float64(max(rep.OtherP99, 1)), "req-p99-apply-ratio")
 }

@@ -163,13 +163,15 @@ func startReplica(g *group, cfg Config, set *metrics.Set, mux *http.ServeMux) er
 		return err
 	}
 	mux.Handle("/", r.Handler())
+	var logged time.Time // full snapshots are logged at most once a minute
 	g.Go("subscribe", func(ctx context.Context) error {
 		return snapshot.Subscribe(ctx, snapshot.SubscriberOptions{Client: cfg.Kafka, Topic: cfg.Topics.Snapshots, Key: key, Metrics: set, Logf: log.Printf},
 			snapshot.Handler{Apply: func(u *snapshot.Update) error {
 				if err := r.Apply(u); err != nil {
 					return err
 				}
-				if m := u.Manifest; m.Kind == snapshot.KindFull {
+				if m := u.Manifest; m.Kind == snapshot.KindFull && time.Since(logged) >= time.Minute {
+					logged = time.Now()
 					log.Printf("serve: full snapshot version %d live (watermark %s, %d examples, %d rows, %d items)",
 						m.Version, m.Watermark.Format(time.RFC3339), m.Applied, m.Rows, m.Items)
 				}
