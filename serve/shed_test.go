@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -35,6 +36,14 @@ func TestLoadShedding(t *testing.T) {
 	}
 	if r.limit.waiting.Load() != 1 || len(r.limit.slots) != 1 {
 		t.Errorf("a shed request must leave the limiter as it was: waiting %d, in flight %d", r.limit.waiting.Load(), len(r.limit.slots))
+	}
+	var b strings.Builder
+	r.opts.Metrics.WritePrometheus(&b)
+	for _, want := range []string{"unirec_serve_in_flight 1\n", "unirec_serve_queued 1\n", `unirec_serve_requests_total{use_case="notifications",code="429"} 1`,
+		`unirec_serve_fallback_total{use_case="notifications",reason="overloaded"} 1`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, b.String())
+		}
 	}
 }
 
