@@ -250,7 +250,7 @@ func (f *latencyFlags) runWithDeltas(ctx context.Context, w *synth.World, rep *l
 func (f *latencyFlags) stepUp(ctx context.Context, cl *client.Client, w *synth.World) ([]*load.Result, float64, error) {
 	var steps []*load.Result
 	best := 0.0
-	for _, rate := range []float64{250, 500, 750, 1000, 1250, 1500, 1750, 2000, 2500, 3000, 4000, 5000} {
+	for _, rate := range []float64{50, 100, 250, 500, 750, 1000, 1250, 1500, 1750, 2000, 2500, 3000, 4000, 5000} {
 		res, err := f.run(ctx, cl, w, rate)
 		if err != nil {
 			return steps, best, err
