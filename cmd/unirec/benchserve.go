@@ -205,6 +205,8 @@ func benchLatency(ctx context.Context, args []string) error {
 		stop()
 		return err
 	}
+	fmt.Printf("  vs the /healthz baseline at the same rate: p50 %.1fx, p99 %.1fx\n",
+		ratio(rep.AtRate.All.P50, rep.Baseline.All.P50), ratio(rep.AtRate.All.P99, rep.Baseline.All.P99))
 	if f.findMax {
 		rep.Steps, rep.MaxRate, err = f.stepUp(ctx, cl, w)
 	}
@@ -289,6 +291,13 @@ func (f *latencyFlags) run(ctx context.Context, cl *client.Client, w *synth.Worl
 	}
 	printResult(res)
 	return res, nil
+}
+
+func ratio(a, b time.Duration) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
 }
 
 // runBaseline measures GET /healthz at f.rate.
