@@ -10,6 +10,7 @@ import (
 var (
 	rate     = flag.Float64("freshness.rate", 20_000, "events per second")
 	duration = flag.Duration("freshness.duration", 20*time.Second, "measured phase")
+	reqRate  = flag.Float64("freshness.request-rate", 200, "recommend requests per second during the run")
 	skip     = flag.Bool("freshness.skip-ingest", false, "produce examples straight to the examples topic (trainer -> snapshot -> replica only)")
 )
 
@@ -18,7 +19,7 @@ var (
 //
 //	go test -run '^$' -bench Freshness -benchtime 1x ./bench/freshness
 func BenchmarkFreshness(b *testing.B) {
-	rep, err := Run(context.Background(), Options{Dir: b.TempDir(), Rate: *rate, Duration: *duration, SkipIngest: *skip, Logf: b.Logf})
+	rep, err := Run(context.Background(), Options{Dir: b.TempDir(), Rate: *rate, Duration: *duration, SkipIngest: *skip, RequestRate: *reqRate, Logf: b.Logf})
 	if err != nil {
 		b.Fatal(err)
 	}
