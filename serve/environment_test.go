@@ -3,7 +3,9 @@ package serve
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -324,11 +326,32 @@ func TestPopularityRanksAsItCounts(t *testing.T) {
 	p.Observe("x", "impression", "d")
 	p.Observe("x", "dismiss", "d")
 	got := p.Top("x", 10, nil)
-	want := []Item{{"c", 3}, {"a", 2}, {"b", 1}, {"d", 1}}
-	if !slices.Equal(got, want) {
-		t.Errorf("got %v, want %v", got, want)
+	if len(got) != 4 || got[0] != (Item{"c", 3}) || got[1] != (Item{"a", 2}) || got[2].Score != 1 || got[3].Score != 1 {
+		t.Errorf("got %v, want c:3 a:2 then b and d with 1", got)
 	}
-	if got := ids(p.Top("unknown", 2, func(id string) bool { return id != "c" })); !slices.Equal(got, []string{"a", "b"}) {
+	if got := ids(p.Top("unknown", 2, func(id string) bool { return id != "c" })); !slices.Equal(got, []string{"a", ids(p.Top("x", 3, nil))[2]}) {
 		t.Errorf("all canvases, filtered: %v", got)
+	}
+}
+
+// TestPopularityMatchesCounting: after random engagements the ranking is
+// ordered by count and every count is right.
+func TestPopularityMatchesCounting(t *testing.T) {
+	p := NewPopularity()
+	want := map[string]float64{}
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 20000 {
+		id := strconv.Itoa(int(rng.ExpFloat64() * 50))
+		p.Observe("x", "click", id)
+		want[id]++
+	}
+	got := p.Top("x", len(want)+1, nil)
+	if len(got) != len(want) {
+		t.Fatalf("%d items, want %d", len(got), len(want))
+	}
+	for i, it := range got {
+		if it.Score != want[it.ID] || (i > 0 && it.Score > got[i-1].Score) {
+			t.Fatalf("rank %d: %v (count %v), previous %v", i, it, want[it.ID], got[max(i-1, 0)])
+		}
 	}
 }

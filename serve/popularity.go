@@ -6,19 +6,21 @@ import (
 
 // Popularity counts engagements per canvas from the events stream, so a
 // replica has a popularity fallback before any model arrives. It keeps
-// each canvas' items ranked as it counts (a count grows by one, so an item
-// moves up a few places at most), so the fallback costs O(k) when the
-// replica is overloaded and needs it most.
+// each canvas' items ranked as it counts, in O(1) per engagement (an
+// item moves to the front of the run of items with its old count), so
+// reading the top k costs O(k) when the replica is overloaded and needs
+// the fallback most. Items with equal counts keep no particular order.
 type Popularity struct {
 	mu       sync.Mutex
 	canvases map[string]*ranking // canvas ("" for all) -> ranking
 }
 
-// ranking is items ordered by engagements (then id), with each item's
-// place.
+// ranking is items ordered by engagements, each item's place, and where
+// the run of items with each count starts.
 type ranking struct {
 	items []Item
 	pos   map[string]int
+	start map[int]int // count -> index of the first item with it
 }
 
 // NewPopularity returns an empty counter.
@@ -36,34 +38,39 @@ func (p *Popularity) Observe(canvas, action, item string) {
 	for _, c := range []string{canvas, ""} {
 		r := p.canvases[c]
 		if r == nil {
-			r = &ranking{pos: map[string]int{}}
+			r = &ranking{pos: map[string]int{}, start: map[int]int{}}
 			p.canvases[c] = r
 		}
 		r.add(item)
 	}
 }
 
-// add counts one engagement of id and moves it up to its place.
+// add counts one engagement of id: it swaps places with the first item of
+// its count's run, which then starts one later, and joins the end of the
+// next count's run.
 func (r *ranking) add(id string) {
 	i, ok := r.pos[id]
 	if !ok {
 		i = len(r.items)
 		r.items = append(r.items, Item{ID: id})
+		r.pos[id] = i
+		if _, ok := r.start[0]; !ok {
+			r.start[0] = i
+		}
 	}
-	r.items[i].Score++
-	for i > 0 && before(r.items[i], r.items[i-1]) {
-		r.items[i], r.items[i-1] = r.items[i-1], r.items[i]
-		r.pos[r.items[i].ID] = i
-		i--
+	n := int(r.items[i].Score)
+	j := r.start[n]
+	r.items[i], r.items[j] = r.items[j], r.items[i]
+	r.pos[r.items[i].ID], r.pos[r.items[j].ID] = i, j
+	if j+1 < len(r.items) && int(r.items[j+1].Score) == n {
+		r.start[n] = j + 1
+	} else {
+		delete(r.start, n)
 	}
-	r.pos[id] = i
-}
-
-func before(a, b Item) bool {
-	if a.Score != b.Score {
-		return a.Score > b.Score
+	r.items[j].Score++
+	if _, ok := r.start[n+1]; !ok {
+		r.start[n+1] = j
 	}
-	return a.ID < b.ID
 }
 
 // Top returns the k most engaged items of canvas (all canvases when it has
