@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 )
 
 // Request is the body of POST /v1/recommend.
@@ -17,12 +16,23 @@ type Request struct {
 	Context    map[string]string `json:"context"`
 	Candidates *Candidates       `json:"candidates"`
 	Exclude    []string          `json:"exclude"`
+	Fallback   *FallbackOverride `json:"fallback"`
 }
 
-// Candidates selects what to rank: every item of a type, or explicit ids.
+// Candidates selects what to rank: every item of a type, a named set from
+// the config (serve.candidate_sets), or explicit ids; at most one of them.
 type Candidates struct {
 	Type string   `json:"type"`
+	Set  string   `json:"set"`
 	IDs  []string `json:"ids"`
+}
+
+// FallbackOverride replaces the use case's fallback chain and static
+// items for one request; chain ["none"] answers 503 instead of falling
+// back.
+type FallbackOverride struct {
+	Chain []string `json:"chain"`
+	Items []string `json:"items"`
 }
 
 // Response is the answer of POST /v1/recommend.
@@ -30,6 +40,7 @@ type Response struct {
 	Items    []Item       `json:"items"`
 	Model    ModelInfo    `json:"model"`
 	Fallback FallbackInfo `json:"fallback"`
+	Cached   bool         `json:"cached"`
 	Timing   TimingInfo   `json:"timing"`
 }
 
@@ -54,9 +65,11 @@ type FallbackInfo struct {
 	Source string `json:"source,omitempty"`
 }
 
-// TimingInfo is the server-side time spent.
+// TimingInfo is the server-side time spent: in all, and waiting for a
+// slot of the replica's load limiter.
 type TimingInfo struct {
 	TotalUS int64 `json:"total_us"`
+	QueueUS int64 `json:"queue_us"`
 }
 
 // APIError is an error answer with its HTTP status.
@@ -78,49 +91,46 @@ const maxRequestBytes = 1 << 20
 
 // decodeRequest parses a recommend request body strictly.
 func decodeRequest(body io.Reader) (*Request, *APIError) {
-	dec := json.NewDecoder(io.LimitReader(body, maxRequestBytes+1))
-	dec.DisallowUnknownFields()
 	var req Request
-	if err := dec.Decode(&req); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, badRequest("empty body: send a JSON object with use_case, context and k")
-		}
-		return nil, badRequest("bad JSON: %v", err)
-	}
-	if dec.More() {
-		return nil, badRequest("bad JSON: trailing data after the request object")
-	}
-	return &req, nil
+	return &req, decodeJSON(body, &req, "a JSON object with use_case, context and k")
 }
 
-// Handler returns the replica's HTTP API: /v1/recommend, /v1/model,
-// /healthz and /readyz.
+// decodeJSON parses one JSON value of at most maxRequestBytes into v
+// strictly: unknown fields and trailing data are errors.
+func decodeJSON(body io.Reader, v any, what string) *APIError {
+	lr := &io.LimitedReader{R: body, N: maxRequestBytes + 1}
+	dec := json.NewDecoder(lr)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		switch {
+		case lr.N <= 0:
+			return &APIError{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("request body over %d bytes", maxRequestBytes)}
+		case errors.Is(err, io.EOF):
+			return badRequest("empty body: send %s", what)
+		}
+		return badRequest("bad JSON: %v", err)
+	}
+	if dec.More() {
+		return badRequest("bad JSON: trailing data after the request")
+	}
+	return nil
+}
+
+// Handler returns the replica's HTTP API: /v1/recommend,
+// /v1/recommend:batch, /v1/use-cases, /v1/model, /openapi.json, /healthz,
+// /readyz and the admin endpoints.
 func (r *Replica) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/recommend", r.serveRecommend)
+	mux.HandleFunc("POST /v1/recommend:batch", r.serveBatch)
+	mux.HandleFunc("GET /v1/use-cases", r.serveUseCases)
 	mux.HandleFunc("GET /v1/model", r.serveModel)
+	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", r.serveReady)
 	mux.HandleFunc("POST /admin/rollback", r.adminHandler(r.serveRollback))
 	mux.HandleFunc("POST /admin/resume", r.adminHandler(r.serveResume))
 	return mux
-}
-
-func (r *Replica) serveRecommend(w http.ResponseWriter, hr *http.Request) {
-	if ct := hr.Header.Get("Content-Type"); ct != "" && !strings.Contains(ct, "json") && !strings.Contains(ct, "form-urlencoded") {
-		writeJSON(w, http.StatusUnsupportedMediaType, &APIError{Message: "Content-Type must be application/json"})
-		return
-	}
-	req, aerr := decodeRequest(hr.Body)
-	if aerr == nil {
-		var resp *Response
-		resp, aerr = r.Recommend(hr.Context(), req)
-		if aerr == nil {
-			writeJSON(w, http.StatusOK, resp)
-			return
-		}
-	}
-	writeJSON(w, aerr.Status, aerr)
 }
 
 func (r *Replica) serveModel(w http.ResponseWriter, _ *http.Request) {
@@ -147,6 +157,7 @@ func (r *Replica) serveModel(w http.ResponseWriter, _ *http.Request) {
 
 func (r *Replica) serveReady(w http.ResponseWriter, _ *http.Request) {
 	if r.live() == nil {
+		w.Header().Set("Retry-After", "1")
 		http.Error(w, "no model yet\n", http.StatusServiceUnavailable)
 		return
 	}
@@ -155,6 +166,9 @@ func (r *Replica) serveReady(w http.ResponseWriter, _ *http.Request) {
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.Encode(v)

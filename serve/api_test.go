@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -36,21 +37,35 @@ func TestDecodeRequestErrorsNameTheProblem(t *testing.T) {
 	f(`{"k":"ten"}`, "k")
 }
 
-// FuzzRecommendRequest: no request body makes the API answer anything but
-// 200 or 400, or panic.
+// FuzzRecommendRequest: no request body makes the API panic or answer a
+// 5xx other than the documented 503 (fallback "none" without a model);
+// bad input is 400 (413 when too large), an unknown use case 404.
 func FuzzRecommendRequest(f *testing.F) {
 	f.Add(`{"use_case":"search","context":{"user_id":"u","query":"space"},"k":10}`)
 	f.Add(`{"use_case":"related_items","context":{"user_id":"u","source_item_id":"m-1","time":"x"},"k":-1}`)
-	r := testReplica(f)
+	f.Add(`{"use_case":"notifications","context":{"user_id":"u"},"candidates":{"set":"s","ids":["a"]},"fallback":{"chain":["static"],"items":["x"]}}`)
+	f.Add(`{"use_case":"notifications","context":{"user_id":"u"},"candidates":{"ids":["m-1","m-1"]},"exclude":["m-2"],"timeout_ms":1}`)
+	f.Add(`{"use_case":"nope"}`)
+	f.Add(`{"requests":[{"use_case":"search","context":{"user_id":"u","query":"q"}},{"use_case":"nope"}]}`)
+	r, _ := newTestReplica(f, ReplicaOptions{CandidateSets: map[string][]string{"s": {"m-1"}}}, catalog(50))
 	f.Fuzz(func(t *testing.T, body string) {
+		var batch BatchRequest
+		if aerr := decodeJSON(strings.NewReader(body), &batch, "a batch"); aerr != nil && aerr.Status != 400 && aerr.Status != 413 {
+			t.Fatalf("batch: status %d", aerr.Status)
+		}
 		req, aerr := decodeRequest(strings.NewReader(body))
 		if aerr != nil {
-			if aerr.Status != 400 {
+			if aerr.Status != 400 && aerr.Status != 413 {
 				t.Fatalf("status %d", aerr.Status)
 			}
 			return
 		}
-		if _, aerr := r.Recommend(context.Background(), req); aerr != nil && aerr.Status != 400 {
+		_, aerr = r.Recommend(context.Background(), req)
+		if aerr == nil {
+			return
+		}
+		noFallback := req.Fallback != nil && slices.Contains(req.Fallback.Chain, SourceNone)
+		if aerr.Status != 400 && aerr.Status != 404 && (aerr.Status != 503 || !noFallback) {
 			t.Fatalf("status %d: %s", aerr.Status, aerr.Message)
 		}
 	})

@@ -1,28 +1,31 @@
 package serve
 
 import (
-	"context"
-	"encoding/json"
-	"fmt"
-	"sort"
 	"sync"
-	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/unirec/unirec/stream"
 )
 
 // Popularity counts engagements per canvas from the events stream, so a
-// replica has a popularity fallback before any model arrives.
+// replica has a popularity fallback before any model arrives. It keeps
+// each canvas' items ranked as it counts, in O(1) per engagement (an
+// item moves to the front of the run of items with its old count), so
+// reading the top k costs O(k) when the replica is overloaded and needs
+// the fallback most. Items with equal counts keep no particular order.
 type Popularity struct {
-	mu     sync.Mutex
-	counts map[string]map[string]float64 // canvas -> item -> engagements
+	mu       sync.Mutex
+	canvases map[string]*ranking // canvas ("" for all) -> ranking
+}
+
+// ranking is items ordered by engagements, each item's place, and where
+// the run of items with each count starts.
+type ranking struct {
+	items []Item
+	pos   map[string]int
+	start map[int]int // count -> index of the first item with it
 }
 
 // NewPopularity returns an empty counter.
 func NewPopularity() *Popularity {
-	return &Popularity{counts: map[string]map[string]float64{}}
+	return &Popularity{canvases: map[string]*ranking{}}
 }
 
 // Observe counts one event if it is an engagement.
@@ -33,68 +36,63 @@ func (p *Popularity) Observe(canvas, action, item string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, c := range []string{canvas, ""} {
-		m := p.counts[c]
-		if m == nil {
-			m = map[string]float64{}
-			p.counts[c] = m
+		r := p.canvases[c]
+		if r == nil {
+			r = &ranking{pos: map[string]int{}, start: map[int]int{}}
+			p.canvases[c] = r
 		}
-		m[item]++
+		r.add(item)
+	}
+}
+
+// add counts one engagement of id: it swaps places with the first item of
+// its count's run, which then starts one later, and joins the end of the
+// next count's run.
+func (r *ranking) add(id string) {
+	i, ok := r.pos[id]
+	if !ok {
+		i = len(r.items)
+		r.items = append(r.items, Item{ID: id})
+		r.pos[id] = i
+		if _, ok := r.start[0]; !ok {
+			r.start[0] = i
+		}
+	}
+	n := int(r.items[i].Score)
+	j := r.start[n]
+	r.items[i], r.items[j] = r.items[j], r.items[i]
+	r.pos[r.items[i].ID], r.pos[r.items[j].ID] = i, j
+	if j+1 < len(r.items) && int(r.items[j+1].Score) == n {
+		r.start[n] = j + 1
+	} else {
+		delete(r.start, n)
+	}
+	r.items[j].Score++
+	if _, ok := r.start[n+1]; !ok {
+		r.start[n+1] = j
 	}
 }
 
 // Top returns the k most engaged items of canvas (all canvases when it has
-// none yet), excluding exclude.
-func (p *Popularity) Top(canvas string, k int, exclude map[string]bool) []Item {
+// none yet) that keep allows (nil allows all), best first.
+func (p *Popularity) Top(canvas string, k int, keep func(id string) bool) []Item {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	m := p.counts[canvas]
-	if len(m) == 0 {
-		m = p.counts[""]
+	r := p.canvases[canvas]
+	if r == nil || len(r.items) == 0 {
+		r = p.canvases[""]
 	}
-	out := make([]Item, 0, len(m))
-	for id, n := range m {
-		if !exclude[id] {
-			out = append(out, Item{ID: id, Score: n})
-		}
+	out := make([]Item, 0, k)
+	if r == nil {
+		return out
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Score != out[j].Score {
-			return out[i].Score > out[j].Score
+	for _, it := range r.items {
+		if len(out) == k {
+			break
 		}
-		return out[i].ID < out[j].ID
-	})
-	if len(out) > k {
-		out = out[:k]
+		if keep == nil || keep(it.ID) {
+			out = append(out, it)
+		}
 	}
 	return out
-}
-
-// FollowEvents counts engagements from the recent end of the events topic
-// (the last tail records of each partition, then live) until ctx ends.
-func (p *Popularity) FollowEvents(ctx context.Context, copts stream.ClientOptions, topic string, tail int64) error {
-	cl, err := kgo.NewClient(append(copts.Opts(),
-		kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd().Relative(-tail)),
-	)...)
-	if err != nil {
-		return fmt.Errorf("cannot create events consumer: %w", err)
-	}
-	defer cl.Close()
-	var ev struct {
-		Canvas string `json:"canvas"`
-		Action string `json:"action"`
-		ItemID string `json:"item_id"`
-	}
-	for ctx.Err() == nil {
-		pollCtx, cancel := context.WithTimeout(ctx, time.Second)
-		fetches := cl.PollFetches(pollCtx)
-		cancel()
-		fetches.EachRecord(func(r *kgo.Record) {
-			ev.Canvas, ev.Action, ev.ItemID = "", "", ""
-			if json.Unmarshal(r.Value, &ev) == nil {
-				p.Observe(ev.Canvas, ev.Action, ev.ItemID)
-			}
-		})
-	}
-	return nil
 }

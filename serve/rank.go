@@ -1,9 +1,6 @@
 package serve
 
-import (
-	"container/heap"
-	"sort"
-)
+import "slices"
 
 // scored is one candidate and its logit.
 type scored struct {
@@ -11,38 +8,67 @@ type scored struct {
 	logit float32
 }
 
-// topK keeps the k best candidates seen; the worst is at the root.
+// topK keeps the k best candidates seen in a min-heap: the worst kept is
+// at the root, so most candidates are refused by one comparison.
 type topK struct {
 	k     int
 	items []scored
 }
 
-func (t *topK) Len() int           { return len(t.items) }
-func (t *topK) Less(i, j int) bool { return t.items[i].logit < t.items[j].logit }
-func (t *topK) Swap(i, j int)      { t.items[i], t.items[j] = t.items[j], t.items[i] }
-func (t *topK) Push(x any)         { t.items = append(t.items, x.(scored)) }
-func (t *topK) Pop() any {
-	n := len(t.items) - 1
-	x := t.items[n]
-	t.items = t.items[:n]
-	return x
-}
-
 // offer considers one candidate.
 func (t *topK) offer(s scored) {
 	if len(t.items) < t.k {
-		heap.Push(t, s)
+		t.items = append(t.items, s)
+		t.up(len(t.items) - 1)
 		return
 	}
 	if s.logit > t.items[0].logit {
 		t.items[0] = s
-		heap.Fix(t, 0)
+		t.down(0)
 	}
 }
 
-// sorted returns the kept candidates, best first.
+func (t *topK) up(i int) {
+	h := t.items
+	for i > 0 {
+		p := (i - 1) / 2
+		if h[p].logit <= h[i].logit {
+			return
+		}
+		h[p], h[i] = h[i], h[p]
+		i = p
+	}
+}
+
+func (t *topK) down(i int) {
+	h := t.items
+	for {
+		c := 2*i + 1
+		if c >= len(h) {
+			return
+		}
+		if c+1 < len(h) && h[c+1].logit < h[c].logit {
+			c++
+		}
+		if h[i].logit <= h[c].logit {
+			return
+		}
+		h[i], h[c] = h[c], h[i]
+		i = c
+	}
+}
+
+// sorted returns the kept candidates, best first (ties by index).
 func (t *topK) sorted() []scored {
-	out := append([]scored(nil), t.items...)
-	sort.Slice(out, func(i, j int) bool { return out[i].logit > out[j].logit })
+	out := slices.Clone(t.items)
+	slices.SortFunc(out, func(a, b scored) int {
+		switch {
+		case a.logit > b.logit:
+			return -1
+		case a.logit < b.logit:
+			return 1
+		}
+		return a.idx - b.idx
+	})
 	return out
 }

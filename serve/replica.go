@@ -12,7 +12,6 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/unirec/unirec/ingest"
-	"github.com/unirec/unirec/online"
 	"github.com/unirec/unirec/snapshot"
 )
 
@@ -32,6 +31,14 @@ type ReplicaOptions struct {
 	Now        func() time.Time
 	Metrics    *metrics.Set
 	Logf       func(format string, args ...any)
+
+	// Only restricts the replica to these use cases (empty: all of them).
+	Only []string
+	// CandidateSets are named lists of item ids a request or a use case
+	// can rank (candidates.set, candidate_set).
+	CandidateSets map[string][]string
+	// Load bounds the work of the replica (see LoadOptions).
+	Load LoadOptions
 }
 
 // Replica is one serving replica. It keeps the head of the snapshot chain,
@@ -46,6 +53,9 @@ type Replica struct {
 	good     atomic.Pointer[Model] // newest version that passed the checks
 	hold     atomic.Pointer[Model] // rollback target while one is in force
 	pop      *Popularity
+	recent   *History
+	avail    *Availability
+	limit    *limiter
 
 	mu      sync.Mutex // serialises Apply, Rollback and Resume
 	history []*Model   // recent versions, oldest first
@@ -74,15 +84,8 @@ func NewReplica(opts ReplicaOptions) (*Replica, error) {
 		opts.KeepVersions = 8
 	}
 	r := &Replica{opts: opts, useCases: map[string]*useCase{}, pop: NewPopularity()}
-	for i := range opts.UseCases {
-		u := opts.UseCases[i]
-		if err := u.resolve(opts.Registry); err != nil {
-			return nil, err
-		}
-		if r.useCases[u.Name] != nil {
-			return nil, fmt.Errorf("serve.use_cases: %q is defined twice", u.Name)
-		}
-		r.useCases[u.Name] = &useCase{UseCase: u}
+	if err := r.initEnvironments(); err != nil {
+		return nil, err
 	}
 	for name := range r.useCases { // exported from the start, so dashboards show zeros, not gaps
 		opts.Metrics.GetOrCreateCounter(fmt.Sprintf(`unirec_serve_requests_total{use_case=%q,code="200"}`, name))
@@ -150,7 +153,9 @@ func (r *Replica) logf(format string, args ...any) {
 // rollback target while a rollback is in force), or nil.
 func (r *Replica) Model() *Model { return r.live() }
 
-// Recommend answers one request.
+// Recommend answers one request: from the response cache, the model (if
+// its use case's policy has one and it answers before the deadline), or
+// the fallback chain.
 func (r *Replica) Recommend(ctx context.Context, req *Request) (*Response, *APIError) {
 	start := time.Now()
 	u, aerr := r.check(req)
@@ -158,23 +163,17 @@ func (r *Replica) Recommend(ctx context.Context, req *Request) (*Response, *APIE
 		r.count(req.UseCase, aerr.Status)
 		return nil, aerr
 	}
-	k := req.K
-	if k == 0 {
-		k = u.DefaultK
-	}
-	exclude := map[string]bool{}
-	for _, id := range req.Exclude {
-		exclude[id] = true
-	}
-	if src := req.Context["source_item_id"]; src != "" {
-		exclude[src] = true
+	now := r.opts.Now()
+	p, aerr := r.newPlan(u, req, now)
+	if aerr != nil {
+		r.count(u.Name, aerr.Status)
+		return nil, aerr
 	}
 	resp := &Response{Items: []Item{}}
-	now := r.opts.Now()
 	m, why := r.modelFor(u, now)
 	switch {
 	case m == nil:
-		r.fallback(resp, u, nil, why, k, exclude)
+		aerr = r.fallback(resp, p, nil, why)
 	case u.MaxStaleness > 0 && now.Sub(m.Watermark) > u.MaxStaleness && u.OnStale != OnStaleFlag:
 		resp.Model = modelInfo(m, u, now)
 		if u.OnStale == OnStaleRefuse {
@@ -183,10 +182,14 @@ func (r *Replica) Recommend(ctx context.Context, req *Request) (*Response, *APIE
 				Message: fmt.Sprintf("model version %d is %s stale, over max_staleness %s of use case %q",
 					m.Version, now.Sub(m.Watermark).Round(time.Millisecond), u.MaxStaleness, u.Name)}
 		}
-		r.fallback(resp, u, m, "stale", k, exclude)
+		aerr = r.fallback(resp, p, m, "stale")
 	default:
 		resp.Model = modelInfo(m, u, now)
-		resp.Items = r.rank(m, &u.UseCase, req, k, exclude, now)
+		aerr = r.answerWithModel(resp, p, m)
+	}
+	if aerr != nil {
+		r.count(u.Name, aerr.Status)
+		return nil, aerr
 	}
 	resp.Timing.TotalUS = time.Since(start).Microseconds()
 	r.opts.Metrics.GetOrCreatePrometheusHistogram(fmt.Sprintf("unirec_serve_request_seconds{use_case=%q}", u.Name)).UpdateDuration(start)
@@ -198,30 +201,6 @@ func modelInfo(m *Model, u *useCase, now time.Time) ModelInfo {
 	stale := max(now.Sub(m.Watermark), 0)
 	return ModelInfo{Version: m.Version, Watermark: m.Watermark.UTC().Format(time.RFC3339Nano),
 		StalenessMS: stale.Milliseconds(), Stale: u.MaxStaleness > 0 && stale > u.MaxStaleness}
-}
-
-// fallback answers from the use case's fallback source: a static list, or
-// popularity from the events stream (or, before it has any, from m).
-func (r *Replica) fallback(resp *Response, u *useCase, m *Model, reason string, k int, exclude map[string]bool) {
-	resp.Fallback = FallbackInfo{Used: true, Reason: reason, Source: u.Fallback}
-	r.opts.Metrics.GetOrCreateCounter(fmt.Sprintf(`unirec_serve_fallback_total{use_case=%q,reason=%q}`, u.Name, reason)).Inc()
-	if u.Fallback == FallbackStatic {
-		for _, id := range u.FallbackItems {
-			if len(resp.Items) < k && !exclude[id] {
-				resp.Items = append(resp.Items, Item{ID: id})
-			}
-		}
-		return
-	}
-	resp.Items = r.pop.Top(u.Canvas, k, exclude)
-	if len(resp.Items) > 0 || m == nil {
-		return
-	}
-	for _, p := range m.popular[u.Canvas] {
-		if len(resp.Items) < k && !exclude[p.Item] {
-			resp.Items = append(resp.Items, Item{ID: p.Item, Score: p.Score})
-		}
-	}
 }
 
 func (r *Replica) count(useCase string, status int) {
@@ -238,7 +217,7 @@ func (r *Replica) check(req *Request) (*useCase, *APIError) {
 	}
 	u := r.useCases[req.UseCase]
 	if u == nil {
-		return nil, badRequest("use_case %q is not served here (known: %v)", req.UseCase, r.useCaseNames())
+		return nil, &APIError{Status: http.StatusNotFound, Message: fmt.Sprintf("use_case %q is not served here (known: %v)", req.UseCase, r.useCaseNames())}
 	}
 	if req.K < 0 || req.K > u.MaxK {
 		return nil, badRequest("k must be between 1 and %d, got %d", u.MaxK, req.K)
@@ -266,55 +245,4 @@ func (r *Replica) useCaseNames() []string {
 	}
 	sort.Strings(names)
 	return names
-}
-
-// rank scores the candidates with the model and returns the top k.
-func (r *Replica) rank(m *Model, u *UseCase, req *Request, k int, exclude map[string]bool, now time.Time) []Item {
-	ev := &ingest.Event{Canvas: u.Canvas, Context: req.Context}
-	ex := r.opts.Registry.Normalize(ev)
-	t := now
-	if ts := req.Context["time"]; ts != "" {
-		t, _ = time.Parse(time.RFC3339Nano, ts)
-	}
-	ids := m.feat.Context(nil, u.Canvas, ex.Context, t)
-	rows := make([][]float32, len(ids))
-	for i, id := range ids {
-		rows[i] = m.rows.get(id)
-	}
-	tp, ok := m.tasks[u.Canvas]
-	if !ok {
-		tp = *online.NewTaskParams(m.Config.Dim)
-	}
-	cv := make([]float32, m.Config.Dim)
-	bias := online.ContextVector(cv, nil, &tp, rows)
-	mat := m.matrix(u.Canvas)
-	d := m.Config.Dim + 1
-	top := &topK{k: k}
-	typ := u.CandidateType
-	if req.Candidates != nil && req.Candidates.Type != "" {
-		typ = req.Candidates.Type
-	}
-	consider := func(i int) {
-		it := m.items[i]
-		if exclude[it.ID] || (typ != "" && it.Meta.Type != typ) {
-			return
-		}
-		top.offer(scored{idx: i, logit: online.Logit(cv, bias, mat[i*d:(i+1)*d])})
-	}
-	if req.Candidates != nil && len(req.Candidates.IDs) > 0 {
-		for _, id := range req.Candidates.IDs {
-			if i, ok := m.index[id]; ok {
-				consider(i)
-			}
-		}
-	} else {
-		for i := range m.items {
-			consider(i)
-		}
-	}
-	out := make([]Item, 0, k)
-	for _, s := range top.sorted() {
-		out = append(out, Item{ID: m.items[s.idx].ID, Score: float64(online.Sigmoid(s.logit))})
-	}
-	return out
 }

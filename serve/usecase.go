@@ -39,6 +39,9 @@ type UseCase struct {
 	// CandidateType restricts candidates to items of this type by default
 	// ("" means every item).
 	CandidateType string `yaml:"candidate_type"`
+	// Environment holds the serving knobs: parallelism, cache, default
+	// candidates, fallback chain and business rules (environment.go).
+	Environment `yaml:",inline"`
 
 	required []string // context fields the canvas requires
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/unirec/unirec/snapshot"
@@ -16,6 +17,9 @@ type useCase struct {
 	mu    sync.Mutex
 	cur   *Model
 	since time.Time // when cur was taken
+
+	cache         *responseCache // nil without a cache TTL
+	scoreEstimate atomic.Int64   // moving average of scoring time, ns
 }
 
 // live is the version realtime use cases serve: the rollback target while

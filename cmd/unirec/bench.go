@@ -23,6 +23,7 @@ const benchUsage = `Usage:
   unirec bench produce [flags]   synthetic events with a planted truth, all canvases
   unirec bench replay  [flags]   a data set (movielens, openbandit, jsonl) in event-time order
   unirec bench eval    [flags]   global-timeline evaluation: unified vs per-task models vs popularity
+  unirec bench latency [flags]   serving load: open loop at a fixed rate against a replica process
 
 Every run writes a report directory (report.md, report.json, SVG plots).
 Run "unirec bench <command> -h" for the flags of a command.
@@ -30,7 +31,7 @@ Run "unirec bench <command> -h" for the flags of a command.
 
 func cmdBench(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, benchUsage)
+		fmt.Fprint(os.Stderr, benchUsage+benchServeUsage)
 		return flag.ErrHelp
 	}
 	switch args[0] {
@@ -40,8 +41,10 @@ func cmdBench(ctx context.Context, args []string) error {
 		return benchReplay(ctx, args[1:])
 	case "eval":
 		return benchEval(ctx, args[1:])
+	case "latency", "replica":
+		return cmdBenchServing(ctx, args)
 	}
-	return fmt.Errorf("unknown bench command %q\n%s", args[0], benchUsage)
+	return fmt.Errorf("unknown bench command %q\n%s%s", args[0], benchUsage, benchServeUsage)
 }
 
 // benchFlags are the flags every bench command shares.

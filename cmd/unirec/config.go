@@ -148,6 +148,18 @@ type ServeConfig struct {
 	// environment variable; none disables the admin endpoints.
 	AdminTokenFile string `yaml:"admin_token_file"`
 	AdminTokenEnv  string `yaml:"admin_token_env"`
+	// CandidateSets are named lists of item ids to rank (candidates.set).
+	CandidateSets map[string][]string `yaml:"candidate_sets"`
+	// Load bounds a replica's concurrent work and recent history.
+	Load serve.LoadOptions `yaml:"load"`
+	// Only restricts a replica to some use cases (flag --use-cases).
+	Only []string `yaml:"-"`
+}
+
+// ReplicaOptions returns the replica options the config describes.
+func (s ServeConfig) ReplicaOptions(reg *ingest.Registry) serve.ReplicaOptions {
+	return serve.ReplicaOptions{Registry: reg, UseCases: s.UseCases, Checks: s.Checks, KeepVersions: s.KeepVersions,
+		Only: s.Only, CandidateSets: s.CandidateSets, Load: s.Load}
 }
 
 // AdminToken loads the admin token (nil when none is configured).
@@ -276,7 +288,7 @@ func (c *Config) Validate() error {
 	if err != nil {
 		return err
 	}
-	_, err = serve.NewReplica(serve.ReplicaOptions{Registry: reg, UseCases: c.Serve.UseCases, Checks: c.Serve.Checks, KeepVersions: c.Serve.KeepVersions})
+	_, err = serve.NewReplica(c.Serve.ReplicaOptions(reg))
 	return err
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/unirec/unirec/bench/synth"
 	"github.com/unirec/unirec/serve"
+	"github.com/unirec/unirec/serve/client"
 )
 
 // unirecBin is the binary under test, built once by TestMain.
@@ -291,17 +292,23 @@ func checkDashboardMetrics(t *testing.T, s *system) {
 	}
 }
 
-// TestRecommendRejectsBadRequests checks the 400 answers of the API.
+// TestRecommendRejectsBadRequests checks the error answers of the API of
+// a replica serving a subset of the use cases (--use-cases), through the
+// Go client.
 func TestRecommendRejectsBadRequests(t *testing.T) {
-	s := startSystem(t, t.TempDir(), "--demo=false")
+	s := startSystem(t, t.TempDir(), "--demo=false", "--use-cases", "notifications,search,related_items")
 	cases := []struct {
-		body, want string
+		body   string
+		status int
+		want   string
 	}{
-		{`{"use_case":"nope","context":{"user_id":"u"}}`, `use_case \"nope\" is not served here`},
-		{`{"use_case":"search",`, "bad JSON"},
-		{`{"use_case":"search","context":{"user_id":"u"}}`, "context.query is required"},
-		{`{"use_case":"related_items","context":{"query":"x"}}`, "context.user_id is required"},
-		{`{"use_case":"search","context":{"user_id":"u","query":"x"},"k":100000}`, "k must be between"},
+		{`{"use_case":"nope","context":{"user_id":"u"}}`, 404, `use_case \"nope\" is not served here`},
+		{`{"use_case":"category_exploration","context":{"user_id":"u","category":"x"}}`, 404, `is not served here`},
+		{`{"use_case":"search",`, 400, "bad JSON"},
+		{`{"use_case":"search","context":{"user_id":"u"}}`, 400, "context.query is required"},
+		{`{"use_case":"related_items","context":{"query":"x"}}`, 400, "context.user_id is required"},
+		{`{"use_case":"search","context":{"user_id":"u","query":"x"},"k":100000}`, 400, "k must be between"},
+		{`{"use_case":"search","context":{"user_id":"u","query":"x"},"candidates":{"set":"nope"}}`, 400, "candidates.set"},
 	}
 	for _, c := range cases {
 		resp, err := http.Post("http://"+s.api+"/v1/recommend", "application/json", strings.NewReader(c.body))
@@ -311,14 +318,19 @@ func TestRecommendRejectsBadRequests(t *testing.T) {
 		var raw bytes.Buffer
 		raw.ReadFrom(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 400 || !strings.Contains(raw.String(), c.want) {
-			t.Errorf("%s: got %d %s, want 400 naming %q", c.body, resp.StatusCode, raw.String(), c.want)
+		if resp.StatusCode != c.status || !strings.Contains(raw.String(), c.want) {
+			t.Errorf("%s: got %d %s, want %d naming %q", c.body, resp.StatusCode, raw.String(), c.status, c.want)
 		}
 	}
 	// Before any model exists the popularity fallback answers, and says so.
-	code, resp, raw := s.recommend(t, map[string]any{"use_case": "notifications", "context": map[string]string{"user_id": "u-1"}})
-	if code != 200 || !resp.Fallback.Used || resp.Fallback.Reason != "no_model" {
-		t.Errorf("without a model: got %d %s, want 200 with fallback no_model", code, raw)
+	cl := client.New(s.api, nil)
+	resp, err := cl.Recommend(context.Background(), &serve.Request{UseCase: "notifications", Context: map[string]string{"user_id": "u-1"}})
+	if err != nil || !resp.Fallback.Used || resp.Fallback.Reason != "no_model" {
+		t.Errorf("without a model: got %+v %v, want 200 with fallback no_model", resp, err)
+	}
+	ucs, err := cl.UseCases(context.Background())
+	if err != nil || len(ucs) != 3 {
+		t.Errorf("use cases of a replica serving three: %+v %v", ucs, err)
 	}
 }
 

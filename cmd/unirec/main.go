@@ -23,7 +23,7 @@ Usage:
   unirec ingest  [flags]   events -> examples (exactly once), against --brokers
   unirec train   [flags]   examples -> model in Pebble -> snapshots, against --brokers
   unirec serve   [flags]   snapshots -> recommend API, against --brokers
-  unirec bench   CMD ...   produce | replay | eval: size, tune and prove it
+  unirec bench   CMD ...   produce | replay | eval | latency | replica: size, tune and prove it
   unirec topics  create|check [flags]   create the topics, or check they are as unirec needs
   unirec dlq     inspect|replay [flags] read dead letters as JSON lines; re-inject fixed ones
   unirec status  [flags]   what is running: topics, lag, dead letters, model versions
@@ -83,6 +83,7 @@ type flags struct {
 	brokers string
 	dataDir string
 	listen  string
+	only    string
 }
 
 func newFlags(name string) *flags {
@@ -91,6 +92,9 @@ func newFlags(name string) *flags {
 	f.fs.StringVar(&f.brokers, "brokers", "", "comma-separated Kafka bootstrap brokers, overriding kafka.brokers")
 	f.fs.StringVar(&f.dataDir, "data-dir", "", "data directory, overriding data_dir")
 	f.fs.StringVar(&f.listen, "listen", "", "HTTP listen address of this process")
+	if name == "serve" || name == "run" {
+		f.fs.StringVar(&f.only, "use-cases", "", "comma-separated use cases this replica serves (default: all configured)")
+	}
 	return f
 }
 
@@ -111,6 +115,9 @@ func (f *flags) load(args []string) (Config, error) {
 	}
 	if f.dataDir != "" {
 		cfg.DataDir = f.dataDir
+	}
+	if f.only != "" {
+		cfg.Serve.Only = strings.Split(f.only, ",")
 	}
 	return cfg, cfg.Validate()
 }

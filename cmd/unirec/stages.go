@@ -177,8 +177,9 @@ func startReplica(g *group, cfg Config, set *metrics.Set, mux *http.ServeMux) er
 	if key == nil {
 		log.Printf("serve: no snapshot.hmac_key_file or snapshot.hmac_key_env: snapshots are not authenticated")
 	}
-	r, err := serve.NewReplica(serve.ReplicaOptions{Registry: reg, UseCases: cfg.Serve.UseCases, Checks: cfg.Serve.Checks,
-		KeepVersions: cfg.Serve.KeepVersions, AdminToken: token, Metrics: set, Logf: log.Printf})
+	opts := cfg.Serve.ReplicaOptions(reg)
+	opts.AdminToken, opts.Metrics, opts.Logf = token, set, log.Printf
+	r, err := serve.NewReplica(opts)
 	if err != nil {
 		return err
 	}
@@ -199,7 +200,10 @@ func startReplica(g *group, cfg Config, set *metrics.Set, mux *http.ServeMux) er
 			}, Control: r.Control})
 	})
 	g.Go("popularity", func(ctx context.Context) error {
-		return r.Popularity().FollowEvents(ctx, cfg.Kafka, cfg.Topics.Events, 100_000)
+		return r.FollowEvents(ctx, cfg.Kafka, cfg.Topics.Events, 100_000)
+	})
+	g.Go("catalog", func(ctx context.Context) error {
+		return r.FollowCatalog(ctx, cfg.Kafka, cfg.Topics.Catalog)
 	})
 	return nil
 }

@@ -1,0 +1,92 @@
+package load
+
+import (
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/unirec/unirec/bench/synth"
+	"github.com/unirec/unirec/ingest"
+	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/snapshot"
+)
+
+// Model is a synthetic model of a world's catalog: random rows for every
+// item feature and for the context features of the world's queries, as a
+// trained model would have them (the benchmark measures speed, not
+// quality).
+type Model struct {
+	Capture *online.Capture
+	rng     *rand.Rand
+}
+
+// NewModel builds version 1 of a synthetic model with rows of dim weights
+// for w's items and for the contexts of queries requests per canvas.
+func NewModel(w *synth.World, reg *ingest.Registry, dim, queries int, seed uint64) *Model {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	var f online.Featurizer
+	ids := map[uint64]bool{}
+	var buf []uint64
+	for _, it := range w.Items() {
+		for _, id := range f.Item(buf[:0], "", it.ID, it.Meta) {
+			ids[id] = true
+		}
+	}
+	c := &online.Capture{Config: online.DefaultModelConfig(), Version: 1, Watermark: time.Now().UnixMilli(),
+		Tasks: map[string]online.TaskParams{}, Popular: map[string][]online.Popular{}}
+	c.Config.Dim = dim
+	for _, canvas := range w.Canvases() {
+		tp := online.NewTaskParams(dim)
+		c.Tasks[canvas] = *tp
+		for i := range queries {
+			ctx, _ := w.Query(canvas, i)
+			ex := reg.Normalize(&ingest.Event{Canvas: canvas, Context: ctx})
+			for _, id := range f.Context(buf[:0], canvas, ex.Context, time.Now()) {
+				ids[id] = true
+			}
+		}
+	}
+	for id := range ids {
+		c.IDs = append(c.IDs, id)
+	}
+	slices.Sort(c.IDs)
+	c.Weights = make([]float32, len(c.IDs)*(dim+1))
+	for i := range c.Weights {
+		c.Weights[i] = float32(rng.NormFloat64() * 0.1)
+	}
+	for _, it := range w.Items() {
+		c.Items = append(c.Items, online.Item{ID: it.ID, Meta: it.Meta})
+	}
+	return &Model{Capture: c, rng: rng}
+}
+
+// Full returns the model as a full snapshot update.
+func (m *Model) Full() *snapshot.Update { return snapshot.UpdateOf(nil, m.Capture) }
+
+// Delta returns the next version as a delta update that changes a
+// fraction of the rows (as a trainer's touched rows), and makes it the
+// model's current version.
+func (m *Model) Delta(fraction float64) *snapshot.Update {
+	c := m.Capture
+	dim := c.Config.Dim
+	d := &snapshot.Delta{Dim: dim, Tasks: map[string]online.TaskParams{}, Popular: map[string][]online.Popular{}}
+	n := max(1, int(fraction*float64(len(c.IDs))))
+	start := m.rng.IntN(len(c.IDs))
+	for j := range n {
+		i := (start + j*7919) % len(c.IDs)
+		d.IDs = append(d.IDs, c.IDs[i])
+	}
+	slices.Sort(d.IDs)
+	d.IDs = slices.Compact(d.IDs)
+	for range d.IDs {
+		for range dim + 1 {
+			d.Weights = append(d.Weights, float32(m.rng.NormFloat64()*0.1))
+		}
+	}
+	c.Version++
+	c.Watermark = time.Now().UnixMilli()
+	man := &snapshot.Manifest{Version: c.Version, Kind: snapshot.KindDelta, BaseVersion: c.Version - 1, FullOffset: -1,
+		Encoding: snapshot.EncodingFloat32, Config: c.Config, Watermark: time.UnixMilli(c.Watermark).UTC(),
+		Rows: len(d.IDs), TotalRows: len(c.IDs)}
+	return &snapshot.Update{Manifest: man, Delta: d}
+}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// TestBenchLatencySmoke runs `unirec bench latency` on a small catalog: it
+// starts its replica as a child process, loads it at a fixed rate, then
+// again while the replica applies deltas, and writes a report whose
+// counts add up.
+func TestBenchLatencySmoke(t *testing.T) {
+	report := filepath.Join(t.TempDir(), "latency.json")
+	cmd := exec.Command(unirecBin, "bench", "latency", "--items=2000", "--dim=8", "--queries=10", "--k=20",
+		"--rate=40", "--duration=1s", "--warmup=0s", "--deltas=100ms", "--report="+report)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("bench latency: %v\n%s", err, out)
+	}
+	raw, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep latencyReport
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	for name, res := range map[string]*struct {
+		requests, errs, useCases int
+	}{
+		"at rate":     {rep.AtRate.All.Requests, len(rep.AtRate.All.Errors), len(rep.AtRate.UseCases)},
+		"baseline":    {rep.Baseline.All.Requests, len(rep.Baseline.All.Errors), 4 * len(rep.Baseline.UseCases)},
+		"with deltas": {rep.WithDeltas.All.Requests, len(rep.WithDeltas.All.Errors), len(rep.WithDeltas.UseCases)},
+	} {
+		if res.requests != 40 || res.errs != 0 || res.useCases != 4 {
+			t.Errorf("%s: %d requests, errors %d, %d use cases; want 40, none, 4\n%s", name, res.requests, res.errs, res.useCases, out)
+		}
+	}
+	if rep.AtRate.All.P50 <= 0 || rep.AtRate.All.P99 < rep.AtRate.All.P50 || rep.DeltasSeen < 1 {
+		t.Errorf("p50 %s p99 %s deltas %d\n%s", rep.AtRate.All.P50, rep.AtRate.All.P99, rep.DeltasSeen, out)
+	}
+	if k := rep.Kernel; k.KernelTime <= 0 || k.ReadGBs <= 0 || k.Items != 2000 {
+		t.Errorf("kernel figures: %+v", k)
+	}
+}

@@ -1,0 +1,95 @@
+package serve
+
+import (
+	"time"
+
+	"github.com/unirec/unirec/stream"
+)
+
+// ruleSet is a request's business rules, resolved: what may never be
+// answered (exclusions, recent engagements, items unavailable in the
+// request's country) and how answers are thinned (de-duplication, at most
+// N items per category).
+type ruleSet struct {
+	exclude map[string]bool
+	country string // "" when availability is not checked
+	avail   *Availability
+	rules   Rules
+}
+
+// newRuleSet resolves u's rules for req at now.
+func (r *Replica) newRuleSet(u *useCase, req *Request, now time.Time) *ruleSet {
+	rs := &ruleSet{exclude: map[string]bool{}, avail: r.avail, rules: u.Rules}
+	if u.Rules.ExcludeRecent > 0 && req.Context["user_id"] != "" {
+		rs.exclude = r.recent.Since(req.Context["user_id"], now.Add(-u.Rules.ExcludeRecent))
+	}
+	for _, id := range req.Exclude {
+		rs.exclude[id] = true
+	}
+	if src := req.Context["source_item_id"]; src != "" {
+		rs.exclude[src] = true
+	}
+	if u.Rules.CountryAvailability {
+		rs.country = req.Context["country"]
+	}
+	return rs
+}
+
+// allowed reports whether id may be answered at all.
+func (rs *ruleSet) allowed(id string) bool {
+	if rs.exclude[id] {
+		return false
+	}
+	return rs.country == "" || rs.avail.Available(id, rs.country)
+}
+
+// thins reports whether the rules may drop ranked items after ranking
+// (so ranking must fetch more than k).
+func (rs *ruleSet) thins() bool {
+	return rs.rules.Dedupe == DedupeTitle || rs.rules.MaxPerCategory > 0
+}
+
+// answer collects up to k items in order, de-duplicated and diversified.
+type answer struct {
+	rs     *ruleSet
+	k      int
+	items  []Item
+	ids    map[string]bool
+	titles map[string]bool
+	perCat map[string]int
+}
+
+func (rs *ruleSet) newAnswer(k int) *answer {
+	return &answer{rs: rs, k: k, items: make([]Item, 0, k), ids: map[string]bool{}, titles: map[string]bool{}, perCat: map[string]int{}}
+}
+
+func (a *answer) full() bool { return len(a.items) >= a.k }
+
+// add appends it (with its metadata, if known) unless a rule drops it.
+func (a *answer) add(it Item, meta *stream.ItemMeta) bool {
+	if a.full() || a.ids[it.ID] || !a.rs.allowed(it.ID) {
+		return false
+	}
+	var title, cat string
+	if meta != nil {
+		title = meta.Title
+		if len(meta.Categories) > 0 {
+			cat = meta.Categories[0]
+		}
+	}
+	if a.rs.rules.Dedupe == DedupeTitle && title != "" && a.titles[title] {
+		return false
+	}
+	if max := a.rs.rules.MaxPerCategory; max > 0 && cat != "" && a.perCat[cat] >= max {
+		return false
+	}
+	a.ids[it.ID] = true
+	if title != "" {
+		a.titles[title] = true
+	}
+	if cat != "" {
+		a.perCat[cat]++
+	}
+	a.items = append(a.items, it)
+	return true
+}
