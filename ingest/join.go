@@ -50,6 +50,11 @@ type partition struct {
 	firstOffset int64
 
 	pool    itemPool // items engaged with, per canvas, for negative sampling
+	// meta is the last metadata events carried for each item, so a sampled
+	// negative has the same item features as a positive of that item (else
+	// "has metadata" alone would predict the label). In memory: after a
+	// restart an item's metadata returns with its next event.
+	meta map[string]stream.ItemMeta
 	tally   *tally
 	dec     *EventDecoder
 	out     []*kgo.Record // outputs of the open batch, in order
@@ -62,7 +67,7 @@ type partition struct {
 
 func newPartition(id int32) *partition {
 	return &partition{id: id, pending: map[string]*pending{}, seen: newDedupe(), dirty: map[string]*pending{},
-		pool: newItemPool(), tally: newTally(), dec: NewEventDecoder(), keys: map[string][]byte{}}
+		pool: newItemPool(), meta: map[string]stream.ItemMeta{}, tally: newTally(), dec: NewEventDecoder(), keys: map[string][]byte{}}
 }
 
 func (s *partition) emit(r *kgo.Record) { s.out = append(s.out, r) }

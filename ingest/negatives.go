@@ -28,6 +28,9 @@ const ActionSampledNegative = "sampled_negative"
 // same negatives.
 func (g *Ingester) sampleNegatives(st *partition, c *Canvas, pos *stream.Example) {
 	pool := st.pool.canvas(c.Name)
+	if pos.Item.Type != "" || pos.Item.Title != "" || len(pos.Item.Categories) > 0 {
+		st.meta[pos.ItemID] = pos.Item
+	}
 	seed := hashString(pos.EventID)
 	for k := 0; k < c.Negatives; k++ {
 		item, q, ok := pool.draw(c.NegativeSampler, seed+uint64(k)*0x9e3779b97f4a7c15, pos.ItemID)
@@ -35,7 +38,7 @@ func (g *Ingester) sampleNegatives(st *partition, c *Canvas, pos *stream.Example
 			continue
 		}
 		neg := *pos
-		neg.ItemID, neg.Action, neg.Position, neg.Item = item, ActionSampledNegative, -1, stream.ItemMeta{}
+		neg.ItemID, neg.Action, neg.Position, neg.Item = item, ActionSampledNegative, -1, st.meta[item]
 		if g.opts.Catalog != nil {
 			if m, ok := g.opts.Catalog.Lookup(item); ok {
 				neg.Item = m

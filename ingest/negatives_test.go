@@ -126,3 +126,23 @@ func TestStratificationCounters(t *testing.T) {
 		t.Errorf("outcome sampled_out %v, stratification counter %v", so, dropped)
 	}
 }
+
+// A sampled negative carries the metadata its item's events carried, so
+// item features do not tell sampled negatives from positives.
+func TestSampledNegativesCarryItemMetadata(t *testing.T) {
+	p := startIngest(t, engagementOnly(t, 1, ingest.SamplerUniform))
+	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	withMeta := `{"event_id":"a","time":%q,"canvas":"ratings","action":"play","item_id":"m-1","context":{"user_id":"u1"},"item":{"type":"video","title":"Space Odyssey","categories":["Sci-Fi"]}}`
+	p.produce(t, "u1", fmt.Sprintf(withMeta, t0.Format(time.RFC3339)))
+	p.produce(t, "u1", event("b", t0.Add(time.Second), "ratings", "play", "", "m-2", `"user_id":"u1"`))
+	recs := p.readCommitted(t, p.topics.Examples, 3)
+	for _, r := range recs {
+		var ex stream.Example
+		if err := stream.DecodeExample(r.Value, &ex); err != nil {
+			t.Fatal(err)
+		}
+		if ex.Label == 0 && (ex.ItemID != "m-1" || ex.Item.Title != "Space Odyssey" || ex.Item.Type != "video") {
+			t.Errorf("sampled negative %s has metadata %+v, want m-1's", ex.ItemID, ex.Item)
+		}
+	}
+}
