@@ -49,12 +49,12 @@ type partition struct {
 	open        bool
 	firstOffset int64
 
-	pool    itemPool // items engaged with, per canvas, for negative sampling
+	pool itemPool // items engaged with, per canvas, for negative sampling
 	// meta is the last metadata events carried for each item, so a sampled
 	// negative has the same item features as a positive of that item (else
 	// "has metadata" alone would predict the label). In memory: after a
 	// restart an item's metadata returns with its next event.
-	meta map[string]stream.ItemMeta
+	meta    map[string]stream.ItemMeta
 	tally   *tally
 	dec     *EventDecoder
 	out     []*kgo.Record // outputs of the open batch, in order

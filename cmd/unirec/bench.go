@@ -23,6 +23,7 @@ const benchUsage = `Usage:
   unirec bench produce [flags]   synthetic events with a planted truth, all canvases
   unirec bench replay  [flags]   a data set (movielens, openbandit, jsonl) in event-time order
   unirec bench eval    [flags]   global-timeline evaluation: unified vs per-task models vs popularity
+  unirec bench freshness [flags] event -> served model time through the whole pipeline at a steady rate
   unirec bench latency [flags]   serving load: open loop at a fixed rate against a replica process
 
 Every run writes a report directory (report.md, report.json, SVG plots).
@@ -41,6 +42,8 @@ func cmdBench(ctx context.Context, args []string) error {
 		return benchReplay(ctx, args[1:])
 	case "eval":
 		return benchEval(ctx, args[1:])
+	case "freshness":
+		return benchFreshness(ctx, args[1:])
 	case "latency", "replica":
 		return cmdBenchServing(ctx, args)
 	}

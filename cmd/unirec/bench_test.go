@@ -63,3 +63,16 @@ func TestBenchEvalSynth(t *testing.T) {
 		}
 	}
 }
+
+// Smoke test: the freshness benchmark runs the whole pipeline and reports.
+func TestBenchFreshnessSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole pipeline")
+	}
+	rep := filepath.Join(t.TempDir(), "fresh")
+	out := runBench(t, "freshness", "--rate", "500", "--warmup", "2s", "--duration", "2s", "--request-rate", "20", "--report", rep)
+	checkReport(t, rep)
+	if !strings.Contains(out, "freshness over") {
+		t.Errorf("freshness output: %s", out)
+	}
+}
