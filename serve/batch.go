@@ -110,15 +110,8 @@ func (r *Replica) recommendLimited(ctx context.Context, req *Request) (*Response
 
 // recommendOverloaded answers req from its fallback chain without ranking.
 func (r *Replica) recommendOverloaded(req *Request, start time.Time) (*Response, *APIError) {
-	u, aerr := r.check(req)
+	u, p, now, aerr := r.prepare(req)
 	if aerr != nil {
-		r.count(req.UseCase, aerr.Status)
-		return nil, aerr
-	}
-	now := r.opts.Now()
-	p, aerr := r.newPlan(u, req, now)
-	if aerr != nil {
-		r.count(u.Name, aerr.Status)
 		return nil, aerr
 	}
 	resp := &Response{Items: []Item{}}

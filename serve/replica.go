@@ -153,20 +153,29 @@ func (r *Replica) logf(format string, args ...any) {
 // rollback target while a rollback is in force), or nil.
 func (r *Replica) Model() *Model { return r.live() }
 
-// Recommend answers one request: from the response cache, the model (if
-// its use case's policy has one and it answers before the deadline), or
-// the fallback chain.
-func (r *Replica) Recommend(ctx context.Context, req *Request) (*Response, *APIError) {
-	start := time.Now()
+// prepare validates a request and plans it; errors are counted.
+func (r *Replica) prepare(req *Request) (*useCase, *plan, time.Time, *APIError) {
 	u, aerr := r.check(req)
 	if aerr != nil {
 		r.count(req.UseCase, aerr.Status)
-		return nil, aerr
+		return nil, nil, time.Time{}, aerr
 	}
 	now := r.opts.Now()
 	p, aerr := r.newPlan(u, req, now)
 	if aerr != nil {
 		r.count(u.Name, aerr.Status)
+		return nil, nil, time.Time{}, aerr
+	}
+	return u, p, now, nil
+}
+
+// Recommend answers one request: from the response cache, the model (if
+// its use case's policy has one and it answers before the deadline), or
+// the fallback chain.
+func (r *Replica) Recommend(ctx context.Context, req *Request) (*Response, *APIError) {
+	start := time.Now()
+	u, p, now, aerr := r.prepare(req)
+	if aerr != nil {
 		return nil, aerr
 	}
 	resp := &Response{Items: []Item{}}
