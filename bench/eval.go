@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/unirec/unirec/ingest"
+	"github.com/unirec/unirec/serve"
+	"github.com/unirec/unirec/serve/client"
 	"github.com/unirec/unirec/stream"
 )
 
@@ -116,9 +117,13 @@ func Evaluate(ctx context.Context, o EvalOptions) (map[string]map[string]Summary
 			reqCtx[k] = v
 		}
 		for _, s := range o.Systems {
-			ids, err := Recommend(ctx, s.API, e.Canvas, reqCtx, o.K, excl)
+			resp, err := client.New(s.API, nil).Recommend(ctx, &serve.Request{UseCase: e.Canvas, Context: reqCtx, K: o.K, Exclude: excl})
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", s.Name, err)
+				return nil, fmt.Errorf("%s: cannot query %s: %w", s.Name, e.Canvas, err)
+			}
+			ids := make([]string, len(resp.Items))
+			for i, it := range resp.Items {
+				ids[i] = it.ID
 			}
 			answers[s.Name][e.Canvas] = append(answers[s.Name][e.Canvas], Query{Returned: ids, Relevant: rel})
 		}
@@ -151,8 +156,8 @@ func WaitTrained(ctx context.Context, api string, events int, timeout time.Durat
 					examples += v
 				}
 			}
-			applied, aerr := modelApplied(ctx, api)
-			if aerr == nil && m["unirec_ingest_events_consumed_total"] >= float64(events) && applied > 0 && float64(applied) >= examples {
+			model, aerr := client.New(api, nil).Model(ctx)
+			if aerr == nil && m["unirec_ingest_events_consumed_total"] >= float64(events) && model.Applied > 0 && float64(model.Applied) >= examples {
 				return nil
 			}
 		}
@@ -186,45 +191,6 @@ func Metrics(ctx context.Context, api string) (map[string]float64, error) {
 		}
 	}
 	return out, sc.Err()
-}
-
-func modelApplied(ctx context.Context, api string) (int64, error) {
-	req, _ := http.NewRequestWithContext(ctx, "GET", api+"/v1/model", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	var m struct {
-		Applied int64 `json:"applied"`
-	}
-	return m.Applied, json.NewDecoder(resp.Body).Decode(&m)
-}
-
-// Recommend asks a system's API for the top k items of a use case.
-func Recommend(ctx context.Context, api, useCase string, reqCtx map[string]string, k int, exclude []string) ([]string, error) {
-	body, _ := json.Marshal(map[string]any{"use_case": useCase, "context": reqCtx, "k": k, "exclude": exclude})
-	req, _ := http.NewRequestWithContext(ctx, "POST", api+"/v1/recommend", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cannot query %s: %w", useCase, err)
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Items []struct {
-			ID string `json:"id"`
-		} `json:"items"`
-		Error string `json:"error"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
-		return nil, fmt.Errorf("query %s: HTTP %d %s %v", useCase, resp.StatusCode, out.Error, err)
-	}
-	ids := make([]string, len(out.Items))
-	for i, it := range out.Items {
-		ids[i] = it.ID
-	}
-	return ids, nil
 }
 
 // history is every user's positively engaged items in the training part,

@@ -83,6 +83,7 @@ type ModelStatus struct {
 	Ready     bool   `json:"ready"`
 	Watermark string `json:"watermark"`
 	Items     int    `json:"items"`
+	Applied   int64  `json:"applied"` // examples the live model learned from
 }
 
 // Model returns the replica's live version.
