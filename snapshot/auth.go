@@ -6,10 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/unirec/unirec/stream"
 )
 
 // hmacHeader is the record header holding the hex HMAC-SHA256 of the
@@ -28,23 +29,13 @@ const MinKeyBytes = 16
 // key: snapshots are not authenticated. field names the config fields in
 // errors.
 func LoadKey(file, env, field string) ([]byte, error) {
-	var k string
-	switch {
-	case file != "" && env != "":
-		return nil, fmt.Errorf("%s_file and %s_env are exclusive: set one", field, field)
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("cannot read %s_file %q: %w", field, file, err)
-		}
-		k = strings.TrimSpace(string(b))
-	case env != "":
-		k = strings.TrimSpace(os.Getenv(env))
-		if k == "" {
-			return nil, fmt.Errorf("%s_env: environment variable %s is empty or unset", field, env)
-		}
-	default:
-		return nil, nil
+	v, err := stream.Secret(field, file, env)
+	if err != nil || (file == "" && env == "") {
+		return nil, err
+	}
+	k := strings.TrimSpace(v)
+	if k == "" && env != "" {
+		return nil, fmt.Errorf("%s_env: environment variable %s is empty", field, env)
 	}
 	if len(k) < MinKeyBytes {
 		return nil, fmt.Errorf("%s: key must be at least %d bytes, got %d", field, MinKeyBytes, len(k))
