@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
+	"math/rand/v2"
 	"net/http"
 	"sort"
 	"strings"
@@ -35,8 +37,14 @@ type EvalOptions struct {
 	// (evenly spread over the test period).
 	QueriesPerTask int
 	Systems        []System
-	Topic          string
-	Progress       io.Writer
+	// Reference names the system compared with every other one (paired
+	// bootstrap of the recall difference); usually "unified".
+	Reference string
+	// AUCNegatives is how many random catalog items each evaluated
+	// engagement is scored against for the sampled AUC (0: no AUC).
+	AUCNegatives int
+	Topic        string
+	Progress     io.Writer
 	// OnTraining, when set, is called about every 200 ms while a system
 	// trains, with the system's progressive metrics (for plots).
 	OnTraining func(system string, seconds float64, tasks map[string]TaskMetrics)
@@ -68,21 +76,62 @@ func TrainerMetrics(ctx context.Context, api string) (map[string]TaskMetrics, er
 // evaluation.
 func Positive(action string) bool { return action == "play" || action == "click" }
 
+// EvalResult is what Evaluate measured.
+type EvalResult struct {
+	// Summaries holds, per system (and "popularity"), per task, the
+	// quality of its answers.
+	Summaries map[string]map[string]Summary
+	// Versus holds, per other system, per task, the paired bootstrap
+	// difference in recall@K of the reference system minus it.
+	Versus map[string]map[string]Interval
+}
+
 // Evaluate replays the training part of the log into every system, waits
 // until each serves a model of all of it, then asks each system (and a
 // popularity baseline computed from the training part) for every evaluated
-// future engagement and scores the answers. It returns, per system, per
-// task, the summary.
-func Evaluate(ctx context.Context, o EvalOptions) (map[string]map[string]Summary, error) {
+// future engagement and scores the answers: ranking metrics against the
+// whole catalog, and a sampled AUC of the engaged item against
+// AUCNegatives random catalog items, ranked through the API's candidates.
+func Evaluate(ctx context.Context, o EvalOptions) (EvalResult, error) {
 	cut := int(float64(len(o.Events)) * o.Cut)
 	train, test := o.Events[:cut], o.Events[cut:]
+	if err := o.train(ctx, train); err != nil {
+		return EvalResult{}, err
+	}
+	e := evaluation{o: o, hist: history(train), pop: popularity(train), catalog: catalogIDs(o.Events),
+		answers: map[string]map[string][]Query{"popularity": {}}}
+	for _, s := range o.Systems {
+		e.answers[s.Name] = map[string][]Query{}
+	}
+	queries := pickQueries(test, o.QueriesPerTask)
+	var bar *Progress
+	if o.Progress != nil {
+		bar = NewProgress(o.Progress, "queries", len(queries))
+	}
+	for i, ev := range queries {
+		if err := e.ask(ctx, i, ev); err != nil {
+			return EvalResult{}, err
+		}
+		if bar != nil {
+			bar.Update(i + 1)
+		}
+	}
+	if bar != nil {
+		bar.Done(len(queries))
+	}
+	return e.result(), nil
+}
+
+// train replays the training events into every system and waits until
+// each serves a model of all of them.
+func (o EvalOptions) train(ctx context.Context, train []ingest.Event) error {
 	recs, err := EventRecords(train)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, s := range o.Systems {
 		if _, err := Produce(ctx, ProduceOptions{Client: stream.ClientOptions{Brokers: []string{s.Broker}}, Topic: o.Topic, Progress: o.Progress}, recs); err != nil {
-			return nil, fmt.Errorf("cannot replay into %s: %w", s.Name, err)
+			return fmt.Errorf("cannot replay into %s: %w", s.Name, err)
 		}
 	}
 	start := time.Now()
@@ -95,54 +144,147 @@ func Evaluate(ctx context.Context, o EvalOptions) (map[string]map[string]Summary
 				o.OnTraining(s.Name, time.Since(start).Seconds(), m)
 			}
 		}
-		if err := WaitTrained(ctx, s.API, len(train), 10*time.Minute, onPoll); err != nil {
-			return nil, fmt.Errorf("%s: %w", s.Name, err)
+		var bar *Progress
+		if o.Progress != nil {
+			bar = NewProgress(o.Progress, s.Name+" trained", len(train))
+		}
+		if err := WaitTrained(ctx, s.API, len(train), 10*time.Minute, onPoll, bar); err != nil {
+			return fmt.Errorf("%s: %w", s.Name, err)
 		}
 	}
-	hist := history(train)
-	pop := popularity(train)
-	queries := pickQueries(test, o.QueriesPerTask)
-	catalog := catalogSize(o.Events)
-	out := map[string]map[string]Summary{}
-	answers := map[string]map[string][]Query{"popularity": {}}
-	for _, s := range o.Systems {
-		answers[s.Name] = map[string][]Query{}
+	return nil
+}
+
+// evaluation holds the answers of an Evaluate run as they come in.
+type evaluation struct {
+	o       EvalOptions
+	hist    map[string][]string
+	pop     popCounts
+	catalog []string
+	answers map[string]map[string][]Query // system -> task -> queries, in one order for every system
+}
+
+// ask asks every system, and the popularity baseline, about the i-th
+// evaluated engagement.
+func (e *evaluation) ask(ctx context.Context, i int, ev ingest.Event) error {
+	rel := map[string]bool{ev.ItemID: true}
+	excl := e.hist[ev.Context["user_id"]]
+	negs := e.negatives(i, ev, excl)
+	pq := Query{Returned: e.pop.top(ev.Canvas, e.o.K, excl, ev.Context["source_item_id"]), Relevant: rel}
+	if len(negs) > 0 {
+		pq.AUC, pq.HasAUC = SampledAUC(e.pop.score(ev.Canvas, ev.ItemID), e.pop.scores(ev.Canvas, negs)), true
 	}
-	for i, e := range queries {
-		rel := map[string]bool{e.ItemID: true}
-		excl := hist[e.Context["user_id"]]
-		answers["popularity"][e.Canvas] = append(answers["popularity"][e.Canvas], Query{Returned: pop.top(e.Canvas, o.K, excl, e.Context["source_item_id"]), Relevant: rel})
-		reqCtx := map[string]string{"time": e.Time.UTC().Format(time.RFC3339Nano)} // as the canvas would, at the event's time
-		for k, v := range e.Context {
-			reqCtx[k] = v
+	e.answers["popularity"][ev.Canvas] = append(e.answers["popularity"][ev.Canvas], pq)
+	reqCtx := map[string]string{"time": ev.Time.UTC().Format(time.RFC3339Nano)} // as the canvas would, at the event's time
+	for k, v := range ev.Context {
+		reqCtx[k] = v
+	}
+	for _, s := range e.o.Systems {
+		c := client.New(s.API, nil)
+		resp, err := c.Recommend(ctx, &serve.Request{UseCase: ev.Canvas, Context: reqCtx, K: e.o.K, Exclude: excl})
+		if err != nil {
+			return fmt.Errorf("%s: cannot query %s: %w", s.Name, ev.Canvas, err)
 		}
-		for _, s := range o.Systems {
-			resp, err := client.New(s.API, nil).Recommend(ctx, &serve.Request{UseCase: e.Canvas, Context: reqCtx, K: o.K, Exclude: excl})
-			if err != nil {
-				return nil, fmt.Errorf("%s: cannot query %s: %w", s.Name, e.Canvas, err)
+		q := Query{Returned: itemIDs(resp.Items), Relevant: rel}
+		if len(negs) > 0 {
+			if q.AUC, err = systemAUC(ctx, c, ev.Canvas, reqCtx, ev.ItemID, negs); err != nil {
+				return fmt.Errorf("%s: %w", s.Name, err)
 			}
-			ids := make([]string, len(resp.Items))
-			for i, it := range resp.Items {
-				ids[i] = it.ID
-			}
-			answers[s.Name][e.Canvas] = append(answers[s.Name][e.Canvas], Query{Returned: ids, Relevant: rel})
+			q.HasAUC = true
 		}
-		if o.Progress != nil && i%100 == 0 {
-			fmt.Fprintf(o.Progress, "\rqueries %d/%d   ", i, len(queries))
+		e.answers[s.Name][ev.Canvas] = append(e.answers[s.Name][ev.Canvas], q)
+	}
+	return nil
+}
+
+// negatives draws the AUC negatives of the i-th query: distinct catalog
+// items other than the engaged one, the source item and the user's
+// history, deterministically per query.
+func (e *evaluation) negatives(i int, ev ingest.Event, excl []string) []string {
+	n := e.o.AUCNegatives
+	if n <= 0 || len(e.catalog) <= n+len(excl)+2 {
+		return nil
+	}
+	skip := map[string]bool{ev.ItemID: true, ev.Context["source_item_id"]: true}
+	for _, id := range excl {
+		skip[id] = true
+	}
+	r := rand.New(rand.NewPCG(uint64(i), 7))
+	out := make([]string, 0, n)
+	for len(out) < n {
+		id := e.catalog[r.IntN(len(e.catalog))]
+		if !skip[id] {
+			skip[id] = true
+			out = append(out, id)
 		}
 	}
-	for sys, byTask := range answers {
-		out[sys] = map[string]Summary{}
+	return out
+}
+
+// systemAUC ranks the engaged item and the negatives through the API's
+// candidates and returns the sampled AUC of the scores it answers; an item
+// the answer leaves out scores lowest.
+func systemAUC(ctx context.Context, c *client.Client, useCase string, reqCtx map[string]string, pos string, negs []string) (float64, error) {
+	ids := append([]string{pos}, negs...)
+	resp, err := c.Recommend(ctx, &serve.Request{UseCase: useCase, Context: reqCtx, K: len(ids), Candidates: &serve.Candidates{IDs: ids}})
+	if err != nil {
+		return 0, fmt.Errorf("cannot score the AUC candidates of %s: %w", useCase, err)
+	}
+	score := map[string]float64{}
+	for _, it := range resp.Items {
+		score[it.ID] = it.Score
+	}
+	of := func(id string) float64 {
+		if v, ok := score[id]; ok {
+			return v
+		}
+		return math.Inf(-1)
+	}
+	ns := make([]float64, len(negs))
+	for i, id := range negs {
+		ns[i] = of(id)
+	}
+	return SampledAUC(of(pos), ns), nil
+}
+
+func itemIDs(items []serve.Item) []string {
+	ids := make([]string, len(items))
+	for i, it := range items {
+		ids[i] = it.ID
+	}
+	return ids
+}
+
+// result summarises the answers and compares the reference system with
+// every other one, query by query.
+func (e *evaluation) result() EvalResult {
+	res := EvalResult{Summaries: map[string]map[string]Summary{}, Versus: map[string]map[string]Interval{}}
+	for sys, byTask := range e.answers {
+		res.Summaries[sys] = map[string]Summary{}
 		for task, qs := range byTask {
-			out[sys][task] = Summarize(qs, o.K, catalog)
+			res.Summaries[sys][task] = Summarize(qs, e.o.K, len(e.catalog))
 		}
 	}
-	return out, nil
+	ref := e.answers[e.o.Reference]
+	if ref == nil {
+		return res
+	}
+	for sys, byTask := range e.answers {
+		if sys == e.o.Reference {
+			continue
+		}
+		res.Versus[sys] = map[string]Interval{}
+		for task, qs := range byTask {
+			res.Versus[sys][task] = PairedRecallDifference(ref[task], qs, e.o.K)
+		}
+	}
+	return res
 }
 
 // WaitTrained polls a system until it has consumed at least events events
 // and its served model has learned every example ingest produced from them.
-func WaitTrained(ctx context.Context, api string, events int, timeout time.Duration, onPoll func()) error {
+// bar, when not nil, shows the events consumed.
+func WaitTrained(ctx context.Context, api string, events int, timeout time.Duration, onPoll func(), bar *Progress) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		if onPoll != nil {
@@ -156,8 +298,15 @@ func WaitTrained(ctx context.Context, api string, events int, timeout time.Durat
 					examples += v
 				}
 			}
+			consumed := m["unirec_ingest_events_consumed_total"]
+			if bar != nil {
+				bar.Update(min(int(consumed), events))
+			}
 			model, aerr := client.New(api, nil).Model(ctx)
-			if aerr == nil && m["unirec_ingest_events_consumed_total"] >= float64(events) && model.Applied > 0 && float64(model.Applied) >= examples {
+			if aerr == nil && consumed >= float64(events) && model.Applied > 0 && float64(model.Applied) >= examples {
+				if bar != nil {
+					bar.Done(events)
+				}
 				return nil
 			}
 		}
@@ -239,12 +388,18 @@ func pickQueries(test []ingest.Event, n int) []ingest.Event {
 	return out
 }
 
-func catalogSize(evs []ingest.Event) int {
+// catalogIDs is every item of the log, sorted.
+func catalogIDs(evs []ingest.Event) []string {
 	items := map[string]bool{}
 	for _, e := range evs {
 		items[e.ItemID] = true
 	}
-	return len(items)
+	ids := make([]string, 0, len(items))
+	for id := range items {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
 }
 
 // popCounts is the popularity baseline: positive engagements per task.
@@ -262,6 +417,16 @@ func popularity(train []ingest.Event) popCounts {
 		p[e.Canvas][e.ItemID]++
 	}
 	return p
+}
+
+func (p popCounts) score(task, item string) float64 { return float64(p[task][item]) }
+
+func (p popCounts) scores(task string, items []string) []float64 {
+	out := make([]float64, len(items))
+	for i, id := range items {
+		out[i] = p.score(task, id)
+	}
+	return out
 }
 
 func (p popCounts) top(task string, k int, exclude []string, source string) []string {

@@ -11,6 +11,10 @@ import (
 type Query struct {
 	Returned []string
 	Relevant map[string]bool
+	// AUC is the query's sampled AUC (the engaged item scored against
+	// random catalog items, see SampledAUC), when HasAUC.
+	AUC    float64
+	HasAUC bool
 }
 
 // QueryMetrics are the ranking metrics of one query at a cut-off K.
@@ -59,6 +63,8 @@ type Summary struct {
 	NDCG     Interval
 	MRR      Interval
 	Coverage float64 // distinct items returned / catalog size
+	// AUC is the mean sampled AUC of the queries that measured one.
+	AUC Interval
 }
 
 // Summarize aggregates queries with 95% bootstrap intervals (1000
@@ -81,18 +87,64 @@ func Summarize(qs []Query, k, catalog int) Summary {
 	if catalog > 0 {
 		s.Coverage = float64(len(seen)) / float64(catalog)
 	}
+	var aucs []float64
+	for _, q := range qs {
+		if q.HasAUC {
+			aucs = append(aucs, q.AUC)
+		}
+	}
+	s.AUC = bootstrapMean(aucs)
 	return s
 }
 
-func bootstrap(ms []QueryMetrics, f func(QueryMetrics) float64) Interval {
-	if len(ms) == 0 {
-		return Interval{}
+// SampledAUC is the probability that the engaged item outscores a random
+// one: the fraction of negatives scored below pos, ties counting half.
+func SampledAUC(pos float64, negs []float64) float64 {
+	if len(negs) == 0 {
+		return 0.5
 	}
+	var wins float64
+	for _, n := range negs {
+		switch {
+		case pos > n:
+			wins++
+		case pos == n:
+			wins += 0.5
+		}
+	}
+	return wins / float64(len(negs))
+}
+
+// PairedRecallDifference is the mean of recall@k of a minus that of b over
+// the same queries (a[i] and b[i] answer one query), with a 95% paired
+// bootstrap interval: an interval that excludes 0 is a difference beyond
+// chance.
+func PairedRecallDifference(a, b []Query, k int) Interval {
+	n := min(len(a), len(b))
+	d := make([]float64, n)
+	for i := range d {
+		d[i] = Score(a[i], k).Recall - Score(b[i], k).Recall
+	}
+	return bootstrapMean(d)
+}
+
+func bootstrap(ms []QueryMetrics, f func(QueryMetrics) float64) Interval {
 	vals := make([]float64, len(ms))
-	var sum float64
 	for i, m := range ms {
 		vals[i] = f(m)
-		sum += vals[i]
+	}
+	return bootstrapMean(vals)
+}
+
+// bootstrapMean is the mean of vals with its 95% bootstrap interval (1000
+// resamples, deterministic).
+func bootstrapMean(vals []float64) Interval {
+	if len(vals) == 0 {
+		return Interval{}
+	}
+	var sum float64
+	for _, v := range vals {
+		sum += v
 	}
 	const resamples = 1000
 	r := rand.New(rand.NewPCG(1, 2))

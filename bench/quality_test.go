@@ -38,3 +38,40 @@ func TestSummarizeIntervalsContainTheMean(t *testing.T) {
 		t.Errorf("coverage %v, want 0.5", s.Coverage)
 	}
 }
+
+func TestSampledAUC(t *testing.T) {
+	f := func(pos float64, negs []float64, want float64) {
+		t.Helper()
+		if got := SampledAUC(pos, negs); got != want {
+			t.Errorf("SampledAUC(%v, %v) = %v, want %v", pos, negs, got, want)
+		}
+	}
+	f(1, []float64{0, 0.5, 2, 3}, 0.5)
+	f(1, []float64{1, 0}, 0.75) // a tie counts half
+	f(5, []float64{math.Inf(-1)}, 1)
+	f(1, nil, 0.5)
+}
+
+func TestSummarizeAveragesOnlyMeasuredAUCs(t *testing.T) {
+	qs := []Query{{AUC: 1, HasAUC: true}, {AUC: 0.5, HasAUC: true}, {}}
+	if got := Summarize(qs, 10, 0).AUC.Mean; got != 0.75 {
+		t.Errorf("AUC mean %v, want 0.75", got)
+	}
+}
+
+func TestPairedRecallDifference(t *testing.T) {
+	hit := Query{Returned: []string{"a"}, Relevant: map[string]bool{"a": true}}
+	miss := Query{Returned: []string{"b"}, Relevant: map[string]bool{"a": true}}
+	var a, b []Query
+	for i := 0; i < 100; i++ {
+		a = append(a, hit)
+		b = append(b, map[bool]Query{true: hit, false: miss}[i%4 == 0]) // b hits a quarter
+	}
+	d := PairedRecallDifference(a, b, 10)
+	if math.Abs(d.Mean-0.75) > 1e-9 || d.Low <= 0 || d.High > 1 {
+		t.Errorf("difference %+v, want 0.75 with an interval above 0", d)
+	}
+	if same := PairedRecallDifference(a, a, 10); same.Mean != 0 || same.Low != 0 || same.High != 0 {
+		t.Errorf("a system against itself: %+v", same)
+	}
+}

@@ -210,6 +210,7 @@ func benchEval(ctx context.Context, args []string) error {
 	k := f.fs.Int("k", 10, "cut-off of recall@K and NDCG@K")
 	queries := f.fs.Int("queries", 1000, "evaluated future engagements per task")
 	config := f.fs.String("config", "", "extra unirec config for the evaluated systems (canvases, model)")
+	aucNegs := f.fs.Int("auc-negatives", 4, "random catalog items each future engagement is scored against for the sampled AUC (0: none)")
 	if err := f.fs.Parse(args); err != nil {
 		return err
 	}
@@ -235,10 +236,11 @@ func benchEval(ctx context.Context, args []string) error {
 		defer stop()
 		systems = append(systems, sys)
 	}
-	rep := bench.NewReport("eval", map[string]any{"dataset": *dataset, "cut": *cut, "k": *k, "queries_per_task": *queries, "events": len(evs)})
+	rep := bench.NewReport("eval", map[string]any{"dataset": *dataset, "cut": *cut, "k": *k, "queries_per_task": *queries,
+		"auc_negatives": *aucNegs, "events": len(evs), "config": *config})
 	auc := map[string]*bench.Series{}
 	res, err := bench.Evaluate(ctx, bench.EvalOptions{Events: evs, Cut: *cut, K: *k, QueriesPerTask: *queries,
-		Systems: systems, Topic: "unirec.events", Progress: os.Stderr,
+		Systems: systems, Reference: "unified", AUCNegatives: *aucNegs, Topic: "unirec.events", Progress: os.Stderr,
 		OnTraining: func(sys string, sec float64, tasks map[string]bench.TaskMetrics) {
 			for task, m := range tasks {
 				key := sys + " " + task
@@ -254,14 +256,17 @@ func benchEval(ctx context.Context, args []string) error {
 	}
 	rep.AddPlot("progressive-auc.svg", "Progressive AUC per task while training",
 		bench.LinePlot("Progressive AUC (windowed) per task", "examples trained in the task", "AUC", sortedSeries(auc)))
-	table := evalTable(res, *k)
+	table, versus := evalTable(res.Summaries, *k), versusTable(res.Versus, *k)
 	rep.AddTable(table)
-	rep.Figure("results", res)
+	rep.AddTable(versus)
+	rep.Figure("results", res.Summaries)
+	rep.Figure("unified_minus", res.Versus)
 	dir := f.reportDir("eval")
 	if err := rep.Write(dir); err != nil {
 		return err
 	}
 	fmt.Print("\n" + bench.MarkdownTable(table.Header, table.Rows))
+	fmt.Print("\n" + versus.Title + "\n\n" + bench.MarkdownTable(versus.Header, versus.Rows))
 	fmt.Printf("report in %s\n", dir)
 	return nil
 }
@@ -280,22 +285,39 @@ func sortedSeries(m map[string]*bench.Series) []bench.Series {
 }
 
 func evalTable(res map[string]map[string]bench.Summary, k int) bench.Table {
-	t := bench.Table{Title: fmt.Sprintf("Quality on the future (recall@%d, NDCG@%d, MRR with 95%% bootstrap intervals)", k, k),
-		Header: []string{"task", "system", "queries", fmt.Sprintf("recall@%d", k), fmt.Sprintf("NDCG@%d", k), "MRR", "coverage"}}
-	var tasks []string
-	for task := range res["popularity"] {
-		tasks = append(tasks, task)
-	}
-	sort.Strings(tasks)
-	iv := func(i bench.Interval) string { return fmt.Sprintf("%.4f [%.4f, %.4f]", i.Mean, i.Low, i.High) }
-	for _, task := range tasks {
+	t := bench.Table{Title: fmt.Sprintf("Quality on the future (recall@%d, NDCG@%d, MRR, sampled AUC with 95%% bootstrap intervals)", k, k),
+		Header: []string{"task", "system", "queries", fmt.Sprintf("recall@%d", k), fmt.Sprintf("NDCG@%d", k), "MRR", "sampled AUC", "coverage"}}
+	for _, task := range sortedKeys(res["popularity"]) {
 		for _, sys := range []string{"unified", "per-task", "popularity"} {
 			s := res[sys][task]
-			t.Rows = append(t.Rows, []string{task, sys, fmt.Sprint(s.Queries), iv(s.Recall), iv(s.NDCG), iv(s.MRR), fmt.Sprintf("%.3f", s.Coverage)})
+			t.Rows = append(t.Rows, []string{task, sys, fmt.Sprint(s.Queries), interval(s.Recall), interval(s.NDCG), interval(s.MRR), interval(s.AUC), fmt.Sprintf("%.3f", s.Coverage)})
 		}
 	}
 	return t
 }
+
+// versusTable says, per task, whether the unified model's recall is
+// higher than each other system's beyond chance (paired bootstrap).
+func versusTable(versus map[string]map[string]bench.Interval, k int) bench.Table {
+	t := bench.Table{Title: fmt.Sprintf("Unified minus each other system, recall@%d (paired bootstrap, 95%%)", k),
+		Header: []string{"task", "versus", "difference", "verdict"}}
+	for _, sys := range sortedKeys(versus) {
+		for _, task := range sortedKeys(versus[sys]) {
+			d := versus[sys][task]
+			verdict := "within chance"
+			switch {
+			case d.Low > 0:
+				verdict = "unified better beyond chance"
+			case d.High < 0:
+				verdict = "unified worse beyond chance"
+			}
+			t.Rows = append(t.Rows, []string{task, sys, fmt.Sprintf("%+.4f [%+.4f, %+.4f]", d.Mean, d.Low, d.High), verdict})
+		}
+	}
+	return t
+}
+
+func interval(i bench.Interval) string { return fmt.Sprintf("%.4f [%.4f, %.4f]", i.Mean, i.Low, i.High) }
 
 // startEvalSystem starts `unirec run --demo=false` on free ports.
 func startEvalSystem(ctx context.Context, dir, name string, isolated bool, extra string) (bench.System, func(), error) {

@@ -57,7 +57,8 @@ func TestBenchEvalSynth(t *testing.T) {
 	rep := filepath.Join(t.TempDir(), "eval")
 	out := runBench(t, "eval", "--dataset", "synth", "--queries", "30", "--report", rep)
 	checkReport(t, rep)
-	for _, want := range []string{"| search | unified |", "| notifications | per-task |", "| category_exploration | popularity |"} {
+	for _, want := range []string{"| search | unified |", "| notifications | per-task |", "| category_exploration | popularity |",
+		"sampled AUC", "| search | per-task |", "| notifications | popularity |"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("eval output lacks %q:\n%s", want, out)
 		}
