@@ -317,7 +317,9 @@ func versusTable(versus map[string]map[string]bench.Interval, k int) bench.Table
 	return t
 }
 
-func interval(i bench.Interval) string { return fmt.Sprintf("%.4f [%.4f, %.4f]", i.Mean, i.Low, i.High) }
+func interval(i bench.Interval) string {
+	return fmt.Sprintf("%.4f [%.4f, %.4f]", i.Mean, i.Low, i.High)
+}
 
 // startEvalSystem starts `unirec run --demo=false` on free ports.
 func startEvalSystem(ctx context.Context, dir, name string, isolated bool, extra string) (bench.System, func(), error) {
