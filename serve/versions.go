@@ -32,7 +32,9 @@ func (r *Replica) live() *Model {
 }
 
 // modelFor returns the version u's policy serves at now, or nil and the
-// fallback reason.
+// fallback reason. An interval use case holding a version that learned
+// nothing (a trainer's first, empty snapshot) takes the next one at once
+// rather than serve an untrained model for a whole interval.
 func (r *Replica) modelFor(u *useCase, now time.Time) (*Model, string) {
 	live := r.live()
 	if live == nil {
@@ -42,7 +44,7 @@ func (r *Replica) modelFor(u *useCase, now time.Time) (*Model, string) {
 	case UpdatesInterval:
 		u.mu.Lock()
 		defer u.mu.Unlock()
-		if u.cur == nil || (u.cur != live && now.Sub(u.since) >= u.UpdateInterval) {
+		if u.cur == nil || (u.cur != live && (now.Sub(u.since) >= u.UpdateInterval || u.cur.Applied == 0)) {
 			u.cur, u.since = live, now
 		}
 		return u.cur, ""

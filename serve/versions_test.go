@@ -179,6 +179,25 @@ func TestUpdatePolicies(t *testing.T) {
 	}
 }
 
+// An interval use case does not hold a version that learned nothing for a
+// whole interval: the first trained version replaces it at once, and is
+// then held.
+func TestIntervalSkipsAnEmptyVersion(t *testing.T) {
+	f := newFixture(t, 2)
+	r := f.replica(ReplicaOptions{UseCases: []UseCase{{Name: "notifications", Updates: UpdatesInterval, UpdateInterval: time.Hour}}})
+	u := r.useCases["notifications"]
+	empty, trained, newer := &Model{Version: 1}, &Model{Version: 2, Applied: 10}, &Model{Version: 3, Applied: 20}
+	for _, step := range []struct {
+		live *Model
+		want int64
+	}{{empty, 1}, {trained, 2}, {newer, 2}} {
+		r.good.Store(step.live)
+		if m, _ := r.modelFor(u, f.now); m.Version != step.want {
+			t.Errorf("live %d: serves %d, want %d", step.live.Version, m.Version, step.want)
+		}
+	}
+}
+
 // Beyond max_staleness each use case does what it says: flag, fall back
 // to popularity or a static list, or refuse with 503; every answer names
 // the version and its staleness.
