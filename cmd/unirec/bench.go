@@ -25,6 +25,7 @@ const benchUsage = `Usage:
   unirec bench eval    [flags]   global-timeline evaluation: unified vs per-task models vs popularity
   unirec bench freshness [flags] event -> served model time through the whole pipeline at a steady rate
   unirec bench latency [flags]   serving load: open loop at a fixed rate against a replica process
+  unirec bench throughput [flags] ingest and trainer records/s vs raw consume and a floor, same run
 
 Every run writes a report directory (report.md, report.json, SVG plots).
 Run "unirec bench <command> -h" for the flags of a command.
@@ -44,6 +45,8 @@ func cmdBench(ctx context.Context, args []string) error {
 		return benchEval(ctx, args[1:])
 	case "freshness":
 		return benchFreshness(ctx, args[1:])
+	case "throughput":
+		return benchThroughput(ctx, args[1:])
 	case "latency", "replica":
 		return cmdBenchServing(ctx, args)
 	}

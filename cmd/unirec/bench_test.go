@@ -1,12 +1,15 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/unirec/unirec/bench/throughput"
 )
 
 // runBench runs `unirec bench args...` and returns its output.
@@ -19,9 +22,10 @@ func runBench(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-func checkReport(t *testing.T, dir string) {
+// checkReport checks that dir holds report.md, report.json and the plots.
+func checkReport(t *testing.T, dir string, plots ...string) {
 	t.Helper()
-	for _, f := range []string{"report.md", "report.json"} {
+	for _, f := range append([]string{"report.md", "report.json"}, plots...) {
 		if b, err := os.ReadFile(filepath.Join(dir, f)); err != nil || len(b) == 0 {
 			t.Errorf("report %s missing or empty: %v", f, err)
 		}
@@ -74,5 +78,41 @@ func TestBenchFreshnessSmoke(t *testing.T) {
 	checkReport(t, rep)
 	if !strings.Contains(out, "freshness over") {
 		t.Errorf("freshness output: %s", out)
+	}
+}
+
+// Smoke test: bench throughput measures both stages on a few thousand
+// records and writes positive rates, ratios and plots.
+func TestBenchThroughputSmoke(t *testing.T) {
+	rep := filepath.Join(t.TempDir(), "throughput")
+	out := runBench(t, "throughput", "--events", "3000", "--report", rep)
+	checkReport(t, rep, "throughput-ingest.svg", "throughput-trainer.svg")
+	var got struct {
+		Figures struct {
+			Stages []throughput.Result `json:"stages"`
+		} `json:"figures"`
+	}
+	readJSON(t, filepath.Join(rep, "report.json"), &got)
+	if len(got.Figures.Stages) != 2 {
+		t.Fatalf("%d stages in the report, want ingest and trainer\n%s", len(got.Figures.Stages), out)
+	}
+	for _, r := range got.Figures.Stages {
+		if r.Records != 3000 || r.Rate <= 0 || r.RawRate <= 0 || r.FloorRate <= 0 || r.RawRatio <= 0 || r.VmHWM == 0 || r.PeakHeap == 0 {
+			t.Errorf("%s: %+v", r.Stage, r)
+		}
+	}
+	if !strings.Contains(out, "| ingest | 3000 |") || !strings.Contains(out, "| trainer | 3000 |") {
+		t.Errorf("throughput output lacks the table:\n%s", out)
+	}
+}
+
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("cannot decode %s: %v", path, err)
 	}
 }
