@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"runtime"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/unirec/unirec/bench"
@@ -68,6 +70,9 @@ func Ingest(ctx context.Context, opts IngestOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := dropTopic(ctx, copts, copyTopic); err != nil {
+		return nil, err
+	}
 	res.HeapBefore = heapInuse()
 	ing := ingest.New(ingest.Options{Registry: reg, Topics: topics, Changelog: ingestChangelog, Client: copts,
 		AllowedLateness: opts.AllowedLateness, MaxEventBytes: opts.MaxEventBytes, Metrics: metrics.NewSet()})
@@ -88,6 +93,26 @@ func runTxLoop(ctx context.Context, copts stream.ClientOptions, topic, name stri
 	return runPhase(ctx, name, n, progress, cs.committed.Load, func(ctx context.Context) error {
 		return stream.RunTxLoop(ctx, stream.TxLoopOptions{Client: copts, Group: "bench-" + name, TransactionalID: "bench-" + name, Topic: topic}, cs)
 	})
+}
+
+// dropTopic deletes the floor's output, so that the stage runs on the
+// broker state the floor ran on, not with a copy of every event more in
+// the broker's heap.
+func dropTopic(ctx context.Context, copts stream.ClientOptions, topic string) error {
+	cl, err := kgo.NewClient(copts.Opts()...)
+	if err != nil {
+		return fmt.Errorf("cannot create admin client: %w", err)
+	}
+	defer cl.Close()
+	resp, err := kadm.NewClient(cl).DeleteTopics(ctx, topic)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("cannot delete topic %q: %w", topic, err)
+	}
+	runtime.GC()
+	return nil
 }
 
 // produceEvents produces n synthetic events keyed by request id, creating
