@@ -27,7 +27,7 @@ func runPhase(ctx context.Context, what string, n int, progress io.Writer, count
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
-	bar := progressTo(progress, what, n)
+	bar := bench.NewProgress(progress, what, n)
 	start := time.Now()
 	go func() { done <- work(ctx) }()
 	p := phase{Timeline: []bench.Sample{{}}}
@@ -42,18 +42,14 @@ func runPhase(ctx context.Context, what string, n int, progress io.Writer, count
 		case <-sample.C:
 			p.Timeline = append(p.Timeline, bench.Sample{Seconds: time.Since(start).Seconds(), Count: int(c)})
 			p.PeakHeap = max(p.PeakHeap, heapInuse())
-			if bar != nil {
-				bar.Update(int(c))
-			}
+			bar.Update(int(c))
 		}
 	}
 	p.Elapsed = time.Since(start)
 	p.Rate = float64(n) / p.Elapsed.Seconds()
 	p.Timeline = append(p.Timeline, bench.Sample{Seconds: p.Elapsed.Seconds(), Count: n})
 	p.PeakHeap = max(p.PeakHeap, heapInuse())
-	if bar != nil {
-		bar.Done(n)
-	}
+	bar.Done(n)
 	cancel()
 	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 		return p, fmt.Errorf("cannot stop %s: %w", what, err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/unirec/unirec/bench"
 	"github.com/unirec/unirec/stream"
 )
 
@@ -24,7 +25,7 @@ func produce(ctx context.Context, copts stream.ClientOptions, topic string, spec
 	if err := stream.EnsureTopics(ctx, cl, specs); err != nil {
 		return err
 	}
-	bar := progressTo(progress, "produce", n)
+	bar := bench.NewProgress(progress, "produce", n)
 	var failed atomic.Value
 	produced := 0
 	emit := func(key, value []byte) {
@@ -36,9 +37,8 @@ func produce(ctx context.Context, copts stream.ClientOptions, topic string, spec
 				failed.CompareAndSwap(nil, err)
 			}
 		})
-		if produced++; bar != nil {
-			bar.Update(produced)
-		}
+		produced++
+		bar.Update(produced)
 	}
 	for produced < n {
 		if err := next(emit); err != nil {
@@ -51,8 +51,6 @@ func produce(ctx context.Context, copts stream.ClientOptions, topic string, spec
 	if err, ok := failed.Load().(error); ok {
 		return fmt.Errorf("cannot produce to %q: %w", topic, err)
 	}
-	if bar != nil {
-		bar.Done(n)
-	}
+	bar.Done(n)
 	return nil
 }

@@ -10,11 +10,7 @@
 // It measures and reports; it never asserts a rate.
 package throughput
 
-import (
-	"io"
-
-	"github.com/unirec/unirec/bench"
-)
+import "github.com/unirec/unirec/bench"
 
 // Result is what one stage's run measured. Rates are records per second.
 type Result struct {
@@ -53,12 +49,4 @@ func ratio(a, b float64) float64 {
 		return 0
 	}
 	return a / b
-}
-
-// progressTo is where phases draw their bars (nil: nowhere).
-func progressTo(w io.Writer, what string, n int) *bench.Progress {
-	if w == nil {
-		return nil
-	}
-	return bench.NewProgress(w, what, n)
 }
