@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -9,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/unirec/unirec/bench/throughput"
+	"github.com/unirec/unirec/stream"
 )
 
 // runBench runs `unirec bench args...` and returns its output.
@@ -32,7 +36,8 @@ func checkReport(t *testing.T, dir string, plots ...string) {
 	}
 }
 
-// Smoke test: produce and replay reach a running system's ingest.
+// Smoke test: produce and replay reach a running system's ingest; replay
+// warns that the topic already holds records.
 func TestBenchProduceAndReplay(t *testing.T) {
 	s := startSystem(t, t.TempDir(), "--demo=false")
 	rep := t.TempDir()
@@ -44,8 +49,8 @@ func TestBenchProduceAndReplay(t *testing.T) {
 	path := filepath.Join(rep, "events.jsonl")
 	os.WriteFile(path, []byte(lines), 0o644)
 	out := runBench(t, "replay", "--brokers", s.broker, "--dataset", "jsonl", "--path", path, "--speed", "100", "--report", filepath.Join(rep, "r"))
-	if !strings.Contains(out, "2 events") {
-		t.Errorf("replay output: %s", out)
+	if !strings.Contains(out, "2 events") || !strings.Contains(out, "already holds records") {
+		t.Errorf("replay output (want 2 events and a warning that the topic holds the produced ones): %s", out)
 	}
 	waitFor(t, 30*time.Second, "the replayed bad event to be dead-lettered", func() bool {
 		return s.metric(t, `unirec_ingest_dead_letters_total{reason="unknown_canvas"}`) == 1
@@ -114,5 +119,35 @@ func readJSON(t *testing.T, path string, v any) {
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("cannot decode %s: %v", path, err)
+	}
+}
+
+// topicEmpty: a missing topic is empty, a produced one is not.
+func TestTopicEmptyMissingTopic(t *testing.T) {
+	br, err := stream.StartBroker(stream.BrokerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Close()
+	cl, err := kgo.NewClient(stream.ClientOptions{Brokers: []string{br.Addr()}}.Opts()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	if empty, err := topicEmpty(ctx, cl, "missing"); !empty || err != nil {
+		t.Errorf("missing topic: empty %v, err %v; want empty, no error", empty, err)
+	}
+	if err := stream.EnsureTopics(ctx, cl, []stream.TopicSpec{{Name: "used", Partitions: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	if empty, err := topicEmpty(ctx, cl, "used"); !empty || err != nil {
+		t.Errorf("new topic: empty %v, err %v; want empty", empty, err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "used", Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if empty, err := topicEmpty(ctx, cl, "used"); empty || err != nil {
+		t.Errorf("used topic: empty %v, err %v; want not empty", empty, err)
 	}
 }
