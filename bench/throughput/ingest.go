@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"runtime"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -73,7 +72,7 @@ func Ingest(ctx context.Context, opts IngestOptions) (*Result, error) {
 	if err := dropTopic(ctx, copts, copyTopic); err != nil {
 		return nil, err
 	}
-	res.HeapBefore = heapInuse()
+	res.HeapBefore = liveHeap()
 	ing := ingest.New(ingest.Options{Registry: reg, Topics: topics, Changelog: ingestChangelog, Client: copts,
 		AllowedLateness: opts.AllowedLateness, MaxEventBytes: opts.MaxEventBytes, Metrics: metrics.NewSet()})
 	st, err := runTxLoop(ctx, copts, topics.Events, "ingest", opts.Events, opts.Progress, ing)
@@ -111,7 +110,6 @@ func dropTopic(ctx context.Context, copts stream.ClientOptions, topic string) er
 	if err != nil {
 		return fmt.Errorf("cannot delete topic %q: %w", topic, err)
 	}
-	runtime.GC()
 	return nil
 }
 

@@ -15,6 +15,13 @@ func heapInuse() uint64 {
 	return ms.HeapInuse
 }
 
+// liveHeap is the Go heap in use right after a collection: what is
+// live, not the garbage the heap may hold at any moment.
+func liveHeap() uint64 {
+	runtime.GC()
+	return heapInuse()
+}
+
 // vmHWM is the peak resident set size of the process, from
 // /proc/self/status (0 where there is none).
 func vmHWM() uint64 {

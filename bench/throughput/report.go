@@ -11,15 +11,15 @@ import (
 // rate and its floor, measured in the same run.
 func Table(results []*Result) bench.Table {
 	t := bench.Table{Title: "Throughput (records/s; ratios against baselines measured in the same run)",
-		Header: []string{"stage", "records", "rate", "raw consume", "stage / raw", "floor", "floor rate", "stage / floor", "peak heap", "VmHWM"}}
+		Header: []string{"stage", "records", "rate", "raw consume", "stage / raw", "floor", "floor rate", "stage / floor", "live heap before", "peak heap", "VmHWM"}}
 	mib := func(b uint64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 	for _, r := range results {
 		t.Rows = append(t.Rows, []string{r.Stage, fmt.Sprint(r.Records), fmt.Sprintf("%.0f", r.Rate), fmt.Sprintf("%.0f", r.RawRate),
 			fmt.Sprintf("%.2f", r.RawRatio), r.Floor, fmt.Sprintf("%.0f", r.FloorRate), fmt.Sprintf("%.2f", r.FloorRatio),
-			mib(r.PeakHeap), mib(r.VmHWM)})
+			mib(r.HeapBefore), mib(r.PeakHeap), mib(r.VmHWM)})
 		for _, name := range sortedNames(r.Variants) {
 			t.Rows = append(t.Rows, []string{r.Stage + ", " + name, fmt.Sprint(r.Records), fmt.Sprintf("%.0f", r.Variants[name]),
-				"", fmt.Sprintf("%.2f", ratio(r.Variants[name], r.RawRate)), "", "", fmt.Sprintf("%.2f", ratio(r.Variants[name], r.FloorRate)), "", ""})
+				"", fmt.Sprintf("%.2f", ratio(r.Variants[name], r.RawRate)), "", "", fmt.Sprintf("%.2f", ratio(r.Variants[name], r.FloorRate)), "", "", ""})
 		}
 	}
 	return t

@@ -22,8 +22,9 @@ type Result struct {
 	Floor      string  `json:"floor"`            // what the floor runs
 	FloorRate  float64 `json:"floor_rate"`
 	FloorRatio float64 `json:"ratio_to_floor"` // Rate / FloorRate
-	// HeapBefore is the Go heap in use before the stage started (the
-	// broker holds the topic); PeakHeap the highest sampled while it ran.
+	// HeapBefore is the live Go heap before the stage started (the broker
+	// holds the topic); PeakHeap the highest heap in use (live and
+	// garbage) sampled every 20 ms while it ran.
 	HeapBefore uint64 `json:"heap_before_bytes"`
 	PeakHeap   uint64 `json:"peak_heap_bytes"`
 	// VmHWM is the process' peak resident set (/proc/self/status), reset

@@ -73,7 +73,7 @@ func Trainer(ctx context.Context, opts TrainerOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res.HeapBefore = heapInuse()
+	res.HeapBefore = liveHeap()
 	to := opts.Trainer
 	to.Client, to.Topic = copts, examplesTopic
 	st, err := train(ctx, "trainer", to, opts.Examples, opts.Progress)
