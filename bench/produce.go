@@ -120,7 +120,12 @@ type Sample struct {
 
 // RatePlot plots the per-interval rate of a cumulative timeline.
 func RatePlot(title, unit string, tl []Sample) []byte {
-	s := Series{Name: unit + "/s"}
+	return LinePlot(title, "seconds", unit+" per second", []Series{RateSeries(unit+"/s", tl)})
+}
+
+// RateSeries is the per-interval rate of a cumulative timeline.
+func RateSeries(name string, tl []Sample) Series {
+	s := Series{Name: name}
 	for i := 1; i < len(tl); i++ {
 		dt := tl[i].Seconds - tl[i-1].Seconds
 		if dt > 0 {
@@ -128,7 +133,7 @@ func RatePlot(title, unit string, tl []Sample) []byte {
 			s.Y = append(s.Y, float64(tl[i].Count-tl[i-1].Count)/dt)
 		}
 	}
-	return LinePlot(title, "seconds", unit+" per second", []Series{s})
+	return s
 }
 
 // Produce sends recs to the topic, paced as opts say, and waits until every

@@ -8,7 +8,7 @@ import (
 )
 
 // Progress draws a one-line progress bar (done/total, rate, ETA) at most
-// ten times a second.
+// ten times a second. A nil *Progress draws nothing.
 type Progress struct {
 	w     io.Writer
 	what  string
@@ -17,14 +17,21 @@ type Progress struct {
 	last  time.Time
 }
 
-// NewProgress starts a progress bar over total units of what.
+// NewProgress starts a progress bar over total units of what; it is nil
+// (draws nothing) when w is nil.
 func NewProgress(w io.Writer, what string, total int) *Progress {
+	if w == nil {
+		return nil
+	}
 	now := time.Now()
 	return &Progress{w: w, what: what, total: total, start: now}
 }
 
 // Update redraws the bar for done units.
 func (p *Progress) Update(done int) {
+	if p == nil {
+		return
+	}
 	now := time.Now()
 	if now.Sub(p.last) < 100*time.Millisecond && done < p.total {
 		return
@@ -46,6 +53,9 @@ func (p *Progress) Update(done int) {
 
 // Done ends the bar.
 func (p *Progress) Done(done int) {
+	if p == nil {
+		return
+	}
 	p.last = time.Time{}
 	p.Update(done)
 	fmt.Fprintln(p.w)

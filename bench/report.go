@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"time"
 )
@@ -97,8 +98,13 @@ func (r *Report) Markdown() string {
 		b.WriteString(MarkdownTable(t.Header, t.Rows))
 		b.WriteString("\n")
 	}
-	for file, title := range r.Plots {
-		fmt.Fprintf(&b, "![%s](%s)\n\n", title, file)
+	files := make([]string, 0, len(r.Plots))
+	for file := range r.Plots {
+		files = append(files, file)
+	}
+	sort.Strings(files)
+	for _, file := range files {
+		fmt.Fprintf(&b, "![%s](%s)\n\n", r.Plots[file], file)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "- %s\n", n)

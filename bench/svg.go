@@ -3,7 +3,9 @@ package bench
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
+	"time"
 )
 
 // Series is one named line of a plot.
@@ -75,4 +77,27 @@ func num(v float64) string {
 
 func esc(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// CDFSeries is the empirical distribution of durations as a line: x in
+// milliseconds, y the fraction of values at or below it (at most about 500
+// points, the extremes always kept).
+func CDFSeries(name string, d []time.Duration) Series {
+	v := slices.Clone(d)
+	slices.Sort(v)
+	s := Series{Name: fmt.Sprintf("%s (%d)", name, len(v))}
+	step := max(1, len(v)/500)
+	for i := 0; i < len(v); i += step {
+		s.X = append(s.X, float64(v[i])/1e6)
+		s.Y = append(s.Y, float64(i+1)/float64(len(v)))
+	}
+	if n := len(v); n > 0 && (n-1)%step != 0 {
+		s.X, s.Y = append(s.X, float64(v[n-1])/1e6), append(s.Y, 1)
+	}
+	return s
+}
+
+// CDFPlot plots distributions of durations.
+func CDFPlot(title string, series ...Series) []byte {
+	return LinePlot(title, "milliseconds", "fraction at or below", series)
 }

@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -23,6 +24,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/unirec/unirec/bench"
 	"github.com/unirec/unirec/ingest"
 	"github.com/unirec/unirec/online"
 	"github.com/unirec/unirec/serve"
@@ -50,6 +52,9 @@ type Options struct {
 	// RequestRate is the rate of recommend requests during the run.
 	RequestRate float64
 	Logf        func(format string, args ...any)
+	// Progress draws a bar (events or requests, rate, ETA) for each
+	// fixed-length phase; nil draws none.
+	Progress io.Writer
 }
 
 // Report holds the figures of one run.
@@ -68,6 +73,8 @@ type Report struct {
 	BaseP50, BaseP99          time.Duration // pipeline idle, no deltas arriving
 	ColdStart                 time.Duration // a new replica to serve the newest version
 	ColdApplied               int           // snapshots it applied to get there
+	// The distributions behind the percentiles, for plots.
+	FreshAll, ReqAll, BaseAll, ApplyAll, PublishAll []time.Duration `json:"-"`
 }
 
 func (r *Report) String() string {
@@ -290,7 +297,7 @@ func (p *pipeline) measure(ctx context.Context) (*Report, error) {
 	go func() { f, u := p.watch(ctx, samples); fresh <- f; unseen <- u }()
 	lat := make(chan []span, 1)
 	reqCtx, stopReq := context.WithCancel(ctx)
-	go func() { lat <- p.requests(reqCtx) }()
+	go func() { lat <- p.requests(reqCtx, nil) }()
 	p.o.Logf("freshness: measuring for %s", p.o.Duration)
 	start := time.Now()
 	n, err := p.produce(ctx, cl, p.o.Duration, samples)
@@ -303,19 +310,20 @@ func (p *pipeline) measure(ctx context.Context) (*Report, error) {
 	rep := &Report{Events: n, AchievedRate: float64(n) / elapsed.Seconds()}
 	f := <-fresh
 	rep.Unseen = <-unseen
-	rep.Samples = len(f)
+	rep.Samples, rep.FreshAll = len(f), f
 	rep.FreshP50, rep.FreshP99, rep.Fresh = pct(f, 0.5), pct(f, 0.99), pct(f, 1)
 	reqs := <-lat
 	all := durations(reqs)
-	rep.ReqP50, rep.ReqP99 = pct(all, 0.5), pct(all, 0.99)
+	rep.ReqP50, rep.ReqP99, rep.ReqAll = pct(all, 0.5), pct(all, 0.99), all
 	overlap, other := p.overlapping(reqs)
 	rep.OverlapN, rep.OverlapP99, rep.OtherP99 = len(overlap), pct(overlap, 0.99), pct(other, 0.99)
 	p.o.Logf("freshness: baseline latency without deltas")
 	time.Sleep(2 * p.o.Interval) // the last deltas land
 	baseCtx, stopBase := context.WithTimeout(ctx, min(p.o.Duration, 10*time.Second))
-	base := durations(p.requests(baseCtx))
+	bar := bench.NewProgress(p.o.Progress, "requests", int(p.o.RequestRate*min(p.o.Duration, 10*time.Second).Seconds()))
+	base := durations(p.requests(baseCtx, bar))
 	stopBase()
-	rep.BaseP50, rep.BaseP99 = pct(base, 0.5), pct(base, 0.99)
+	rep.BaseP50, rep.BaseP99, rep.BaseAll = pct(base, 0.5), pct(base, 0.99), base
 	p.fill(rep)
 	rep.ColdStart, rep.ColdApplied, err = p.coldStart(ctx)
 	return rep, err
@@ -355,6 +363,7 @@ func (p *pipeline) fill(rep *Report) {
 	defer p.mu.Unlock()
 	rep.PublishP50, rep.PublishP99 = pct(p.publish, 0.5), pct(p.publish, 0.99)
 	rep.ApplyP50, rep.ApplyP99 = pct(p.apply, 0.5), pct(p.apply, 0.99)
+	rep.ApplyAll, rep.PublishAll = slices.Clone(p.apply), slices.Clone(p.publish)
 	rep.Fulls, rep.Deltas = len(p.fullB), len(p.deltaB)
 	rep.FullBytes, rep.DeltaBytes, rep.DeltaRows, rep.TotalRows = p.lastFull, mean(p.deltaB), mean(p.deltaRows), mean(p.totalR)
 }
@@ -363,9 +372,12 @@ func (p *pipeline) fill(rep *Report) {
 // wall clock; one in SampleEvery goes to samples.
 func (p *pipeline) produce(ctx context.Context, cl *kgo.Client, d time.Duration, samples chan<- sample) (int, error) {
 	rng := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
+	bar := bench.NewProgress(p.o.Progress, "events", int(p.o.Rate*d.Seconds()))
 	start := time.Now()
 	n := 0
+	defer func() { bar.Done(n) }()
 	for time.Since(start) < d && ctx.Err() == nil {
+		bar.Update(n)
 		due := int(time.Since(start).Seconds() * p.o.Rate)
 		for ; n < due; n++ {
 			now := time.Now()
@@ -440,9 +452,10 @@ func (p *pipeline) watch(ctx context.Context, samples <-chan sample) ([]time.Dur
 }
 
 // requests sends recommend requests at RequestRate until ctx ends and
-// returns when each ran.
-func (p *pipeline) requests(ctx context.Context) []span {
+// returns when each ran, counting them on bar.
+func (p *pipeline) requests(ctx context.Context, bar *bench.Progress) []span {
 	var out []span
+	defer func() { bar.Done(len(out)) }()
 	tick := time.NewTicker(time.Duration(float64(time.Second) / p.o.RequestRate))
 	defer tick.Stop()
 	for i := 0; ; i++ {
@@ -456,6 +469,7 @@ func (p *pipeline) requests(ctx context.Context) []span {
 		if _, aerr := p.replica.Recommend(ctx, req); aerr == nil {
 			out = append(out, span{start, time.Now()})
 		}
+		bar.Update(len(out))
 	}
 }
 

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/unirec/unirec/bench"
 	"github.com/unirec/unirec/serve"
 	"github.com/unirec/unirec/serve/client"
 )
@@ -24,6 +26,8 @@ type Options struct {
 	Request func(i int) *serve.Request
 	// Timeout bounds one request on the client side (default 10s).
 	Timeout time.Duration
+	// Progress draws a bar of the requests sent (nil: none).
+	Progress io.Writer
 }
 
 // Result is what one run measured, per use case and in all.
@@ -53,6 +57,9 @@ type Stats struct {
 	lat       []time.Duration
 	server    []time.Duration
 }
+
+// Latencies are the measured latencies, sorted (not in the JSON form).
+func (s *Stats) Latencies() []time.Duration { return s.lat }
 
 // ErrorRate is the fraction of requests that did not get a 200.
 func (s *Stats) ErrorRate() float64 { return frac(sum(s.Errors), s.Requests) }
@@ -95,8 +102,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	n := int(opts.Rate * opts.Duration.Seconds())
 	samples := make([]sample, n)
 	var wg sync.WaitGroup
+	bar := bench.NewProgress(opts.Progress, "requests", n)
 	start := time.Now()
 	for i := range n {
+		bar.Update(i)
 		due := start.Add(time.Duration(float64(i) / opts.Rate * float64(time.Second)))
 		if d := time.Until(due); d > 0 {
 			select {
@@ -112,6 +121,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		wg.Go(func() { samples[i] = send(ctx, opts, req, due) })
 	}
 	wg.Wait()
+	bar.Done(n)
 	return summarize(opts, samples), nil
 }
 

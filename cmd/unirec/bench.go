@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/unirec/unirec/bench"
 	"github.com/unirec/unirec/bench/datasets"
 	"github.com/unirec/unirec/bench/synth"
@@ -25,6 +27,7 @@ const benchUsage = `Usage:
   unirec bench eval    [flags]   global-timeline evaluation: unified vs per-task models vs popularity
   unirec bench freshness [flags] event -> served model time through the whole pipeline at a steady rate
   unirec bench latency [flags]   serving load: open loop at a fixed rate against a replica process
+  unirec bench throughput [flags] ingest and trainer records/s vs raw consume and a floor, same run
 
 Every run writes a report directory (report.md, report.json, SVG plots).
 Run "unirec bench <command> -h" for the flags of a command.
@@ -44,6 +47,8 @@ func cmdBench(ctx context.Context, args []string) error {
 		return benchEval(ctx, args[1:])
 	case "freshness":
 		return benchFreshness(ctx, args[1:])
+	case "throughput":
+		return benchThroughput(ctx, args[1:])
 	case "latency", "replica":
 		return cmdBenchServing(ctx, args)
 	}
@@ -101,19 +106,46 @@ func benchReplay(ctx context.Context, args []string) error {
 	dataset := f.fs.String("dataset", "movielens", "movielens, openbandit, synth or jsonl")
 	path := f.fs.String("path", "", "data set directory or file (default: ../shared/data next to the repository)")
 	speed := f.fs.Float64("speed", 0, "event-time speed factor (60: one minute of log per second; 0: as fast as possible)")
-	rebase := f.fs.Bool("rebase", true, "shift event times so the last event is now, keeping order and spacing")
+	rebase := f.fs.Bool("rebase", true, "shift event times by whole weeks so the last event falls in the past week, keeping order, spacing, weekdays and hours of day (not jsonl)")
 	if err := f.fs.Parse(args); err != nil {
 		return err
 	}
-	evs, recs, err := loadDataset(*dataset, *path, *rebase)
+	evs, recs, err := loadDataset(*dataset, *path, false)
 	if err != nil {
 		return err
 	}
 	cfg := map[string]any{"dataset": *dataset, "speed": *speed, "rebase": *rebase}
+	if *rebase && *dataset != "synth" { // synth is made to end now
+		shift := datasets.RebaseWeeks(evs, time.Now().UTC())
+		cfg["rebase_weeks"] = int(shift / datasets.Week)
+	}
+	if err := warnIfHoldsRecords(ctx, f); err != nil {
+		return err
+	}
 	if recs != nil {
 		return produceRecords(ctx, f, "replay", recs, cfg, *speed)
 	}
 	return produceReport(ctx, f, "replay", evs, cfg, *speed)
+}
+
+// warnIfHoldsRecords warns on stderr when the events topic already holds
+// records: ingest dead-letters events older than a partition's watermark
+// (minus the allowed lateness) as late, so a replay into a used topic may
+// lose most of its events.
+func warnIfHoldsRecords(ctx context.Context, f *benchFlags) error {
+	cl, err := kgo.NewClient(f.client().Opts()...)
+	if err != nil {
+		return fmt.Errorf("cannot create kafka client: %w", err)
+	}
+	defer cl.Close()
+	empty, err := topicEmpty(ctx, cl, f.topic)
+	if err != nil {
+		return err
+	}
+	if !empty {
+		fmt.Fprintf(os.Stderr, "warning: %s already holds records; ingest dead-letters events older than a partition's watermark as late, so replayed events before the newest ones there may be lost (replay into a fresh system or topic)\n", f.topic)
+	}
+	return nil
 }
 
 // loadDataset loads events (or raw records for jsonl).

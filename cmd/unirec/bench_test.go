@@ -1,12 +1,19 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/unirec/unirec/bench/throughput"
+	"github.com/unirec/unirec/stream"
 )
 
 // runBench runs `unirec bench args...` and returns its output.
@@ -19,16 +26,18 @@ func runBench(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-func checkReport(t *testing.T, dir string) {
+// checkReport checks that dir holds report.md, report.json and the plots.
+func checkReport(t *testing.T, dir string, plots ...string) {
 	t.Helper()
-	for _, f := range []string{"report.md", "report.json"} {
+	for _, f := range append([]string{"report.md", "report.json"}, plots...) {
 		if b, err := os.ReadFile(filepath.Join(dir, f)); err != nil || len(b) == 0 {
 			t.Errorf("report %s missing or empty: %v", f, err)
 		}
 	}
 }
 
-// Smoke test: produce and replay reach a running system's ingest.
+// Smoke test: produce and replay reach a running system's ingest; replay
+// warns that the topic already holds records.
 func TestBenchProduceAndReplay(t *testing.T) {
 	s := startSystem(t, t.TempDir(), "--demo=false")
 	rep := t.TempDir()
@@ -40,8 +49,8 @@ func TestBenchProduceAndReplay(t *testing.T) {
 	path := filepath.Join(rep, "events.jsonl")
 	os.WriteFile(path, []byte(lines), 0o644)
 	out := runBench(t, "replay", "--brokers", s.broker, "--dataset", "jsonl", "--path", path, "--speed", "100", "--report", filepath.Join(rep, "r"))
-	if !strings.Contains(out, "2 events") {
-		t.Errorf("replay output: %s", out)
+	if !strings.Contains(out, "2 events") || !strings.Contains(out, "already holds records") {
+		t.Errorf("replay output (want 2 events and a warning that the topic holds the produced ones): %s", out)
 	}
 	waitFor(t, 30*time.Second, "the replayed bad event to be dead-lettered", func() bool {
 		return s.metric(t, `unirec_ingest_dead_letters_total{reason="unknown_canvas"}`) == 1
@@ -72,8 +81,74 @@ func TestBenchFreshnessSmoke(t *testing.T) {
 	}
 	rep := filepath.Join(t.TempDir(), "fresh")
 	out := runBench(t, "freshness", "--rate", "500", "--warmup", "2s", "--duration", "2s", "--request-rate", "20", "--report", rep)
-	checkReport(t, rep)
+	checkReport(t, rep, "freshness-cdf.svg", "latency-cdf.svg", "apply-publish-cdf.svg")
 	if !strings.Contains(out, "freshness over") {
 		t.Errorf("freshness output: %s", out)
+	}
+}
+
+// Smoke test: bench throughput measures both stages on a few thousand
+// records and writes positive rates, ratios and plots.
+func TestBenchThroughputSmoke(t *testing.T) {
+	rep := filepath.Join(t.TempDir(), "throughput")
+	out := runBench(t, "throughput", "--events", "3000", "--report", rep)
+	checkReport(t, rep, "throughput-ingest.svg", "throughput-trainer.svg")
+	var got struct {
+		Figures struct {
+			Stages []throughput.Result `json:"stages"`
+		} `json:"figures"`
+	}
+	readJSON(t, filepath.Join(rep, "report.json"), &got)
+	if len(got.Figures.Stages) != 2 {
+		t.Fatalf("%d stages in the report, want ingest and trainer\n%s", len(got.Figures.Stages), out)
+	}
+	for _, r := range got.Figures.Stages {
+		if r.Records != 3000 || r.Rate <= 0 || r.RawRate <= 0 || r.FloorRate <= 0 || r.RawRatio <= 0 || r.VmHWM == 0 || r.PeakHeap == 0 {
+			t.Errorf("%s: %+v", r.Stage, r)
+		}
+	}
+	if !strings.Contains(out, "| ingest | 3000 |") || !strings.Contains(out, "| trainer | 3000 |") {
+		t.Errorf("throughput output lacks the table:\n%s", out)
+	}
+}
+
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("cannot decode %s: %v", path, err)
+	}
+}
+
+// topicEmpty: a missing topic is empty, a produced one is not.
+func TestTopicEmptyMissingTopic(t *testing.T) {
+	br, err := stream.StartBroker(stream.BrokerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Close()
+	cl, err := kgo.NewClient(stream.ClientOptions{Brokers: []string{br.Addr()}}.Opts()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	if empty, err := topicEmpty(ctx, cl, "missing"); !empty || err != nil {
+		t.Errorf("missing topic: empty %v, err %v; want empty, no error", empty, err)
+	}
+	if err := stream.EnsureTopics(ctx, cl, []stream.TopicSpec{{Name: "used", Partitions: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	if empty, err := topicEmpty(ctx, cl, "used"); !empty || err != nil {
+		t.Errorf("new topic: empty %v, err %v; want empty", empty, err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "used", Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if empty, err := topicEmpty(ctx, cl, "used"); empty || err != nil {
+		t.Errorf("used topic: empty %v, err %v; want not empty", empty, err)
 	}
 }

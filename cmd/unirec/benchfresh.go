@@ -31,7 +31,7 @@ func benchFreshness(ctx context.Context, args []string) error {
 	}
 	defer os.RemoveAll(dir)
 	o := freshness.Options{Dir: dir, Rate: f.rate, Duration: *duration, Warmup: *warmup, SkipIngest: *skipIngest,
-		RequestRate: *reqRate, Logf: func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }}
+		RequestRate: *reqRate, Logf: func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }, Progress: os.Stderr}
 	rep, err := freshness.Run(ctx, o)
 	if err != nil {
 		return err
@@ -47,6 +47,7 @@ func benchFreshness(ctx context.Context, args []string) error {
 		Header: []string{"fulls", "deltas", "newest full bytes", "mean delta bytes", "publish p99", "apply p99", "request p99", "request p99 overlapping an apply", "idle request p99"},
 		Rows: [][]string{{fmt.Sprint(rep.Fulls), fmt.Sprint(rep.Deltas), fmt.Sprint(rep.FullBytes), fmt.Sprint(rep.DeltaBytes),
 			ms(rep.PublishP99), ms(rep.ApplyP99), ms(rep.ReqP99), ms(rep.OverlapP99), ms(rep.BaseP99)}}})
+	addFreshnessPlots(r, rep)
 	out := f.reportDir("freshness")
 	if err := r.Write(out); err != nil {
 		return err
@@ -54,4 +55,16 @@ func benchFreshness(ctx context.Context, args []string) error {
 	fmt.Println(rep.String())
 	fmt.Printf("report in %s\n", out)
 	return nil
+}
+
+// addFreshnessPlots attaches the distributions of a run: freshness per
+// sampled event, request latency during the run and idle, apply and
+// publish times.
+func addFreshnessPlots(r *bench.Report, rep *freshness.Report) {
+	r.AddPlot("freshness-cdf.svg", "Freshness per sampled event (CDF)", bench.CDFPlot("Freshness: event produced -> served (CDF)",
+		bench.CDFSeries("sampled events", rep.FreshAll)))
+	r.AddPlot("latency-cdf.svg", "Recommend latency (CDF)", bench.CDFPlot("Recommend latency in the replica (CDF)",
+		bench.CDFSeries("during the run", rep.ReqAll), bench.CDFSeries("idle baseline", rep.BaseAll)))
+	r.AddPlot("apply-publish-cdf.svg", "Snapshot publish and apply times (CDF)", bench.CDFPlot("Snapshot publish and replica apply times (CDF)",
+		bench.CDFSeries("publish", rep.PublishAll), bench.CDFSeries("apply", rep.ApplyAll)))
 }

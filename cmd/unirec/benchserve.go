@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/unirec/unirec/bench"
 	"github.com/unirec/unirec/bench/load"
 	"github.com/unirec/unirec/bench/synth"
 	"github.com/unirec/unirec/ingest"
@@ -153,7 +153,7 @@ func (f *latencyFlags) parse(args []string) error {
 	fs.DurationVar(&f.deltas, "deltas", 0, "also measure --rate while the replica applies a delta this often (child replica only)")
 	fs.Float64Var(&f.fraction, "delta-fraction", 0.01, "fraction of the rows each delta changes")
 	fs.IntVar(&f.parallelism, "parallelism", 1, "scoring parallelism of the child replica's use cases")
-	fs.StringVar(&f.report, "report", "", "also write the figures as JSON to this file")
+	fs.StringVar(&f.report, "report", "", "report directory (default bench-reports/latency-<time>)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -219,7 +219,7 @@ func benchLatency(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	return writeLatencyReport(f.report, rep)
+	return f.writeReport(rep)
 }
 
 // runWithDeltas measures f.rate against a replica applying deltas.
@@ -278,7 +278,7 @@ func (f *latencyFlags) run(ctx context.Context, cl *client.Client, w *synth.Worl
 		}
 	}
 	reqs := f.reqs
-	opts := load.Options{Client: cl, Rate: rate, Duration: f.warmup, Request: func(i int) *serve.Request { return reqs[i%len(reqs)] }}
+	opts := load.Options{Client: cl, Rate: rate, Duration: f.warmup, Request: func(i int) *serve.Request { return reqs[i%len(reqs)] }, Progress: os.Stderr}
 	if f.warmup > 0 {
 		if _, err := load.Run(ctx, opts); err != nil {
 			return nil, err
@@ -302,7 +302,7 @@ func ratio(a, b time.Duration) float64 {
 
 // runBaseline measures GET /healthz at f.rate.
 func (f *latencyFlags) runBaseline(ctx context.Context, cl *client.Client) (*load.Result, error) {
-	res, err := load.Run(ctx, load.Options{Client: cl, Rate: f.rate, Duration: f.duration})
+	res, err := load.Run(ctx, load.Options{Client: cl, Rate: f.rate, Duration: f.duration, Progress: os.Stderr})
 	if err != nil {
 		return nil, err
 	}
@@ -379,17 +379,58 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-func writeLatencyReport(path string, rep *latencyReport) error {
-	if path == "" {
-		return nil
+// writeReport writes the report directory: the runs as a table, the
+// kernel figures, every figure as JSON and the latency distributions.
+func (f *latencyFlags) writeReport(rep *latencyReport) error {
+	r := bench.NewReport("latency", map[string]any{"items": f.world.items, "dim": f.world.dim, "queries": f.world.queries, "k": f.k,
+		"rate": f.rate, "duration": f.duration.String(), "warmup": f.warmup.String(), "find_max": f.findMax, "p99_target": f.p99.String(),
+		"deltas": f.deltas.String(), "delta_fraction": f.fraction, "parallelism": f.parallelism, "target": f.target})
+	r.Figure("latency", rep)
+	r.AddTable(latencyTable(rep))
+	k := rep.Kernel
+	r.AddTable(bench.Table{Title: fmt.Sprintf("Scoring kernel, %d x %d float32, one core", k.Items, f.world.dim),
+		Header: []string{"kernel per query", "kernel GB/s", "scalar Go per query", "kernel / scalar", "DRAM read GB/s", "kernel on 256 MiB, share of DRAM read"},
+		Rows: [][]string{{k.KernelTime.Round(time.Microsecond).String(), fmt.Sprintf("%.1f", k.KernelGBs), k.ScalarTime.Round(time.Microsecond).String(),
+			fmt.Sprintf("%.2fx", k.SpeedupScalar), fmt.Sprintf("%.1f", k.ReadGBs), fmt.Sprintf("%.0f%%", 100*k.OfBandwidth)}}})
+	series := []bench.Series{bench.CDFSeries("GET /healthz baseline", rep.Baseline.All.Latencies()),
+		bench.CDFSeries(fmt.Sprintf("recommend at %.0f/s", f.rate), rep.AtRate.All.Latencies())}
+	if rep.WithDeltas != nil {
+		series = append(series, bench.CDFSeries("recommend while applying deltas", rep.WithDeltas.All.Latencies()))
 	}
-	b, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
+	r.AddPlot("latency-cdf.svg", "Request latency (CDF)", bench.CDFPlot("Request latency, open loop (CDF)", series...))
+	if len(rep.Steps) > 0 {
+		var steps []bench.Series
+		for _, st := range rep.Steps {
+			steps = append(steps, bench.CDFSeries(fmt.Sprintf("%.0f/s", st.Rate), st.All.Latencies()))
+		}
+		r.AddPlot("latency-steps-cdf.svg", "Recommend latency per rate step (CDF)", bench.CDFPlot("Recommend latency per rate step (CDF)", steps...))
+	}
+	dir := (&benchFlags{report: f.report}).reportDir("latency")
+	if err := r.Write(dir); err != nil {
 		return err
 	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		return fmt.Errorf("cannot write report %q: %w", path, err)
-	}
-	fmt.Printf("report: %s\n", path)
+	fmt.Printf("report in %s\n", dir)
 	return nil
+}
+
+// latencyTable has one row per run, each against the /healthz baseline.
+func latencyTable(rep *latencyReport) bench.Table {
+	t := bench.Table{Title: "Open-loop runs (latency from the due time; p99 ratio against the /healthz baseline at the same rate)",
+		Header: []string{"run", "rate", "requests", "p50", "p99", "p99.9", "max", "errors", "fallbacks", "server p99", "p99 / baseline p99"}}
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
+	row := func(name string, r *load.Result) {
+		s := r.All
+		t.Rows = append(t.Rows, []string{name, fmt.Sprintf("%.0f/s", r.Rate), fmt.Sprint(s.Requests), ms(s.P50), ms(s.P99), ms(s.P999), ms(s.Max),
+			fmt.Sprintf("%.2f%%", 100*s.ErrorRate()), fmt.Sprintf("%.2f%%", 100*s.FallbackRate()), ms(s.ServerP99),
+			fmt.Sprintf("%.1f", ratio(s.P99, rep.Baseline.All.P99))})
+	}
+	row("GET /healthz baseline", rep.Baseline)
+	row("recommend", rep.AtRate)
+	for _, st := range rep.Steps {
+		row("find-max step", st)
+	}
+	if rep.WithDeltas != nil {
+		row("recommend while applying deltas", rep.WithDeltas)
+	}
+	return t
 }

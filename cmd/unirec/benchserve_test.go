@@ -1,8 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -10,24 +8,24 @@ import (
 
 // TestBenchLatencySmoke runs `unirec bench latency` on a small catalog: it
 // starts its replica as a child process, loads it at a fixed rate, then
-// again while the replica applies deltas, and writes a report whose
-// counts add up.
+// again while the replica applies deltas, and writes a report directory
+// (with the latency CDF) whose counts add up.
 func TestBenchLatencySmoke(t *testing.T) {
-	report := filepath.Join(t.TempDir(), "latency.json")
+	report := filepath.Join(t.TempDir(), "latency")
 	cmd := exec.Command(unirecBin, "bench", "latency", "--items=2000", "--dim=8", "--queries=10", "--k=20",
 		"--rate=40", "--duration=1s", "--warmup=0s", "--deltas=100ms", "--report="+report)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("bench latency: %v\n%s", err, out)
 	}
-	raw, err := os.ReadFile(report)
-	if err != nil {
-		t.Fatal(err)
+	checkReport(t, report, "latency-cdf.svg")
+	var got struct {
+		Figures struct {
+			Latency latencyReport `json:"latency"`
+		} `json:"figures"`
 	}
-	var rep latencyReport
-	if err := json.Unmarshal(raw, &rep); err != nil {
-		t.Fatal(err)
-	}
+	readJSON(t, filepath.Join(report, "report.json"), &got)
+	rep := got.Figures.Latency
 	for name, res := range map[string]*struct {
 		requests, errs, useCases int
 	}{

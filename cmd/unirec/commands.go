@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/unirec/unirec/bench/synth"
@@ -127,15 +129,25 @@ func runDemo(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-// topicEmpty says whether topic holds no record at all.
+// topicEmpty says whether topic holds no record at all. A topic that does
+// not exist is empty; any other offset error is returned.
 func topicEmpty(ctx context.Context, cl *kgo.Client, topic string) (bool, error) {
 	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
 	if err != nil {
 		return false, fmt.Errorf("cannot list end offsets of %q: %w", topic, err)
 	}
 	empty := true
-	ends.Each(func(o kadm.ListedOffset) { empty = empty && o.Err == nil && o.Offset == 0 })
-	return empty, nil
+	var errs []error
+	ends.Each(func(o kadm.ListedOffset) {
+		switch {
+		case errors.Is(o.Err, kerr.UnknownTopicOrPartition):
+		case o.Err != nil:
+			errs = append(errs, fmt.Errorf("cannot list end offset of %s partition %d: %w", topic, o.Partition, o.Err))
+		case o.Offset > 0:
+			empty = false
+		}
+	})
+	return empty, errors.Join(errs...)
 }
 
 // startEmbeddedBroker starts the embedded broker with its data under the

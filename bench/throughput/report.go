@@ -1,0 +1,46 @@
+package throughput
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/unirec/unirec/bench"
+)
+
+// Table is the results as a table: each stage next to its raw consume
+// rate and its floor, measured in the same run.
+func Table(results []*Result) bench.Table {
+	t := bench.Table{Title: "Throughput (records/s; ratios against baselines measured in the same run)",
+		Header: []string{"stage", "records", "rate", "raw consume", "stage / raw", "floor", "floor rate", "stage / floor", "live heap before", "peak heap", "VmHWM"}}
+	mib := func(b uint64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+	for _, r := range results {
+		t.Rows = append(t.Rows, []string{r.Stage, fmt.Sprint(r.Records), fmt.Sprintf("%.0f", r.Rate), fmt.Sprintf("%.0f", r.RawRate),
+			fmt.Sprintf("%.2f", r.RawRatio), r.Floor, fmt.Sprintf("%.0f", r.FloorRate), fmt.Sprintf("%.2f", r.FloorRatio),
+			mib(r.HeapBefore), mib(r.PeakHeap), mib(r.VmHWM)})
+		for _, name := range sortedNames(r.Variants) {
+			t.Rows = append(t.Rows, []string{r.Stage + ", " + name, fmt.Sprint(r.Records), fmt.Sprintf("%.0f", r.Variants[name]),
+				"", fmt.Sprintf("%.2f", ratio(r.Variants[name], r.RawRate)), "", "", fmt.Sprintf("%.2f", ratio(r.Variants[name], r.FloorRate)), "", "", ""})
+		}
+	}
+	return t
+}
+
+// Plot is the throughput over time of each phase of a stage's run: the
+// raw consumer, the floor and the stage, each from its own start.
+func Plot(r *Result) []byte {
+	var series []bench.Series
+	for _, name := range []string{"raw consume", "floor", r.Stage} {
+		series = append(series, bench.RateSeries(name, r.Timelines[name]))
+	}
+	return bench.LinePlot(fmt.Sprintf("%s throughput over time (%d records)", r.Stage, r.Records),
+		"seconds since the phase started", "records per second", series)
+}
+
+func sortedNames(m map[string]float64) []string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return names
+}

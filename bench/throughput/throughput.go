@@ -1,0 +1,53 @@
+// Package throughput measures how many records per second a stage of
+// unirec sustains on the embedded broker, next to two baselines measured in
+// the same run: the raw franz-go consume rate of the same topic (the
+// ceiling) and a floor that runs the stage's machinery without its logic
+// (ingest: the same exactly-once loop copying each event to one output
+// partition; trainer: decoding and featurizing the examples without
+// learning). `unirec bench throughput` and the Go benchmarks of bench/
+// (`make bench-ingest`, `make bench-trainer`) both call it.
+//
+// It measures and reports; it never asserts a rate.
+package throughput
+
+import "github.com/unirec/unirec/bench"
+
+// Result is what one stage's run measured. Rates are records per second.
+type Result struct {
+	Stage      string  `json:"stage"`
+	Records    int     `json:"records"`
+	Rate       float64 `json:"rate"`
+	RawRate    float64 `json:"raw_consume_rate"` // plain franz-go consumer, same topic
+	RawRatio   float64 `json:"ratio_to_raw"`     // Rate / RawRate
+	Floor      string  `json:"floor"`            // what the floor runs
+	FloorRate  float64 `json:"floor_rate"`
+	FloorRatio float64 `json:"ratio_to_floor"` // Rate / FloorRate
+	// HeapBefore is the live Go heap before the stage started (the broker
+	// holds the topic); PeakHeap the highest heap in use (live and
+	// garbage) sampled every 20 ms while it ran.
+	HeapBefore uint64 `json:"heap_before_bytes"`
+	PeakHeap   uint64 `json:"peak_heap_bytes"`
+	// VmHWM is the process' peak resident set (/proc/self/status), reset
+	// before the stage's broker started when VmHWMReset.
+	VmHWM      uint64 `json:"vmhwm_bytes"`
+	VmHWMReset bool   `json:"vmhwm_reset"`
+	// Variants are the rates of other configurations of the same stage on
+	// the same topic (the trainer's optimizers and memory bounds).
+	Variants map[string]float64 `json:"variants,omitempty"`
+	// Timelines are the cumulative records of each phase (raw, floor,
+	// stage) over its seconds.
+	Timelines map[string][]bench.Sample `json:"timelines"`
+	Notes     []string                  `json:"notes,omitempty"`
+}
+
+func (r *Result) finish() {
+	r.RawRatio = ratio(r.Rate, r.RawRate)
+	r.FloorRatio = ratio(r.Rate, r.FloorRate)
+}
+
+func ratio(a, b float64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return a / b
+}

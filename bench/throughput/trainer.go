@@ -1,0 +1,156 @@
+package throughput
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/unirec/unirec/bench"
+	"github.com/unirec/unirec/bench/synth"
+	"github.com/unirec/unirec/ingest"
+	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/stream"
+)
+
+// TrainerOptions configure a trainer throughput run.
+type TrainerOptions struct {
+	Examples int             // directly labelled synthetic examples, about 16 features each
+	Canvases []ingest.Canvas // default ingest.DefaultCanvases()
+	// Trainer is the trainer's configuration (model, memory bound,
+	// admission, TTL, commit interval); Dir, Client and Topic are set by
+	// the run.
+	Trainer online.TrainerOptions
+	// Variants are other configurations measured on the same topic.
+	Variants []Variant
+	Progress io.Writer // progress bars (nil: none)
+}
+
+// Variant is another trainer configuration measured on the same topic.
+type Variant struct {
+	Name  string
+	Apply func(o *online.TrainerOptions)
+}
+
+const examplesTopic = "bench.examples"
+
+// Trainer produces opts.Examples synthetic examples to a fresh
+// one-partition topic of an embedded broker, then measures in turn the raw
+// consume rate of the topic, decoding and featurizing every example
+// without learning, and a fresh trainer (decode, featurize, progressive
+// validation, update, Pebble commits) until it has applied every example;
+// then each variant the same way.
+func Trainer(ctx context.Context, opts TrainerOptions) (*Result, error) {
+	if len(opts.Canvases) == 0 {
+		opts.Canvases = ingest.DefaultCanvases()
+	}
+	reg, err := ingest.NewRegistry(opts.Canvases)
+	if err != nil {
+		return nil, err
+	}
+	debug.FreeOSMemory()
+	res := &Result{Stage: "trainer", Records: opts.Examples, VmHWMReset: resetHWM(), Timelines: map[string][]bench.Sample{},
+		Floor: "decode and featurize, no learning", Variants: map[string]float64{}}
+	br, err := stream.StartBroker(stream.BrokerOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer br.Close()
+	copts := stream.ClientOptions{Brokers: []string{br.Addr()}}
+	if err := produceExamples(ctx, copts, reg, opts.Examples, opts.Progress); err != nil {
+		return nil, err
+	}
+	raw, err := rawConsume(ctx, copts, examplesTopic, opts.Examples, opts.Progress)
+	if err != nil {
+		return nil, err
+	}
+	floor, err := featurizeOnly(ctx, copts, opts.Trainer.Model, opts.Examples, opts.Progress)
+	if err != nil {
+		return nil, err
+	}
+	res.HeapBefore = liveHeap()
+	to := opts.Trainer
+	to.Client, to.Topic = copts, examplesTopic
+	st, err := train(ctx, "trainer", to, opts.Examples, opts.Progress)
+	if err != nil {
+		return nil, err
+	}
+	res.RawRate, res.FloorRate, res.Rate, res.PeakHeap, res.VmHWM = raw.Rate, floor.Rate, st.Rate, st.PeakHeap, vmHWM()
+	res.Timelines["raw consume"], res.Timelines["floor"], res.Timelines["trainer"] = raw.Timeline, floor.Timeline, st.Timeline
+	for _, v := range opts.Variants {
+		vo := to
+		v.Apply(&vo)
+		p, err := train(ctx, v.Name, vo, opts.Examples, opts.Progress)
+		if err != nil {
+			return nil, err
+		}
+		res.Variants[v.Name] = p.Rate
+	}
+	res.finish()
+	return res, nil
+}
+
+// produceExamples produces n directly labelled synthetic examples to the
+// new one-partition examples topic.
+func produceExamples(ctx context.Context, copts stream.ClientOptions, reg *ingest.Registry, n int, progress io.Writer) error {
+	w := synth.NewWorld(synth.Options{Seed: 1})
+	var buf []byte
+	return produce(ctx, copts, examplesTopic, []stream.TopicSpec{{Name: examplesTopic, Partitions: 1}}, n, progress,
+		func(emit func(key, value []byte)) error {
+			for _, ex := range w.Examples(reg, 1000) {
+				buf = stream.AppendExample(buf[:0], &ex)
+				emit(nil, append([]byte(nil), buf...))
+			}
+			return nil
+		})
+}
+
+// featurizeOnly is the floor of the trainer: it consumes the topic and
+// decodes and featurizes each example as the trainer's first stage does,
+// and learns nothing.
+func featurizeOnly(ctx context.Context, copts stream.ClientOptions, model online.ModelConfig, n int, progress io.Writer) (phase, error) {
+	var count atomic.Int64
+	f := online.Featurizer{Isolated: model.Isolated}
+	var ex stream.Example
+	var ctxIDs, itemIDs []uint64
+	var decodeErr error
+	p, err := runPhase(ctx, "featurize", n, progress, count.Load, func(ctx context.Context) error {
+		return consume(ctx, copts, examplesTopic, &count, func(r *kgo.Record) {
+			if err := stream.DecodeExample(r.Value, &ex); err != nil {
+				decodeErr = err
+				return
+			}
+			ctxIDs = f.Context(ctxIDs[:0], ex.Task, ex.Context, time.UnixMilli(ex.EventTime))
+			itemIDs = f.Item(itemIDs[:0], ex.Task, ex.ItemID, ex.Item)
+		})
+	})
+	if err == nil && decodeErr != nil {
+		err = fmt.Errorf("cannot decode example: %w", decodeErr)
+	}
+	return p, err
+}
+
+// train measures a fresh trainer on a new Pebble directory until it has
+// applied n examples; its close (the last commit) is not timed.
+func train(ctx context.Context, name string, o online.TrainerOptions, n int, progress io.Writer) (phase, error) {
+	dir, err := os.MkdirTemp("", "unirec-throughput")
+	if err != nil {
+		return phase{}, fmt.Errorf("cannot create trainer dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	o.Dir = dir
+	tr, err := online.OpenTrainer(o)
+	if err != nil {
+		return phase{}, err
+	}
+	p, err := runPhase(ctx, name, n, progress, tr.Applied, tr.Run)
+	if cerr := tr.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("cannot close trainer: %w", cerr)
+	}
+	return p, err
+}
