@@ -69,7 +69,7 @@ func TestTopologySurvivesCrashes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs seven processes for about a minute")
 	}
-	tp := &topology{t: t, dir: t.TempDir(), base: freePort(t) - 92}
+	tp := &topology{t: t, dir: t.TempDir(), base: freePortBlock(t, 93)}
 	tp.env = []string{"UNIREC_BIN=" + unirecBin, fmt.Sprintf("BASE_PORT=%d", tp.base), "LEASE_TIMEOUT=6s"}
 	tp.run("start")
 	t.Cleanup(func() {
