@@ -45,3 +45,37 @@ func TestCheckTopics(t *testing.T) {
 		}
 	}
 }
+
+// Topics with fewer replicas than topics.replication_factor are refused
+// (the embedded broker reports one replica per partition), and creating
+// topics with more replicas than there are brokers fails at once.
+func TestCheckTopicsRefusesTooFewReplicas(t *testing.T) {
+	b, err := StartBroker(BrokerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	cl, err := kgo.NewClient(ClientOptions{Brokers: []string{b.Addr()}}.Opts()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	topics := DefaultTopics()
+	if err := EnsureTopics(ctx, cl, topics.Layout(3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckTopics(ctx, cl, topics.Layout(3)); err != nil {
+		t.Fatalf("replication factor 1 on one broker fails the check: %v", err)
+	}
+	topics.ReplicationFactor = 3
+	err = CheckTopics(ctx, cl, topics.Layout(3))
+	want := "unirec.events has 3 of 3 partitions with only 1 replicas, topics.replication_factor needs 3"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("got %v, want it to contain %q", err, want)
+	}
+	err = EnsureTopics(ctx, cl, []TopicSpec{{Name: "three-copies", Partitions: 1, Replicas: 3}})
+	if err == nil || !strings.Contains(err.Error(), `cannot create topic "three-copies"`) {
+		t.Errorf("creating 3 replicas on one broker: got %v", err)
+	}
+}

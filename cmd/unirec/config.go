@@ -230,6 +230,9 @@ func (c *Config) Validate() error {
 	if len(c.Canvases) == 0 {
 		c.Canvases = ingest.DefaultCanvases()
 	}
+	if c.Topics.ReplicationFactor < 1 {
+		return fmt.Errorf("topics.replication_factor must be at least 1, got %d", c.Topics.ReplicationFactor)
+	}
 	if c.DataDir == "" {
 		return errors.New("data_dir is required")
 	}

@@ -65,7 +65,7 @@ func topicSpecs(cfg Config) []stream.TopicSpec {
 			specs[i].Configs["retention.ms"] = fmt.Sprint(cfg.SnapshotRetention().Milliseconds())
 		}
 	}
-	return append(specs, stream.TopicSpec{Name: cfg.Ingest.Changelog, Partitions: int32(cfg.Broker.EventPartitions),
+	return append(specs, stream.TopicSpec{Name: cfg.Ingest.Changelog, Partitions: int32(cfg.Broker.EventPartitions), Replicas: cfg.Topics.ReplicationFactor,
 		Configs: map[string]string{"cleanup.policy": "compact"}})
 }
 
