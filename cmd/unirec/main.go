@@ -91,7 +91,9 @@ func subcommand(args []string, usage string, names ...string) (string, error) {
 	return args[0], nil
 }
 
-func isHelp(arg string) bool { return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help" }
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"
+}
 
 // flags are the command-line overrides shared by every command.
 type flags struct {
