@@ -31,11 +31,11 @@ Run "unirec bench <command> -h" for the flags of a command.
 `
 
 func cmdBench(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, benchUsage+benchServeUsage)
-		return flag.ErrHelp
+	sub, err := subcommand(args, benchUsage+benchServeUsage, "produce", "replay", "eval", "freshness", "latency", "replica")
+	if err != nil {
+		return err
 	}
-	switch args[0] {
+	switch sub {
 	case "produce":
 		return benchProduce(ctx, args[1:])
 	case "replay":
@@ -44,10 +44,8 @@ func cmdBench(ctx context.Context, args []string) error {
 		return benchEval(ctx, args[1:])
 	case "freshness":
 		return benchFreshness(ctx, args[1:])
-	case "latency", "replica":
-		return cmdBenchServing(ctx, args)
 	}
-	return fmt.Errorf("unknown bench command %q\n%s%s", args[0], benchUsage, benchServeUsage)
+	return cmdBenchServing(ctx, args)
 }
 
 // benchFlags are the flags every bench command shares.

@@ -32,17 +32,14 @@ const benchServeUsage = `Usage:
 
 // cmdBenchServing runs the serving benchmarks.
 func cmdBenchServing(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, benchServeUsage)
-		return flag.ErrHelp
+	sub, err := subcommand(args, benchServeUsage, "latency", "replica")
+	if err != nil {
+		return err
 	}
-	switch args[0] {
-	case "latency":
+	if sub == "latency" {
 		return benchLatency(ctx, args[1:])
-	case "replica":
-		return benchReplica(ctx, args[1:])
 	}
-	return fmt.Errorf("unknown bench command %q\n%s", args[0], benchServeUsage)
+	return benchReplica(ctx, args[1:])
 }
 
 // benchWorld is the synthetic world both processes build from the same
