@@ -174,11 +174,15 @@ func startReplica(g *group, cfg Config, set *metrics.Set, mux *http.ServeMux) er
 	if err != nil {
 		return err
 	}
+	apiToken, err := cfg.Serve.APIToken()
+	if err != nil {
+		return err
+	}
 	if key == nil {
 		log.Printf("serve: no snapshot.hmac_key_file or snapshot.hmac_key_env: snapshots are not authenticated")
 	}
 	opts := cfg.Serve.ReplicaOptions(reg)
-	opts.AdminToken, opts.Metrics, opts.Logf = token, set, log.Printf
+	opts.AdminToken, opts.APIToken, opts.Metrics, opts.Logf = token, apiToken, set, log.Printf
 	r, err := serve.NewReplica(opts)
 	if err != nil {
 		return err
