@@ -113,7 +113,7 @@ func startIngest(g *group, cfg Config, set *metrics.Set) error {
 }
 
 // startTrainer runs the trainer and the snapshot publisher until ctx ends.
-func startTrainer(g *group, cfg Config, set *metrics.Set, mux *http.ServeMux) error {
+func startTrainer(g *group, cfg Config, set *metrics.Set, mux *http.ServeMux, _ *statusSource) error {
 	topts := cfg.TrainerOptions()
 	topts.Metrics, topts.Logf = set, log.Printf
 	t, err := online.OpenTrainer(topts)
@@ -160,8 +160,9 @@ func startTrainer(g *group, cfg Config, set *metrics.Set, mux *http.ServeMux) er
 	return nil
 }
 
-// startReplica runs a serving replica fed by the snapshots topic.
-func startReplica(g *group, cfg Config, set *metrics.Set, mux *http.ServeMux) error {
+// startReplica runs a serving replica fed by the snapshots topic; status
+// shows what its use cases serve.
+func startReplica(g *group, cfg Config, set *metrics.Set, mux *http.ServeMux, status *statusSource) error {
 	reg, err := cfg.Registry()
 	if err != nil {
 		return err
@@ -188,6 +189,7 @@ func startReplica(g *group, cfg Config, set *metrics.Set, mux *http.ServeMux) er
 		return err
 	}
 	mux.Handle("/", r.Handler())
+	status.replica = r
 	var logged time.Time // full snapshots are logged at most once a minute
 	g.Go("subscribe", func(ctx context.Context) error {
 		return snapshot.Subscribe(ctx, snapshot.SubscriberOptions{Client: cfg.Kafka, Topic: cfg.Topics.Snapshots, Key: key, Metrics: set, Logf: log.Printf},
