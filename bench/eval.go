@@ -22,6 +22,7 @@ type System struct {
 	Name   string
 	Broker string // host:port of its Kafka
 	API    string // base URL of its serving API
+	Token  string // its API token (serve.api_token_file/env); empty when it has none
 }
 
 // EvalOptions configures a global-timeline evaluation.
@@ -95,7 +96,7 @@ func Evaluate(ctx context.Context, o EvalOptions) (map[string]map[string]Summary
 				o.OnTraining(s.Name, time.Since(start).Seconds(), m)
 			}
 		}
-		if err := WaitTrained(ctx, s.API, len(train), 10*time.Minute, onPoll); err != nil {
+		if err := WaitTrained(ctx, s.API, s.Token, len(train), 10*time.Minute, onPoll); err != nil {
 			return nil, fmt.Errorf("%s: %w", s.Name, err)
 		}
 	}
@@ -117,7 +118,7 @@ func Evaluate(ctx context.Context, o EvalOptions) (map[string]map[string]Summary
 			reqCtx[k] = v
 		}
 		for _, s := range o.Systems {
-			resp, err := client.New(s.API, nil).Recommend(ctx, &serve.Request{UseCase: e.Canvas, Context: reqCtx, K: o.K, Exclude: excl})
+			resp, err := client.New(s.API, nil).WithToken(s.Token).Recommend(ctx, &serve.Request{UseCase: e.Canvas, Context: reqCtx, K: o.K, Exclude: excl})
 			if err != nil {
 				return nil, fmt.Errorf("%s: cannot query %s: %w", s.Name, e.Canvas, err)
 			}
@@ -141,8 +142,9 @@ func Evaluate(ctx context.Context, o EvalOptions) (map[string]map[string]Summary
 }
 
 // WaitTrained polls a system until it has consumed at least events events
-// and its served model has learned every example ingest produced from them.
-func WaitTrained(ctx context.Context, api string, events int, timeout time.Duration, onPoll func()) error {
+// and its served model has learned every example ingest produced from them
+// (asking the model with token when it is not empty).
+func WaitTrained(ctx context.Context, api, token string, events int, timeout time.Duration, onPoll func()) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		if onPoll != nil {
@@ -156,7 +158,7 @@ func WaitTrained(ctx context.Context, api string, events int, timeout time.Durat
 					examples += v
 				}
 			}
-			model, aerr := client.New(api, nil).Model(ctx)
+			model, aerr := client.New(api, nil).WithToken(token).Model(ctx)
 			if aerr == nil && m["unirec_ingest_events_consumed_total"] >= float64(events) && model.Applied > 0 && float64(model.Applied) >= examples {
 				return nil
 			}
