@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -103,6 +106,7 @@ func TestTopologySurvivesCrashes(t *testing.T) {
 	pause(500, 1500)
 	tp.run("restart", "ingest-1")
 	tp.measure("ingest-1 restart to HTTP up", func() bool { return tp.healthy(81) })
+	tp.measure("ingest-1 restart to committing events again", func() bool { return tp.metric(81, "unirec_ingest_events_consumed_total") > 0 })
 	pause(1000, 3000)
 	old := tp.leader()
 	tp.run("kill", old)
@@ -136,12 +140,30 @@ func TestTopologySurvivesCrashes(t *testing.T) {
 }
 
 // measure logs how long cond takes to hold (the figures deploy/README.md
-// quotes) and fails the test after a minute.
+// quotes) and fails the test after 90 s.
 func (tp *topology) measure(what string, cond func() bool) {
 	tp.t.Helper()
 	start := time.Now()
-	waitFor(tp.t, 60*time.Second, what, cond)
+	waitFor(tp.t, 90*time.Second, what, cond)
 	tp.t.Logf("measured: %s: %s", what, time.Since(start).Round(10*time.Millisecond))
+}
+
+// metric is the value of an unlabelled metric of the process on
+// base+offset (0 when it cannot be read).
+func (tp *topology) metric(offset int, name string) float64 {
+	resp, err := http.Get(tp.url(offset) + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
 }
 
 // healthy says whether the process on base+offset answers /healthz.
