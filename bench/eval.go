@@ -24,6 +24,7 @@ type System struct {
 	Name   string
 	Broker string // host:port of its Kafka
 	API    string // base URL of its serving API
+	Token  string // its API token (serve.api_token_file/env); empty when it has none
 }
 
 // EvalOptions configures a global-timeline evaluation.
@@ -104,21 +105,14 @@ func Evaluate(ctx context.Context, o EvalOptions) (EvalResult, error) {
 		e.answers[s.Name] = map[string][]Query{}
 	}
 	queries := pickQueries(test, o.QueriesPerTask)
-	var bar *Progress
-	if o.Progress != nil {
-		bar = NewProgress(o.Progress, "queries", len(queries))
-	}
+	bar := NewProgress(o.Progress, "queries", len(queries))
 	for i, ev := range queries {
 		if err := e.ask(ctx, i, ev); err != nil {
 			return EvalResult{}, err
 		}
-		if bar != nil {
-			bar.Update(i + 1)
-		}
+		bar.Update(i + 1)
 	}
-	if bar != nil {
-		bar.Done(len(queries))
-	}
+	bar.Done(len(queries))
 	return e.result(), nil
 }
 
@@ -144,11 +138,8 @@ func (o EvalOptions) train(ctx context.Context, train []ingest.Event) error {
 				o.OnTraining(s.Name, time.Since(start).Seconds(), m)
 			}
 		}
-		var bar *Progress
-		if o.Progress != nil {
-			bar = NewProgress(o.Progress, s.Name+" trained", len(train))
-		}
-		if err := WaitTrained(ctx, s.API, len(train), 10*time.Minute, onPoll, bar); err != nil {
+		bar := NewProgress(o.Progress, s.Name+" trained", len(train))
+		if err := WaitTrained(ctx, s.API, s.Token, len(train), 10*time.Minute, onPoll, bar); err != nil {
 			return fmt.Errorf("%s: %w", s.Name, err)
 		}
 	}
@@ -180,7 +171,7 @@ func (e *evaluation) ask(ctx context.Context, i int, ev ingest.Event) error {
 		reqCtx[k] = v
 	}
 	for _, s := range e.o.Systems {
-		c := client.New(s.API, nil)
+		c := client.New(s.API, nil).WithToken(s.Token)
 		resp, err := c.Recommend(ctx, &serve.Request{UseCase: ev.Canvas, Context: reqCtx, K: e.o.K, Exclude: excl})
 		if err != nil {
 			return fmt.Errorf("%s: cannot query %s: %w", s.Name, ev.Canvas, err)
@@ -282,9 +273,10 @@ func (e *evaluation) result() EvalResult {
 }
 
 // WaitTrained polls a system until it has consumed at least events events
-// and its served model has learned every example ingest produced from them.
-// bar, when not nil, shows the events consumed.
-func WaitTrained(ctx context.Context, api string, events int, timeout time.Duration, onPoll func(), bar *Progress) error {
+// and its served model has learned every example ingest produced from them
+// (asking the model with token when it is not empty); bar shows the events
+// consumed.
+func WaitTrained(ctx context.Context, api, token string, events int, timeout time.Duration, onPoll func(), bar *Progress) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		if onPoll != nil {
@@ -299,14 +291,10 @@ func WaitTrained(ctx context.Context, api string, events int, timeout time.Durat
 				}
 			}
 			consumed := m["unirec_ingest_events_consumed_total"]
-			if bar != nil {
-				bar.Update(min(int(consumed), events))
-			}
-			model, aerr := client.New(api, nil).Model(ctx)
+			bar.Update(min(int(consumed), events))
+			model, aerr := client.New(api, nil).WithToken(token).Model(ctx)
 			if aerr == nil && consumed >= float64(events) && model.Applied > 0 && float64(model.Applied) >= examples {
-				if bar != nil {
-					bar.Done(events)
-				}
+				bar.Done(events)
 				return nil
 			}
 		}

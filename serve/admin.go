@@ -1,11 +1,9 @@
 package serve
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"io"
 	"net/http"
-	"strings"
 )
 
 // adminHandler wraps an admin endpoint: it answers 403 unless the replica
@@ -16,8 +14,7 @@ func (r *Replica) adminHandler(h func(http.ResponseWriter, *http.Request)) http.
 			writeJSON(w, http.StatusForbidden, &APIError{Message: "admin endpoints are disabled: set serve.admin_token_file or serve.admin_token_env"})
 			return
 		}
-		got, ok := strings.CutPrefix(hr.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), r.opts.AdminToken) != 1 {
+		if !HasBearer(hr, r.opts.AdminToken) {
 			r.opts.Metrics.GetOrCreateCounter("unirec_serve_admin_denied_total").Inc()
 			writeJSON(w, http.StatusUnauthorized, &APIError{Message: "missing or wrong admin token (Authorization: Bearer TOKEN)"})
 			return

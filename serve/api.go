@@ -118,13 +118,15 @@ func decodeJSON(body io.Reader, v any, what string) *APIError {
 
 // Handler returns the replica's HTTP API: /v1/recommend,
 // /v1/recommend:batch, /v1/use-cases, /v1/model, /openapi.json, /healthz,
-// /readyz and the admin endpoints.
+// /readyz and the admin endpoints. With ReplicaOptions.APIToken the first
+// four need it; health, readiness, the OpenAPI document and /metrics
+// (mounted by the caller) stay open.
 func (r *Replica) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/recommend", r.serveRecommend)
-	mux.HandleFunc("POST /v1/recommend:batch", r.serveBatch)
-	mux.HandleFunc("GET /v1/use-cases", r.serveUseCases)
-	mux.HandleFunc("GET /v1/model", r.serveModel)
+	mux.HandleFunc("POST /v1/recommend", r.apiHandler(r.serveRecommend))
+	mux.HandleFunc("POST /v1/recommend:batch", r.apiHandler(r.serveBatch))
+	mux.HandleFunc("GET /v1/use-cases", r.apiHandler(r.serveUseCases))
+	mux.HandleFunc("GET /v1/model", r.apiHandler(r.serveModel))
 	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", r.serveReady)
@@ -139,14 +141,9 @@ func (r *Replica) serveModel(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"version": 0, "ready": false})
 		return
 	}
-	now := r.opts.Now()
-	useCases := map[string]any{}
-	for name, u := range r.useCases {
-		if um, why := r.modelFor(u, now); um != nil {
-			useCases[name] = map[string]any{"updates": u.Updates, "version": um.Version, "staleness_ms": max(now.Sub(um.Watermark), 0).Milliseconds()}
-		} else {
-			useCases[name] = map[string]any{"updates": u.Updates, "version": 0, "unavailable": why}
-		}
+	useCases := map[string]UseCaseState{}
+	for _, s := range r.UseCaseStates() {
+		useCases[s.Name] = s
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"version": m.Version, "head": r.head.Load().Version, "good": r.good.Load().Version, "held": r.hold.Load() != nil,

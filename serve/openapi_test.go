@@ -103,6 +103,12 @@ func TestOpenAPIMatchesTheHandlers(t *testing.T) {
 	srv.Config.Handler = empty.Handler()
 	call("GET", "/readyz", "", "", 503)
 	call("GET", "/v1/model", "", "", 200)
+	locked, _ := newTestReplica(t, ReplicaOptions{APIToken: []byte("api-token-0123456789")}, catalog(3))
+	srv.Config.Handler = locked.Handler()
+	call("POST", "/v1/recommend", "application/json", ok, 401)
+	call("POST", "/v1/recommend:batch", "application/json", `{"requests":[`+ok+`]}`, 401)
+	call("GET", "/v1/use-cases", "", "", 401)
+	call("GET", "/v1/model", "", "", 401)
 	for path, ops := range doc["paths"].(map[string]any) {
 		for method, op := range ops.(map[string]any) {
 			for status := range op.(map[string]any)["responses"].(map[string]any) {

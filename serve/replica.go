@@ -28,9 +28,12 @@ type ReplicaOptions struct {
 	// AdminToken enables the admin endpoints (rollback, resume) for
 	// requests bearing it; empty disables them.
 	AdminToken []byte
-	Now        func() time.Time
-	Metrics    *metrics.Set
-	Logf       func(format string, args ...any)
+	// APIToken, when set, is required ("Authorization: Bearer") by the
+	// recommend, batch, use-cases and model endpoints.
+	APIToken []byte
+	Now      func() time.Time
+	Metrics  *metrics.Set
+	Logf     func(format string, args ...any)
 
 	// Only restricts the replica to these use cases (empty: all of them).
 	Only []string

@@ -140,3 +140,57 @@ func (r *Replica) Control(c snapshot.Control) {
 		r.logf("serve: ignoring unknown control action %q", c.Action)
 	}
 }
+
+// UseCaseState is what one use case serves now, with its freshness policy
+// (GET /v1/model, and the status page and `unirec status` through it).
+type UseCaseState struct {
+	Name           string `json:"name"`
+	Updates        string `json:"updates"`
+	UpdateInterval string `json:"update_interval,omitempty"`
+	PinVersion     int64  `json:"pin_version,omitempty"`
+	MaxStaleness   string `json:"max_staleness,omitempty"`
+	OnStale        string `json:"on_stale"`
+	// Policy is the freshness policy in one line, e.g. "interval 1h0m0s,
+	// max staleness 2h0m0s, on stale: fallback".
+	Policy      string `json:"policy"`
+	Version     int64  `json:"version"`
+	StalenessMS int64  `json:"staleness_ms"`
+	Stale       bool   `json:"stale"`
+	// Unavailable is the fallback reason when no version may serve it.
+	Unavailable string `json:"unavailable,omitempty"`
+}
+
+// UseCaseStates returns, per use case in name order, the version its
+// policy serves at now and that version's staleness.
+func (r *Replica) UseCaseStates() []UseCaseState {
+	now := r.opts.Now()
+	out := make([]UseCaseState, 0, len(r.useCases))
+	for _, name := range r.useCaseNames() {
+		u := r.useCases[name]
+		s := UseCaseState{Name: name, Updates: u.Updates, PinVersion: u.PinVersion, OnStale: u.OnStale, Policy: policyLine(u.UseCase),
+			UpdateInterval: durationOrEmpty(u.UpdateInterval.String(), u.UpdateInterval != 0),
+			MaxStaleness:   durationOrEmpty(u.MaxStaleness.String(), u.MaxStaleness != 0)}
+		if m, why := r.modelFor(u, now); m != nil {
+			stale := max(now.Sub(m.Watermark), 0)
+			s.Version, s.StalenessMS, s.Stale = m.Version, stale.Milliseconds(), u.MaxStaleness > 0 && stale > u.MaxStaleness
+		} else {
+			s.Unavailable = why
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func policyLine(u UseCase) string {
+	p := u.Updates
+	switch u.Updates {
+	case UpdatesInterval:
+		p += " " + u.UpdateInterval.String()
+	case UpdatesPinned:
+		p += fmt.Sprintf(" to version %d", u.PinVersion)
+	}
+	if u.MaxStaleness > 0 {
+		p += fmt.Sprintf(", max staleness %s, on stale: %s", u.MaxStaleness, u.OnStale)
+	}
+	return p
+}

@@ -169,6 +169,15 @@ func TestUpdatePolicies(t *testing.T) {
 			t.Errorf("after 10s: %s serves %d, want %d", uc, got, w)
 		}
 	}
+	states := map[string]UseCaseState{}
+	for _, s := range r.UseCaseStates() {
+		states[s.Name] = s
+	}
+	for uc, policy := range map[string]string{"search": "realtime", "notifications": "interval 1m0s", "related_items": "pinned to version " + itoa(v(1))} {
+		if s := states[uc]; s.Version != want[uc] || s.Policy != policy || s.Unavailable != "" || s.StalenessMS < 0 {
+			t.Errorf("state of %s: %+v, want version %d, policy %q", uc, s, want[uc], policy)
+		}
+	}
 	f.now = f.now.Add(51 * time.Second)
 	f.apply(r, 3)
 	want = map[string]int64{"search": v(3), "notifications": v(3), "related_items": v(1)}

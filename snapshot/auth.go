@@ -56,18 +56,41 @@ func sign(key []byte, r *kgo.Record) {
 	}
 }
 
+// The signature states of a manifest or control record (List).
+const (
+	SignatureValid     = "valid"     // its HMAC is the configured key's
+	SignatureUnsigned  = "unsigned"  // it has no HMAC header
+	SignatureForged    = "forged"    // its HMAC is not the configured key's
+	SignatureUnchecked = "unchecked" // it has an HMAC but no key is configured to check it
+)
+
+// signature says how r is signed, as far as key can tell.
+func signature(key []byte, r *kgo.Record) string {
+	for _, h := range r.Headers {
+		if h.Key != hmacHeader {
+			continue
+		}
+		switch {
+		case key == nil:
+			return SignatureUnchecked
+		case hmac.Equal(h.Value, []byte(mac(key, r.Value))):
+			return SignatureValid
+		}
+		return SignatureForged
+	}
+	return SignatureUnsigned
+}
+
 // verify checks r's HMAC header when key is set.
 func verify(key []byte, r *kgo.Record) error {
 	if key == nil {
 		return nil
 	}
-	for _, h := range r.Headers {
-		if h.Key == hmacHeader {
-			if hmac.Equal(h.Value, []byte(mac(key, r.Value))) {
-				return nil
-			}
-			return fmt.Errorf("%w: HMAC of record at offset %d does not match", ErrUnauthenticated, r.Offset)
-		}
+	switch signature(key, r) {
+	case SignatureValid:
+		return nil
+	case SignatureForged:
+		return fmt.Errorf("%w: HMAC of record at offset %d does not match", ErrUnauthenticated, r.Offset)
 	}
 	return fmt.Errorf("%w: record at offset %d has no HMAC", ErrUnauthenticated, r.Offset)
 }

@@ -19,8 +19,8 @@ const MaxDecodedBytes = 4 << 30
 
 // decodePayload verifies a compressed payload against m and decodes it.
 func decodePayload(m *Manifest, payload []byte) (*Delta, error) {
-	if checksum(payload) != m.Checksum {
-		return nil, fmt.Errorf("%w: version %d payload checksum mismatch", ErrCorrupt, m.Version)
+	if err := verifyChecksum(m, payload); err != nil {
+		return nil, err
 	}
 	if err := m.Config.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: version %d: %v", ErrCorrupt, m.Version, err)
@@ -54,6 +54,15 @@ func decodePayload(m *Manifest, payload []byte) (*Delta, error) {
 		return nil, fmt.Errorf("%w: version %d: row ids are not sorted", ErrCorrupt, m.Version)
 	}
 	return d, nil
+}
+
+// verifyChecksum checks the compressed payload against the manifest's
+// SHA-256.
+func verifyChecksum(m *Manifest, payload []byte) error {
+	if checksum(payload) != m.Checksum {
+		return fmt.Errorf("%w: version %d payload checksum mismatch", ErrCorrupt, m.Version)
+	}
+	return nil
 }
 
 func readDelta(r *reader, d *Delta, enc Encoding) {

@@ -139,7 +139,7 @@ func (s *subscriber) control(r *kgo.Record) {
 
 // snapshot applies a complete snapshot if it continues the chain.
 func (s *subscriber) snapshot(m *Manifest, payload []byte) {
-	if m.Kind == KindDelta && (s.head == 0 || m.BaseVersion != s.head) {
+	if !continues(s.head, m) {
 		if !s.gap || s.head != 0 {
 			s.reject("gap", "delta version %d on base %d: the chain is at %d; waiting for the next full snapshot",
 				m.Version, m.BaseVersion, s.head)
@@ -165,6 +165,13 @@ func (s *subscriber) snapshot(m *Manifest, payload []byte) {
 	}
 	s.applyH.UpdateDuration(start)
 	s.head, s.gap = m.Version, false
+}
+
+// continues says whether m can be applied on head, the version at the head
+// of the applied chain (0: none, waiting for a full): a full always can, a
+// delta only on exactly its base.
+func continues(head int64, m *Manifest) bool {
+	return m.Kind != KindDelta || (head != 0 && m.BaseVersion == head)
 }
 
 // assembly collects the chunks of one snapshot.

@@ -11,7 +11,8 @@ import (
 
 // CheckTopics verifies that existing topics match their specs: at least
 // the spec's partitions (exactly one where the spec says one: the examples
-// and snapshots topics are ordered logs), and every config the spec sets
+// and snapshots topics are ordered logs), at least the spec's replicas on
+// every partition, and every config the spec sets
 // that decides correctness (cleanup.policy). The error lists every
 // mismatch with the fix.
 func CheckTopics(ctx context.Context, cl *kgo.Client, specs []TopicSpec) error {
@@ -50,6 +51,7 @@ func checkTopic(s TopicSpec, d kadm.TopicDetail, configs kadm.ResourceConfigs) [
 	case n < s.Partitions:
 		out = append(out, fmt.Sprintf("%s has %d partitions, needs at least %d (add partitions)", s.Name, n, s.Partitions))
 	}
+	out = append(out, checkReplicas(s, d)...)
 	rc, err := configs.On(s.Name, nil)
 	if err != nil {
 		return append(out, fmt.Sprintf("%s: cannot read its configs: %v", s.Name, err))
@@ -69,4 +71,20 @@ func checkTopic(s TopicSpec, d kadm.TopicDetail, configs kadm.ResourceConfigs) [
 		}
 	}
 	return out
+}
+
+// checkReplicas names the partitions of d with fewer replicas than s asks
+// for (one line for the topic: the fewest replicas found).
+func checkReplicas(s TopicSpec, d kadm.TopicDetail) []string {
+	fewest, short := int(s.Replicas), 0
+	for _, p := range d.Partitions {
+		if len(p.Replicas) < int(s.Replicas) {
+			fewest, short = min(fewest, len(p.Replicas)), short+1
+		}
+	}
+	if short == 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf("%s has %d of %d partitions with only %d replicas, topics.replication_factor needs %d "+
+		"(reassign its partitions to more brokers, or lower topics.replication_factor)", s.Name, short, len(d.Partitions), fewest, s.Replicas)}
 }

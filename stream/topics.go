@@ -11,13 +11,18 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// Topics names every topic unirec reads or writes.
+// Topics names every topic unirec reads or writes, and how many replicas
+// each of their partitions has.
 type Topics struct {
 	Events      string `yaml:"events"`
 	Examples    string `yaml:"examples"`
 	DeadLetters string `yaml:"dead_letters"`
 	Snapshots   string `yaml:"snapshots"`
 	Catalog     string `yaml:"catalog"`
+	// ReplicationFactor is the replicas of every partition: topics are
+	// created with it and the start-up check refuses fewer (1 suits the
+	// embedded broker, 3 a production cluster).
+	ReplicationFactor int16 `yaml:"replication_factor"`
 }
 
 // DefaultTopics returns the topic names documented in the README.
@@ -28,6 +33,8 @@ func DefaultTopics() Topics {
 		DeadLetters: "unirec.deadletters",
 		Snapshots:   "unirec.snapshots",
 		Catalog:     "unirec.catalog",
+
+		ReplicationFactor: 1,
 	}
 }
 
@@ -50,19 +57,22 @@ func (t *Topics) EnsureDefaults() {
 type TopicSpec struct {
 	Name       string
 	Partitions int32
-	Configs    map[string]string
+	// Replicas of every partition (0: the broker's default, not checked).
+	Replicas int16
+	Configs  map[string]string
 }
 
 // Layout returns the specs of all topics. The examples and snapshots topics
 // have one partition: the trainer's model is a deterministic function of the
 // examples log order, and a snapshot chain must be read in order.
 func (t Topics) Layout(eventPartitions int32) []TopicSpec {
+	rf := t.ReplicationFactor
 	return []TopicSpec{
-		{Name: t.Events, Partitions: eventPartitions},
-		{Name: t.DeadLetters, Partitions: 1},
-		{Name: t.Examples, Partitions: 1},
-		{Name: t.Snapshots, Partitions: 1, Configs: map[string]string{"max.message.bytes": strconv.Itoa(MaxRecordBytes * 2)}},
-		{Name: t.Catalog, Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact"}},
+		{Name: t.Events, Partitions: eventPartitions, Replicas: rf},
+		{Name: t.DeadLetters, Partitions: 1, Replicas: rf},
+		{Name: t.Examples, Partitions: 1, Replicas: rf},
+		{Name: t.Snapshots, Partitions: 1, Replicas: rf, Configs: map[string]string{"max.message.bytes": strconv.Itoa(MaxRecordBytes * 2)}},
+		{Name: t.Catalog, Partitions: 1, Replicas: rf, Configs: map[string]string{"cleanup.policy": "compact"}},
 	}
 }
 
@@ -79,7 +89,11 @@ func EnsureTopics(ctx context.Context, cl *kgo.Client, specs []TopicSpec) error 
 		for k, v := range s.Configs {
 			cfg[k] = kadm.StringPtr(v)
 		}
-		resp, err := adm.CreateTopic(ctx, s.Partitions, -1, cfg, s.Name)
+		rf := s.Replicas
+		if rf == 0 {
+			rf = -1 // the broker's default
+		}
+		resp, err := adm.CreateTopic(ctx, s.Partitions, rf, cfg, s.Name)
 		if err == nil {
 			err = resp.Err
 		}

@@ -34,11 +34,11 @@ Run "unirec bench <command> -h" for the flags of a command.
 `
 
 func cmdBench(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, benchUsage+benchServeUsage)
-		return flag.ErrHelp
+	sub, err := subcommand(args, benchUsage+benchServeUsage, "produce", "replay", "eval", "freshness", "throughput", "latency", "replica")
+	if err != nil {
+		return err
 	}
-	switch args[0] {
+	switch sub {
 	case "produce":
 		return benchProduce(ctx, args[1:])
 	case "replay":
@@ -49,10 +49,8 @@ func cmdBench(ctx context.Context, args []string) error {
 		return benchFreshness(ctx, args[1:])
 	case "throughput":
 		return benchThroughput(ctx, args[1:])
-	case "latency", "replica":
-		return cmdBenchServing(ctx, args)
 	}
-	return fmt.Errorf("unknown bench command %q\n%s%s", args[0], benchUsage, benchServeUsage)
+	return cmdBenchServing(ctx, args)
 }
 
 // benchFlags are the flags every bench command shares.
@@ -389,7 +387,11 @@ func startEvalSystem(ctx context.Context, dir, name string, isolated bool, extra
 		return bench.System{}, nil, fmt.Errorf("cannot start %s system: %w", name, err)
 	}
 	stop := func() { cmd.Process.Signal(os.Interrupt); cmd.Wait(); log.Close() }
-	sys := bench.System{Name: name, Broker: fmt.Sprintf("127.0.0.1:%d", bport), API: fmt.Sprintf("http://127.0.0.1:%d", aport)}
+	token, err := apiToken(cfgPath)
+	if err != nil {
+		return bench.System{}, nil, err
+	}
+	sys := bench.System{Name: name, Broker: fmt.Sprintf("127.0.0.1:%d", bport), API: fmt.Sprintf("http://127.0.0.1:%d", aport), Token: token}
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		if _, err := bench.Metrics(ctx, sys.API); err == nil {
 			return sys, stop, nil
@@ -409,4 +411,18 @@ func freeTCPPort() int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// apiToken is the serve.api_token of the unirec config at path ("" when
+// there is no path or no token), so bench clients can send it.
+func apiToken(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		return "", err
+	}
+	tok, err := cfg.Serve.APIToken()
+	return string(tok), err
 }

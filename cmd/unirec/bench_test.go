@@ -58,13 +58,17 @@ func TestBenchProduceAndReplay(t *testing.T) {
 }
 
 // Smoke test: eval on the synthetic world trains both systems and scores
-// unified, per-task and popularity on every task.
+// unified, per-task and popularity on every task, sending the API token
+// the systems' config requires.
 func TestBenchEvalSynth(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two systems")
 	}
 	rep := filepath.Join(t.TempDir(), "eval")
-	out := runBench(t, "eval", "--dataset", "synth", "--queries", "30", "--report", rep)
+	// The systems require an API token; eval asks them with the one of --config.
+	token := writeFile(t, "eval-api-token-0123456789\n")
+	config := writeFile(t, "model:\n  isolated: false\nsnapshot:\n  interval: 500ms\nserve:\n  api_token_file: "+token+"\n")
+	out := runBench(t, "eval", "--dataset", "synth", "--queries", "30", "--report", rep, "--config", config)
 	checkReport(t, rep)
 	for _, want := range []string{"| search | unified |", "| notifications | per-task |", "| category_exploration | popularity |",
 		"sampled AUC", "| search | per-task |", "| notifications | popularity |"} {

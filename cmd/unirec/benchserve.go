@@ -32,17 +32,14 @@ const benchServeUsage = `Usage:
 
 // cmdBenchServing runs the serving benchmarks.
 func cmdBenchServing(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, benchServeUsage)
-		return flag.ErrHelp
+	sub, err := subcommand(args, benchServeUsage, "latency", "replica")
+	if err != nil {
+		return err
 	}
-	switch args[0] {
-	case "latency":
+	if sub == "latency" {
 		return benchLatency(ctx, args[1:])
-	case "replica":
-		return benchReplica(ctx, args[1:])
 	}
-	return fmt.Errorf("unknown bench command %q\n%s", args[0], benchServeUsage)
+	return benchReplica(ctx, args[1:])
 }
 
 // benchWorld is the synthetic world both processes build from the same
@@ -137,6 +134,7 @@ type latencyFlags struct {
 	fraction    float64
 	parallelism int
 	report      string
+	token       string           // serve.api_token of --config, sent to the replica
 	reqs        []*serve.Request // the queries, built once
 }
 
@@ -154,7 +152,12 @@ func (f *latencyFlags) parse(args []string) error {
 	fs.Float64Var(&f.fraction, "delta-fraction", 0.01, "fraction of the rows each delta changes")
 	fs.IntVar(&f.parallelism, "parallelism", 1, "scoring parallelism of the child replica's use cases")
 	fs.StringVar(&f.report, "report", "", "report directory (default bench-reports/latency-<time>)")
+	config := fs.String("config", "", "unirec config whose serve.api_token_file/api_token_env is sent to a --target replica that requires it")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var err error
+	if f.token, err = apiToken(*config); err != nil {
 		return err
 	}
 	if f.rate <= 0 || f.k <= 0 || f.duration <= 0 {
@@ -195,7 +198,7 @@ func benchLatency(ctx context.Context, args []string) error {
 		return err
 	}
 	rep.Replica = target
-	cl := client.New(target, load.HTTPClient(f.rate))
+	cl := client.New(target, load.HTTPClient(f.rate)).WithToken(f.token)
 	fmt.Printf("\nbaseline: GET /healthz at the same rate (HTTP path, generator and machine noise):")
 	if rep.Baseline, err = f.runBaseline(ctx, cl); err != nil {
 		stop()
@@ -229,7 +232,7 @@ func (f *latencyFlags) runWithDeltas(ctx context.Context, w *synth.World, rep *l
 		return err
 	}
 	defer stop()
-	cl := client.New(target, load.HTTPClient(f.rate))
+	cl := client.New(target, load.HTTPClient(f.rate)).WithToken(f.token)
 	before, err := cl.Model(ctx)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package main
 import (
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -42,5 +43,21 @@ func TestBenchLatencySmoke(t *testing.T) {
 	}
 	if k := rep.Kernel; k.KernelTime <= 0 || k.ReadGBs <= 0 || k.Items != 2000 {
 		t.Errorf("kernel figures: %+v", k)
+	}
+}
+
+// bench latency --config sends the config's API token to the replica.
+func TestBenchLatencyTakesTheAPITokenFromConfig(t *testing.T) {
+	token := writeFile(t, "latency-api-token-0123456789\n")
+	var f latencyFlags
+	if err := f.parse([]string{"--config", writeFile(t, "serve:\n  api_token_file: "+token+"\n")}); err != nil {
+		t.Fatal(err)
+	}
+	if f.token != "latency-api-token-0123456789" {
+		t.Fatalf("token %q", f.token)
+	}
+	if err := f.parse([]string{"--config", writeFile(t, "serve:\n  api_token_env: UNIREC_TEST_UNSET_TOKEN\n")}); err == nil ||
+		!strings.Contains(err.Error(), "serve.api_token") {
+		t.Fatalf("an unset token variable: %v", err)
 	}
 }

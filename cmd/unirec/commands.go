@@ -46,13 +46,14 @@ func cmdRun(ctx context.Context, args []string) error {
 	if err := startIngest(g, cfg, set); err != nil {
 		return err
 	}
-	if err := startTrainer(g, cfg, set, mux); err != nil {
+	status := newStatusSource(cfg, "run")
+	if err := startTrainer(g, cfg, set, mux, status); err != nil {
 		return err
 	}
-	if err := startReplica(g, cfg, set, mux); err != nil {
+	if err := startReplica(g, cfg, set, mux, status); err != nil {
 		return err
 	}
-	newStatusSource(cfg, "run").register(mux)
+	status.register(mux)
 	addr, err := serveHTTP(g, cfg.Serve.Listen, mux, set)
 	if err != nil {
 		g.cancel()
@@ -192,7 +193,7 @@ func cmdBroker(ctx context.Context, args []string) error {
 
 // cmdIngest runs the ingest stage against --brokers.
 func cmdIngest(ctx context.Context, args []string) error {
-	return runStage(ctx, "ingest", args, func(g *group, cfg Config, set *metrics.Set, _ *http.ServeMux) error {
+	return runStage(ctx, "ingest", args, func(g *group, cfg Config, set *metrics.Set, _ *http.ServeMux, _ *statusSource) error {
 		return startIngest(g, cfg, set)
 	}, func(cfg Config) string { return cfg.Ingest.Listen })
 }
@@ -209,7 +210,7 @@ func cmdServe(ctx context.Context, args []string) error {
 
 // runStage runs one stage as its own process with its own HTTP endpoint.
 func runStage(ctx context.Context, name string, args []string,
-	start func(*group, Config, *metrics.Set, *http.ServeMux) error, listen func(Config) string) error {
+	start func(*group, Config, *metrics.Set, *http.ServeMux, *statusSource) error, listen func(Config) string) error {
 	f := newFlags(name)
 	cfg, err := f.load(args)
 	if err != nil {
@@ -225,14 +226,15 @@ func runStage(ctx context.Context, name string, args []string,
 	set := metrics.NewSet()
 	g := newGroup(ctx)
 	mux := http.NewServeMux()
-	if err := start(g, cfg, set, mux); err != nil {
+	status := newStatusSource(cfg, name)
+	if err := start(g, cfg, set, mux, status); err != nil {
 		return err
 	}
 	if name != "serve" {
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ready") })
 	}
-	newStatusSource(cfg, name).register(mux)
+	status.register(mux)
 	a, err := serveHTTP(g, addr, mux, set)
 	if err != nil {
 		g.cancel()

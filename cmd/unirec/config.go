@@ -148,6 +148,11 @@ type ServeConfig struct {
 	// environment variable; none disables the admin endpoints.
 	AdminTokenFile string `yaml:"admin_token_file"`
 	AdminTokenEnv  string `yaml:"admin_token_env"`
+	// The API token, from a file or an environment variable, is required
+	// by recommend, batch, use-cases and model when set; none leaves the
+	// API open.
+	APITokenFile string `yaml:"api_token_file"`
+	APITokenEnv  string `yaml:"api_token_env"`
 	// CandidateSets are named lists of item ids to rank (candidates.set).
 	CandidateSets map[string][]string `yaml:"candidate_sets"`
 	// Load bounds a replica's concurrent work and recent history.
@@ -165,6 +170,11 @@ func (s ServeConfig) ReplicaOptions(reg *ingest.Registry) serve.ReplicaOptions {
 // AdminToken loads the admin token (nil when none is configured).
 func (s ServeConfig) AdminToken() ([]byte, error) {
 	return snapshot.LoadKey(s.AdminTokenFile, s.AdminTokenEnv, "serve.admin_token")
+}
+
+// APIToken loads the API token (nil when none is configured).
+func (s ServeConfig) APIToken() ([]byte, error) {
+	return snapshot.LoadKey(s.APITokenFile, s.APITokenEnv, "serve.api_token")
 }
 
 // SnapshotRetention is the retention of the snapshots topic: ten full
@@ -230,6 +240,9 @@ func (c *Config) Validate() error {
 	if len(c.Canvases) == 0 {
 		c.Canvases = ingest.DefaultCanvases()
 	}
+	if c.Topics.ReplicationFactor < 1 {
+		return fmt.Errorf("topics.replication_factor must be at least 1, got %d", c.Topics.ReplicationFactor)
+	}
 	if c.DataDir == "" {
 		return errors.New("data_dir is required")
 	}
@@ -276,6 +289,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if _, err := c.Serve.AdminToken(); err != nil {
+		return err
+	}
+	if _, err := c.Serve.APIToken(); err != nil {
 		return err
 	}
 	if c.Serve.KeepVersions < 1 {

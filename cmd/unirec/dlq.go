@@ -27,13 +27,17 @@ type deadLetter struct {
 	Raw    string          `json:"raw,omitempty"`   // the original bytes otherwise
 }
 
-func cmdDLQ(ctx context.Context, args []string) error {
-	if len(args) == 0 || (args[0] != "inspect" && args[0] != "replay") {
-		return fmt.Errorf(`usage:
+const dlqUsage = `Usage:
   unirec dlq inspect [--reason R] [--out FILE]   dead letters as JSON lines (stdout by default)
-  unirec dlq replay  --in FILE                   produce the (fixed) events of those lines to the events topic`)
+  unirec dlq replay  --in FILE                   produce the (fixed) events of those lines to the events topic
+`
+
+func cmdDLQ(ctx context.Context, args []string) error {
+	sub, err := subcommand(args, dlqUsage, "inspect", "replay")
+	if err != nil {
+		return err
 	}
-	f := newFlags("dlq " + args[0])
+	f := newFlags("dlq " + sub)
 	reason := f.fs.String("reason", "", "only dead letters with this reason")
 	out := f.fs.String("out", "", "write to this file instead of stdout")
 	in := f.fs.String("in", "", "JSON-lines file of dead letters to re-inject")
@@ -41,7 +45,7 @@ func cmdDLQ(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if args[0] == "inspect" {
+	if sub == "inspect" {
 		w := io.Writer(os.Stdout)
 		if *out != "" {
 			file, err := os.Create(*out)

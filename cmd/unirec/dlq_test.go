@@ -49,17 +49,32 @@ func writeFile(t *testing.T, content string) string {
 	return p
 }
 
-// unirec status summarises the cluster and the processes it is pointed at.
+// unirec status summarises the cluster and the processes it is pointed
+// at, each use case of a replica with its version, staleness and policy;
+// it asks the replica with the API token of its config.
 func TestStatusCommand(t *testing.T) {
-	s := startSystem(t, t.TempDir())
-	waitFor(t, 60*time.Second, "a model", func() bool { return s.modelApplied(t) > 0 })
-	out, err := exec.Command(unirecBin, "status", "--brokers", s.broker, "--processes", "http://"+s.api).CombinedOutput()
-	if err != nil {
-		t.Fatalf("unirec status: %v\n%s", err, out)
+	dir := t.TempDir()
+	token := writeFile(t, "status-cli-api-token-0123\n")
+	serveYAML := "serve:\n  api_token_file: " + token + "\n  use_cases:\n" +
+		"    - {name: search}\n    - {name: notifications, updates: interval, update_interval: 1h, max_staleness: 2h, on_stale: fallback}\n"
+	s := startSystemConfig(t, dir, serveYAML)
+	waitFor(t, 60*time.Second, "a model", func() bool { return s.metric(t, "unirec_serve_model_version") > 0 })
+	status := func(config string) string {
+		t.Helper()
+		out, err := exec.Command(unirecBin, "status", "--config", config, "--brokers", s.broker, "--processes", "http://"+s.api).CombinedOutput()
+		if err != nil {
+			t.Fatalf("unirec status: %v\n%s", err, out)
+		}
+		return string(out)
 	}
-	for _, want := range []string{"topic unirec.events", "ingest lag", "serving version", "trainer:"} {
-		if !strings.Contains(string(out), want) {
+	out := status(writeFile(t, serveYAML))
+	for _, want := range []string{"topic unirec.events", "ingest lag", "serving version", "trainer:",
+		"use case notifications  version ", "policy interval 1h0m0s, max staleness 2h0m0s, on stale: fallback", "use case search"} {
+		if !strings.Contains(out, want) {
 			t.Errorf("status output lacks %q:\n%s", want, out)
 		}
+	}
+	if out := status(writeFile(t, "{}\n")); !strings.Contains(out, "refuses the API token") {
+		t.Errorf("status without the API token:\n%s", out)
 	}
 }

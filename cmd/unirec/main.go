@@ -11,6 +11,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -27,6 +28,7 @@ Usage:
   unirec topics  create|check [flags]   create the topics, or check they are as unirec needs
   unirec dlq     inspect|replay [flags] read dead letters as JSON lines; re-inject fixed ones
   unirec status  [flags]   what is running: topics, lag, dead letters, model versions
+  unirec snapshot list [--json]           snapshots and control records on the topic, checked (UNUSABLE ones flagged)
   unirec snapshot rollback --to VERSION   every replica serves VERSION and holds it
   unirec snapshot resume                  every replica serves the newest version again
 
@@ -74,6 +76,23 @@ func runCommand(ctx context.Context, cmd string, args []string) error {
 		return cmdSnapshot(ctx, args)
 	}
 	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+}
+
+// subcommand returns args[0] when it is one of names. Without one, or
+// with -h/--help, it prints usage and returns flag.ErrHelp (exit status 2).
+func subcommand(args []string, usage string, names ...string) (string, error) {
+	if len(args) == 0 || isHelp(args[0]) {
+		fmt.Fprint(os.Stderr, usage)
+		return "", flag.ErrHelp
+	}
+	if !slices.Contains(names, args[0]) {
+		return "", fmt.Errorf("unknown subcommand %q (want %s)\n%s", args[0], strings.Join(names, ", "), usage)
+	}
+	return args[0], nil
+}
+
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"
 }
 
 // flags are the command-line overrides shared by every command.

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/unirec/unirec/snapshot"
 )
 
 // modelState is what GET /v1/model says about versions.
@@ -92,6 +94,7 @@ serve:
 		m := getModel(api)
 		return m.Held && m.Version == target
 	})
+	checkSnapshotList(t, cfg, broker, target)
 	time.Sleep(time.Second) // new versions arrive behind the rollback
 	if m := getModel(api); m.Version != target || m.Head <= target {
 		t.Fatalf("during the rollback: %+v", m)
@@ -117,6 +120,44 @@ serve:
 	}
 	if m := getModel(api); m.Held || m.Version <= target || !slices.Contains(m.Recent, m.Version) {
 		t.Fatalf("after resume: %+v", m)
+	}
+}
+
+// checkSnapshotList runs `unirec snapshot list --json`: the trainer's
+// chain is usable and signed, the forged rollback is flagged, the real one
+// is usable.
+func checkSnapshotList(t *testing.T, cfg, broker string, target int64) {
+	t.Helper()
+	out, err := exec.Command(unirecBin, "snapshot", "list", "--json", "--config", cfg, "--brokers", broker).Output()
+	if err != nil {
+		t.Fatalf("snapshot list: %v\n%s", err, out)
+	}
+	var entries []snapshot.Entry
+	if err := json.Unmarshal(out, &entries); err != nil {
+		t.Fatalf("snapshot list --json: %v\n%s", err, out)
+	}
+	var fulls, usable int
+	var controls []string
+	for _, e := range entries {
+		switch {
+		case e.Kind == snapshot.EntryControl:
+			controls = append(controls, fmt.Sprintf("%s %d %s %v", e.Action, e.Version, e.Signature, e.Usable))
+		case e.Usable && e.Signature == snapshot.SignatureValid:
+			usable++
+			if e.Kind == snapshot.KindFull {
+				fulls++
+			}
+		default:
+			t.Errorf("the trainer's snapshot at offset %d is flagged: %+v", e.Offset, e)
+		}
+	}
+	want := []string{fmt.Sprintf("rollback %d forged false", target), fmt.Sprintf("rollback %d valid true", target)}
+	if fulls == 0 || usable < 3 || !slices.Equal(controls, want) {
+		t.Errorf("snapshot list: %d fulls, %d usable, controls %q (want %q)", fulls, usable, controls, want)
+	}
+	text, err := exec.Command(unirecBin, "snapshot", "list", "--config", cfg, "--brokers", broker).Output()
+	if err != nil || !strings.Contains(string(text), "UNUSABLE: signature forged") {
+		t.Errorf("snapshot list: %v\n%s", err, text)
 	}
 }
 

@@ -2,28 +2,54 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log"
+	"os"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/unirec/unirec/snapshot"
 )
 
-// cmdSnapshot publishes an operator command (rollback, resume) on the
-// snapshots topic, signed with the snapshot HMAC key when one is set, so
-// every replica carries it out.
+const snapshotUsage = `Usage:
+  unirec snapshot list [--json] [flags]   every snapshot and control record on the snapshots topic, checked
+  unirec snapshot rollback --to VERSION   every replica serves VERSION and holds it
+  unirec snapshot resume                  every replica serves the newest version again
+`
+
+// cmdSnapshot lists the snapshots topic or publishes an operator command
+// (rollback, resume) on it.
 func cmdSnapshot(ctx context.Context, args []string) error {
-	if len(args) == 0 || (args[0] != snapshot.ActionRollback && args[0] != snapshot.ActionResume) {
-		return fmt.Errorf("usage: unirec snapshot rollback --to VERSION | unirec snapshot resume [flags]")
-	}
-	action := args[0]
-	f := newFlags("snapshot " + action)
-	to := f.fs.Int64("to", 0, "version to roll back to (rollback)")
-	cfg, err := f.load(args[1:])
+	sub, err := subcommand(args, snapshotUsage, "list", snapshot.ActionRollback, snapshot.ActionResume)
 	if err != nil {
 		return err
 	}
+	if sub == "list" {
+		return listSnapshots(ctx, args[1:], os.Stdout)
+	}
+	return publishControl(ctx, sub, args[1:])
+}
+
+// loadWithKey parses args and the config, and loads the snapshot HMAC key
+// (nil when none is configured).
+func loadWithKey(f *flags, args []string) (Config, []byte, error) {
+	cfg, err := f.load(args)
+	if err != nil {
+		return cfg, nil, err
+	}
 	key, err := cfg.Snapshot.Key()
+	return cfg, key, err
+}
+
+// publishControl publishes a control record, signed with the snapshot
+// HMAC key when one is set, so every replica carries it out.
+func publishControl(ctx context.Context, action string, args []string) error {
+	f := newFlags("snapshot " + action)
+	to := f.fs.Int64("to", 0, "version to roll back to (rollback)")
+	cfg, key, err := loadWithKey(f, args)
 	if err != nil {
 		return err
 	}
@@ -36,4 +62,58 @@ func cmdSnapshot(ctx context.Context, args []string) error {
 	}
 	log.Printf("snapshot: published %s %d to %s", action, c.Version, cfg.Topics.Snapshots)
 	return nil
+}
+
+// listSnapshots prints every snapshot and control record of the topic,
+// with its signature checked against the configured key.
+func listSnapshots(ctx context.Context, args []string, w io.Writer) error {
+	f := newFlags("snapshot list")
+	asJSON := f.fs.Bool("json", false, "print the entries as a JSON array")
+	cfg, key, err := loadWithKey(f, args)
+	if err != nil {
+		return err
+	}
+	entries, err := snapshot.List(ctx, snapshot.ListOptions{Client: cfg.Kafka, Topic: cfg.Topics.Snapshots, Key: key})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(entries)
+	}
+	if key == nil {
+		fmt.Fprintln(w, "no snapshot.hmac_key_file or snapshot.hmac_key_env: signatures are not checked")
+	}
+	return printSnapshots(w, entries)
+}
+
+func printSnapshots(w io.Writer, entries []snapshot.Entry) error {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "OFFSET\tKIND\tVERSION\tBASE\tENCODING\tBYTES\tROWS/TOTAL\tCHUNKS\tCREATED\tSIGNATURE\tSTATUS")
+	for _, e := range entries {
+		status := "ok"
+		if !e.Usable {
+			status = "UNUSABLE: " + strings.Join(e.Problems, "; ")
+		}
+		kind, base, rows, chunks := e.Kind, "-", "-", "-"
+		if e.Kind == snapshot.EntryControl {
+			kind = "control " + e.Action
+		} else {
+			rows, chunks = fmt.Sprintf("%d/%d", e.Rows, e.TotalRows), fmt.Sprintf("%d/%d", e.ChunksPresent, e.Chunks)
+		}
+		if e.Kind == snapshot.KindDelta {
+			base = fmt.Sprint(e.BaseVersion)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", e.Offset, kind, e.Version, base, orDash(string(e.Encoding)),
+			e.Bytes, rows, chunks, e.Created.Format(time.RFC3339), e.Signature, status)
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -65,7 +65,7 @@ func topicSpecs(cfg Config) []stream.TopicSpec {
 			specs[i].Configs["retention.ms"] = fmt.Sprint(cfg.SnapshotRetention().Milliseconds())
 		}
 	}
-	return append(specs, stream.TopicSpec{Name: cfg.Ingest.Changelog, Partitions: int32(cfg.Broker.EventPartitions),
+	return append(specs, stream.TopicSpec{Name: cfg.Ingest.Changelog, Partitions: int32(cfg.Broker.EventPartitions), Replicas: cfg.Topics.ReplicationFactor,
 		Configs: map[string]string{"cleanup.policy": "compact"}})
 }
 
@@ -113,7 +113,7 @@ func startIngest(g *group, cfg Config, set *metrics.Set) error {
 }
 
 // startTrainer runs the trainer and the snapshot publisher until ctx ends.
-func startTrainer(g *group, cfg Config, set *metrics.Set, mux *http.ServeMux) error {
+func startTrainer(g *group, cfg Config, set *metrics.Set, mux *http.ServeMux, _ *statusSource) error {
 	topts := cfg.TrainerOptions()
 	topts.Metrics, topts.Logf = set, log.Printf
 	t, err := online.OpenTrainer(topts)
@@ -160,8 +160,9 @@ func startTrainer(g *group, cfg Config, set *metrics.Set, mux *http.ServeMux) er
 	return nil
 }
 
-// startReplica runs a serving replica fed by the snapshots topic.
-func startReplica(g *group, cfg Config, set *metrics.Set, mux *http.ServeMux) error {
+// startReplica runs a serving replica fed by the snapshots topic; status
+// shows what its use cases serve.
+func startReplica(g *group, cfg Config, set *metrics.Set, mux *http.ServeMux, status *statusSource) error {
 	reg, err := cfg.Registry()
 	if err != nil {
 		return err
@@ -174,16 +175,21 @@ func startReplica(g *group, cfg Config, set *metrics.Set, mux *http.ServeMux) er
 	if err != nil {
 		return err
 	}
+	apiToken, err := cfg.Serve.APIToken()
+	if err != nil {
+		return err
+	}
 	if key == nil {
 		log.Printf("serve: no snapshot.hmac_key_file or snapshot.hmac_key_env: snapshots are not authenticated")
 	}
 	opts := cfg.Serve.ReplicaOptions(reg)
-	opts.AdminToken, opts.Metrics, opts.Logf = token, set, log.Printf
+	opts.AdminToken, opts.APIToken, opts.Metrics, opts.Logf = token, apiToken, set, log.Printf
 	r, err := serve.NewReplica(opts)
 	if err != nil {
 		return err
 	}
 	mux.Handle("/", r.Handler())
+	status.replica = r
 	var logged time.Time // full snapshots are logged at most once a minute
 	g.Go("subscribe", func(ctx context.Context) error {
 		return snapshot.Subscribe(ctx, snapshot.SubscriberOptions{Client: cfg.Kafka, Topic: cfg.Topics.Snapshots, Key: key, Metrics: set, Logf: log.Printf},

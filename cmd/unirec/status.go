@@ -4,13 +4,16 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"log"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/unirec/unirec/serve"
 	"github.com/unirec/unirec/stream"
 )
 
@@ -28,7 +31,14 @@ type Status struct {
 	Topics      map[string]int64   `json:"topic_end_offsets"`
 	Lag         []PartitionLag     `json:"lag"`
 	DeadLetters []RecentDeadLetter `json:"dead_letters"`
-	Errors      []string           `json:"errors,omitempty"`
+	// DeadLetterValuesHidden says the dead letters' original bytes (user
+	// data) were left out: a token is configured and the request did not
+	// bear the API or admin token.
+	DeadLetterValuesHidden bool `json:"dead_letter_values_hidden,omitempty"`
+	// UseCases is what this process's replica serves per use case (serve
+	// and run only).
+	UseCases []serve.UseCaseState `json:"use_cases,omitempty"`
+	Errors   []string             `json:"errors,omitempty"`
 }
 
 // PartitionLag is how far a consumer group is behind on one partition.
@@ -53,6 +63,11 @@ type statusSource struct {
 	cfg     Config
 	role    string
 	started time.Time
+	// tokens are the API and admin tokens; a request bearing neither sees
+	// no dead-letter bytes when there is one (or when they cannot be read).
+	tokens  [][]byte
+	guarded bool
+	replica *serve.Replica // set by startReplica
 
 	mu     sync.Mutex
 	cached *Status
@@ -60,7 +75,18 @@ type statusSource struct {
 }
 
 func newStatusSource(cfg Config, role string) *statusSource {
-	return &statusSource{cfg: cfg, role: role, started: time.Now().UTC()}
+	s := &statusSource{cfg: cfg, role: role, started: time.Now().UTC()}
+	for _, load := range []func() ([]byte, error){cfg.Serve.APIToken, cfg.Serve.AdminToken} {
+		tok, err := load()
+		if err != nil {
+			log.Printf("status: %v: dead-letter bytes are hidden from every request", err)
+			s.guarded = true
+		}
+		if tok != nil {
+			s.tokens, s.guarded = append(s.tokens, tok), true
+		}
+	}
+	return s
 }
 
 // register mounts the page at / and the JSON at /v1/status.
@@ -71,8 +97,25 @@ func (s *statusSource) register(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(s.get(r.Context()))
+		json.NewEncoder(w).Encode(s.forRequest(r))
 	})
+}
+
+// forRequest is the status as r may see it: without dead-letter bytes
+// unless r bears a configured token, and with the replica's use cases now.
+func (s *statusSource) forRequest(r *http.Request) *Status {
+	st := *s.get(r.Context())
+	if s.replica != nil {
+		st.UseCases = s.replica.UseCaseStates()
+	}
+	if s.guarded && !slices.ContainsFunc(s.tokens, func(tok []byte) bool { return serve.HasBearer(r, tok) }) {
+		st.DeadLetters = slices.Clone(st.DeadLetters)
+		for i := range st.DeadLetters {
+			st.DeadLetters[i].Value = ""
+		}
+		st.DeadLetterValuesHidden = true
+	}
+	return &st
 }
 
 func (s *statusSource) get(ctx context.Context) *Status {

@@ -5,15 +5,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/unirec/unirec/serve"
 )
 
 // cmdStatus prints what is running: topic ends, ingest lag, recent dead
-// letters, and the model version and staleness of every process given.
+// letters, and the model version and staleness of every process given,
+// per use case with its freshness policy for replicas.
 func cmdStatus(ctx context.Context, args []string) error {
 	f := newFlags("status")
 	procs := f.fs.String("processes", "http://localhost:8080", "comma-separated base URLs of unirec processes to ask (serve, train, run)")
@@ -36,24 +41,50 @@ func cmdStatus(ctx context.Context, args []string) error {
 	for _, e := range st.Errors {
 		fmt.Fprintf(w, "  error\t%s\n", e)
 	}
+	token, err := cfg.Serve.APIToken()
+	if err != nil {
+		return err
+	}
 	fmt.Fprintln(w, "PROCESSES")
 	for _, base := range strings.Split(*procs, ",") {
-		fmt.Fprintf(w, "  %s\t%s\n", base, processLine(ctx, strings.TrimRight(base, "/")))
+		line, useCases := processLine(ctx, strings.TrimRight(base, "/"), string(token))
+		fmt.Fprintf(w, "  %s\t%s\n", base, line)
+		for _, u := range useCases {
+			fmt.Fprintf(w, "    use case %s\t%s\n", u.Name, useCaseLine(u))
+		}
 	}
 	return w.Flush()
 }
 
-// processLine summarises one process from its /v1/model and
-// /v1/trainer/metrics endpoints.
-func processLine(ctx context.Context, base string) string {
+// useCaseLine is what a replica's use case serves, by its policy.
+func useCaseLine(u serve.UseCaseState) string {
+	if u.Version == 0 {
+		return fmt.Sprintf("no version (%s); policy %s", u.Unavailable, u.Policy)
+	}
+	stale := ""
+	if u.Stale {
+		stale = ", STALE"
+	}
+	return fmt.Sprintf("version %d, %s stale%s; policy %s", u.Version, (time.Duration(u.StalenessMS) * time.Millisecond).String(), stale, u.Policy)
+}
+
+// processLine summarises one process from its /v1/model (asked with the
+// API token, if any) and /v1/trainer/metrics endpoints, and returns what
+// its use cases serve.
+func processLine(ctx context.Context, base, token string) (string, []serve.UseCaseState) {
 	var parts []string
 	var model struct {
-		Ready     bool      `json:"ready"`
-		Version   int64     `json:"version"`
-		Watermark time.Time `json:"watermark"`
-		Applied   int64     `json:"applied"`
+		Ready     bool                          `json:"ready"`
+		Version   int64                         `json:"version"`
+		Watermark time.Time                     `json:"watermark"`
+		Applied   int64                         `json:"applied"`
+		UseCases  map[string]serve.UseCaseState `json:"use_cases"`
 	}
-	if err := getJSON(ctx, base+"/v1/model", &model); err == nil {
+	err := getJSON(ctx, base+"/v1/model", token, &model)
+	if err != nil && strings.Contains(err.Error(), "HTTP 401") {
+		parts = append(parts, "serving: refuses the API token (set serve.api_token_file or serve.api_token_env in --config)")
+	}
+	if err == nil {
 		if model.Ready {
 			parts = append(parts, fmt.Sprintf("serving version %d, watermark %s (%s stale), %d examples",
 				model.Version, model.Watermark.Format(time.RFC3339), time.Since(model.Watermark).Round(time.Millisecond), model.Applied))
@@ -64,19 +95,25 @@ func processLine(ctx context.Context, base string) string {
 	var trainer struct {
 		Applied int64 `json:"applied"`
 	}
-	if err := getJSON(ctx, base+"/v1/trainer/metrics", &trainer); err == nil {
+	if err := getJSON(ctx, base+"/v1/trainer/metrics", "", &trainer); err == nil {
 		parts = append(parts, fmt.Sprintf("trainer: %d examples applied", trainer.Applied))
 	}
 	if len(parts) == 0 {
-		return "unreachable or not a unirec process"
+		return "unreachable or not a unirec process", nil
 	}
-	return strings.Join(parts, "; ")
+	states := slices.Collect(maps.Values(model.UseCases))
+	slices.SortFunc(states, func(a, b serve.UseCaseState) int { return strings.Compare(a.Name, b.Name) })
+	return strings.Join(parts, "; "), states
 }
 
-func getJSON(ctx context.Context, url string, v any) error {
+// getJSON GETs url into v, bearing token when it is not empty.
+func getJSON(ctx context.Context, url, token string, v any) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err

@@ -9,12 +9,18 @@ import (
 	"github.com/unirec/unirec/stream"
 )
 
+const topicsUsage = `Usage:
+  unirec topics create [--config FILE] [--brokers host:port]   create the missing topics, then check them all
+  unirec topics check  [--config FILE] [--brokers host:port]   check partitions, replicas and cleanup policies
+`
+
 // cmdTopics creates or checks the topics on --brokers.
 func cmdTopics(ctx context.Context, args []string) error {
-	if len(args) == 0 || (args[0] != "create" && args[0] != "check") {
-		return fmt.Errorf("usage: unirec topics create|check [--config FILE] [--brokers host:port]")
+	sub, err := subcommand(args, topicsUsage, "create", "check")
+	if err != nil {
+		return err
 	}
-	f := newFlags("topics " + args[0])
+	f := newFlags("topics " + sub)
 	cfg, err := f.load(args[1:])
 	if err != nil {
 		return err
@@ -25,7 +31,7 @@ func cmdTopics(ctx context.Context, args []string) error {
 	}
 	defer cl.Close()
 	specs := topicSpecs(cfg)
-	if args[0] == "create" {
+	if sub == "create" {
 		if err := stream.EnsureTopics(ctx, cl, specs); err != nil {
 			return err
 		}
@@ -34,7 +40,7 @@ func cmdTopics(ctx context.Context, args []string) error {
 		return err
 	}
 	for _, s := range specs {
-		fmt.Printf("%-28s partitions>=%d %v ok\n", s.Name, s.Partitions, s.Configs)
+		fmt.Printf("%-28s partitions>=%d replicas>=%d %v ok\n", s.Name, s.Partitions, s.Replicas, s.Configs)
 	}
 	return nil
 }

@@ -21,8 +21,9 @@ import (
 
 // Client talks to one replica.
 type Client struct {
-	base string
-	hc   *http.Client
+	base  string
+	hc    *http.Client
+	token string
 }
 
 // New returns a client of the replica at base ("http://host:port"); a nil
@@ -35,6 +36,15 @@ func New(base string, hc *http.Client) *Client {
 		base = "http://" + base
 	}
 	return &Client{base: strings.TrimRight(base, "/"), hc: hc}
+}
+
+// WithToken returns a copy of c that sends token as
+// "Authorization: Bearer" on every API call, for replicas configured with
+// serve.api_token_file or serve.api_token_env. An empty token sends none.
+func (c *Client) WithToken(token string) *Client {
+	cc := *c
+	cc.token = token
+	return &cc
 }
 
 // Error is an error answer of the API.
@@ -129,6 +139,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	if in != nil {
 		hr.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		hr.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.hc.Do(hr)
 	if err != nil {

@@ -3,9 +3,13 @@ package client_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/unirec/unirec/ingest"
 	"github.com/unirec/unirec/serve"
@@ -52,5 +56,58 @@ func TestClientSpeaksTheAPI(t *testing.T) {
 	m, err := c.Model(ctx)
 	if err != nil || m.Ready {
 		t.Errorf("model: %+v %v", m, err)
+	}
+}
+
+// A replica with an API token refuses the recommend, batch, use-cases and
+// model endpoints without it (401 with a JSON error, counted) and answers
+// a client that sends it; health and the OpenAPI document stay open.
+func TestClientSendsTheAPIToken(t *testing.T) {
+	reg, err := ingest.NewRegistry(ingest.DefaultCanvases())
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := metrics.NewSet()
+	r, err := serve.NewReplica(serve.ReplicaOptions{Registry: reg, APIToken: []byte("api-token-0123456789"), Metrics: set})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(r.Handler())
+	defer srv.Close()
+	ctx := context.Background()
+	req := &serve.Request{UseCase: "notifications", Context: map[string]string{"user_id": "u"}}
+	calls := map[string]func(*client.Client) error{
+		"recommend": func(c *client.Client) error { _, err := c.Recommend(ctx, req); return err },
+		"batch":     func(c *client.Client) error { _, err := c.RecommendBatch(ctx, []serve.Request{*req}); return err },
+		"use cases": func(c *client.Client) error { _, err := c.UseCases(ctx); return err },
+		"model":     func(c *client.Client) error { _, err := c.Model(ctx); return err },
+	}
+	anon := client.New(srv.URL, nil)
+	for name, call := range calls {
+		for _, c := range []*client.Client{anon, anon.WithToken("wrong-token-0123456789")} {
+			var e *client.Error
+			if err := call(c); !errors.As(err, &e) || e.Status != 401 || !strings.Contains(e.Message, "API token") {
+				t.Errorf("%s without the token: %v, want a 401 naming the API token", name, err)
+			}
+		}
+		if err := call(anon.WithToken("api-token-0123456789")); err != nil {
+			t.Errorf("%s with the token: %v", name, err)
+		}
+	}
+	if got := set.GetOrCreateCounter("unirec_serve_api_denied_total").Get(); got != 8 {
+		t.Errorf("unirec_serve_api_denied_total = %d, want 8", got)
+	}
+	if err := anon.Healthz(ctx); err != nil {
+		t.Errorf("healthz needs no token: %v", err)
+	}
+	for _, path := range []string{"/readyz", "/openapi.json"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 401 {
+			t.Errorf("%s asks for a token", path)
+		}
 	}
 }
