@@ -15,7 +15,7 @@ func TestEveryCommandHasHelp(t *testing.T) {
 		"topics", "topics create", "topics check",
 		"dlq", "dlq inspect", "dlq replay",
 		"snapshot", "snapshot list", "snapshot rollback", "snapshot resume",
-		"bench", "bench produce", "bench replay", "bench eval", "bench freshness", "bench latency", "bench replica",
+		"bench", "bench produce", "bench replay", "bench eval", "bench freshness", "bench throughput", "bench latency", "bench replica",
 	}
 	for _, c := range commands {
 		for _, h := range []string{"-h", "--help"} {
