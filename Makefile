@@ -34,13 +34,13 @@ fuzz: ## run every fuzz target for 20s each
 bench: ## micro-benchmarks (go test -bench)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-bench-trainer: ## end-to-end trainer throughput vs raw consume rate (UNIREC_BENCH_EXAMPLES, default 300000)
+bench-trainer: ## trainer throughput vs raw consume and a featurize-only floor, bench/throughput (UNIREC_BENCH_EXAMPLES, default 300000)
 	$(GO) test -run '^$$' -bench TrainerThroughput -benchtime 1x ./bench
 
 bench-quality: ## MovieLens quality table: unified vs per-task vs popularity (needs ../shared/data)
 	$(GO) test -run '^$$' -bench MovieLensQuality -benchtime 1x -v ./bench/quality
 
-bench-ingest: ## ingest throughput vs raw franz-go consume on the embedded broker (EVENTS=400000)
+bench-ingest: ## ingest throughput vs raw franz-go consume and a copying-loop floor, bench/throughput (EVENTS=400000)
 	$(GO) test -run '^$$' -bench IngestThroughput -benchtime 1x -v ./bench -args -ingest-events=$(or $(EVENTS),400000)
 
 clean: ## remove the binary and the local data dir

@@ -5,7 +5,8 @@
 // directory (report.md, report.json, SVG plots).
 //
 // It drives the system only through its public surfaces (Kafka topics and
-// the HTTP API); it never reaches into a stage's internals. Its go test
-// benchmarks (ingest_bench_test.go) run one stage's library on the embedded
-// broker and report it next to a baseline measured in the same run.
+// the HTTP API); it never reaches into a stage's internals. Its
+// subpackages measure one part each (throughput: a stage's library on the
+// embedded broker; freshness: the whole pipeline in one process; load: a
+// replica over HTTP), always next to a baseline measured in the same run.
 package bench

@@ -45,6 +45,9 @@ type Machine struct {
 	OS     string `json:"os"`
 	Host   string `json:"host"`
 	Kernel string `json:"kernel"`
+	// Load is /proc/loadavg when the run started: the machine may be
+	// shared, and figures move with it.
+	Load string `json:"loadavg"`
 }
 
 // NewReport starts a report.
@@ -91,8 +94,8 @@ func (r *Report) Write(dir string) error {
 func (r *Report) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# unirec bench %s\n\n", r.Name)
-	fmt.Fprintf(&b, "%s, %s; %d CPUs (%s), %d GB, %s, git %s\n\n", r.Started.Format(time.RFC3339), r.Elapsed,
-		r.Machine.CPUs, r.Machine.CPU, r.Machine.MemGB, r.Machine.GoVer, r.GitRev)
+	fmt.Fprintf(&b, "%s, %s; %d CPUs (%s), %d GB, %s, git %s; load average at start %s\n\n", r.Started.Format(time.RFC3339), r.Elapsed,
+		r.Machine.CPUs, r.Machine.CPU, r.Machine.MemGB, r.Machine.GoVer, r.GitRev, r.Machine.Load)
 	for _, t := range r.Tables {
 		fmt.Fprintf(&b, "## %s\n\n", t.Title)
 		b.WriteString(MarkdownTable(t.Header, t.Rows))
@@ -144,6 +147,11 @@ func machine() Machine {
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			m.Load = strings.Join(f[:3], " ") // 1, 5 and 15 minutes
+		}
 	}
 	return m
 }

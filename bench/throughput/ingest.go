@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/unirec/unirec/bench"
 	"github.com/unirec/unirec/bench/synth"
 	"github.com/unirec/unirec/ingest"
 	"github.com/unirec/unirec/stream"
@@ -41,22 +39,12 @@ const (
 // (decode, validate, dedupe, join, changelog, examples), each until every
 // event is in a committed transaction.
 func Ingest(ctx context.Context, opts IngestOptions) (*Result, error) {
-	if len(opts.Canvases) == 0 {
-		opts.Canvases = ingest.DefaultCanvases()
-	}
-	reg, err := ingest.NewRegistry(opts.Canvases)
+	run, err := start("ingest", "stream.RunTxLoop copying each event to one partition", opts.Events, opts.Canvases, ingestPartitions)
 	if err != nil {
 		return nil, err
 	}
-	debug.FreeOSMemory()
-	res := &Result{Stage: "ingest", Records: opts.Events, VmHWMReset: resetHWM(), Timelines: map[string][]bench.Sample{},
-		Floor: "stream.RunTxLoop copying each event to one partition"}
-	br, err := stream.StartBroker(stream.BrokerOptions{Partitions: ingestPartitions})
-	if err != nil {
-		return nil, err
-	}
-	defer br.Close()
-	copts := stream.ClientOptions{Brokers: []string{br.Addr()}}
+	defer run.br.Close()
+	res, reg, copts := run.res, run.reg, run.copts
 	topics := stream.DefaultTopics()
 	if err := produceEvents(ctx, copts, topics, opts.Events, opts.Progress); err != nil {
 		return nil, err
@@ -79,9 +67,7 @@ func Ingest(ctx context.Context, opts IngestOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res.RawRate, res.FloorRate, res.Rate, res.PeakHeap, res.VmHWM = raw.Rate, floor.Rate, st.Rate, st.PeakHeap, vmHWM()
-	res.Timelines["raw consume"], res.Timelines["floor"], res.Timelines["ingest"] = raw.Timeline, floor.Timeline, st.Timeline
-	res.finish()
+	res.record(raw, floor, st)
 	return res, nil
 }
 

@@ -26,14 +26,28 @@ func Table(results []*Result) bench.Table {
 }
 
 // Plot is the throughput over time of each phase of a stage's run: the
-// raw consumer, the floor and the stage, each from its own start.
+// raw consumer, the floor and the stage, each from its own start, in
+// windows of at least 200 ms (records arrive in fetch-sized bursts, so 20 ms
+// windows are mostly zeros and spikes).
 func Plot(r *Result) []byte {
 	var series []bench.Series
 	for _, name := range []string{"raw consume", "floor", r.Stage} {
-		series = append(series, bench.RateSeries(name, r.Timelines[name]))
+		series = append(series, bench.RateSeries(name, thin(r.Timelines[name], 0.2)))
 	}
 	return bench.LinePlot(fmt.Sprintf("%s throughput over time (%d records)", r.Stage, r.Records),
 		"seconds since the phase started", "records per second", series)
+}
+
+// thin keeps the samples of a timeline at least gap seconds apart, and the
+// last one.
+func thin(tl []bench.Sample, gap float64) []bench.Sample {
+	var out []bench.Sample
+	for i, s := range tl {
+		if len(out) == 0 || s.Seconds-out[len(out)-1].Seconds >= gap || i == len(tl)-1 {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func sortedNames(m map[string]float64) []string {

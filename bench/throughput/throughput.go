@@ -10,7 +10,13 @@
 // It measures and reports; it never asserts a rate.
 package throughput
 
-import "github.com/unirec/unirec/bench"
+import (
+	"runtime/debug"
+
+	"github.com/unirec/unirec/bench"
+	"github.com/unirec/unirec/ingest"
+	"github.com/unirec/unirec/stream"
+)
 
 // Result is what one stage's run measured. Rates are records per second.
 type Result struct {
@@ -40,9 +46,11 @@ type Result struct {
 	Notes     []string                  `json:"notes,omitempty"`
 }
 
-func (r *Result) finish() {
-	r.RawRatio = ratio(r.Rate, r.RawRate)
-	r.FloorRatio = ratio(r.Rate, r.FloorRate)
+// record fills the result from its three phases, and the peak RSS now.
+func (r *Result) record(raw, floor, stage phase) {
+	r.RawRate, r.FloorRate, r.Rate, r.PeakHeap, r.VmHWM = raw.Rate, floor.Rate, stage.Rate, stage.PeakHeap, vmHWM()
+	r.Timelines["raw consume"], r.Timelines["floor"], r.Timelines[r.Stage] = raw.Timeline, floor.Timeline, stage.Timeline
+	r.RawRatio, r.FloorRatio = ratio(r.Rate, r.RawRate), ratio(r.Rate, r.FloorRate)
 }
 
 func ratio(a, b float64) float64 {
@@ -50,4 +58,33 @@ func ratio(a, b float64) float64 {
 		return 0
 	}
 	return a / b
+}
+
+// run is what a stage's measurement starts from: the result to fill, the
+// canvas registry and a fresh embedded broker (the caller closes it).
+type run struct {
+	res   *Result
+	reg   *ingest.Registry
+	br    *stream.Broker
+	copts stream.ClientOptions
+}
+
+// start frees what earlier stages left, resets the peak RSS and starts a
+// broker whose auto-created topics have the given partitions (0: its
+// default).
+func start(stage, floor string, records int, canvases []ingest.Canvas, partitions int) (*run, error) {
+	if len(canvases) == 0 {
+		canvases = ingest.DefaultCanvases()
+	}
+	reg, err := ingest.NewRegistry(canvases)
+	if err != nil {
+		return nil, err
+	}
+	debug.FreeOSMemory()
+	res := &Result{Stage: stage, Floor: floor, Records: records, VmHWMReset: resetHWM(), Timelines: map[string][]bench.Sample{}}
+	br, err := stream.StartBroker(stream.BrokerOptions{Partitions: partitions})
+	if err != nil {
+		return nil, err
+	}
+	return &run{res: res, reg: reg, br: br, copts: stream.ClientOptions{Brokers: []string{br.Addr()}}}, nil
 }

@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/unirec/unirec/bench"
 	"github.com/unirec/unirec/bench/synth"
 	"github.com/unirec/unirec/ingest"
 	"github.com/unirec/unirec/online"
@@ -46,23 +44,14 @@ const examplesTopic = "bench.examples"
 // validation, update, Pebble commits) until it has applied every example;
 // then each variant the same way.
 func Trainer(ctx context.Context, opts TrainerOptions) (*Result, error) {
-	if len(opts.Canvases) == 0 {
-		opts.Canvases = ingest.DefaultCanvases()
-	}
-	reg, err := ingest.NewRegistry(opts.Canvases)
+	run, err := start("trainer", "decode and featurize, no learning", opts.Examples, opts.Canvases, 0)
 	if err != nil {
 		return nil, err
 	}
-	debug.FreeOSMemory()
-	res := &Result{Stage: "trainer", Records: opts.Examples, VmHWMReset: resetHWM(), Timelines: map[string][]bench.Sample{},
-		Floor: "decode and featurize, no learning", Variants: map[string]float64{}}
-	br, err := stream.StartBroker(stream.BrokerOptions{})
-	if err != nil {
-		return nil, err
-	}
-	defer br.Close()
-	copts := stream.ClientOptions{Brokers: []string{br.Addr()}}
-	if err := produceExamples(ctx, copts, reg, opts.Examples, opts.Progress); err != nil {
+	defer run.br.Close()
+	res, copts := run.res, run.copts
+	res.Variants = map[string]float64{}
+	if err := produceExamples(ctx, copts, run.reg, opts.Examples, opts.Progress); err != nil {
 		return nil, err
 	}
 	raw, err := rawConsume(ctx, copts, examplesTopic, opts.Examples, opts.Progress)
@@ -80,8 +69,7 @@ func Trainer(ctx context.Context, opts TrainerOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res.RawRate, res.FloorRate, res.Rate, res.PeakHeap, res.VmHWM = raw.Rate, floor.Rate, st.Rate, st.PeakHeap, vmHWM()
-	res.Timelines["raw consume"], res.Timelines["floor"], res.Timelines["trainer"] = raw.Timeline, floor.Timeline, st.Timeline
+	res.record(raw, floor, st)
 	for _, v := range opts.Variants {
 		vo := to
 		v.Apply(&vo)
@@ -91,7 +79,6 @@ func Trainer(ctx context.Context, opts TrainerOptions) (*Result, error) {
 		}
 		res.Variants[v.Name] = p.Rate
 	}
-	res.finish()
 	return res, nil
 }
 
