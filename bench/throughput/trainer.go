@@ -123,7 +123,8 @@ func featurizeOnly(ctx context.Context, copts stream.ClientOptions, model online
 }
 
 // train measures a fresh trainer on a new Pebble directory until it has
-// applied n examples; its close (the last commit) is not timed.
+// applied n examples and committed them: its close (the last synced Pebble
+// commit) is timed too, since a short run may commit nothing before it.
 func train(ctx context.Context, name string, o online.TrainerOptions, n int, progress io.Writer) (phase, error) {
 	dir, err := os.MkdirTemp("", "unirec-throughput")
 	if err != nil {
@@ -136,8 +137,11 @@ func train(ctx context.Context, name string, o online.TrainerOptions, n int, pro
 		return phase{}, err
 	}
 	p, err := runPhase(ctx, name, n, progress, tr.Applied, tr.Run)
+	closing := time.Now()
 	if cerr := tr.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("cannot close trainer: %w", cerr)
 	}
+	p.Elapsed += time.Since(closing)
+	p.Rate = float64(n) / p.Elapsed.Seconds()
 	return p, err
 }
