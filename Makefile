@@ -29,6 +29,7 @@ fuzz: ## run every fuzz target for 20s each
 	$(GO) test -run '^$$' -fuzz FuzzDecodeCatalogItem -fuzztime 20s ./ingest
 	$(GO) test -run '^$$' -fuzz FuzzDecodeChunk -fuzztime 20s ./snapshot
 	$(GO) test -run '^$$' -fuzz FuzzAssembly -fuzztime 20s ./snapshot
+	$(GO) test -run '^$$' -fuzz FuzzList -fuzztime 20s ./snapshot
 	$(GO) test -run '^$$' -fuzz FuzzRecommendRequest -fuzztime 20s ./serve
 
 bench: ## micro-benchmarks (go test -bench)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // handmade publishes, through e's publisher's transaction, a snapshot of
@@ -129,4 +131,30 @@ func TestListWithoutKey(t *testing.T) {
 	if len(got) != 2 || got[0].Signature != SignatureUnchecked || !got[0].Usable || got[1].Signature != SignatureUnsigned || !got[1].Usable {
 		t.Fatalf("got %+v", got)
 	}
+}
+
+// FuzzList: no sequence of records (chunks, manifests, control records,
+// junk) makes the lister panic; each manifest and control record gives one
+// entry, and an entry is usable only without problems.
+func FuzzList(f *testing.F) {
+	c := testCapture()
+	payload, _ := encodePayload(Diff(nil, c), EncodingFloat32)
+	chunks := encodeChunks(c.Version, payload, 100)
+	f.Add(chunks[0], []byte(`{"version":3,"kind":"delta","base_version":2,"chunks":2}`), []byte(`{"action":"rollback","version":1}`))
+	f.Add([]byte("URS1"), []byte(`{}`), []byte(`{"action":"resume"}`))
+	f.Fuzz(func(t *testing.T, chunk, manifest, control []byte) {
+		l := &lister{key: testKey}
+		for _, r := range []*kgo.Record{{Key: []byte("chunk/0"), Value: chunk}, {Key: []byte(manifestKey), Value: manifest},
+			{Key: []byte(controlKey), Value: control}} {
+			l.record(r)
+		}
+		if len(l.out) != 2 {
+			t.Fatalf("%d entries, want 2", len(l.out))
+		}
+		for _, e := range l.out {
+			if e.Usable == (len(e.Problems) > 0) || e.Usable {
+				t.Fatalf("unsigned record judged usable with key: %+v", e)
+			}
+		}
+	})
 }

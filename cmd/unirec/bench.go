@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -371,7 +370,11 @@ func startEvalSystem(ctx context.Context, dir, name string, isolated bool, extra
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return bench.System{}, nil, err
 	}
-	bport, aport := freeTCPPort(), freeTCPPort()
+	base, err := pickPorts(2)
+	if err != nil {
+		return bench.System{}, nil, err
+	}
+	bport, aport := base, base+1
 	self, err := os.Executable()
 	if err != nil {
 		return bench.System{}, nil, err
@@ -402,15 +405,6 @@ func startEvalSystem(ctx context.Context, dir, name string, isolated bool, extra
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-func freeTCPPort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // apiToken is the serve.api_token of the unirec config at path ("" when

@@ -76,6 +76,9 @@ func TestBadConfigNamesTheField(t *testing.T) {
 	f("serve:\n  use_cases: [{name: search, updates: interval}]\n", "serve.use_cases[search].update_interval")
 	f("serve:\n  use_cases: [{name: search, on_stale: refuse}]\n", "serve.use_cases[search].on_stale")
 	f("serve:\n  checks: {max_norm: -1}\n", "serve.checks.max_norm")
+	f("topics:\n  replication_factor: 0\n", "topics.replication_factor must be at least 1")
+	f("serve:\n  api_token_env: UNIREC_TEST_UNSET_TOKEN_VAR\n", "serve.api_token_env")
+	f("serve:\n  api_token_file: /nonexistent/token\n", "serve.api_token_file")
 }
 
 // Every package has a doc comment saying what it owns.

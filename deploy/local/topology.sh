@@ -16,7 +16,9 @@
 # replica keeps notifications on one version for an hour (stable caching).
 #
 # Environment: UNIREC_BIN (default ./bin/unirec), BASE_PORT (default 19000),
-# LEASE_TIMEOUT (trainer failover, default 10s), HOME_UPDATE_INTERVAL (1h):
+# LEASE_TIMEOUT (trainer failover, default 10s), INGEST_SESSION_TIMEOUT (how
+# long a crashed ingest process keeps its partitions, default 10s instead of
+# the client's 45s), HOME_UPDATE_INTERVAL (1h):
 # broker BASE_PORT+92, ingest BASE_PORT+81/+83, trainers +82/+84,
 # replicas +80 (search, real-time) and +90 (notifications and the others).
 set -euo pipefail
@@ -59,6 +61,8 @@ snapshot:
   interval: 1s
 trainer:
   lease_session_timeout: ${LEASE_TIMEOUT:-10s}
+ingest:
+  session_timeout: ${INGEST_SESSION_TIMEOUT:-10s}
 YAML
   cat >"$dir/replica-search.yaml" <<YAML
 snapshot:
@@ -111,6 +115,6 @@ stop)
   echo "stopped"
   ;;
 *)
-  sed -n '2,25p' "$0" >&2; exit 2
+  sed -n '2,23p' "$0" >&2; exit 2
   ;;
 esac
