@@ -27,7 +27,8 @@ const MinKeyBytes = 16
 // LoadKey reads an HMAC key from a file (its trimmed content) or, when
 // file is empty, from the environment variable env. Both empty means no
 // key: snapshots are not authenticated. field names the config fields in
-// errors.
+// errors (without _file/_env); a field ending in "token" holds a token,
+// and its errors say so.
 func LoadKey(file, env, field string) ([]byte, error) {
 	v, err := stream.Secret(field, file, env)
 	if err != nil || (file == "" && env == "") {
@@ -38,7 +39,16 @@ func LoadKey(file, env, field string) ([]byte, error) {
 		return nil, fmt.Errorf("%s_env: environment variable %s is empty", field, env)
 	}
 	if len(k) < MinKeyBytes {
-		return nil, fmt.Errorf("%s: key must be at least %d bytes, got %d", field, MinKeyBytes, len(k))
+		// Name the field that was set and what it holds: an HMAC key, or
+		// an API or admin token (the same rule, another secret).
+		name, what := field+"_env", "key"
+		if file != "" {
+			name = field + "_file"
+		}
+		if strings.HasSuffix(field, "token") {
+			what = "token"
+		}
+		return nil, fmt.Errorf("%s: %s must be at least %d bytes, got %d", name, what, MinKeyBytes, len(k))
 	}
 	return []byte(k), nil
 }

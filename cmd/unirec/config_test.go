@@ -79,6 +79,14 @@ func TestBadConfigNamesTheField(t *testing.T) {
 	f("topics:\n  replication_factor: 0\n", "topics.replication_factor must be at least 1")
 	f("serve:\n  api_token_env: UNIREC_TEST_UNSET_TOKEN_VAR\n", "serve.api_token_env")
 	f("serve:\n  api_token_file: /nonexistent/token\n", "serve.api_token_file")
+	// A secret that is too short names its field and says what it is.
+	short := filepath.Join(t.TempDir(), "short")
+	os.WriteFile(short, []byte("abc\n"), 0o600)
+	f("serve:\n  api_token_file: "+short+"\n", "serve.api_token_file: token must be at least 16 bytes, got 3")
+	f("serve:\n  admin_token_file: "+short+"\n", "serve.admin_token_file: token must be at least 16 bytes, got 3")
+	f("snapshot:\n  hmac_key_file: "+short+"\n", "snapshot.hmac_key_file: key must be at least 16 bytes, got 3")
+	t.Setenv("UNIREC_TEST_SHORT_TOKEN", "abcd")
+	f("serve:\n  api_token_env: UNIREC_TEST_SHORT_TOKEN\n", "serve.api_token_env: token must be at least 16 bytes, got 4")
 }
 
 // Every package has a doc comment saying what it owns.
