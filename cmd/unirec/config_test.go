@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Every unirec config file under deploy/ (every file named unirec.yaml)
@@ -25,8 +26,15 @@ func TestDeployConfigsParse(t *testing.T) {
 		t.Fatalf("found only %v under deploy/", files)
 	}
 	for _, f := range files {
-		if _, err := LoadConfig(f); err != nil {
+		c, err := LoadConfig(f)
+		if err != nil {
 			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		// The deployments (not the defaults file) let a killed ingest
+		// process's partitions move within seconds, as the topology does.
+		if f != filepath.Join("../../deploy", "unirec.yaml") && (c.Ingest.SessionTimeout == 0 || c.Ingest.SessionTimeout > 15*time.Second) {
+			t.Errorf("%s: ingest.session_timeout is %s; set 10s (the client default holds a dead process's partitions 45s)", f, c.Ingest.SessionTimeout)
 		}
 	}
 }
