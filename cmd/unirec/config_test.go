@@ -124,3 +124,13 @@ func TestEveryPackageHasADocComment(t *testing.T) {
 		}
 	}
 }
+
+// topics check prints the configs a topic needs as key=value, not as a Go map.
+func TestTopicsCheckConfigText(t *testing.T) {
+	if got := configText(nil); got != "" {
+		t.Errorf("no configs: got %q", got)
+	}
+	if got, want := configText(map[string]string{"retention.ms": "3600000", "max.message.bytes": "1048576"}), " max.message.bytes=1048576 retention.ms=3600000"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

@@ -86,8 +86,10 @@ func processLine(ctx context.Context, base, token string) (string, []serve.UseCa
 	}
 	if err == nil {
 		if model.Ready {
+			// The watermark is event time: a producer's clock a little
+			// ahead of this one would show a negative staleness.
 			parts = append(parts, fmt.Sprintf("serving version %d, watermark %s (%s stale), %d examples",
-				model.Version, model.Watermark.Format(time.RFC3339), time.Since(model.Watermark).Round(time.Millisecond), model.Applied))
+				model.Version, model.Watermark.Format(time.RFC3339), max(0, time.Since(model.Watermark)).Round(time.Millisecond), model.Applied))
 		} else {
 			parts = append(parts, "serving: no model yet")
 		}

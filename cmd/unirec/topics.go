@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -40,7 +43,17 @@ func cmdTopics(ctx context.Context, args []string) error {
 		return err
 	}
 	for _, s := range specs {
-		fmt.Printf("%-28s partitions>=%d replicas>=%d %v ok\n", s.Name, s.Partitions, s.Replicas, s.Configs)
+		fmt.Printf("%-28s partitions>=%d replicas>=%d%s ok\n", s.Name, s.Partitions, s.Replicas, configText(s.Configs))
 	}
 	return nil
+}
+
+// configText is the topic configs a spec requires, " key=value" each in
+// key order ("" for none), for topics check's lines.
+func configText(c map[string]string) string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(c)) {
+		fmt.Fprintf(&b, " %s=%s", k, c[k])
+	}
+	return b.String()
 }
