@@ -2,7 +2,6 @@ package datasets
 
 import (
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -47,7 +46,7 @@ func LoadOpenBandit(path string) ([]OpenBanditRow, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("cannot load Open Bandit data from %q: %w", filepath.Base(path), err)
+		return nil, fmt.Errorf("cannot load Open Bandit data: %w", err) // err names the file
 	}
 	return rows, nil
 }

@@ -101,7 +101,7 @@ func benchProduce(ctx context.Context, args []string) error {
 func benchReplay(ctx context.Context, args []string) error {
 	f := newBenchFlags("replay")
 	dataset := f.fs.String("dataset", "movielens", "movielens, openbandit, synth or jsonl")
-	path := f.fs.String("path", "", "data set directory or file (default: ../shared/data next to the repository)")
+	path := f.fs.String("path", "", "the shared data directory, or the data set's own directory (movielens) or file (openbandit, jsonl) (default: ../shared/data next to the repository)")
 	speed := f.fs.Float64("speed", 0, "event-time speed factor (60: one minute of log per second; 0: as fast as possible)")
 	rebase := f.fs.Bool("rebase", true, "shift event times by whole weeks so the last event falls in the past week, keeping order, spacing, weekdays and hours of day (not jsonl)")
 	if err := f.fs.Parse(args); err != nil {
@@ -146,13 +146,40 @@ func warnIfHoldsRecords(ctx context.Context, f *benchFlags) error {
 }
 
 // loadDataset loads events (or raw records for jsonl).
-func loadDataset(name, path string, rebase bool) ([]ingest.Event, []bench.Record, error) {
-	if path == "" && name != "jsonl" && name != "synth" {
+// datasetFiles is where each downloadable data set lives inside the shared
+// data directory, and what --path may name instead.
+var datasetFiles = map[string]struct{ sub, what string }{
+	"movielens":  {"movielens-small", "movielens-small directory (ratings.csv, movies.csv, tags.csv)"},
+	"openbandit": {filepath.Join("open-bandit", "random_men_men.csv"), "random_men_men.csv file"},
+}
+
+// datasetPath is where data set name (movielens or openbandit) is read
+// from: --path as given, or the data set inside it when it is the shared
+// data directory (holding movielens-small/ and open-bandit/), or inside
+// ../shared/data next to the repository holding the working directory
+// when --path is empty.
+func datasetPath(name, path string) (string, error) {
+	f := datasetFiles[name]
+	if path == "" {
 		dir, err := datasets.SharedDataDir(".")
 		if err != nil {
-			return nil, nil, fmt.Errorf("cannot find the data set (pass --path): %w", err)
+			return "", fmt.Errorf("cannot find the %s data set: %v; pass --path with the shared data directory (holding %s) or the %s", name, err, f.sub, f.what)
 		}
-		path = map[string]string{"movielens": filepath.Join(dir, "movielens-small"), "openbandit": filepath.Join(dir, "open-bandit", "random_men_men.csv")}[name]
+		return filepath.Join(dir, f.sub), nil
+	}
+	if _, err := os.Stat(filepath.Join(path, f.sub)); err == nil {
+		return filepath.Join(path, f.sub), nil
+	}
+	return path, nil
+}
+
+func loadDataset(name, path string, rebase bool) ([]ingest.Event, []bench.Record, error) {
+	if name == "movielens" || name == "openbandit" {
+		p, err := datasetPath(name, path)
+		if err != nil {
+			return nil, nil, err
+		}
+		path = p
 	}
 	now := time.Time{}
 	if rebase || name == "synth" {
@@ -234,7 +261,7 @@ func produceRecords(ctx context.Context, f *benchFlags, name string, recs []benc
 func benchEval(ctx context.Context, args []string) error {
 	f := newBenchFlags("eval")
 	dataset := f.fs.String("dataset", "movielens", "movielens, openbandit or synth")
-	path := f.fs.String("path", "", "data set directory or file (default: ../shared/data next to the repository)")
+	path := f.fs.String("path", "", "the shared data directory, or the data set's own directory (movielens) or file (openbandit, jsonl) (default: ../shared/data next to the repository)")
 	cut := f.fs.Float64("cut", 0.9, "fraction of events (time order) to train on; the rest is the evaluated future")
 	k := f.fs.Int("k", 10, "cut-off of recall@K and NDCG@K")
 	queries := f.fs.Int("queries", 1000, "evaluated future engagements per task")
