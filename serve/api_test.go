@@ -70,3 +70,19 @@ func FuzzRecommendRequest(f *testing.F) {
 		}
 	})
 }
+
+// Every serve counter of the README's metrics table is exported by a fresh
+// replica, at 0, before the first event that counts (no token, no cache
+// configured), so dashboards show zeros, not gaps.
+func TestServeCountersExportedFromTheStart(t *testing.T) {
+	r := testReplica(t)
+	var b strings.Builder
+	r.opts.Metrics.WritePrometheus(&b)
+	for _, want := range []string{`unirec_serve_cache_hits_total{use_case="search"} 0`, `unirec_serve_cache_invalidations_total{use_case="search"} 0`,
+		"unirec_serve_api_denied_total 0", "unirec_serve_admin_denied_total 0", "unirec_serve_rollbacks_total 0",
+		`unirec_serve_requests_total{use_case="search",code="200"} 0`} {
+		if !strings.Contains(b.String(), want+"\n") {
+			t.Errorf("a fresh replica's metrics lack %q", want)
+		}
+	}
+}

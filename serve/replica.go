@@ -94,6 +94,11 @@ func NewReplica(opts ReplicaOptions) (*Replica, error) {
 		opts.Metrics.GetOrCreateCounter(fmt.Sprintf(`unirec_serve_requests_total{use_case=%q,code="200"}`, name))
 		opts.Metrics.GetOrCreateCounter(fmt.Sprintf(`unirec_serve_fallback_total{use_case=%q,reason="no_model"}`, name))
 		opts.Metrics.GetOrCreatePrometheusHistogram(fmt.Sprintf("unirec_serve_request_seconds{use_case=%q}", name))
+		opts.Metrics.GetOrCreateCounter(fmt.Sprintf(`unirec_serve_cache_hits_total{use_case=%q}`, name))
+		opts.Metrics.GetOrCreateCounter(fmt.Sprintf(`unirec_serve_cache_invalidations_total{use_case=%q}`, name))
+	}
+	for _, name := range []string{"unirec_serve_api_denied_total", "unirec_serve_admin_denied_total", "unirec_serve_rollbacks_total"} {
+		opts.Metrics.GetOrCreateCounter(name) // 0 with no token, cache or rollback: nothing denied, hit or rolled back
 	}
 	r.versionG = opts.Metrics.GetOrCreateGauge("unirec_serve_model_version", nil)
 	opts.Metrics.GetOrCreateGauge("unirec_serve_model_staleness_seconds", func() float64 {
