@@ -8,7 +8,7 @@
 #   deploy/local/topology.sh status [DIR]
 #   deploy/local/topology.sh stop [DIR]     # clean stop (SIGTERM, then wait)
 #   deploy/local/topology.sh kill NAME [DIR]     # SIGKILL one process (a crash)
-#   deploy/local/topology.sh restart NAME [DIR]  # start one process again
+#   deploy/local/topology.sh restart NAME [DIR]  # start one process again (stopping it first if it runs)
 # NAME is broker, ingest-1, ingest-2, trainer-1, trainer-2, replica-search
 # or replica-home.
 #
@@ -43,6 +43,15 @@ args_for() { # the command line of one process
   replica-home) echo serve --config "$dir/replica-home.yaml" --brokers "$broker" --listen 127.0.0.1:$((base + 90)) ;;
   *) echo "unknown process $1" >&2; exit 2 ;;
   esac
+}
+
+alive() { # pid: running (a zombie left unreaped by init counts as stopped)
+  kill -0 "$1" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || echo R)" != Z ]
+}
+
+wait_gone() { # pid: wait up to 10s for it to exit; fails if it did not
+  for _ in $(seq 1 100); do alive "$1" || return 0; sleep 0.1; done
+  return 1
 }
 
 start_one() { # name
@@ -92,15 +101,28 @@ start)
   echo "broker $broker; replicas http://127.0.0.1:$((base + 80)) (search, related_items), http://127.0.0.1:$((base + 90)) (notifications, category_exploration)"
   ;;
 kill)
-  if kill -KILL "$(cat "$dir/pids/$name.pid")" 2>/dev/null; then echo "killed $name"; else echo "$name was not running"; fi
+  pid=$(cat "$dir/pids/$name.pid" 2>/dev/null || true)
+  if [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; then
+    wait_gone "$pid" || echo "$name (pid $pid) has not exited yet" >&2 # SIGKILL is asynchronous: a status right after must say stopped
+    echo "killed $name"
+  else
+    echo "$name was not running"
+  fi
   ;;
 restart)
+  pid=$(cat "$dir/pids/$name.pid" 2>/dev/null || true)
+  if [ -n "$pid" ] && alive "$pid"; then # never two of one process (a trainer's Pebble, a port)
+    kill -TERM "$pid" 2>/dev/null || true
+    wait_gone "$pid" || { kill -KILL "$pid" 2>/dev/null || true; wait_gone "$pid" || true; }
+    echo "stopped $name (pid $pid)"
+  fi
   start_one "$name"
   ;;
 status)
   for f in "$dir"/pids/*.pid; do
+    [ -e "$f" ] || { echo "nothing started in $dir"; break; }
     name=$(basename "$f" .pid); pid=$(cat "$f")
-    if kill -0 "$pid" 2>/dev/null; then echo "$name running (pid $pid)"; else echo "$name stopped"; fi
+    if alive "$pid"; then echo "$name running (pid $pid)"; else echo "$name stopped"; fi
   done
   ;;
 stop)
@@ -108,8 +130,7 @@ stop)
   for f in "$dir"/pids/*.pid; do
     [ -e "$f" ] || continue
     pid=$(cat "$f")
-    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
+    wait_gone "$pid" || kill -KILL "$pid" 2>/dev/null || true
     rm -f "$f"
   done
   echo "stopped"
