@@ -100,6 +100,15 @@ func processLine(ctx context.Context, base, token string) (string, []serve.UseCa
 	if err := getJSON(ctx, base+"/v1/trainer/metrics", "", &trainer); err == nil {
 		parts = append(parts, fmt.Sprintf("trainer: %d examples applied", trainer.Applied))
 	}
+	if len(parts) == 0 { // not a replica or trainer: an ingest process says its role
+		var st struct {
+			Role    string    `json:"role"`
+			Started time.Time `json:"started"`
+		}
+		if err := getJSON(ctx, base+"/v1/status", "", &st); err == nil && st.Role != "" {
+			parts = append(parts, fmt.Sprintf("%s: up since %s (its consumer lag is under KAFKA)", st.Role, st.Started.Format(time.RFC3339)))
+		}
+	}
 	if len(parts) == 0 {
 		return "unreachable or not a unirec process", nil
 	}
