@@ -67,20 +67,36 @@ func cmdRun(ctx context.Context, args []string) error {
 	return g.Wait()
 }
 
-func printWelcome(broker, api string, cfg Config) {
-	fmt.Printf(`
+func printWelcome(broker, api string, cfg Config) { fmt.Print(welcome(broker, api, cfg)) }
+
+// welcome is what `unirec run` prints once everything is up: where it all
+// is, and a query and an event to try, the query with the API token's
+// header when one is configured (without it the query would get a 401).
+func welcome(broker, api string, cfg Config) string {
+	demo := fmt.Sprintf("on (%.0f requests/s)", cfg.Demo.Rate)
+	if !cfg.Demo.Enabled {
+		demo = "off"
+	}
+	auth := ""
+	switch {
+	case cfg.Serve.APITokenFile != "":
+		auth = fmt.Sprintf(` -H "Authorization: Bearer $(cat %s)"`, cfg.Serve.APITokenFile)
+	case cfg.Serve.APITokenEnv != "":
+		auth = fmt.Sprintf(` -H "Authorization: Bearer $%s"`, cfg.Serve.APITokenEnv)
+	}
+	return fmt.Sprintf(`
 unirec is running (data in %s)
   Kafka broker (embedded):  %s   topics: %s (in), %s, %s, %s
   Status page:              http://%s/
   Serving API:              http://%s/v1/recommend   metrics: http://%s/metrics
-  Demo events:              %v (%.0f requests/s)
+  Demo events:              %s
 
 Try:
-  curl -s %s/v1/recommend -d '{"use_case":"search","context":{"user_id":"u-1","query":"space documentary","country":"US"},"k":5}'
+  curl -s%s %s/v1/recommend -d '{"use_case":"search","context":{"user_id":"u-1","query":"space documentary","country":"US"},"k":5}'
   echo '{"event_id":"e-1","time":"%s","canvas":"notifications","action":"click","item_id":"m-1","context":{"user_id":"u-1"}}' | kcat -P -b %s -t %s
 Stop with Ctrl-C.
 `, cfg.DataDir, broker, cfg.Topics.Events, cfg.Topics.Examples, cfg.Topics.DeadLetters, cfg.Topics.Snapshots,
-		api, api, api, cfg.Demo.Enabled, cfg.Demo.Rate, api, time.Now().UTC().Format(time.RFC3339), broker, cfg.Topics.Events)
+		api, api, api, demo, auth, api, time.Now().UTC().Format(time.RFC3339), broker, cfg.Topics.Events)
 }
 
 // demoBackfill is how much event-time history the demo produces at once on

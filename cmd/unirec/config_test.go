@@ -134,3 +134,21 @@ func TestTopicsCheckConfigText(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// The query `unirec run` suggests works as printed: with the API token's
+// header when one is configured, and the demo line says whether it is on.
+func TestWelcomeQueryBearsTheToken(t *testing.T) {
+	cfg := DefaultConfig()
+	if w := welcome("b:9092", "127.0.0.1:8080", cfg); strings.Contains(w, "Authorization") || !strings.Contains(w, "on (50 requests/s)") {
+		t.Errorf("defaults:\n%s", w)
+	}
+	cfg.Demo.Enabled = false
+	cfg.Serve.APITokenFile = "/etc/unirec/api-token"
+	if w := welcome("b:9092", "127.0.0.1:8080", cfg); !strings.Contains(w, `curl -s -H "Authorization: Bearer $(cat /etc/unirec/api-token)" 127.0.0.1:8080/v1/recommend`) || !strings.Contains(w, "Demo events:              off\n") {
+		t.Errorf("token file, demo off:\n%s", w)
+	}
+	cfg.Serve.APITokenFile, cfg.Serve.APITokenEnv = "", "UNIREC_API_TOKEN"
+	if w := welcome("b:9092", "127.0.0.1:8080", cfg); !strings.Contains(w, `-H "Authorization: Bearer $UNIREC_API_TOKEN"`) {
+		t.Errorf("token env:\n%s", w)
+	}
+}
