@@ -74,7 +74,10 @@ func TestStatusCommand(t *testing.T) {
 			t.Errorf("status output lacks %q:\n%s", want, out)
 		}
 	}
-	if out := status(writeFile(t, "{}\n")); !strings.Contains(out, "refuses the API token") {
+	if out := status(writeFile(t, "{}\n")); !strings.Contains(out, "serving: needs an API token (pass --config") {
 		t.Errorf("status without the API token:\n%s", out)
+	}
+	if out := status(writeFile(t, "serve:\n  api_token_file: "+writeFile(t, "not-the-replicas-token-0123\n")+"\n")); !strings.Contains(out, "refuses the API token of --config") {
+		t.Errorf("status with a wrong API token:\n%s", out)
 	}
 }

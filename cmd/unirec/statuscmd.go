@@ -82,7 +82,11 @@ func processLine(ctx context.Context, base, token string) (string, []serve.UseCa
 	}
 	err := getJSON(ctx, base+"/v1/model", token, &model)
 	if err != nil && strings.Contains(err.Error(), "HTTP 401") {
-		parts = append(parts, "serving: refuses the API token (set serve.api_token_file or serve.api_token_env in --config)")
+		if token == "" {
+			parts = append(parts, "serving: needs an API token (pass --config with its serve.api_token_file or serve.api_token_env)")
+		} else {
+			parts = append(parts, "serving: refuses the API token of --config (serve.api_token_file or serve.api_token_env)")
+		}
 	}
 	if err == nil {
 		if model.Ready {
