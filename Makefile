@@ -7,7 +7,7 @@ RACE_PKGS := ./stream/... ./ingest/... ./online/... ./snapshot/... ./serve/...
 .PHONY: help build run test test-race vet fuzz bench bench-ingest bench-trainer bench-quality clean
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 build: ## build bin/unirec
 	$(GO) build -o $(BIN) ./cmd/unirec
