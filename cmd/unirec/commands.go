@@ -86,7 +86,7 @@ func welcome(broker, api string, cfg Config) string {
 	}
 	return fmt.Sprintf(`
 unirec is running (data in %s)
-  Kafka broker (embedded):  %s   topics: %s (in), %s, %s, %s
+  Kafka broker (embedded):  %s   topics: %s and %s (in), %s, %s, %s
   Status page:              http://%s/
   Serving API:              http://%s/v1/recommend   metrics: http://%s/metrics
   Demo events:              %s
@@ -95,7 +95,7 @@ Try:
   curl -s%s %s/v1/recommend -d '{"use_case":"search","context":{"user_id":"u-1","query":"space documentary","country":"US"},"k":5}'
   echo '{"event_id":"e-1","time":"%s","canvas":"notifications","action":"click","item_id":"m-1","context":{"user_id":"u-1"}}' | kcat -P -b %s -t %s
 Stop with Ctrl-C.
-`, cfg.DataDir, broker, cfg.Topics.Events, cfg.Topics.Examples, cfg.Topics.DeadLetters, cfg.Topics.Snapshots,
+`, cfg.DataDir, broker, cfg.Topics.Events, cfg.Topics.Catalog, cfg.Topics.Examples, cfg.Topics.DeadLetters, cfg.Topics.Snapshots,
 		api, api, api, demo, auth, api, time.Now().UTC().Format(time.RFC3339), broker, cfg.Topics.Events)
 }
 

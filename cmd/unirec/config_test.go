@@ -139,7 +139,8 @@ func TestTopicsCheckConfigText(t *testing.T) {
 // header when one is configured, and the demo line says whether it is on.
 func TestWelcomeQueryBearsTheToken(t *testing.T) {
 	cfg := DefaultConfig()
-	if w := welcome("b:9092", "127.0.0.1:8080", cfg); strings.Contains(w, "Authorization") || !strings.Contains(w, "on (50 requests/s)") {
+	if w := welcome("b:9092", "127.0.0.1:8080", cfg); strings.Contains(w, "Authorization") || !strings.Contains(w, "on (50 requests/s)") ||
+		!strings.Contains(w, "topics: unirec.events and unirec.catalog (in), unirec.examples,") {
 		t.Errorf("defaults:\n%s", w)
 	}
 	cfg.Demo.Enabled = false
