@@ -63,6 +63,12 @@ type Options struct {
 	Start       time.Time     // event time of the first request; default 2026-01-01T00:00:00Z
 	Step        time.Duration // event-time spacing between consecutive requests; default 100ms
 	Impressions int           // items shown per request, default 6
+	// IDPrefix is prepended to every event and request id (default none:
+	// e-0, r-0, ...). Ingest drops a repeated event id as a duplicate, so
+	// a world that produces to a topic another run of it has written (the
+	// demo after a restart, a second bench produce) needs a prefix of its
+	// own.
+	IDPrefix string
 }
 
 func (o *Options) fill() {
@@ -308,7 +314,7 @@ func (w *World) context(r *rand.Rand, canvas string, u int) (map[string]string, 
 func (w *World) Next() []ingest.Event {
 	r := w.rng
 	canvas := canvases[w.req%len(canvases)]
-	reqID := "r-" + strconv.Itoa(w.req)
+	reqID := w.o.IDPrefix + "r-" + strconv.Itoa(w.req)
 	t0 := w.o.Start.Add(time.Duration(w.req) * w.o.Step)
 	w.req++
 	ctx, g := w.context(r, canvas, r.IntN(len(w.users)))
@@ -372,7 +378,7 @@ func (w *World) event(t time.Time, canvas, action, reqID string, item int, pos *
 		c[k] = v
 	}
 	e := ingest.Event{
-		EventID:   "e-" + strconv.Itoa(w.ev),
+		EventID:   w.o.IDPrefix + "e-" + strconv.Itoa(w.ev),
 		Time:      t,
 		Canvas:    canvas,
 		Action:    action,

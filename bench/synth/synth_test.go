@@ -252,3 +252,21 @@ func contains(xs []string, x string) bool {
 	}
 	return false
 }
+
+// IDPrefix prefixes every event and request id, and changes nothing else.
+func TestIDPrefix(t *testing.T) {
+	plain := generate(NewWorld(Options{Seed: 3}), 20)
+	pre := generate(NewWorld(Options{Seed: 3, IDPrefix: "run7-"}), 20)
+	if len(plain) != len(pre) {
+		t.Fatalf("%d events with a prefix, %d without", len(pre), len(plain))
+	}
+	for i := range pre {
+		if pre[i].EventID != "run7-"+plain[i].EventID || pre[i].RequestID != "run7-"+plain[i].RequestID {
+			t.Fatalf("event %d: ids %q/%q, want run7- before %q/%q", i, pre[i].EventID, pre[i].RequestID, plain[i].EventID, plain[i].RequestID)
+		}
+		pre[i].EventID, pre[i].RequestID = plain[i].EventID, plain[i].RequestID
+	}
+	if !reflect.DeepEqual(pre, plain) {
+		t.Error("the prefix changed more than the ids")
+	}
+}

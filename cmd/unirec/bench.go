@@ -89,7 +89,10 @@ func benchProduce(ctx context.Context, args []string) error {
 	if err := f.fs.Parse(args); err != nil {
 		return err
 	}
-	w := synth.NewWorld(synth.Options{Seed: *seed, Start: time.Now().Add(-time.Hour)})
+	// Event times end about now (100 ms of event time per request), so the
+	// model a replica serves afterwards is not an hour stale.
+	now := time.Now()
+	w := synth.NewWorld(synth.Options{Seed: *seed, Start: now.Add(-time.Duration(*requests) * 100 * time.Millisecond), IDPrefix: runIDPrefix("produce", now)})
 	var evs []ingest.Event
 	for i := 0; i < *requests; i++ {
 		evs = append(evs, w.Next()...)
@@ -206,7 +209,7 @@ func loadDataset(name, path string, rebase bool) ([]ingest.Event, []bench.Record
 		}
 		return evs, nil, nil
 	case "synth":
-		w := synth.NewWorld(synth.Options{Seed: 1, Start: now.Add(-synthRequests * 100 * time.Millisecond)})
+		w := synth.NewWorld(synth.Options{Seed: 1, Start: now.Add(-synthRequests * 100 * time.Millisecond), IDPrefix: runIDPrefix("synth", now)})
 		var evs []ingest.Event
 		for i := 0; i < synthRequests; i++ {
 			evs = append(evs, w.Next()...)

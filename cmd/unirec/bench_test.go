@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,14 +42,28 @@ func checkReport(t *testing.T, dir string, plots ...string) {
 func TestBenchProduceAndReplay(t *testing.T) {
 	s := startSystem(t, t.TempDir(), "--demo=false")
 	rep := t.TempDir()
-	runBench(t, "produce", "--brokers", s.broker, "--requests", "50", "--report", filepath.Join(rep, "p"))
+	out := runBench(t, "produce", "--brokers", s.broker, "--requests", "50", "--report", filepath.Join(rep, "p"))
 	checkReport(t, filepath.Join(rep, "p"))
+	// A second run's events have ids of their own: none is dropped as a
+	// duplicate of the first run's (they once were all e-0, e-1, ...).
+	var produced float64
+	outLines := strings.Split(strings.TrimSpace(out), "\n")
+	if _, err := fmt.Sscanf(outLines[len(outLines)-1], "%g events", &produced); err != nil || produced == 0 {
+		t.Fatalf("cannot read the event count of: %s", out)
+	}
+	runBench(t, "produce", "--brokers", s.broker, "--requests", "50", "--report", filepath.Join(rep, "p2"))
+	waitFor(t, 30*time.Second, "both produce runs to be consumed", func() bool {
+		return s.metric(t, "unirec_ingest_events_consumed_total") == 2*produced
+	})
+	if d := s.metric(t, `unirec_ingest_events_total{outcome="duplicate"}`); d != 0 {
+		t.Errorf("%v events of a second bench produce were dropped as duplicates", d)
+	}
 	lines := `{"event_id":"j-1","time":"2026-11-27T10:00:00Z","canvas":"search","action":"click","item_id":"m-1","context":{"user_id":"u","query":"q"}}
 {"event_id":"j-2","time":"2026-11-27T10:00:01Z","canvas":"nope","action":"click","item_id":"m-1","context":{"user_id":"u"}}
 `
 	path := filepath.Join(rep, "events.jsonl")
 	os.WriteFile(path, []byte(lines), 0o644)
-	out := runBench(t, "replay", "--brokers", s.broker, "--dataset", "jsonl", "--path", path, "--speed", "100", "--report", filepath.Join(rep, "r"))
+	out = runBench(t, "replay", "--brokers", s.broker, "--dataset", "jsonl", "--path", path, "--speed", "100", "--report", filepath.Join(rep, "r"))
 	if !strings.Contains(out, "2 events") || !strings.Contains(out, "already holds records") {
 		t.Errorf("replay output (want 2 events and a warning that the topic holds the produced ones): %s", out)
 	}

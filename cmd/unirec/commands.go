@@ -99,6 +99,15 @@ Stop with Ctrl-C.
 		api, api, api, demo, auth, api, time.Now().UTC().Format(time.RFC3339), broker, cfg.Topics.Events)
 }
 
+// runIDPrefix is the event and request id prefix of one run of a
+// synthetic world that produces to a shared events topic (kind "demo",
+// "produce", ...). Ingest remembers event ids for an hour and drops a
+// repeated one as a duplicate: without it, a restarted demo or a second
+// bench produce repeats e-0, e-1, ... and nothing it produces is learned.
+func runIDPrefix(kind string, now time.Time) string {
+	return fmt.Sprintf("%s-%d-", kind, now.UnixMilli())
+}
+
 // demoBackfill is how much event-time history the demo produces at once on
 // an empty events topic, so the first model is trained on both positives
 // and closed-window negatives within seconds of start-up.
@@ -122,7 +131,7 @@ func runDemo(ctx context.Context, cfg Config) error {
 		start = start.Add(-demoBackfill)
 		log.Printf("demo: empty events topic, producing %s of history first", demoBackfill)
 	}
-	w := synth.NewWorld(synth.Options{Seed: cfg.Demo.Seed, Start: start, Step: step})
+	w := synth.NewWorld(synth.Options{Seed: cfg.Demo.Seed, Start: start, Step: step, IDPrefix: runIDPrefix("demo", time.Now())})
 	for i := 0; ctx.Err() == nil; i++ {
 		if wait := time.Until(start.Add(time.Duration(i) * step)); wait > 0 {
 			select {
