@@ -60,7 +60,11 @@ func publishControl(ctx context.Context, action string, args []string) error {
 	if err := snapshot.PublishControl(ctx, cfg.Kafka, cfg.Topics.Snapshots, key, c); err != nil {
 		return err
 	}
-	log.Printf("snapshot: published %s %d to %s", action, c.Version, cfg.Topics.Snapshots)
+	what := "resume (serve the newest good version)"
+	if action != snapshot.ActionResume {
+		what = fmt.Sprintf("%s to version %d", action, c.Version)
+	}
+	log.Printf("snapshot: published %s to %s", what, cfg.Topics.Snapshots)
 	return nil
 }
 
