@@ -32,12 +32,12 @@ func benchFreshness(ctx context.Context, args []string) error {
 	defer os.RemoveAll(dir)
 	o := freshness.Options{Dir: dir, Rate: f.rate, Duration: *duration, Warmup: *warmup, SkipIngest: *skipIngest,
 		RequestRate: *reqRate, Logf: func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }, Progress: os.Stderr}
+	r := bench.NewReport("freshness", map[string]any{"events_rate": f.rate, "duration": duration.String(),
+		"warmup": warmup.String(), "request_rate": *reqRate, "skip_ingest": *skipIngest}) // before the run: its start time and load average
 	rep, err := freshness.Run(ctx, o)
 	if err != nil {
 		return err
 	}
-	r := bench.NewReport("freshness", map[string]any{"events_rate": f.rate, "duration": duration.String(),
-		"warmup": warmup.String(), "request_rate": *reqRate, "skip_ingest": *skipIngest})
 	r.Figure("freshness", rep)
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
 	r.AddTable(bench.Table{Title: "Freshness (event produced -> a replica answers with a model that includes it)",

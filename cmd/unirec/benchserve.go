@@ -190,6 +190,7 @@ func benchLatency(ctx context.Context, args []string) error {
 		return err
 	}
 	rep := &latencyReport{Parallelism: f.parallelism}
+	r := f.newReport() // before the runs: its start time and load average are theirs
 	fmt.Printf("scoring kernel on %d x %d float32 (one core)...\n", f.world.items, f.world.dim)
 	rep.Kernel = load.MeasureKernel(f.world.items, f.world.dim, 7)
 	printKernel(rep.Kernel)
@@ -222,7 +223,7 @@ func benchLatency(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	return f.writeReport(rep)
+	return f.writeReport(r, rep)
 }
 
 // runWithDeltas measures f.rate against a replica applying deltas.
@@ -382,12 +383,16 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-// writeReport writes the report directory: the runs as a table, the
-// kernel figures, every figure as JSON and the latency distributions.
-func (f *latencyFlags) writeReport(rep *latencyReport) error {
-	r := bench.NewReport("latency", map[string]any{"items": f.world.items, "dim": f.world.dim, "queries": f.world.queries, "k": f.k,
+// newReport starts the report of a latency run with its configuration.
+func (f *latencyFlags) newReport() *bench.Report {
+	return bench.NewReport("latency", map[string]any{"items": f.world.items, "dim": f.world.dim, "queries": f.world.queries, "k": f.k,
 		"rate": f.rate, "duration": f.duration.String(), "warmup": f.warmup.String(), "find_max": f.findMax, "p99_target": f.p99.String(),
 		"deltas": f.deltas.String(), "delta_fraction": f.fraction, "parallelism": f.parallelism, "target": f.target})
+}
+
+// writeReport writes the report directory: the runs as a table, the
+// kernel figures, every figure as JSON and the latency distributions.
+func (f *latencyFlags) writeReport(r *bench.Report, rep *latencyReport) error {
 	r.Figure("latency", rep)
 	r.AddTable(latencyTable(rep))
 	k := rep.Kernel
