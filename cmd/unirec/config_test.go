@@ -153,3 +153,23 @@ func TestWelcomeQueryBearsTheToken(t *testing.T) {
 		t.Errorf("token env:\n%s", w)
 	}
 }
+
+// Every topic unirec uses is created and checked with the configured
+// replication factor, the trainers' lease topic included.
+func TestTopicSpecsCoverEveryTopic(t *testing.T) {
+	cfg, err := LoadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Topics.ReplicationFactor = 3
+	got := map[string]int16{}
+	for _, s := range topicSpecs(cfg) {
+		got[s.Name] = s.Replicas
+	}
+	for _, name := range []string{cfg.Topics.Events, cfg.Topics.Examples, cfg.Topics.Snapshots, cfg.Topics.DeadLetters,
+		cfg.Topics.Catalog, cfg.Ingest.Changelog, cfg.Trainer.LeaseTopic} {
+		if got[name] != 3 {
+			t.Errorf("topic %q: replicas %d in the specs, want 3", name, got[name])
+		}
+	}
+}

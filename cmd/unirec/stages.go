@@ -65,8 +65,13 @@ func topicSpecs(cfg Config) []stream.TopicSpec {
 			specs[i].Configs["retention.ms"] = fmt.Sprint(cfg.SnapshotRetention().Milliseconds())
 		}
 	}
-	return append(specs, stream.TopicSpec{Name: cfg.Ingest.Changelog, Partitions: int32(cfg.Broker.EventPartitions), Replicas: cfg.Topics.ReplicationFactor,
-		Configs: map[string]string{"cleanup.policy": "compact"}})
+	rf := cfg.Topics.ReplicationFactor
+	return append(specs,
+		stream.TopicSpec{Name: cfg.Ingest.Changelog, Partitions: int32(cfg.Broker.EventPartitions), Replicas: rf,
+			Configs: map[string]string{"cleanup.policy": "compact"}},
+		// the trainers' lease: one partition, its holder leads; replicated
+		// like the rest, so losing a broker does not stop failover
+		stream.TopicSpec{Name: cfg.Trainer.LeaseTopic, Partitions: 1, Replicas: rf})
 }
 
 // ensureTopics creates missing topics (when the config allows it) and
