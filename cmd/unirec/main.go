@@ -24,7 +24,7 @@ Usage:
   unirec ingest  [flags]   events -> examples (exactly once), against --brokers
   unirec train   [flags]   examples -> model in Pebble -> snapshots, against --brokers
   unirec serve   [flags]   snapshots -> recommend API, against --brokers
-  unirec bench   CMD ...   produce | replay | eval | latency | replica: size, tune and prove it
+  unirec bench   CMD ...   produce | replay | eval | throughput | freshness | latency | replica: size, tune and prove it
   unirec topics  create|check [flags]   create the topics, or check they are as unirec needs
   unirec dlq     inspect|replay [flags] read dead letters as JSON lines; re-inject fixed ones
   unirec status  [flags]   what is running: topics, lag, dead letters, model versions
