@@ -188,16 +188,21 @@ func (r *Replica) Recommend(ctx context.Context, req *Request) (*Response, *APIE
 	}
 	resp := &Response{Items: []Item{}}
 	m, why := r.modelFor(u, now)
+	var age time.Duration
+	var stale bool
+	if m != nil {
+		age, stale = u.staleness(m, now)
+	}
 	switch {
 	case m == nil:
 		aerr = r.fallback(resp, p, nil, why)
-	case u.MaxStaleness > 0 && now.Sub(m.Watermark) > u.MaxStaleness && u.OnStale != OnStaleFlag:
+	case stale && u.OnStale != OnStaleFlag:
 		resp.Model = modelInfo(m, u, now)
 		if u.OnStale == OnStaleRefuse {
 			r.count(u.Name, http.StatusServiceUnavailable)
 			return nil, &APIError{Status: http.StatusServiceUnavailable, Model: &resp.Model,
 				Message: fmt.Sprintf("model version %d is %s stale, over max_staleness %s of use case %q",
-					m.Version, now.Sub(m.Watermark).Round(time.Millisecond), u.MaxStaleness, u.Name)}
+					m.Version, age.Round(time.Millisecond), u.MaxStaleness, u.Name)}
 		}
 		aerr = r.fallback(resp, p, m, "stale")
 	default:
@@ -215,9 +220,9 @@ func (r *Replica) Recommend(ctx context.Context, req *Request) (*Response, *APIE
 }
 
 func modelInfo(m *Model, u *useCase, now time.Time) ModelInfo {
-	stale := max(now.Sub(m.Watermark), 0)
+	age, stale := u.staleness(m, now)
 	return ModelInfo{Version: m.Version, Watermark: m.Watermark.UTC().Format(time.RFC3339Nano),
-		StalenessMS: stale.Milliseconds(), Stale: u.MaxStaleness > 0 && stale > u.MaxStaleness}
+		StalenessMS: age.Milliseconds(), Stale: stale}
 }
 
 func (r *Replica) count(useCase string, status int) {

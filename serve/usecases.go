@@ -14,11 +14,7 @@ type UseCaseView struct {
 	DefaultK        int      `json:"default_k"`
 	MaxK            int      `json:"max_k"`
 	TimeoutMS       int64    `json:"timeout_ms"`
-	Updates         string   `json:"updates"`
-	UpdateInterval  string   `json:"update_interval,omitempty"`
-	PinVersion      int64    `json:"pin_version,omitempty"`
-	MaxStaleness    string   `json:"max_staleness,omitempty"`
-	OnStale         string   `json:"on_stale"`
+	FreshnessPolicy
 	CandidateType   string   `json:"candidate_type,omitempty"`
 	CandidateSet    string   `json:"candidate_set,omitempty"`
 	Parallelism     int      `json:"parallelism"`
@@ -41,14 +37,12 @@ func (r *Replica) UseCases() []UseCaseView {
 	for _, name := range r.useCaseNames() {
 		u := r.useCases[name]
 		v := UseCaseView{Name: u.Name, Canvas: u.Canvas, RequiredContext: slices.Clone(u.required), DefaultK: u.DefaultK,
-			MaxK: u.MaxK, TimeoutMS: u.Timeout.Milliseconds(), Updates: u.Updates, PinVersion: u.PinVersion,
-			OnStale: u.OnStale, CandidateType: u.CandidateType, CandidateSet: u.CandidateSet, Parallelism: u.Parallelism,
+			MaxK: u.MaxK, TimeoutMS: u.Timeout.Milliseconds(), FreshnessPolicy: freshnessPolicy(u.UseCase),
+			CandidateType: u.CandidateType, CandidateSet: u.CandidateSet, Parallelism: u.Parallelism,
 			FallbackChain: u.FallbackChain, FallbackItems: u.FallbackItems, CacheMaxEntries: u.Cache.MaxEntries}
 		if v.RequiredContext == nil {
 			v.RequiredContext = []string{}
 		}
-		v.UpdateInterval = durationOrEmpty(u.UpdateInterval.String(), u.UpdateInterval != 0)
-		v.MaxStaleness = durationOrEmpty(u.MaxStaleness.String(), u.MaxStaleness != 0)
 		v.CacheTTL = durationOrEmpty(u.Cache.TTL.String(), u.Cache.TTL != 0)
 		v.Rules.CountryAvailability = u.Rules.CountryAvailability
 		v.Rules.ExcludeRecent = durationOrEmpty(u.Rules.ExcludeRecent.String(), u.Rules.ExcludeRecent != 0)

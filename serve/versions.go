@@ -141,15 +141,35 @@ func (r *Replica) Control(c snapshot.Control) {
 	}
 }
 
-// UseCaseState is what one use case serves now, with its freshness policy
-// (GET /v1/model, and the status page and `unirec status` through it).
-type UseCaseState struct {
-	Name           string `json:"name"`
+// staleness is now minus m's watermark (0 when the watermark is ahead of
+// now), and whether that is beyond u's max_staleness: the one rule of the
+// recommend check, the answer's model info and the use-case states.
+func (u *useCase) staleness(m *Model, now time.Time) (time.Duration, bool) {
+	age := max(now.Sub(m.Watermark), 0)
+	return age, u.MaxStaleness > 0 && age > u.MaxStaleness
+}
+
+// FreshnessPolicy is a use case's freshness policy as the API shows it
+// (in GET /v1/use-cases and GET /v1/model).
+type FreshnessPolicy struct {
 	Updates        string `json:"updates"`
 	UpdateInterval string `json:"update_interval,omitempty"`
 	PinVersion     int64  `json:"pin_version,omitempty"`
 	MaxStaleness   string `json:"max_staleness,omitempty"`
 	OnStale        string `json:"on_stale"`
+}
+
+func freshnessPolicy(u UseCase) FreshnessPolicy {
+	return FreshnessPolicy{Updates: u.Updates, PinVersion: u.PinVersion, OnStale: u.OnStale,
+		UpdateInterval: durationOrEmpty(u.UpdateInterval.String(), u.UpdateInterval != 0),
+		MaxStaleness:   durationOrEmpty(u.MaxStaleness.String(), u.MaxStaleness != 0)}
+}
+
+// UseCaseState is what one use case serves now, with its freshness policy
+// (GET /v1/model, and the status page and `unirec status` through it).
+type UseCaseState struct {
+	Name string `json:"name"`
+	FreshnessPolicy
 	// Policy is the freshness policy in one line, e.g. "interval 1h0m0s,
 	// max staleness 2h0m0s, on stale: fallback".
 	Policy      string `json:"policy"`
@@ -167,12 +187,10 @@ func (r *Replica) UseCaseStates() []UseCaseState {
 	out := make([]UseCaseState, 0, len(r.useCases))
 	for _, name := range r.useCaseNames() {
 		u := r.useCases[name]
-		s := UseCaseState{Name: name, Updates: u.Updates, PinVersion: u.PinVersion, OnStale: u.OnStale, Policy: policyLine(u.UseCase),
-			UpdateInterval: durationOrEmpty(u.UpdateInterval.String(), u.UpdateInterval != 0),
-			MaxStaleness:   durationOrEmpty(u.MaxStaleness.String(), u.MaxStaleness != 0)}
+		s := UseCaseState{Name: name, FreshnessPolicy: freshnessPolicy(u.UseCase), Policy: policyLine(u.UseCase)}
 		if m, why := r.modelFor(u, now); m != nil {
-			stale := max(now.Sub(m.Watermark), 0)
-			s.Version, s.StalenessMS, s.Stale = m.Version, stale.Milliseconds(), u.MaxStaleness > 0 && stale > u.MaxStaleness
+			age, stale := u.staleness(m, now)
+			s.Version, s.StalenessMS, s.Stale = m.Version, age.Milliseconds(), stale
 		} else {
 			s.Unavailable = why
 		}
