@@ -27,9 +27,13 @@ const MinKeyBytes = 16
 // LoadKey reads an HMAC key from a file (its trimmed content) or, when
 // file is empty, from the environment variable env. Both empty means no
 // key: snapshots are not authenticated. field names the config fields in
-// errors (without _file/_env); a field ending in "token" holds a token,
-// and its errors say so.
-func LoadKey(file, env, field string) ([]byte, error) {
+// errors (without _file/_env).
+func LoadKey(file, env, field string) ([]byte, error) { return LoadSecret(file, env, field, "key") }
+
+// LoadSecret reads a secret of at least MinKeyBytes as LoadKey does; what
+// says in errors what it holds ("key", "token"), field names the config
+// fields (without _file/_env).
+func LoadSecret(file, env, field, what string) ([]byte, error) {
 	v, err := stream.Secret(field, file, env)
 	if err != nil || (file == "" && env == "") {
 		return nil, err
@@ -39,14 +43,9 @@ func LoadKey(file, env, field string) ([]byte, error) {
 		return nil, fmt.Errorf("%s_env: environment variable %s is empty", field, env)
 	}
 	if len(k) < MinKeyBytes {
-		// Name the field that was set and what it holds: an HMAC key, or
-		// an API or admin token (the same rule, another secret).
-		name, what := field+"_env", "key"
+		name := field + "_env" // the field that was set
 		if file != "" {
 			name = field + "_file"
-		}
-		if strings.HasSuffix(field, "token") {
-			what = "token"
 		}
 		return nil, fmt.Errorf("%s: %s must be at least %d bytes, got %d", name, what, MinKeyBytes, len(k))
 	}

@@ -169,12 +169,12 @@ func (s ServeConfig) ReplicaOptions(reg *ingest.Registry) serve.ReplicaOptions {
 
 // AdminToken loads the admin token (nil when none is configured).
 func (s ServeConfig) AdminToken() ([]byte, error) {
-	return snapshot.LoadKey(s.AdminTokenFile, s.AdminTokenEnv, "serve.admin_token")
+	return snapshot.LoadSecret(s.AdminTokenFile, s.AdminTokenEnv, "serve.admin_token", "token")
 }
 
 // APIToken loads the API token (nil when none is configured).
 func (s ServeConfig) APIToken() ([]byte, error) {
-	return snapshot.LoadKey(s.APITokenFile, s.APITokenEnv, "serve.api_token")
+	return snapshot.LoadSecret(s.APITokenFile, s.APITokenEnv, "serve.api_token", "token")
 }
 
 // SnapshotRetention is the retention of the snapshots topic: ten full
