@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -81,7 +82,8 @@ func processLine(ctx context.Context, base, token string) (string, []serve.UseCa
 		UseCases  map[string]serve.UseCaseState `json:"use_cases"`
 	}
 	err := getJSON(ctx, base+"/v1/model", token, &model)
-	if err != nil && strings.Contains(err.Error(), "HTTP 401") {
+	var hs *httpStatusError
+	if errors.As(err, &hs) && hs.code == http.StatusUnauthorized {
 		if token == "" {
 			parts = append(parts, "serving: needs an API token (pass --config with its serve.api_token_file or serve.api_token_env)")
 		} else {
@@ -136,7 +138,15 @@ func getJSON(ctx context.Context, url, token string, v any) error {
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
 		io.Copy(io.Discard, resp.Body)
-		return fmt.Errorf("%s: HTTP %d", url, resp.StatusCode)
+		return &httpStatusError{url: url, code: resp.StatusCode}
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
 }
+
+// httpStatusError is a non-200 answer to getJSON.
+type httpStatusError struct {
+	url  string
+	code int
+}
+
+func (e *httpStatusError) Error() string { return fmt.Sprintf("%s: HTTP %d", e.url, e.code) }
