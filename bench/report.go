@@ -3,11 +3,12 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 )
@@ -101,12 +102,7 @@ func (r *Report) Markdown() string {
 		b.WriteString(MarkdownTable(t.Header, t.Rows))
 		b.WriteString("\n")
 	}
-	files := make([]string, 0, len(r.Plots))
-	for file := range r.Plots {
-		files = append(files, file)
-	}
-	sort.Strings(files)
-	for _, file := range files {
+	for _, file := range slices.Sorted(maps.Keys(r.Plots)) {
 		fmt.Fprintf(&b, "![%s](%s)\n\n", r.Plots[file], file)
 	}
 	for _, n := range r.Notes {

@@ -2,6 +2,7 @@ package throughput
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/unirec/unirec/bench"
@@ -17,7 +18,7 @@ func Table(results []*Result) bench.Table {
 		t.Rows = append(t.Rows, []string{r.Stage, fmt.Sprint(r.Records), fmt.Sprintf("%.0f", r.Rate), fmt.Sprintf("%.0f", r.RawRate),
 			fmt.Sprintf("%.2f", r.RawRatio), r.Floor, fmt.Sprintf("%.0f", r.FloorRate), fmt.Sprintf("%.2f", r.FloorRatio),
 			mib(r.HeapBefore), mib(r.PeakHeap), mib(r.VmHWM)})
-		for _, name := range sortedNames(r.Variants) {
+		for _, name := range slices.Sorted(maps.Keys(r.Variants)) {
 			t.Rows = append(t.Rows, []string{r.Stage + ", " + name, fmt.Sprint(r.Records), fmt.Sprintf("%.0f", r.Variants[name]),
 				"", fmt.Sprintf("%.2f", ratio(r.Variants[name], r.RawRate)), "", "", fmt.Sprintf("%.2f", ratio(r.Variants[name], r.FloorRate)), "", "", ""})
 		}
@@ -48,13 +49,4 @@ func thin(tl []bench.Sample, gap float64) []bench.Sample {
 		}
 	}
 	return out
-}
-
-func sortedNames(m map[string]float64) []string {
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	return names
 }
