@@ -9,6 +9,7 @@ import (
 
 	"github.com/unirec/unirec/bench/throughput"
 	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/online/model"
 )
 
 // benchExamples is how many examples the throughput benchmark trains on;
@@ -33,9 +34,9 @@ func benchExamples(b *testing.B) int {
 // about 1,700). Run it with -benchtime 1x.
 func BenchmarkTrainerThroughput(b *testing.B) {
 	opts := throughput.TrainerOptions{Examples: benchExamples(b),
-		Trainer: online.TrainerOptions{Model: online.DefaultModelConfig(), CommitInterval: time.Second, MinCount: 1},
+		Trainer: online.TrainerOptions{Model: model.DefaultModelConfig(), CommitInterval: time.Second, MinCount: 1},
 		Variants: []throughput.Variant{
-			{Name: "coordinate", Apply: func(o *online.TrainerOptions) { o.Model.Optimizer = online.OptimizerCoordinate }},
+			{Name: "coordinate", Apply: func(o *online.TrainerOptions) { o.Model.Optimizer = model.OptimizerCoordinate }},
 			{Name: "max_rows_1000", Apply: func(o *online.TrainerOptions) { o.MaxRows = 1000 }},
 		}}
 	for b.Loop() {

@@ -1,48 +1,15 @@
 package online
 
-import "math"
+import (
+	"math"
+
+	"github.com/unirec/unirec/online/model"
+)
 
 // The learning step: logistic loss on one example with its weight, log-Q
 // correction of sampled negatives, gradient clipping and a NaN/Inf guard,
 // then sparse AdaGrad on the rows used (row-wise or per-coordinate) and
 // per-coordinate AdaGrad on the dense task adapter.
-
-// Optimizers of the embedding rows.
-const (
-	// OptimizerRowwise keeps one AdaGrad accumulator per row (the mean
-	// squared gradient of its weights) and one for its bias: 2 floats.
-	OptimizerRowwise = "rowwise"
-	// OptimizerCoordinate keeps one accumulator per weight: Dim+1 floats.
-	OptimizerCoordinate = "coordinate"
-)
-
-// accumulators is how many optimizer floats a row carries.
-func (c ModelConfig) accumulators() int {
-	if c.Optimizer == OptimizerCoordinate {
-		return c.Dim + 1
-	}
-	return 2
-}
-
-// trainingLogit is the logit the loss sees: z - ln(q) for an example drawn
-// with probability q (a sampled negative), z otherwise. See DESIGN.md.
-func (c ModelConfig) trainingLogit(z, sampleProb float32) float32 {
-	if c.LogQCorrection && sampleProb > 0 && sampleProb < 1 {
-		return z - float32(math.Log(float64(sampleProb)))
-	}
-	return z
-}
-
-// gradient returns dLoss/dLogit of a weighted logistic loss, clipped, and
-// false when it is not finite (the example is then not learned from).
-func (c ModelConfig) gradient(p, label, weight float32) (float32, bool) {
-	dz := weight * (p - label)
-	if math.IsNaN(float64(dz)) || math.IsInf(float64(dz), 0) {
-		return 0, false
-	}
-	clip := float32(c.GradientClip)
-	return min(max(dz, -clip), clip), true
-}
 
 // update applies one step given dLoss/dLogit.
 func (t *Trainer) update(ts *taskState, dz float32) {
@@ -81,9 +48,9 @@ func (t *Trainer) updateItemRows(slots []int32, rows [][]float32, g []float32, d
 	if len(slots) == 0 {
 		return
 	}
-	n := min(ItemIDRows, len(slots))
+	n := min(model.ItemIDRows, len(slots))
 	t.updateRows(slots[:n], g, 1, dz)
-	if inv := metaScale(rows); inv > 0 {
+	if inv := model.MetaScale(rows); inv > 0 {
 		t.updateRows(slots[n:], g, inv, 0)
 	}
 }
@@ -99,9 +66,9 @@ func (t *Trainer) updateRows(slots []int32, g []float32, scale, dz float32) {
 	for i := range grad {
 		grad[i] = g[i] * scale
 	}
-	meanSq := dot(grad, grad) / float32(d)
+	meanSq := model.Dot(grad, grad) / float32(d)
 	l2, lr := float32(t.cfg.L2), float32(t.cfg.LearningRate)
-	coord := t.cfg.Optimizer == OptimizerCoordinate
+	coord := t.cfg.Optimizer == model.OptimizerCoordinate
 	forget := float32(t.cfg.Forget)
 	if forget == 0 {
 		forget = 1
@@ -121,7 +88,7 @@ func (t *Trainer) updateRows(slots []int32, g []float32, scale, dz float32) {
 			adagrad(&w[d], &acc[d], dz, lr)
 		} else {
 			acc[0] += meanSq
-			decayStep(w[:d], grad, 1-lr*l2, lr/(float32(math.Sqrt(float64(acc[0])))+1e-6))
+			model.DecayStep(w[:d], grad, 1-lr*l2, lr/(float32(math.Sqrt(float64(acc[0])))+1e-6))
 			adagrad(&w[d], &acc[1], dz, lr)
 		}
 	}

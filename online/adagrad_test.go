@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
 )
 
@@ -22,14 +23,14 @@ func score(tr *Trainer, e *stream.Example) float32 {
 		return out
 	}
 	d := tr.cfg.Dim
-	tp := NewTaskParams(d)
+	tp := model.NewTaskParams(d)
 	if ts := tr.tasks[e.Task]; ts != nil {
 		tp = ts.p
 	}
 	c, v := make([]float32, d), make([]float32, d+1)
-	bias := ContextVector(c, nil, tp, rows(tr.feat.Context(nil, e.Task, e.Context, time.UnixMilli(e.EventTime))))
-	ItemVector(v, rows(tr.feat.Item(nil, e.Task, e.ItemID, e.Item)))
-	return Logit(c, bias, v)
+	bias := model.ContextVector(c, nil, tp, rows(tr.feat.Context(nil, e.Task, e.Context, time.UnixMilli(e.EventTime))))
+	model.ItemVector(v, rows(tr.feat.Item(nil, e.Task, e.ItemID, e.Item)))
+	return model.Logit(c, bias, v)
 }
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -60,7 +61,7 @@ func TestNonFiniteExamplesAreNotLearned(t *testing.T) {
 // the model by the clip, so they give the same model; an unclipped weight
 // of 1 does not.
 func TestGradientIsClipped(t *testing.T) {
-	model := func(w float32) *Capture {
+	model := func(w float32) *model.Capture {
 		tr := openTest(t, TrainerOptions{})
 		defer tr.Close()
 		e := ex("search", "u-1", "m-1", t0, 1)
@@ -78,7 +79,7 @@ func TestGradientIsClipped(t *testing.T) {
 // L2 (decoupled weight decay) shrinks the rows it updates.
 func TestL2ShrinksRows(t *testing.T) {
 	norm := func(l2 float64) float64 {
-		cfg := DefaultModelConfig()
+		cfg := model.DefaultModelConfig()
 		cfg.L2 = l2
 		tr := openTest(t, TrainerOptions{Model: cfg})
 		defer tr.Close()
@@ -100,7 +101,7 @@ func TestL2ShrinksRows(t *testing.T) {
 // correction off it is learned like a logged negative.
 func TestLogQCorrectionOfSampledNegatives(t *testing.T) {
 	after := func(q float32, logQ bool) float32 {
-		cfg := DefaultModelConfig()
+		cfg := model.DefaultModelConfig()
 		cfg.LogQCorrection = logQ
 		tr := openTest(t, TrainerOptions{Model: cfg})
 		defer tr.Close()
@@ -122,8 +123,8 @@ func TestLogQCorrectionOfSampledNegatives(t *testing.T) {
 // planted structure too.
 func TestCoordinateAdaGrad(t *testing.T) {
 	skipUnderRace(t)
-	cfg := DefaultModelConfig()
-	cfg.Optimizer = OptimizerCoordinate
+	cfg := model.DefaultModelConfig()
+	cfg.Optimizer = model.OptimizerCoordinate
 	tr := openTest(t, TrainerOptions{Model: cfg})
 	defer tr.Close()
 	if got := tr.tab.stride; got != 2*cfg.Dim+2 {

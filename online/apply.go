@@ -3,6 +3,7 @@ package online
 import (
 	"time"
 
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
 )
 
@@ -44,11 +45,11 @@ func (t *Trainer) learn(ex *stream.Example, ctxIDs, itemIDs []uint64) error {
 	s.ctxRows, s.itemRows = t.rowsOf(s.ctxRows[:0], s.ctxSlots), t.rowsOf(s.itemRows[:0], s.itemSlots)
 	ts := t.task(ex.Task)
 	t.dirtyTasks[ex.Task] = struct{}{}
-	ctxBias := ContextVector(s.cp, s.c, ts.p, s.ctxRows)
-	ItemVector(s.v, s.itemRows)
-	z := Logit(s.cp, ctxBias, s.v)
-	t.progress.Observe(ex.Task, Sigmoid(z), ex.Label, ex.Weight)
-	if dz, ok := t.cfg.gradient(Sigmoid(t.cfg.trainingLogit(z, ex.SampleProb)), ex.Label, ex.Weight); ok {
+	ctxBias := model.ContextVector(s.cp, s.c, ts.p, s.ctxRows)
+	model.ItemVector(s.v, s.itemRows)
+	z := model.Logit(s.cp, ctxBias, s.v)
+	t.progress.Observe(ex.Task, model.Sigmoid(z), ex.Label, ex.Weight)
+	if dz, ok := t.cfg.Gradient(model.Sigmoid(t.cfg.TrainingLogit(z, ex.SampleProb)), ex.Label, ex.Weight); ok {
 		t.update(ts, dz)
 	}
 	t.track(ex)
@@ -155,7 +156,7 @@ func (t *Trainer) task(name string) *taskState {
 	ts := t.tasks[name]
 	if ts == nil {
 		d := t.cfg.Dim
-		ts = &taskState{p: NewTaskParams(d), accScale: make([]float32, d), accShift: make([]float32, d)}
+		ts = &taskState{p: model.NewTaskParams(d), accScale: make([]float32, d), accShift: make([]float32, d)}
 		t.tasks[name] = ts
 	}
 	return ts
@@ -168,7 +169,7 @@ func initRow(w []float32, id uint64, scale float32) {
 	x := id
 	for i := range w {
 		x += 0x9e3779b97f4a7c15
-		w[i] = (float32(mix64(x)>>40)/float32(1<<24)*2 - 1) * scale
+		w[i] = (float32(model.Mix64(x)>>40)/float32(1<<24)*2 - 1) * scale
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 
 	"github.com/unirec/unirec/bench/synth"
 	"github.com/unirec/unirec/ingest"
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
 )
 
@@ -19,9 +20,9 @@ func BenchmarkApply(b *testing.B) {
 	for _, ex := range synth.NewWorld(synth.Options{Seed: 1}).Examples(reg, 20000) {
 		recs = append(recs, stream.AppendExample(nil, &ex))
 	}
-	for _, opt := range []string{OptimizerRowwise, OptimizerCoordinate} {
+	for _, opt := range []string{model.OptimizerRowwise, model.OptimizerCoordinate} {
 		b.Run(opt, func(b *testing.B) {
-			cfg := DefaultModelConfig()
+			cfg := model.DefaultModelConfig()
 			cfg.Optimizer = opt
 			tr, err := OpenTrainer(TrainerOptions{Model: cfg, Dir: b.TempDir()})
 			if err != nil {

@@ -5,48 +5,14 @@ import (
 	"slices"
 	"sort"
 
-	"github.com/unirec/unirec/stream"
+	"github.com/unirec/unirec/online/model"
 )
-
-// Capture is a consistent copy of everything serving needs from the model
-// at one point of the examples log: the weights (no optimizer state), the
-// per-task adapters, the item registry and per-task popularity, with the
-// offsets and watermark they correspond to.
-type Capture struct {
-	Config    ModelConfig
-	Version   int64
-	Offsets   map[int32]int64
-	Watermark int64 // newest event time included, unix ms
-	Applied   int64
-	// IDs and Weights hold the rows: row i is Weights[i*(Dim+1):(i+1)*(Dim+1)].
-	IDs      []uint64
-	Weights  []float32
-	Tasks    map[string]TaskParams
-	Items    []Item
-	Popular  map[string][]Popular
-	Progress map[string]TaskProgress
-}
-
-// Item is one entry of the item registry.
-type Item struct {
-	ID   string
-	Meta stream.ItemMeta
-}
-
-// Popular is an item and its popularity score in a task.
-type Popular struct {
-	Item  string
-	Score float64
-}
-
-// PopularTopN is how many items per task a capture's popularity list holds.
-const PopularTopN = 1000
 
 // Capture expires stale rows, commits the store, assigns the next snapshot
 // version, and returns a copy of the committed model, so a snapshot never
 // includes anything a restarted trainer could lose. With a memory bound the
 // rows are read from Pebble, which holds all of them after the commit.
-func (t *Trainer) Capture() (*Capture, error) {
+func (t *Trainer) Capture() (*model.Capture, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.sweepExpired()
@@ -56,31 +22,31 @@ func (t *Trainer) Capture() (*Capture, error) {
 		return nil, err
 	}
 	d := t.cfg.Dim + 1
-	c := &Capture{
+	c := &model.Capture{
 		Config: t.cfg, Version: t.version, Offsets: maps.Clone(t.offsets),
 		Watermark: t.watermark, Applied: t.applied,
 		IDs: make([]uint64, 0, t.tab.len()), Weights: make([]float32, 0, t.tab.len()*d),
-		Tasks: map[string]TaskParams{}, Popular: map[string][]Popular{}, Progress: t.progress.All(),
+		Tasks: map[string]model.TaskParams{}, Popular: map[string][]model.Popular{}, Progress: t.progress.All(),
 	}
 	if err := t.captureRows(c); err != nil {
 		return nil, err
 	}
 	for name, ts := range t.tasks {
-		c.Tasks[name] = TaskParams{Scale: slices.Clone(ts.p.Scale), Shift: slices.Clone(ts.p.Shift), Bias: ts.p.Bias}
+		c.Tasks[name] = model.TaskParams{Scale: slices.Clone(ts.p.Scale), Shift: slices.Clone(ts.p.Shift), Bias: ts.p.Bias}
 	}
 	for _, id := range slices.Sorted(maps.Keys(t.items)) {
-		c.Items = append(c.Items, Item{ID: id, Meta: t.items[id]})
+		c.Items = append(c.Items, model.Item{ID: id, Meta: t.items[id]})
 	}
 	for task, m := range t.pop {
-		c.Popular[task] = topPopular(m, PopularTopN)
+		c.Popular[task] = topPopular(m, model.PopularTopN)
 	}
 	return c, nil
 }
 
-func topPopular(m map[string]float64, n int) []Popular {
-	out := make([]Popular, 0, len(m))
+func topPopular(m map[string]float64, n int) []model.Popular {
+	out := make([]model.Popular, 0, len(m))
 	for item, s := range m {
-		out = append(out, Popular{Item: item, Score: s})
+		out = append(out, model.Popular{Item: item, Score: s})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Score != out[j].Score {
@@ -95,7 +61,7 @@ func topPopular(m map[string]float64, n int) []Popular {
 }
 
 // captureRows copies the weights of every live row into c, in id order.
-func (t *Trainer) captureRows(c *Capture) error {
+func (t *Trainer) captureRows(c *model.Capture) error {
 	d := t.cfg.Dim + 1
 	if !t.paging {
 		for _, id := range slices.Sorted(maps.Keys(t.tab.index)) {

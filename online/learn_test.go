@@ -1,6 +1,7 @@
 package online
 
 import (
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
 	"testing"
 
@@ -12,7 +13,7 @@ import (
 // progressive AUC on every task of a world with a planted truth.
 func TestLearnsPlantedStructure(t *testing.T) {
 	skipUnderRace(t)
-	tr, err := OpenTrainer(TrainerOptions{Model: DefaultModelConfig(), Dir: t.TempDir()})
+	tr, err := OpenTrainer(TrainerOptions{Model: model.DefaultModelConfig(), Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +40,7 @@ func TestLearnsPlantedStructure(t *testing.T) {
 func TestIsolatedModeSharesNothing(t *testing.T) {
 	skipUnderRace(t)
 	rowsOf := func(isolated bool, task string) map[uint64]bool {
-		cfg := DefaultModelConfig()
+		cfg := model.DefaultModelConfig()
 		cfg.Isolated = isolated
 		tr := openTest(t, TrainerOptions{Model: cfg})
 		defer tr.Close()
@@ -70,7 +71,7 @@ func TestIsolatedModeSharesNothing(t *testing.T) {
 	if n := overlap(false); n == 0 {
 		t.Fatal("shared: no row shared by notifications and search")
 	}
-	cfg := DefaultModelConfig()
+	cfg := model.DefaultModelConfig()
 	cfg.Isolated = true
 	tr := openTest(t, TrainerOptions{Model: cfg})
 	defer tr.Close()

@@ -6,6 +6,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
 )
 
@@ -80,7 +81,7 @@ func (t *Trainer) prepare(ctx context.Context, cl *kgo.Client, free <-chan *batc
 }
 
 // add decodes and featurizes r into the next slot of b.
-func (b *batch) add(f Featurizer, r *kgo.Record) {
+func (b *batch) add(f model.Featurizer, r *kgo.Record) {
 	if b.n == len(b.recs) {
 		b.recs = append(b.recs, prepared{})
 	}

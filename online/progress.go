@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/unirec/unirec/online/model"
 )
 
 // progressWindow is how many recent examples per task the windowed metrics
@@ -29,17 +31,6 @@ type taskProgress struct {
 	// ring of the most recent predictions
 	pred, label []float32
 	next        int
-}
-
-// TaskProgress is the progressive-validation summary of one task.
-type TaskProgress struct {
-	Examples    int64   `json:"examples"`
-	LogLoss     float64 `json:"logloss"`     // weighted mean over all examples
-	AUC         float64 `json:"auc"`         // over the last window
-	MeanPred    float64 `json:"mean_pred"`   // over the last window
-	MeanLabel   float64 `json:"mean_label"`  // over the last window
-	Calibration float64 `json:"calibration"` // mean_pred / mean_label
-	Window      int     `json:"window"`      // examples in the window
 }
 
 // NewProgress returns an empty Progress that registers its gauges in set.
@@ -80,39 +71,39 @@ func (p *Progress) register(task string) {
 	if p.set == nil {
 		return
 	}
-	gauge := func(name string, f func(TaskProgress) float64) {
+	gauge := func(name string, f func(model.TaskProgress) float64) {
 		p.set.GetOrCreateGauge(fmt.Sprintf("%s{task=%q}", name, task), func() float64 { return f(p.Task(task)) })
 	}
-	gauge("unirec_trainer_examples_trained", func(s TaskProgress) float64 { return float64(s.Examples) })
-	gauge("unirec_trainer_progressive_logloss", func(s TaskProgress) float64 { return s.LogLoss })
-	gauge("unirec_trainer_progressive_auc", func(s TaskProgress) float64 { return s.AUC })
-	gauge("unirec_trainer_progressive_calibration", func(s TaskProgress) float64 { return s.Calibration })
+	gauge("unirec_trainer_examples_trained", func(s model.TaskProgress) float64 { return float64(s.Examples) })
+	gauge("unirec_trainer_progressive_logloss", func(s model.TaskProgress) float64 { return s.LogLoss })
+	gauge("unirec_trainer_progressive_auc", func(s model.TaskProgress) float64 { return s.AUC })
+	gauge("unirec_trainer_progressive_calibration", func(s model.TaskProgress) float64 { return s.Calibration })
 }
 
 // Task returns the summary of one task.
-func (p *Progress) Task(task string) TaskProgress {
+func (p *Progress) Task(task string) model.TaskProgress {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	tp := p.tasks[task]
 	if tp == nil {
-		return TaskProgress{}
+		return model.TaskProgress{}
 	}
 	return tp.summary()
 }
 
 // All returns the summary of every task.
-func (p *Progress) All() map[string]TaskProgress {
+func (p *Progress) All() map[string]model.TaskProgress {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make(map[string]TaskProgress, len(p.tasks))
+	out := make(map[string]model.TaskProgress, len(p.tasks))
 	for name, tp := range p.tasks {
 		out[name] = tp.summary()
 	}
 	return out
 }
 
-func (tp *taskProgress) summary() TaskProgress {
-	s := TaskProgress{Examples: tp.count, Window: len(tp.pred)}
+func (tp *taskProgress) summary() model.TaskProgress {
+	s := model.TaskProgress{Examples: tp.count, Window: len(tp.pred)}
 	if tp.weight > 0 {
 		s.LogLoss = tp.logloss / tp.weight
 	}

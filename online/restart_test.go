@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
 )
 
@@ -44,7 +45,7 @@ func TestRestartResumesExactly(t *testing.T) {
 	}
 	dir := t.TempDir()
 	open := func() *online.Trainer {
-		tr, err := online.OpenTrainer(online.TrainerOptions{Model: online.DefaultModelConfig(), Dir: dir, Client: copts,
+		tr, err := online.OpenTrainer(online.TrainerOptions{Model: model.DefaultModelConfig(), Dir: dir, Client: copts,
 			Topic: "examples", CommitInterval: 5 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
@@ -109,7 +110,7 @@ func TestUndecodableExampleIsSkipped(t *testing.T) {
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	tr, err := online.OpenTrainer(online.TrainerOptions{Model: online.DefaultModelConfig(), Dir: t.TempDir(), Client: copts,
+	tr, err := online.OpenTrainer(online.TrainerOptions{Model: model.DefaultModelConfig(), Dir: t.TempDir(), Client: copts,
 		Topic: "examples", CommitInterval: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +119,7 @@ func TestUndecodableExampleIsSkipped(t *testing.T) {
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- tr.Run(rctx) }()
-	var c *online.Capture
+	var c *model.Capture
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if c, err = tr.Capture(); err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
 )
 
@@ -149,7 +150,7 @@ func (s *Store) decodeTask(b []byte) (*taskState, error) {
 		return nil, fmt.Errorf("cannot decode task params: %d floats for dim %d", len(fs), d)
 	}
 	return &taskState{
-		p:       &TaskParams{Bias: fs[0], Scale: fs[2 : 2+d], Shift: fs[2+d : 2+2*d]},
+		p:       &model.TaskParams{Bias: fs[0], Scale: fs[2 : 2+d], Shift: fs[2+d : 2+2*d]},
 		accBias: fs[1], accScale: fs[2+2*d : 2+3*d], accShift: fs[2+3*d:],
 	}, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/unirec/unirec/bench/synth"
 	"github.com/unirec/unirec/ingest"
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
 )
 
@@ -25,7 +26,7 @@ func synthExamples(t *testing.T, requests int) []stream.Example {
 func openTest(t *testing.T, opts TrainerOptions) *Trainer {
 	t.Helper()
 	if opts.Model.Dim == 0 {
-		opts.Model = DefaultModelConfig()
+		opts.Model = model.DefaultModelConfig()
 	}
 	if opts.Dir == "" {
 		opts.Dir = t.TempDir()
@@ -46,7 +47,7 @@ func applyAll(t *testing.T, tr *Trainer, exs []stream.Example) {
 	}
 }
 
-func capture(t *testing.T, tr *Trainer) *Capture {
+func capture(t *testing.T, tr *Trainer) *model.Capture {
 	t.Helper()
 	c, err := tr.Capture()
 	if err != nil {
@@ -56,7 +57,7 @@ func capture(t *testing.T, tr *Trainer) *Capture {
 }
 
 // sameModel fails unless a and b hold bit-identical parameters.
-func sameModel(t *testing.T, a, b *Capture) {
+func sameModel(t *testing.T, a, b *model.Capture) {
 	t.Helper()
 	if !slices.Equal(a.IDs, b.IDs) {
 		t.Fatalf("row ids differ: %d rows vs %d rows", len(a.IDs), len(b.IDs))
@@ -140,7 +141,7 @@ func ex(task, user, item string, at time.Time, label float32) stream.Example {
 		Context: []stream.Field{{Name: "user_id", Value: user}}}
 }
 
-func hasRow(c *Capture, id uint64) bool {
+func hasRow(c *model.Capture, id uint64) bool {
 	_, ok := slices.BinarySearch(c.IDs, id)
 	return ok
 }
@@ -152,7 +153,7 @@ func TestAdmissionAfterMinCountSightings(t *testing.T) {
 	set := metrics.NewSet()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	tr := openTest(t, TrainerOptions{Dir: dir, MinCount: 3, Metrics: set})
-	item := tr.feat.FeatureID("search", nsItem, "m-rare")
+	item := tr.feat.FeatureID("search", model.NamespaceItem, "m-rare")
 	e := ex("search", "u-1", "m-rare", t0, 1)
 	for sighting := 1; sighting <= 2; sighting++ {
 		if err := tr.Apply(&e); err != nil {
@@ -189,8 +190,8 @@ func TestExpiryAfterTTLOfEventTime(t *testing.T) {
 		set := metrics.NewSet()
 		t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 		tr := openTest(t, TrainerOptions{Dir: dir, TTL: time.Hour, MaxRows: bound, Metrics: set})
-		stale := tr.feat.FeatureID("search", nsItem, "m-old")
-		fresh := tr.feat.FeatureID("search", nsItem, "m-new")
+		stale := tr.feat.FeatureID("search", model.NamespaceItem, "m-old")
+		fresh := tr.feat.FeatureID("search", model.NamespaceItem, "m-new")
 		old := ex("search", "u-1", "m-old", t0, 1)
 		if err := tr.Apply(&old); err != nil {
 			t.Fatal(err)

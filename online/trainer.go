@@ -10,12 +10,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
 )
 
 // TrainerOptions configures a Trainer.
 type TrainerOptions struct {
-	Model ModelConfig
+	Model model.ModelConfig
 	// Dir is the Pebble directory of the parameter store.
 	Dir    string
 	Client stream.ClientOptions
@@ -37,7 +38,7 @@ type TrainerOptions struct {
 }
 
 type taskState struct {
-	p                  *TaskParams
+	p                  *model.TaskParams
 	accScale, accShift []float32
 	accBias            float32
 }
@@ -46,8 +47,8 @@ type taskState struct {
 // consume loop hold mu; Capture takes it to read a consistent state.
 type Trainer struct {
 	opts TrainerOptions
-	cfg  ModelConfig
-	feat Featurizer
+	cfg  model.ModelConfig
+	feat model.Featurizer
 
 	mu        sync.Mutex
 	store     *Store
@@ -107,8 +108,8 @@ func OpenTrainer(opts TrainerOptions) (*Trainer, error) {
 	}
 	set := opts.Metrics
 	t := &Trainer{
-		opts: opts, cfg: opts.Model, feat: Featurizer{Isolated: opts.Model.Isolated}, store: st,
-		tab: newTable(opts.Model.Dim, opts.Model.accumulators()), adm: newAdmission(opts.MinCount, opts.TTL.Milliseconds()),
+		opts: opts, cfg: opts.Model, feat: model.Featurizer{Isolated: opts.Model.Isolated}, store: st,
+		tab: newTable(opts.Model.Dim, opts.Model.Accumulators()), adm: newAdmission(opts.MinCount, opts.TTL.Milliseconds()),
 		paging: opts.MaxRows > 0, tasks: map[string]*taskState{}, items: map[string]stream.ItemMeta{},
 		pop: map[string]map[string]float64{}, offsets: map[int32]int64{},
 		deletedRows: map[uint64]struct{}{}, dirtyTasks: map[string]struct{}{},

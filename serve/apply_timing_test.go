@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/unirec/unirec/ingest"
-	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/snapshot"
 	"github.com/unirec/unirec/stream"
 )
@@ -18,15 +18,15 @@ import (
 // bigModel returns a capture shaped like a busy model: rows random rows of
 // dim 32 (plus the rows of 2,000 items' features) and a copy of it in
 // which a third of the rows changed.
-func bigModel(rows int) (*online.Capture, *online.Capture) {
+func bigModel(rows int) (*model.Capture, *model.Capture) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	cfg := online.DefaultModelConfig()
-	c := &online.Capture{Config: cfg, Version: 1, Tasks: map[string]online.TaskParams{"notifications": *online.NewTaskParams(cfg.Dim)}}
-	var feat online.Featurizer
+	cfg := model.DefaultModelConfig()
+	c := &model.Capture{Config: cfg, Version: 1, Tasks: map[string]model.TaskParams{"notifications": *model.NewTaskParams(cfg.Dim)}}
+	var feat model.Featurizer
 	ids := map[uint64]bool{}
 	for i := 0; i < 2000; i++ {
 		meta := stream.ItemMeta{Type: "video", Title: fmt.Sprintf("title %d word%d", i, i%50), Categories: []string{fmt.Sprint("g", i%8)}}
-		c.Items = append(c.Items, online.Item{ID: fmt.Sprint("m-", i), Meta: meta})
+		c.Items = append(c.Items, model.Item{ID: fmt.Sprint("m-", i), Meta: meta})
 		for _, id := range feat.Item(nil, "", fmt.Sprint("m-", i), meta) {
 			ids[id] = true
 		}
@@ -41,7 +41,7 @@ func bigModel(rows int) (*online.Capture, *online.Capture) {
 			}
 		}
 	})
-	slices.SortFunc(c.Items, func(a, b online.Item) int { return cmpStr(a.ID, b.ID) })
+	slices.SortFunc(c.Items, func(a, b model.Item) int { return cmpStr(a.ID, b.ID) })
 	for range c.IDs {
 		for j := 0; j <= cfg.Dim; j++ {
 			c.Weights = append(c.Weights, rng.Float32()*0.2-0.1)

@@ -8,6 +8,7 @@ import (
 	"github.com/unirec/unirec/bench/synth"
 	"github.com/unirec/unirec/ingest"
 	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/snapshot"
 )
 
@@ -19,7 +20,7 @@ import (
 //	go test -run '^$' -bench Encoding ./serve
 func BenchmarkEncoding(b *testing.B) {
 	reg, _ := ingest.NewRegistry(ingest.DefaultCanvases())
-	tr, err := online.OpenTrainer(online.TrainerOptions{Model: online.DefaultModelConfig(), Dir: b.TempDir()})
+	tr, err := online.OpenTrainer(online.TrainerOptions{Model: model.DefaultModelConfig(), Dir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/unirec/unirec/ingest"
-	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/snapshot"
 	"github.com/unirec/unirec/stream"
 )
@@ -23,19 +23,19 @@ type testItem struct {
 
 // testCapture builds a capture of version v in which each item's vector
 // is (score, 0 | bias 0) and every task's context vector is (1, 0).
-func testCapture(t testing.TB, v int64, items []testItem) *online.Capture {
+func testCapture(t testing.TB, v int64, items []testItem) *model.Capture {
 	t.Helper()
 	const dim = 2
-	var f online.Featurizer
-	c := &online.Capture{Config: online.ModelConfig{Dim: dim}, Version: v, Watermark: testEpoch.UnixMilli(),
-		Tasks: map[string]online.TaskParams{}, Popular: map[string][]online.Popular{}}
+	var f model.Featurizer
+	c := &model.Capture{Config: model.ModelConfig{Dim: dim}, Version: v, Watermark: testEpoch.UnixMilli(),
+		Tasks: map[string]model.TaskParams{}, Popular: map[string][]model.Popular{}}
 	for _, name := range ingest.DefaultCanvases() {
-		c.Tasks[name.Name] = online.TaskParams{Scale: []float32{1, 1}, Shift: []float32{1, 0}}
+		c.Tasks[name.Name] = model.TaskParams{Scale: []float32{1, 1}, Shift: []float32{1, 0}}
 	}
 	rows := map[uint64][]float32{}
 	for _, it := range items {
 		meta := stream.ItemMeta{Type: it.typ, Title: it.title, Categories: it.cats}
-		c.Items = append(c.Items, online.Item{ID: it.id, Meta: meta})
+		c.Items = append(c.Items, model.Item{ID: it.id, Meta: meta})
 		rows[f.Item(nil, "", it.id, meta)[0]] = []float32{it.score, 0, 0}
 	}
 	for id := range rows {

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/snapshot"
 	"github.com/unirec/unirec/stream"
 )
@@ -38,7 +38,7 @@ func BenchmarkScoresScalarBaseline(b *testing.B) {
 	b.SetBytes(int64(len(mat) * 4))
 	for b.Loop() {
 		for i := range out {
-			out[i] = online.Logit(cv, 0, mat[i*65:(i+1)*65])
+			out[i] = model.Logit(cv, 0, mat[i*65:(i+1)*65])
 		}
 	}
 }
@@ -66,12 +66,12 @@ func BenchmarkRankTop100(b *testing.B) {
 func BenchmarkRecommendConcurrent(b *testing.B) {
 	const n, dim = 100000, 64
 	rng := rand.New(rand.NewPCG(5, 6))
-	var f online.Featurizer
-	c := &online.Capture{Config: online.ModelConfig{Dim: dim}, Version: 1, Tasks: map[string]online.TaskParams{}}
+	var f model.Featurizer
+	c := &model.Capture{Config: model.ModelConfig{Dim: dim}, Version: 1, Tasks: map[string]model.TaskParams{}}
 	rows := map[uint64][]float32{}
 	for i := range n {
 		id := "m-" + strconv.Itoa(i)
-		c.Items = append(c.Items, online.Item{ID: id})
+		c.Items = append(c.Items, model.Item{ID: id})
 		row := make([]float32, dim+1)
 		for j := range row {
 			row[j] = float32(rng.NormFloat64())

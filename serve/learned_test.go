@@ -7,6 +7,7 @@ import (
 	"github.com/unirec/unirec/bench/synth"
 	"github.com/unirec/unirec/ingest"
 	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/snapshot"
 )
 
@@ -18,7 +19,7 @@ func TestServesWhatTheTrainerLearned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := online.OpenTrainer(online.TrainerOptions{Model: online.DefaultModelConfig(), Dir: t.TempDir()})
+	tr, err := online.OpenTrainer(online.TrainerOptions{Model: model.DefaultModelConfig(), Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/snapshot"
 )
 
@@ -19,12 +19,12 @@ type Model struct {
 	Kind      string
 	Watermark time.Time
 	Applied   int64
-	Config    online.ModelConfig
-	Progress  map[string]online.TaskProgress
-	feat      online.Featurizer
+	Config    model.ModelConfig
+	Progress  map[string]model.TaskProgress
+	feat      model.Featurizer
 	rows      *rowTable
-	tasks     map[string]online.TaskParams
-	items     []online.Item
+	tasks     map[string]model.TaskParams
+	items     []model.Item
 	index     map[string]int
 	// itemFeats are the shared-space feature ids of each item and featItems
 	// the items each feature id is part of, so a delta recomputes only the
@@ -34,7 +34,7 @@ type Model struct {
 	// matrices holds the item matrix of the shared space under "", or one
 	// per task when the model is a set of isolated per-task models.
 	matrices map[string][]float32
-	popular  map[string][]online.Popular
+	popular  map[string][]model.Popular
 	// bad are the rows that failed a value check, with the reason; a
 	// version with bad rows never goes live.
 	bad map[uint64]string
@@ -42,8 +42,8 @@ type Model struct {
 
 // NewModel builds the serving form of a full snapshot.
 func NewModel(u *snapshot.Update) *Model {
-	empty := &Model{rows: newRowTable(), tasks: map[string]online.TaskParams{}, index: map[string]int{},
-		featItems: map[uint64][]int32{}, matrices: map[string][]float32{}, popular: map[string][]online.Popular{}}
+	empty := &Model{rows: newRowTable(), tasks: map[string]model.TaskParams{}, index: map[string]int{},
+		featItems: map[uint64][]int32{}, matrices: map[string][]float32{}, popular: map[string][]model.Popular{}}
 	return empty.next(u)
 }
 
@@ -53,7 +53,7 @@ func (m *Model) next(u *snapshot.Update) *Model {
 	man, d := u.Manifest, u.Delta
 	n := &Model{
 		Version: man.Version, Kind: man.Kind, Watermark: man.Watermark, Applied: man.Applied, Config: man.Config,
-		Progress: man.Progress, feat: online.Featurizer{Isolated: man.Config.Isolated},
+		Progress: man.Progress, feat: model.Featurizer{Isolated: man.Config.Isolated},
 		rows: m.rows.with(d.IDs, d.Row, d.Deleted), tasks: maps.Clone(m.tasks), popular: maps.Clone(m.popular),
 		items: m.items, index: m.index, itemFeats: m.itemFeats, featItems: m.featItems, matrices: map[string][]float32{},
 		bad: m.bad,
@@ -80,7 +80,7 @@ func (m *Model) next(u *snapshot.Update) *Model {
 
 // addItems adds new items and replaces changed ones (copying the item
 // tables first), and returns the indexes whose vectors must be computed.
-func (n *Model) addItems(items []online.Item) map[int]bool {
+func (n *Model) addItems(items []model.Item) map[int]bool {
 	dirty := map[int]bool{}
 	if len(items) == 0 {
 		return dirty
@@ -122,7 +122,7 @@ func (n *Model) updateMatrix(prev []float32, dirty map[int]bool) []float32 {
 		for _, id := range n.itemFeats[i] {
 			rows = append(rows, n.rows.get(id))
 		}
-		online.ItemVector(out[i*d:(i+1)*d], rows)
+		model.ItemVector(out[i*d:(i+1)*d], rows)
 	}
 	return out
 }
@@ -139,7 +139,7 @@ func (m *Model) itemMatrix(task string) []float32 {
 		for _, id := range ids {
 			rows = append(rows, m.rows.get(id))
 		}
-		online.ItemVector(out[i*d:(i+1)*d], rows)
+		model.ItemVector(out[i*d:(i+1)*d], rows)
 	}
 	return out
 }

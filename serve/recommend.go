@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/unirec/unirec/ingest"
-	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
 )
 
@@ -135,7 +135,7 @@ func (r *Replica) rankModel(p *plan, m *Model) ([]Item, error) {
 		a := p.rules.newAnswer(p.k)
 		for _, s := range top {
 			it := &m.items[s.idx]
-			a.add(Item{ID: it.ID, Score: float64(online.Sigmoid(s.logit))}, &it.Meta)
+			a.add(Item{ID: it.ID, Score: float64(model.Sigmoid(s.logit))}, &it.Meta)
 		}
 		if a.full() || len(top) < fetch {
 			p.u.observeScoring(r.opts.Now().Sub(start))
@@ -181,10 +181,10 @@ func (r *Replica) contextVector(m *Model, p *plan) ([]float32, float32) {
 	}
 	tp, ok := m.tasks[canvas]
 	if !ok {
-		tp = *online.NewTaskParams(m.Config.Dim)
+		tp = *model.NewTaskParams(m.Config.Dim)
 	}
 	cv := make([]float32, m.Config.Dim)
-	bias := online.ContextVector(cv, nil, &tp, rows)
+	bias := model.ContextVector(cv, nil, &tp, rows)
 	return cv, bias
 }
 

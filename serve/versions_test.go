@@ -17,6 +17,7 @@ import (
 	"github.com/unirec/unirec/bench/synth"
 	"github.com/unirec/unirec/ingest"
 	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/snapshot"
 )
 
@@ -26,7 +27,7 @@ type fixture struct {
 	t    *testing.T
 	reg  *ingest.Registry
 	w    *synth.World
-	caps []*online.Capture
+	caps []*model.Capture
 	now  time.Time
 }
 
@@ -36,7 +37,7 @@ func newFixture(t *testing.T, steps int) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := online.DefaultModelConfig()
+	cfg := model.DefaultModelConfig()
 	cfg.Dim = 8
 	tr, err := online.OpenTrainer(online.TrainerOptions{Model: cfg, Dir: t.TempDir()})
 	if err != nil {
@@ -330,12 +331,12 @@ func TestBadUpdatesNeverGoLive(t *testing.T) {
 
 	r3 := f.replica(ReplicaOptions{})
 	first := f.update(0, true)
-	first.Manifest.Progress = map[string]online.TaskProgress{"search": {AUC: 0.8, Window: 5000, Examples: 20_000}}
+	first.Manifest.Progress = map[string]model.TaskProgress{"search": {AUC: 0.8, Window: 5000, Examples: 20_000}}
 	if err := r3.Apply(first); err != nil {
 		t.Fatal(err)
 	}
 	collapsed := f.update(1, false)
-	collapsed.Manifest.Progress = map[string]online.TaskProgress{"search": {AUC: 0.55, Window: 5000, Examples: 20_500}}
+	collapsed.Manifest.Progress = map[string]model.TaskProgress{"search": {AUC: 0.55, Window: 5000, Examples: 20_500}}
 	if err := r3.Apply(collapsed); !errors.Is(err, ErrBadUpdate) || !strings.Contains(err.Error(), "AUC fell") {
 		t.Fatalf("AUC collapse: got %v", err)
 	}
@@ -343,7 +344,7 @@ func TestBadUpdatesNeverGoLive(t *testing.T) {
 		t.Fatalf("serving %d after a collapse", v)
 	}
 	drift := f.update(2, false)
-	drift.Manifest.Progress = map[string]online.TaskProgress{"search": {AUC: 0.6, Window: 5000, Examples: 30_000}}
+	drift.Manifest.Progress = map[string]model.TaskProgress{"search": {AUC: 0.6, Window: 5000, Examples: 30_000}}
 	if err := r3.Apply(drift); err != nil {
 		t.Fatalf("a version whose window no longer overlaps the last good one's: %v", err)
 	}

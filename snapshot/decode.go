@@ -9,7 +9,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
 )
 
@@ -37,7 +37,7 @@ func decodePayload(m *Manifest, payload []byte) (*Delta, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: version %d: %v", ErrCorrupt, m.Version, err)
 	}
-	d := &Delta{Dim: m.Config.Dim, Tasks: map[string]online.TaskParams{}, Popular: map[string][]online.Popular{}}
+	d := &Delta{Dim: m.Config.Dim, Tasks: map[string]model.TaskParams{}, Popular: map[string][]model.Popular{}}
 	r := reader{b: raw}
 	readDelta(&r, d, m.Encoding)
 	if r.err == nil && len(r.b) != 0 {
@@ -89,7 +89,7 @@ func readDelta(r *reader, d *Delta, enc Encoding) {
 		bias := r.f32()
 		fs := r.floats(2 * dim)
 		if r.err == nil {
-			d.Tasks[name] = online.TaskParams{Bias: bias, Scale: fs[:dim:dim], Shift: fs[dim:]}
+			d.Tasks[name] = model.TaskParams{Bias: bias, Scale: fs[:dim:dim], Shift: fs[dim:]}
 		}
 	}
 	for ni := r.count(1); ni > 0 && r.err == nil; ni-- {
@@ -97,13 +97,13 @@ func readDelta(r *reader, d *Delta, enc Encoding) {
 		if err := stream.DecodeExample(r.bytes(), &ex); err != nil && r.err == nil {
 			r.err = err
 		}
-		d.Items = append(d.Items, online.Item{ID: ex.ItemID, Meta: ex.Item})
+		d.Items = append(d.Items, model.Item{ID: ex.ItemID, Meta: ex.Item})
 	}
 	for np := r.count(1); np > 0 && r.err == nil; np-- {
 		task := r.str()
-		list := make([]online.Popular, r.count(9))
+		list := make([]model.Popular, r.count(9))
 		for i := range list {
-			list[i] = online.Popular{Item: r.str(), Score: math.Float64frombits(r.u64())}
+			list[i] = model.Popular{Item: r.str(), Score: math.Float64frombits(r.u64())}
 		}
 		d.Popular[task] = list
 	}

@@ -5,7 +5,7 @@ import (
 	"math"
 	"slices"
 
-	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
 )
 
@@ -19,9 +19,9 @@ type Delta struct {
 	IDs     []uint64
 	Weights []float32 // row i is Weights[i*(Dim+1):(i+1)*(Dim+1)]
 	Deleted []uint64
-	Tasks   map[string]online.TaskParams
-	Items   []online.Item
-	Popular map[string][]online.Popular
+	Tasks   map[string]model.TaskParams
+	Items   []model.Item
+	Popular map[string][]model.Popular
 }
 
 // Row returns the weights of changed row i.
@@ -33,10 +33,10 @@ func (d *Delta) Row(i int) []float32 {
 // Diff returns what changed from prev to cur; a nil prev gives the whole
 // model. Rows are compared bit for bit, so applying the delta to prev gives
 // exactly cur.
-func Diff(prev, cur *online.Capture) *Delta {
-	d := &Delta{Dim: cur.Config.Dim, Tasks: map[string]online.TaskParams{}, Popular: map[string][]online.Popular{}}
+func Diff(prev, cur *model.Capture) *Delta {
+	d := &Delta{Dim: cur.Config.Dim, Tasks: map[string]model.TaskParams{}, Popular: map[string][]model.Popular{}}
 	if prev == nil {
-		prev = &online.Capture{}
+		prev = &model.Capture{}
 	}
 	diffRows(d, prev, cur)
 	for name, tp := range cur.Tasks {
@@ -62,7 +62,7 @@ func Diff(prev, cur *online.Capture) *Delta {
 }
 
 // diffRows merges the sorted row ids of prev and cur.
-func diffRows(d *Delta, prev, cur *online.Capture) {
+func diffRows(d *Delta, prev, cur *model.Capture) {
 	n := cur.Config.Dim + 1
 	i, j := 0, 0
 	for i < len(prev.IDs) || j < len(cur.IDs) {
@@ -88,13 +88,13 @@ func diffRows(d *Delta, prev, cur *online.Capture) {
 
 // Apply returns base with d applied, leaving base untouched. Versions and
 // offsets are not part of a delta; the caller sets them from the manifest.
-func Apply(base *online.Capture, d *Delta) *online.Capture {
-	out := &online.Capture{Config: base.Config, Tasks: maps.Clone(base.Tasks), Popular: maps.Clone(base.Popular)}
+func Apply(base *model.Capture, d *Delta) *model.Capture {
+	out := &model.Capture{Config: base.Config, Tasks: maps.Clone(base.Tasks), Popular: maps.Clone(base.Popular)}
 	if out.Tasks == nil {
-		out.Tasks = map[string]online.TaskParams{}
+		out.Tasks = map[string]model.TaskParams{}
 	}
 	if out.Popular == nil {
-		out.Popular = map[string][]online.Popular{}
+		out.Popular = map[string][]model.Popular{}
 	}
 	applyRows(out, base, d)
 	maps.Copy(out.Tasks, d.Tasks)
@@ -111,13 +111,13 @@ func Apply(base *online.Capture, d *Delta) *online.Capture {
 			out.Items = append(out.Items, it)
 		}
 	}
-	slices.SortFunc(out.Items, func(a, b online.Item) int { return cmpString(a.ID, b.ID) })
+	slices.SortFunc(out.Items, func(a, b model.Item) int { return cmpString(a.ID, b.ID) })
 	return out
 }
 
 // applyRows merges base's sorted rows with the delta's changed and deleted
 // rows (both sorted).
-func applyRows(out, base *online.Capture, d *Delta) {
+func applyRows(out, base *model.Capture, d *Delta) {
 	n := d.Dim + 1
 	deleted := map[uint64]bool{}
 	for _, id := range d.Deleted {
@@ -165,7 +165,7 @@ func sameFloats(a, b []float32) bool {
 	return true
 }
 
-func sameTask(a, b online.TaskParams) bool {
+func sameTask(a, b model.TaskParams) bool {
 	return math.Float32bits(a.Bias) == math.Float32bits(b.Bias) && sameFloats(a.Scale, b.Scale) && sameFloats(a.Shift, b.Shift)
 }
 
@@ -176,7 +176,7 @@ func sameMeta(a, b stream.ItemMeta) bool {
 // UpdateOf returns the update from prev to c as a subscriber hands it over
 // (float32 rows): a full snapshot when prev is nil, else a delta. It lets a
 // trainer feed a replica in one process and tests build chains.
-func UpdateOf(prev, c *online.Capture) *Update {
+func UpdateOf(prev, c *model.Capture) *Update {
 	d := Diff(prev, c)
 	m := &Manifest{Version: c.Version, Kind: KindFull, FullVersion: c.Version, FullOffset: -1, Encoding: EncodingFloat32,
 		Config: c.Config, Offsets: c.Offsets, Watermark: unixMilli(c.Watermark), Applied: c.Applied,

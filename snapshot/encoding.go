@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/online/model"
 )
 
 // Encoding is how the weights of a row are stored in a snapshot. A row is
@@ -158,7 +158,7 @@ func fromHalf(h uint16) float32 {
 // Encoded returns d as a replica decodes it after encoding its rows in enc,
 // and the compressed payload size: what a compact encoding costs in
 // accuracy and saves in bytes.
-func Encoded(d *Delta, cfg online.ModelConfig, enc Encoding) (*Delta, int, error) {
+func Encoded(d *Delta, cfg model.ModelConfig, enc Encoding) (*Delta, int, error) {
 	payload, err := encodePayload(d, enc)
 	if err != nil {
 		return nil, 0, err

@@ -15,7 +15,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
 )
 
@@ -33,24 +33,24 @@ type Manifest struct {
 	// FullVersion and FullOffset name the full snapshot this chain starts
 	// from and the topic offset of its first record, so a cold replica can
 	// seek there instead of reading the whole topic (-1: unknown).
-	FullVersion int64                          `json:"full_version"`
-	FullOffset  int64                          `json:"full_offset"`
-	Encoding    Encoding                       `json:"encoding"`
-	Config      online.ModelConfig             `json:"config"`
-	Offsets     map[int32]int64                `json:"offsets"`   // examples partition -> next offset
-	Watermark   time.Time                      `json:"watermark"` // newest event time included
-	Applied     int64                          `json:"applied"`   // examples the model learned from
-	Rows        int                            `json:"rows"`      // rows in this payload
-	Deleted     int                            `json:"deleted"`   // rows this delta removes
-	Tasks       int                            `json:"tasks"`     // task adapters in this payload
-	Items       int                            `json:"items"`     // items in this payload
-	TotalRows   int                            `json:"total_rows"`
-	Chunks      int                            `json:"chunks"`
-	ChunkCRCs   []uint32                       `json:"chunk_crcs"` // CRC32C of each chunk record
-	Bytes       int                            `json:"bytes"`      // compressed payload bytes
-	Checksum    string                         `json:"checksum"`   // sha256 of the compressed payload
-	Created     time.Time                      `json:"created"`
-	Progress    map[string]online.TaskProgress `json:"progress"`
+	FullVersion int64                         `json:"full_version"`
+	FullOffset  int64                         `json:"full_offset"`
+	Encoding    Encoding                      `json:"encoding"`
+	Config      model.ModelConfig             `json:"config"`
+	Offsets     map[int32]int64               `json:"offsets"`   // examples partition -> next offset
+	Watermark   time.Time                     `json:"watermark"` // newest event time included
+	Applied     int64                         `json:"applied"`   // examples the model learned from
+	Rows        int                           `json:"rows"`      // rows in this payload
+	Deleted     int                           `json:"deleted"`   // rows this delta removes
+	Tasks       int                           `json:"tasks"`     // task adapters in this payload
+	Items       int                           `json:"items"`     // items in this payload
+	TotalRows   int                           `json:"total_rows"`
+	Chunks      int                           `json:"chunks"`
+	ChunkCRCs   []uint32                      `json:"chunk_crcs"` // CRC32C of each chunk record
+	Bytes       int                           `json:"bytes"`      // compressed payload bytes
+	Checksum    string                        `json:"checksum"`   // sha256 of the compressed payload
+	Created     time.Time                     `json:"created"`
+	Progress    map[string]model.TaskProgress `json:"progress"`
 }
 
 // The kinds of snapshot.

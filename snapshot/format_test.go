@@ -11,32 +11,33 @@ import (
 	"github.com/unirec/unirec/bench/synth"
 	"github.com/unirec/unirec/ingest"
 	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
 )
 
-func testCapture() *online.Capture {
-	cfg := online.DefaultModelConfig()
+func testCapture() *model.Capture {
+	cfg := model.DefaultModelConfig()
 	cfg.Dim = 4
-	return &online.Capture{
+	return &model.Capture{
 		Config: cfg, Version: 3, Offsets: map[int32]int64{0: 42}, Watermark: 1700000000000, Applied: 42,
 		IDs:     []uint64{1, 99},
 		Weights: []float32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10},
-		Tasks: map[string]online.TaskParams{
+		Tasks: map[string]model.TaskParams{
 			"search":        {Scale: []float32{1, 1, 1, 1}, Shift: []float32{0, 0.5, 0, 0}, Bias: -1},
 			"notifications": {Scale: []float32{2, 1, 1, 1}, Shift: []float32{0, 0, 0, 0.25}, Bias: 1},
 		},
-		Items:   []online.Item{{ID: "m-1", Meta: stream.ItemMeta{Type: "video", Title: "Space", Categories: []string{"Documentary"}}}, {ID: "m-2"}},
-		Popular: map[string][]online.Popular{"search": {{Item: "m-1", Score: 3}}},
+		Items:   []model.Item{{ID: "m-1", Meta: stream.ItemMeta{Type: "video", Title: "Space", Categories: []string{"Documentary"}}}, {ID: "m-2"}},
+		Popular: map[string][]model.Popular{"search": {{Item: "m-1", Score: 3}}},
 	}
 }
 
-func manifestFor(c *online.Capture, d *Delta, enc Encoding, payload []byte) *Manifest {
+func manifestFor(c *model.Capture, d *Delta, enc Encoding, payload []byte) *Manifest {
 	return &Manifest{Version: c.Version, Config: c.Config, Encoding: enc, Rows: len(d.IDs), Deleted: len(d.Deleted),
 		Tasks: len(d.Tasks), Items: len(d.Items), Checksum: checksum(payload)}
 }
 
 // roundTrip encodes d and decodes it again.
-func roundTrip(t *testing.T, c *online.Capture, d *Delta, enc Encoding) *Delta {
+func roundTrip(t *testing.T, c *model.Capture, d *Delta, enc Encoding) *Delta {
 	t.Helper()
 	payload, err := encodePayload(d, enc)
 	if err != nil {
@@ -52,7 +53,7 @@ func roundTrip(t *testing.T, c *online.Capture, d *Delta, enc Encoding) *Delta {
 // A float32 payload decodes to exactly the model it was encoded from.
 func TestPayloadRoundTrip(t *testing.T) {
 	c := testCapture()
-	got := Apply(&online.Capture{Config: c.Config}, roundTrip(t, c, Diff(nil, c), EncodingFloat32))
+	got := Apply(&model.Capture{Config: c.Config}, roundTrip(t, c, Diff(nil, c), EncodingFloat32))
 	want := *c
 	want.Version, want.Offsets, want.Watermark, want.Applied = 0, nil, 0, 0
 	if !reflect.DeepEqual(got, &want) {
@@ -107,13 +108,13 @@ func TestHalf(t *testing.T) {
 
 // trainChain trains a real trainer on a synthetic world in steps and
 // captures the model after each step.
-func trainChain(t *testing.T, steps, perStep int) []*online.Capture {
+func trainChain(t *testing.T, steps, perStep int) []*model.Capture {
 	t.Helper()
 	reg, err := ingest.NewRegistry(ingest.DefaultCanvases())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := online.DefaultModelConfig()
+	cfg := model.DefaultModelConfig()
 	cfg.Dim = 8
 	tr, err := online.OpenTrainer(online.TrainerOptions{Model: cfg, Dir: t.TempDir()})
 	if err != nil {
@@ -121,7 +122,7 @@ func trainChain(t *testing.T, steps, perStep int) []*online.Capture {
 	}
 	defer tr.Close()
 	exs := synth.NewWorld(synth.Options{Seed: 5}).Examples(reg, steps*perStep)
-	var out []*online.Capture
+	var out []*model.Capture
 	for s := 0; s < steps; s++ {
 		n := len(exs) / steps
 		for i := s * n; i < (s+1)*n; i++ {
@@ -143,7 +144,7 @@ func TestDeltaChainEqualsFull(t *testing.T) {
 	caps := trainChain(t, 6, 40)
 	last := caps[len(caps)-1]
 	for _, enc := range []Encoding{EncodingFloat32, EncodingFloat16, EncodingInt8} {
-		chain := Apply(&online.Capture{Config: last.Config}, roundTrip(t, caps[0], Diff(nil, caps[0]), enc))
+		chain := Apply(&model.Capture{Config: last.Config}, roundTrip(t, caps[0], Diff(nil, caps[0]), enc))
 		for i := 1; i < len(caps); i++ {
 			d := Diff(caps[i-1], caps[i])
 			if len(d.IDs) == 0 || len(d.IDs) >= len(caps[i].IDs) {
@@ -151,12 +152,12 @@ func TestDeltaChainEqualsFull(t *testing.T) {
 			}
 			chain = Apply(chain, roundTrip(t, caps[i], d, enc))
 		}
-		full := Apply(&online.Capture{Config: last.Config}, roundTrip(t, last, Diff(nil, last), enc))
+		full := Apply(&model.Capture{Config: last.Config}, roundTrip(t, last, Diff(nil, last), enc))
 		if !reflect.DeepEqual(chain, full) {
 			t.Fatalf("%s: chain of deltas differs from the full snapshot (%d vs %d rows)", enc, len(chain.IDs), len(full.IDs))
 		}
 	}
-	exact := Apply(&online.Capture{Config: last.Config}, Diff(nil, last))
+	exact := Apply(&model.Capture{Config: last.Config}, Diff(nil, last))
 	if !reflect.DeepEqual(exact.IDs, last.IDs) || !reflect.DeepEqual(exact.Weights, last.Weights) ||
 		!reflect.DeepEqual(exact.Items, last.Items) || !reflect.DeepEqual(exact.Tasks, last.Tasks) {
 		t.Fatal("a full delta does not reproduce the capture")

@@ -10,7 +10,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
 )
 
@@ -38,15 +38,25 @@ type PublisherOptions struct {
 	Now     func() time.Time
 }
 
+// Source is what a publisher captures: the trainer (online.Trainer). It is
+// the seam that keeps the trainer and its parameter store out of every
+// program that only subscribes.
+type Source interface {
+	// Applied is how many examples the model has learned, ever.
+	Applied() int64
+	// Capture commits and returns a consistent copy of the model.
+	Capture() (*model.Capture, error)
+}
+
 // Publisher periodically captures the trainer's model and publishes a full
 // snapshot or the delta since the previous snapshot.
 type Publisher struct {
 	opts        PublisherOptions
-	trainer     *online.Trainer
+	trainer     Source
 	cl          *kgo.Client
 	lastApplied int64
 
-	prev       *online.Capture // the last published model
+	prev       *model.Capture // the last published model
 	lastFull   time.Time
 	fullVer    int64
 	fullOffset int64
@@ -79,7 +89,7 @@ func (o *PublisherOptions) ensureDefaults() {
 }
 
 // NewPublisher connects a transactional producer for the snapshots topic.
-func NewPublisher(opts PublisherOptions, t *online.Trainer) (*Publisher, error) {
+func NewPublisher(opts PublisherOptions, t Source) (*Publisher, error) {
 	opts.ensureDefaults()
 	if err := opts.Encoding.Validate(); err != nil {
 		return nil, err
@@ -154,7 +164,7 @@ func (p *Publisher) publish(ctx context.Context, full bool) (*Manifest, error) {
 		Encoding: p.opts.Encoding, Config: c.Config, Offsets: c.Offsets, Watermark: unixMilli(c.Watermark),
 		Applied: c.Applied, TotalRows: len(c.IDs), Created: p.opts.Now().UTC(), Progress: c.Progress,
 	}
-	var base *online.Capture
+	var base *model.Capture
 	if !full {
 		base = p.prev
 		m.Kind, m.BaseVersion, m.FullVersion, m.FullOffset = KindDelta, p.prev.Version, p.fullVer, p.fullOffset

@@ -14,6 +14,7 @@ import (
 	"github.com/unirec/unirec/bench/synth"
 	"github.com/unirec/unirec/ingest"
 	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
 )
 
@@ -48,7 +49,7 @@ func newEnv(t *testing.T, key []byte, enc Encoding) *env {
 	if err := stream.EnsureTopics(context.Background(), cl, []stream.TopicSpec{{Name: topic, Partitions: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := online.DefaultModelConfig()
+	cfg := model.DefaultModelConfig()
 	cfg.Dim = 8
 	tr, err := online.OpenTrainer(online.TrainerOptions{Model: cfg, Dir: t.TempDir()})
 	if err != nil {
@@ -98,7 +99,7 @@ func (e *env) publish(full bool) *Manifest {
 // follower subscribes and folds what it receives into a capture.
 type follower struct {
 	mu      sync.Mutex
-	model   *online.Capture
+	model   *model.Capture
 	applied []int64
 	kinds   []string
 	set     *metrics.Set
@@ -123,7 +124,7 @@ func (f *follower) apply(u *Update) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if u.Manifest.Kind == KindFull {
-		f.model = &online.Capture{Config: u.Manifest.Config}
+		f.model = &model.Capture{Config: u.Manifest.Config}
 	}
 	f.model = Apply(f.model, u.Delta)
 	f.model.Version = u.Manifest.Version
@@ -159,7 +160,7 @@ func (f *follower) rejected(reason string) uint64 {
 
 // sameModel checks that f holds exactly the last model the publisher
 // published (float32 rows).
-func sameModel(t *testing.T, f *follower, want *online.Capture) {
+func sameModel(t *testing.T, f *follower, want *model.Capture) {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -27,6 +27,7 @@ import (
 	"github.com/unirec/unirec/bench"
 	"github.com/unirec/unirec/ingest"
 	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/serve"
 	"github.com/unirec/unirec/snapshot"
 	"github.com/unirec/unirec/stream"
@@ -171,7 +172,7 @@ func (p *pipeline) start(ctx context.Context) error {
 	if p.reg, err = ingest.NewRegistry(ingest.DefaultCanvases()); err != nil {
 		return err
 	}
-	p.trainer, err = online.OpenTrainer(online.TrainerOptions{Model: online.DefaultModelConfig(), Dir: filepath.Join(p.o.Dir, "trainer"),
+	p.trainer, err = online.OpenTrainer(online.TrainerOptions{Model: model.DefaultModelConfig(), Dir: filepath.Join(p.o.Dir, "trainer"),
 		Client: p.copts, Topic: p.topics.Examples, CommitInterval: time.Second})
 	if err != nil {
 		return err

@@ -6,7 +6,7 @@ import (
 
 	"github.com/viterin/vek/vek32"
 
-	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/serve"
 )
 
@@ -19,7 +19,7 @@ type KernelFigures struct {
 	Items, Dim    int
 	MatrixBytes   int64
 	KernelTime    time.Duration // serve.Scores over the whole matrix, best of the runs
-	ScalarTime    time.Duration // the same with a scalar Go loop (online.Logit): the baseline
+	ScalarTime    time.Duration // the same with a scalar Go loop (model.Logit): the baseline
 	KernelGBs     float64       // matrix bytes / KernelTime
 	KernelBigGBs  float64       // serve.Scores over a 256 MiB matrix, bytes per second
 	ReadGBs       float64       // DRAM read bandwidth (AVX2 dot product of two 128 MiB halves)
@@ -46,7 +46,7 @@ func MeasureKernel(items, dim, runs int) KernelFigures {
 	f.ScalarTime = best(runs, func() {
 		d := dim + 1
 		for i := range out {
-			out[i] = online.Logit(cv, 0, mat[i*d:(i+1)*d])
+			out[i] = model.Logit(cv, 0, mat[i*d:(i+1)*d])
 		}
 	})
 	big := make([]float32, 64<<20)

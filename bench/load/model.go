@@ -7,7 +7,7 @@ import (
 
 	"github.com/unirec/unirec/bench/synth"
 	"github.com/unirec/unirec/ingest"
-	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/snapshot"
 )
 
@@ -16,7 +16,7 @@ import (
 // trained model would have them (the benchmark measures speed, not
 // quality).
 type Model struct {
-	Capture *online.Capture
+	Capture *model.Capture
 	rng     *rand.Rand
 }
 
@@ -24,7 +24,7 @@ type Model struct {
 // for w's items and for the contexts of queries requests per canvas.
 func NewModel(w *synth.World, reg *ingest.Registry, dim, queries int, seed uint64) *Model {
 	rng := rand.New(rand.NewPCG(seed, 7))
-	var f online.Featurizer
+	var f model.Featurizer
 	ids := map[uint64]bool{}
 	var buf []uint64
 	for _, it := range w.Items() {
@@ -32,11 +32,11 @@ func NewModel(w *synth.World, reg *ingest.Registry, dim, queries int, seed uint6
 			ids[id] = true
 		}
 	}
-	c := &online.Capture{Config: online.DefaultModelConfig(), Version: 1, Watermark: time.Now().UnixMilli(),
-		Tasks: map[string]online.TaskParams{}, Popular: map[string][]online.Popular{}}
+	c := &model.Capture{Config: model.DefaultModelConfig(), Version: 1, Watermark: time.Now().UnixMilli(),
+		Tasks: map[string]model.TaskParams{}, Popular: map[string][]model.Popular{}}
 	c.Config.Dim = dim
 	for _, canvas := range w.Canvases() {
-		tp := online.NewTaskParams(dim)
+		tp := model.NewTaskParams(dim)
 		c.Tasks[canvas] = *tp
 		for i := range queries {
 			ctx, _ := w.Query(canvas, i)
@@ -55,7 +55,7 @@ func NewModel(w *synth.World, reg *ingest.Registry, dim, queries int, seed uint6
 		c.Weights[i] = float32(rng.NormFloat64() * 0.1)
 	}
 	for _, it := range w.Items() {
-		c.Items = append(c.Items, online.Item{ID: it.ID, Meta: it.Meta})
+		c.Items = append(c.Items, model.Item{ID: it.ID, Meta: it.Meta})
 	}
 	return &Model{Capture: c, rng: rng}
 }
@@ -69,7 +69,7 @@ func (m *Model) Full() *snapshot.Update { return snapshot.UpdateOf(nil, m.Captur
 func (m *Model) Delta(fraction float64) *snapshot.Update {
 	c := m.Capture
 	dim := c.Config.Dim
-	d := &snapshot.Delta{Dim: dim, Tasks: map[string]online.TaskParams{}, Popular: map[string][]online.Popular{}}
+	d := &snapshot.Delta{Dim: dim, Tasks: map[string]model.TaskParams{}, Popular: map[string][]model.Popular{}}
 	n := max(1, int(fraction*float64(len(c.IDs))))
 	start := m.rng.IntN(len(c.IDs))
 	for j := range n {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
 )
 
@@ -20,8 +21,8 @@ type scorer interface {
 
 // trained is a captured model scored exactly as serving scores it.
 type trained struct {
-	cap  *online.Capture
-	feat online.Featurizer
+	cap  *model.Capture
+	feat model.Featurizer
 	rows map[uint64][]float32
 	dim  int
 	// item matrices per task (shared mode: identical across tasks)
@@ -30,7 +31,7 @@ type trained struct {
 }
 
 // train learns from exs in order with cfg and returns the captured model.
-func train(cfg online.ModelConfig, exs []stream.Example, cat *catalog) (*trained, error) {
+func train(cfg model.ModelConfig, exs []stream.Example, cat *catalog) (*trained, error) {
 	dir, err := os.MkdirTemp("", "unirec-quality")
 	if err != nil {
 		return nil, fmt.Errorf("cannot create trainer dir: %w", err)
@@ -50,7 +51,7 @@ func train(cfg online.ModelConfig, exs []stream.Example, cat *catalog) (*trained
 	if err != nil {
 		return nil, err
 	}
-	m := &trained{cap: c, feat: online.Featurizer{Isolated: cfg.Isolated}, rows: map[uint64][]float32{},
+	m := &trained{cap: c, feat: model.Featurizer{Isolated: cfg.Isolated}, rows: map[uint64][]float32{},
 		dim: cfg.Dim, itemVecs: map[string][]float32{}, cat: cat}
 	d := cfg.Dim + 1
 	for i, id := range c.IDs {
@@ -76,19 +77,19 @@ func (m *trained) itemMatrix(task string) []float32 {
 	d := m.dim + 1
 	v := make([]float32, len(m.cat.ids)*d)
 	for i, id := range m.cat.ids {
-		online.ItemVector(v[i*d:(i+1)*d], m.lookup(m.feat.Item(nil, task, id, m.cat.meta[i])))
+		model.ItemVector(v[i*d:(i+1)*d], m.lookup(m.feat.Item(nil, task, id, m.cat.meta[i])))
 	}
 	m.itemVecs[task] = v
 	return v
 }
 
 func (m *trained) context(ex *stream.Example) ([]float32, float32) {
-	tp := online.NewTaskParams(m.dim)
+	tp := model.NewTaskParams(m.dim)
 	if p, ok := m.cap.Tasks[ex.Task]; ok {
 		tp = &p
 	}
 	c := make([]float32, m.dim)
-	bias := online.ContextVector(c, nil, tp, m.lookup(m.feat.Context(nil, ex.Task, ex.Context, time.UnixMilli(ex.EventTime))))
+	bias := model.ContextVector(c, nil, tp, m.lookup(m.feat.Context(nil, ex.Task, ex.Context, time.UnixMilli(ex.EventTime))))
 	return c, bias
 }
 
@@ -98,7 +99,7 @@ func (m *trained) items(ex *stream.Example, dst []float32) []float32 {
 	d := m.dim + 1
 	dst = dst[:0]
 	for i := range m.cat.ids {
-		dst = append(dst, online.Logit(c, bias, v[i*d:(i+1)*d]))
+		dst = append(dst, model.Logit(c, bias, v[i*d:(i+1)*d]))
 	}
 	return dst
 }
@@ -106,8 +107,8 @@ func (m *trained) items(ex *stream.Example, dst []float32) []float32 {
 func (m *trained) pair(ex *stream.Example) float32 {
 	c, bias := m.context(ex)
 	v := make([]float32, m.dim+1)
-	online.ItemVector(v, m.lookup(m.feat.Item(nil, ex.Task, ex.ItemID, ex.Item)))
-	return online.Logit(c, bias, v)
+	model.ItemVector(v, m.lookup(m.feat.Item(nil, ex.Task, ex.ItemID, ex.Item)))
+	return model.Logit(c, bias, v)
 }
 
 // popularity scores an item by the summed weight of its positives in the

@@ -13,6 +13,7 @@ import (
 	"github.com/unirec/unirec/bench/datasets"
 	"github.com/unirec/unirec/ingest"
 	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
 )
 
@@ -20,7 +21,7 @@ import (
 type Method struct {
 	Name string
 	// Model is nil for the popularity baseline.
-	Model *online.ModelConfig
+	Model *model.ModelConfig
 }
 
 // Options configures a quality run.
@@ -44,8 +45,8 @@ type Options struct {
 // whose popularity drifts over 22 years), a small init (0.01), and no log-Q
 // correction: with uniform negatives q = 1/N is a constant, so the
 // correction only shifts the training logit by ln N and slows AdaGrad.
-func MovieLensModel() online.ModelConfig {
-	c := online.DefaultModelConfig()
+func MovieLensModel() model.ModelConfig {
+	c := model.DefaultModelConfig()
 	c.Forget, c.InitScale, c.LogQCorrection = 0.999, 0.01, false
 	return c
 }
@@ -57,7 +58,7 @@ func DefaultMethods() []Method {
 	unified, isolated, plain, coord, logQ := MovieLensModel(), MovieLensModel(), MovieLensModel(), MovieLensModel(), MovieLensModel()
 	isolated.Isolated = true
 	plain.Forget = 1
-	coord.Optimizer = online.OptimizerCoordinate
+	coord.Optimizer = model.OptimizerCoordinate
 	logQ.LogQCorrection = true
 	return []Method{{Name: "unified", Model: &unified}, {Name: "per-task", Model: &isolated}, {Name: "popularity"},
 		{Name: "unified, forget 1", Model: &plain}, {Name: "unified, coordinate", Model: &coord}, {Name: "unified, log-Q", Model: &logQ}}

@@ -6,12 +6,13 @@ import (
 
 	"github.com/unirec/unirec/bench"
 	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/online/model"
 )
 
 // A tiny trainer run with a variant fills every rate and the timelines.
 func TestTrainerWithVariant(t *testing.T) {
 	r, err := Trainer(context.Background(), TrainerOptions{Examples: 2000,
-		Trainer:  online.TrainerOptions{Model: online.DefaultModelConfig()},
+		Trainer:  online.TrainerOptions{Model: model.DefaultModelConfig()},
 		Variants: []Variant{{Name: "max_rows_256", Apply: func(o *online.TrainerOptions) { o.MaxRows = 256 }}}})
 	if err != nil {
 		t.Fatal(err)

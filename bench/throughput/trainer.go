@@ -13,6 +13,7 @@ import (
 	"github.com/unirec/unirec/bench/synth"
 	"github.com/unirec/unirec/ingest"
 	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
 )
 
@@ -100,9 +101,9 @@ func produceExamples(ctx context.Context, copts stream.ClientOptions, reg *inges
 // featurizeOnly is the floor of the trainer: it consumes the topic and
 // decodes and featurizes each example as the trainer's first stage does,
 // and learns nothing.
-func featurizeOnly(ctx context.Context, copts stream.ClientOptions, model online.ModelConfig, n int, progress io.Writer) (phase, error) {
+func featurizeOnly(ctx context.Context, copts stream.ClientOptions, cfg model.ModelConfig, n int, progress io.Writer) (phase, error) {
 	var count atomic.Int64
-	f := online.Featurizer{Isolated: model.Isolated}
+	f := model.Featurizer{Isolated: cfg.Isolated}
 	var ex stream.Example
 	var ctxIDs, itemIDs []uint64
 	var decodeErr error

@@ -14,6 +14,7 @@ import (
 
 	"github.com/unirec/unirec/ingest"
 	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/serve"
 	"github.com/unirec/unirec/snapshot"
 	"github.com/unirec/unirec/stream"
@@ -28,15 +29,15 @@ type Config struct {
 	// AutoCreateTopics lets every command create missing topics at start-up;
 	// when false, `unirec topics create` must have been run. Either way the
 	// topics are checked at start-up.
-	AutoCreateTopics bool               `yaml:"auto_create_topics"`
-	Broker           BrokerConfig       `yaml:"broker"`
-	Canvases         []ingest.Canvas    `yaml:"canvases"`
-	Ingest           IngestConfig       `yaml:"ingest"`
-	Model            online.ModelConfig `yaml:"model"`
-	Trainer          TrainerConfig      `yaml:"trainer"`
-	Snapshot         SnapshotConfig     `yaml:"snapshot"`
-	Serve            ServeConfig        `yaml:"serve"`
-	Demo             DemoConfig         `yaml:"demo"`
+	AutoCreateTopics bool              `yaml:"auto_create_topics"`
+	Broker           BrokerConfig      `yaml:"broker"`
+	Canvases         []ingest.Canvas   `yaml:"canvases"`
+	Ingest           IngestConfig      `yaml:"ingest"`
+	Model            model.ModelConfig `yaml:"model"`
+	Trainer          TrainerConfig     `yaml:"trainer"`
+	Snapshot         SnapshotConfig    `yaml:"snapshot"`
+	Serve            ServeConfig       `yaml:"serve"`
+	Demo             DemoConfig        `yaml:"demo"`
 }
 
 // BrokerConfig configures the embedded broker.
@@ -202,7 +203,7 @@ func DefaultConfig() Config {
 		Broker:           BrokerConfig{Port: 9092, EventPartitions: 4},
 		Ingest: IngestConfig{Group: "unirec-ingest", TransactionalID: "unirec-ingest-" + host + "-" + fmt.Sprint(os.Getpid()),
 			Changelog: "unirec.ingest.changelog", AllowedLateness: 5 * time.Second, MaxEventBytes: 64 << 10, Listen: "localhost:8081"},
-		Model: online.DefaultModelConfig(),
+		Model: model.DefaultModelConfig(),
 		Trainer: TrainerConfig{CommitInterval: time.Second, MinCount: 1, LeaseGroup: "unirec-trainer", LeaseTopic: "unirec.trainer.lease",
 			LeaseSessionTimeout: 10 * time.Second, Listen: "localhost:8082"},
 		Snapshot: SnapshotConfig{Interval: time.Second, FullInterval: 5 * time.Minute, Encoding: snapshot.EncodingFloat32,

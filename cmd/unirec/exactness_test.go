@@ -19,6 +19,7 @@ import (
 	"github.com/unirec/unirec/bench/synth"
 	"github.com/unirec/unirec/ingest"
 	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
 )
 
@@ -103,9 +104,9 @@ func synthStream(t *testing.T, requests int) []stream.Example {
 }
 
 // captureDir opens a trainer's Pebble directory and captures its model.
-func captureDir(t *testing.T, dir string) *online.Capture {
+func captureDir(t *testing.T, dir string) *model.Capture {
 	t.Helper()
-	tr, err := online.OpenTrainer(online.TrainerOptions{Model: online.DefaultModelConfig(), Dir: filepath.Join(dir, "trainer")})
+	tr, err := online.OpenTrainer(online.TrainerOptions{Model: model.DefaultModelConfig(), Dir: filepath.Join(dir, "trainer")})
 	if err != nil {
 		t.Fatal(err)
 	}

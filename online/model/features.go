@@ -1,4 +1,4 @@
-package online
+package model
 
 import (
 	"time"
@@ -14,17 +14,17 @@ import (
 // namespaces: a query token and the same word in an item title are two
 // embeddings that learn to align.
 const (
-	nsTask      = "task"
-	nsQuery     = "q"
-	nsQueryPair = "q2"
-	nsHour      = "hour"
-	nsWeekday   = "dow"
-	nsContext   = "c:" // + field name
-	nsItem      = "item"
-	nsItemType  = "itype"
-	nsItemCat   = "icat"
-	nsItemTitle = "ititle"
-	fieldQuery  = "query"
+	nsTask        = "task"
+	nsQuery       = "q"
+	nsQueryPair   = "q2"
+	nsHour        = "hour"
+	nsWeekday     = "dow"
+	nsContext     = "c:" // + field name
+	NamespaceItem = "item"
+	nsItemType    = "itype"
+	nsItemCat     = "icat"
+	nsItemTitle   = "ititle"
+	fieldQuery    = "query"
 )
 
 // Featurizer maps contexts and items to hashed feature ids. It allocates
@@ -38,14 +38,14 @@ type Featurizer struct {
 
 // FeatureID is the hashed id of (namespace, value) for a task.
 func (f Featurizer) FeatureID(task, ns, value string) uint64 {
-	return mix64(f.seed(task, ns) ^ xxhash.Sum64String(value))
+	return Mix64(f.seed(task, ns) ^ xxhash.Sum64String(value))
 }
 
 // seed is the hash of a namespace, and of the task in isolated mode.
 func (f Featurizer) seed(task, ns string) uint64 {
 	h := xxhash.Sum64String(ns)
 	if f.Isolated {
-		h = mix64(h ^ xxhash.Sum64String(task)*0x9e3779b97f4a7c15)
+		h = Mix64(h ^ xxhash.Sum64String(task)*0x9e3779b97f4a7c15)
 	}
 	return h
 }
@@ -53,16 +53,16 @@ func (f Featurizer) seed(task, ns string) uint64 {
 // contextSeed is the seed of a context field's namespace ("c:" + name)
 // without building the string.
 func (f Featurizer) contextSeed(task, name string) uint64 {
-	h := mix64(xxhash.Sum64String(nsContext) ^ xxhash.Sum64String(name))
+	h := Mix64(xxhash.Sum64String(nsContext) ^ xxhash.Sum64String(name))
 	if f.Isolated {
-		h = mix64(h ^ xxhash.Sum64String(task)*0x9e3779b97f4a7c15)
+		h = Mix64(h ^ xxhash.Sum64String(task)*0x9e3779b97f4a7c15)
 	}
 	return h
 }
 
-// mix64 is the splitmix64 finalizer: a bijection that spreads every input
+// Mix64 is the splitmix64 finalizer: a bijection that spreads every input
 // bit over the output.
-func mix64(z uint64) uint64 {
+func Mix64(z uint64) uint64 {
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
 	return z ^ (z >> 31)
@@ -81,11 +81,11 @@ func (f Featurizer) Context(dst []uint64, task string, ctx []stream.Field, t tim
 				continue
 			}
 		}
-		dst = append(dst, mix64(f.contextSeed(task, fl.Name)^xxhash.Sum64String(fl.Value)))
+		dst = append(dst, Mix64(f.contextSeed(task, fl.Name)^xxhash.Sum64String(fl.Value)))
 	}
 	t = t.UTC()
-	dst = append(dst, mix64(f.seed(task, nsHour)^uint64(t.Hour())))
-	return append(dst, mix64(f.seed(task, nsWeekday)^uint64(t.Weekday())))
+	dst = append(dst, Mix64(f.seed(task, nsHour)^uint64(t.Hour())))
+	return append(dst, Mix64(f.seed(task, nsWeekday)^uint64(t.Weekday())))
 }
 
 // queryTokens appends the ids of the tokens of q and of its bigrams.
@@ -94,9 +94,9 @@ func (f Featurizer) queryTokens(dst []uint64, task, q string) []uint64 {
 	var prev uint64
 	first := true
 	forEachToken(q, func(h uint64) {
-		dst = append(dst, mix64(tok^h))
+		dst = append(dst, Mix64(tok^h))
 		if !first {
-			dst = append(dst, mix64(pair^(prev*0x9e3779b97f4a7c15+h)))
+			dst = append(dst, Mix64(pair^(prev*0x9e3779b97f4a7c15+h)))
 		}
 		prev, first = h, false
 	})
@@ -107,19 +107,19 @@ func (f Featurizer) queryTokens(dst []uint64, task, q string) []uint64 {
 // (type, categories, title tokens), so an item with metadata but no history
 // still gets a vector. The first ItemIDRows ids are the identity rows.
 func (f Featurizer) Item(dst []uint64, task, id string, meta stream.ItemMeta) []uint64 {
-	dst = append(dst, f.FeatureID(task, nsItem, id))
+	dst = append(dst, f.FeatureID(task, NamespaceItem, id))
 	if meta.Type != "" {
 		dst = append(dst, f.FeatureID(task, nsItemType, meta.Type))
 	}
 	if len(meta.Categories) > 0 {
 		cat := f.seed(task, nsItemCat)
 		for _, c := range meta.Categories {
-			dst = append(dst, mix64(cat^foldHash(c)))
+			dst = append(dst, Mix64(cat^foldHash(c)))
 		}
 	}
 	if meta.Title != "" {
 		title := f.seed(task, nsItemTitle)
-		forEachToken(meta.Title, func(h uint64) { dst = append(dst, mix64(title^h)) })
+		forEachToken(meta.Title, func(h uint64) { dst = append(dst, Mix64(title^h)) })
 	}
 	return dst
 }

@@ -1,4 +1,4 @@
-package online
+package model
 
 // The hot vector kernels of training and scoring. Go does not vectorize, so
 // they are unrolled by four with independent accumulators, which breaks the
@@ -52,9 +52,9 @@ func add(x, y []float32) {
 	}
 }
 
-// decayStep sets w = keep*w - step*g: a gradient step with decoupled
+// DecayStep sets w = keep*w - step*g: a gradient step with decoupled
 // weight decay (keep = 1 - lr*l2).
-func decayStep(w, g []float32, keep, step float32) {
+func DecayStep(w, g []float32, keep, step float32) {
 	g = g[:len(w)]
 	i := 0
 	for ; i+4 <= len(w); i += 4 {

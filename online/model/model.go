@@ -1,4 +1,4 @@
-package online
+package model
 
 import (
 	"fmt"
@@ -127,7 +127,7 @@ func ItemVector(dst []float32, rows [][]float32) {
 	if len(rows) == 0 {
 		return
 	}
-	if inv := metaScale(rows); inv > 0 {
+	if inv := MetaScale(rows); inv > 0 {
 		for _, r := range rows[ItemIDRows:] {
 			if r != nil {
 				add(r[:dim], dst[:dim])
@@ -148,9 +148,9 @@ func ItemVector(dst []float32, rows [][]float32) {
 // item id) rather than metadata.
 const ItemIDRows = 1
 
-// metaScale is 1/sqrt(m) for the m metadata rows present (rows[1:]), 0
+// MetaScale is 1/sqrt(m) for the m metadata rows present (rows[1:]), 0
 // when there are none.
-func metaScale(rows [][]float32) float32 {
+func MetaScale(rows [][]float32) float32 {
 	if len(rows) <= ItemIDRows {
 		return 0
 	}
@@ -179,4 +179,41 @@ func Sigmoid(z float32) float32 {
 	}
 	e := math.Exp(float64(z))
 	return float32(e / (1 + e))
+}
+
+// Optimizers of the embedding rows.
+const (
+	// OptimizerRowwise keeps one AdaGrad accumulator per row (the mean
+	// squared gradient of its weights) and one for its bias: 2 floats.
+	OptimizerRowwise = "rowwise"
+	// OptimizerCoordinate keeps one accumulator per weight: Dim+1 floats.
+	OptimizerCoordinate = "coordinate"
+)
+
+// Accumulators is how many optimizer floats a row carries.
+func (c ModelConfig) Accumulators() int {
+	if c.Optimizer == OptimizerCoordinate {
+		return c.Dim + 1
+	}
+	return 2
+}
+
+// TrainingLogit is the logit the loss sees: z - ln(q) for an example drawn
+// with probability q (a sampled negative), z otherwise. See DESIGN.md.
+func (c ModelConfig) TrainingLogit(z, sampleProb float32) float32 {
+	if c.LogQCorrection && sampleProb > 0 && sampleProb < 1 {
+		return z - float32(math.Log(float64(sampleProb)))
+	}
+	return z
+}
+
+// Gradient returns dLoss/dLogit of a weighted logistic loss, clipped, and
+// false when it is not finite (the example is then not learned from).
+func (c ModelConfig) Gradient(p, label, weight float32) (float32, bool) {
+	dz := weight * (p - label)
+	if math.IsNaN(float64(dz)) || math.IsInf(float64(dz), 0) {
+		return 0, false
+	}
+	clip := float32(c.GradientClip)
+	return min(max(dz, -clip), clip), true
 }
