@@ -168,3 +168,18 @@ func TestCanvasPopularityIsPerCanvasWithoutBackfill(t *testing.T) {
 		t.Errorf("search: got %v scored %v, want [s1 s2] scored [3 1 0]", got, scores)
 	}
 }
+
+func TestLiveChunksAndExclusions(t *testing.T) {
+	// A period of 10 events in 3 chunks: [0,3) [3,6) [6,10).
+	for at, want := range []int{0, 0, 0, 3, 3, 3, 6, 6, 6, 6} {
+		if got := chunkStart(at, 10, 3); got != want {
+			t.Errorf("chunkStart(%d, 10, 3) = %d, want %d", at, got, want)
+		}
+	}
+	evs := plantedLog("notifications u1 a", "notifications u2 b", "notifications u1 c", "notifications u1 a")
+	evs[2].Action = "dismiss"
+	hist := []string{"h"}
+	if got := seenBefore(hist, "u1", evs); !slices.Equal(got, []string{"h", "a"}) || len(hist) != 1 {
+		t.Errorf("seenBefore = %v (history %v), want [h a] and the history untouched", got, hist)
+	}
+}

@@ -47,6 +47,10 @@ type EvalOptions struct {
 	// asked once the system has learned every earlier chunk and before the
 	// chunk itself is produced. Those answers are system+" live"; the
 	// first ones are the model frozen at the cut. Baselines stay frozen.
+	// With Live every query (every system, baseline and pass) excludes the
+	// user's positives of the earlier chunks too, not only the training
+	// history: a live model has learned them and would otherwise spend its
+	// answer on items the user has already seen.
 	Live       bool
 	LiveChunks int
 	// ALS configures the ALS baseline.
@@ -157,6 +161,14 @@ func Evaluate(ctx context.Context, o EvalOptions) (EvalResult, error) {
 		}
 	}
 	picked := pickQueries(period, o.QueriesPerTask)
+	e.excl = make([][]string, len(picked))
+	for i, at := range picked {
+		u := period[at].Context["user_id"]
+		e.excl[i] = e.hist[u]
+		if o.Live {
+			e.excl[i] = seenBefore(e.hist[u], u, period[:chunkStart(at, len(period), o.LiveChunks)])
+		}
+	}
 	bar := NewProgress(o.Progress, "queries", len(picked))
 	for i, at := range picked {
 		if err := e.askBaselines(i, period[at]); err != nil {
@@ -251,12 +263,51 @@ type evaluation struct {
 	hist      map[string][]string
 	catalog   []string
 	baselines []Baseline
-	answers   map[string]map[string][]Query // system -> task -> queries, in one order for every system
+	// excl is each query's exclude: the user's positively engaged items of
+	// the training events and, with Live, of the chunks before the query's
+	// (what the product knows the user has seen when the live model is
+	// asked), the same for every system, baseline and pass.
+	excl    [][]string
+	answers map[string]map[string][]Query // system -> task -> queries, in one order for every system
+}
+
+// chunkStart is where the live chunk holding index at of a period of n
+// events starts.
+func chunkStart(at, n, chunks int) int {
+	chunks = max(1, chunks)
+	lo := 0
+	for c := range chunks {
+		if c*n/chunks > at {
+			break
+		}
+		lo = c * n / chunks
+	}
+	return lo
+}
+
+// seenBefore is hist plus the user's positively engaged items of evs, each
+// once.
+func seenBefore(hist []string, user string, evs []ingest.Event) []string {
+	out := hist
+	seen := map[string]bool{}
+	for _, id := range hist {
+		seen[id] = true
+	}
+	for _, e := range evs {
+		if Positive(e.Action) && e.Context["user_id"] == user && !seen[e.ItemID] {
+			if len(out) == len(hist) {
+				out = append([]string(nil), hist...)
+			}
+			seen[e.ItemID] = true
+			out = append(out, e.ItemID)
+		}
+	}
+	return out
 }
 
 // askBaselines asks every baseline about the i-th evaluated engagement.
 func (e *evaluation) askBaselines(i int, ev ingest.Event) error {
-	excl := e.hist[ev.Context["user_id"]]
+	excl := e.excl[i]
 	negs := e.negatives(i, ev, excl)
 	skip := map[string]bool{ev.Context["source_item_id"]: true}
 	for _, id := range excl {
@@ -277,7 +328,7 @@ func (e *evaluation) askBaselines(i int, ev ingest.Event) error {
 // files the answers under the system's name plus suffix.
 func (e *evaluation) askSystems(ctx context.Context, i int, ev ingest.Event, suffix string) error {
 	rel := map[string]bool{ev.ItemID: true}
-	excl := e.hist[ev.Context["user_id"]]
+	excl := e.excl[i]
 	negs := e.negatives(i, ev, excl)
 	reqCtx := map[string]string{"time": ev.Time.UTC().Format(time.RFC3339Nano)} // as the canvas would, at the event's time
 	for k, v := range ev.Context {
