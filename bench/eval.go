@@ -30,9 +30,31 @@ type System struct {
 // EvalOptions configures a global-timeline evaluation.
 type EvalOptions struct {
 	Events []ingest.Event // the whole log, in event-time order
-	// Cut is the fraction of events (in time order) used for training; the
-	// rest is the future the systems are evaluated on.
+	// Cut is the fraction of events (in time order) before the test
+	// period: the test period is the rest of the log.
 	Cut float64
+	// ValidationCut (< Cut) starts the validation period, which ends at
+	// Cut.
+	ValidationCut float64
+	// Period is PeriodTest (train on events before Cut, ask the test
+	// period) or PeriodValidation (train on events before ValidationCut,
+	// ask the validation period): hyperparameters are chosen on the
+	// validation period, the test period is reported once.
+	Period string
+	// Live also asks every system a second time while it keeps learning
+	// the evaluated period prequentially: the period's events are produced
+	// in LiveChunks time-ordered chunks, and the queries of a chunk are
+	// asked once the system has learned every earlier chunk and before the
+	// chunk itself is produced. Those answers are system+" live"; the
+	// first ones are the model frozen at the cut. Baselines stay frozen.
+	// With Live every query (every system, baseline and pass) excludes the
+	// user's positives of the earlier chunks too, not only the training
+	// history: a live model has learned them and would otherwise spend its
+	// answer on items the user has already seen.
+	Live       bool
+	LiveChunks int
+	// ALS configures the ALS baseline.
+	ALS ALSOptions
 	K   int
 	// QueriesPerTask bounds the evaluated future engagements per task
 	// (evenly spread over the test period).
@@ -83,50 +105,125 @@ type EvalResult struct {
 	// quality of its answers.
 	Summaries map[string]map[string]Summary
 	// Versus holds, per other system, per task, the paired bootstrap
-	// difference in recall@K of the reference system minus it.
-	Versus map[string]map[string]Interval
+	// difference in recall@K of the reference system minus it; VersusNDCG
+	// the same for NDCG@K.
+	Versus     map[string]map[string]Interval
+	VersusNDCG map[string]map[string]Interval
+	// Freshness holds, per system, per task, live minus frozen recall@K
+	// (paired bootstrap; Live runs only); FreshnessNDCG the same for NDCG@K.
+	Freshness     map[string]map[string]Interval
+	FreshnessNDCG map[string]map[string]Interval
+	// Train and Asked are the events trained on before the cut and the
+	// events of the evaluated period.
+	Train, Asked int
+}
+
+// Evaluation periods.
+const (
+	PeriodTest       = "test"
+	PeriodValidation = "validation"
+)
+
+// LiveSuffix names the answers of a system that keeps learning.
+const LiveSuffix = " live"
+
+// split returns where training ends and where the evaluated period ends.
+func (o EvalOptions) split() (int, int) {
+	n := len(o.Events)
+	if o.Period == PeriodValidation {
+		return int(float64(n) * o.ValidationCut), int(float64(n) * o.Cut)
+	}
+	return int(float64(n) * o.Cut), n
 }
 
 // Evaluate replays the training part of the log into every system, waits
-// until each serves a model of all of it, then asks each system (and a
-// popularity baseline computed from the training part) for every evaluated
-// future engagement and scores the answers: ranking metrics against the
-// whole catalog, and a sampled AUC of the engaged item against
+// until each serves a model of all of it, then asks each system (and the
+// baselines, built from the same training events) for every evaluated
+// engagement of the period and scores the answers: ranking metrics against
+// the whole catalog, and a sampled AUC of the engaged item against
 // AUCNegatives random catalog items, ranked through the API's candidates.
+// With Live it then asks every system again while it learns the period.
 func Evaluate(ctx context.Context, o EvalOptions) (EvalResult, error) {
-	cut := int(float64(len(o.Events)) * o.Cut)
-	train, test := o.Events[:cut], o.Events[cut:]
+	trainEnd, periodEnd := o.split()
+	train, period := o.Events[:trainEnd], o.Events[trainEnd:periodEnd]
 	if err := o.train(ctx, train); err != nil {
 		return EvalResult{}, err
 	}
-	e := evaluation{o: o, hist: history(train), pop: popularity(train), catalog: catalogIDs(o.Events),
-		answers: map[string]map[string][]Query{"popularity": {}}}
+	e := evaluation{o: o, hist: history(train), catalog: catalogIDs(o.Events),
+		baselines: NewBaselines(train, o.ALS), answers: map[string]map[string][]Query{}}
+	for _, b := range e.baselines {
+		e.answers[b.Name()] = map[string][]Query{}
+	}
 	for _, s := range o.Systems {
 		e.answers[s.Name] = map[string][]Query{}
+		if o.Live {
+			e.answers[s.Name+LiveSuffix] = map[string][]Query{}
+		}
 	}
-	queries := pickQueries(test, o.QueriesPerTask)
-	bar := NewProgress(o.Progress, "queries", len(queries))
-	for i, ev := range queries {
-		if err := e.ask(ctx, i, ev); err != nil {
+	picked := pickQueries(period, o.QueriesPerTask)
+	e.excl = make([][]string, len(picked))
+	for i, at := range picked {
+		u := period[at].Context["user_id"]
+		e.excl[i] = e.hist[u]
+		if o.Live {
+			e.excl[i] = seenBefore(e.hist[u], u, period[:chunkStart(at, len(period), o.LiveChunks)])
+		}
+	}
+	bar := NewProgress(o.Progress, "queries", len(picked))
+	for i, at := range picked {
+		if err := e.askBaselines(i, period[at]); err != nil {
+			return EvalResult{}, err
+		}
+		if err := e.askSystems(ctx, i, period[at], ""); err != nil {
 			return EvalResult{}, err
 		}
 		bar.Update(i + 1)
 	}
-	bar.Done(len(queries))
-	return e.result(), nil
+	bar.Done(len(picked))
+	if o.Live {
+		if err := e.live(ctx, len(train), period, picked); err != nil {
+			return EvalResult{}, err
+		}
+	}
+	res := e.result()
+	res.Train, res.Asked = len(train), len(period)
+	return res, nil
+}
+
+// live asks every system the picked queries again while it learns the
+// period: chunk by chunk, each chunk's queries before its events.
+func (e *evaluation) live(ctx context.Context, trained int, period []ingest.Event, picked []int) error {
+	chunks := max(1, e.o.LiveChunks)
+	bar := NewProgress(e.o.Progress, "live queries", len(picked))
+	q := 0
+	for c := range chunks {
+		lo, hi := c*len(period)/chunks, (c+1)*len(period)/chunks
+		if c > 0 {
+			for _, s := range e.o.Systems {
+				if err := WaitTrained(ctx, s.API, s.Token, trained+lo, 10*time.Minute, nil, nil); err != nil {
+					return fmt.Errorf("%s live: %w", s.Name, err)
+				}
+			}
+		}
+		for ; q < len(picked) && picked[q] < hi; q++ {
+			if err := e.askSystems(ctx, q, period[picked[q]], LiveSuffix); err != nil {
+				return err
+			}
+			bar.Update(q + 1)
+		}
+		if err := e.o.produce(ctx, period[lo:hi], nil); err != nil {
+			return err
+		}
+	}
+	bar.Done(len(picked))
+	return nil
 }
 
 // train replays the training events into every system and waits until
 // each serves a model of all of them.
 func (o EvalOptions) train(ctx context.Context, train []ingest.Event) error {
-	recs, err := EventRecords(train)
-	if err != nil {
+	if err := o.produce(ctx, train, o.Progress); err != nil {
 		return err
-	}
-	for _, s := range o.Systems {
-		if _, err := Produce(ctx, ProduceOptions{Client: stream.ClientOptions{Brokers: []string{s.Broker}}, Topic: o.Topic, Progress: o.Progress}, recs); err != nil {
-			return fmt.Errorf("cannot replay into %s: %w", s.Name, err)
-		}
 	}
 	start := time.Now()
 	for _, s := range o.Systems {
@@ -146,26 +243,93 @@ func (o EvalOptions) train(ctx context.Context, train []ingest.Event) error {
 	return nil
 }
 
+// produce replays events into every system.
+func (o EvalOptions) produce(ctx context.Context, evs []ingest.Event, progress io.Writer) error {
+	recs, err := EventRecords(evs)
+	if err != nil {
+		return err
+	}
+	for _, s := range o.Systems {
+		if _, err := Produce(ctx, ProduceOptions{Client: stream.ClientOptions{Brokers: []string{s.Broker}}, Topic: o.Topic, Progress: progress}, recs); err != nil {
+			return fmt.Errorf("cannot replay into %s: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
 // evaluation holds the answers of an Evaluate run as they come in.
 type evaluation struct {
-	o       EvalOptions
-	hist    map[string][]string
-	pop     popCounts
-	catalog []string
+	o         EvalOptions
+	hist      map[string][]string
+	catalog   []string
+	baselines []Baseline
+	// excl is each query's exclude: the user's positively engaged items of
+	// the training events and, with Live, of the chunks before the query's
+	// (what the product knows the user has seen when the live model is
+	// asked), the same for every system, baseline and pass.
+	excl    [][]string
 	answers map[string]map[string][]Query // system -> task -> queries, in one order for every system
 }
 
-// ask asks every system, and the popularity baseline, about the i-th
-// evaluated engagement.
-func (e *evaluation) ask(ctx context.Context, i int, ev ingest.Event) error {
-	rel := map[string]bool{ev.ItemID: true}
-	excl := e.hist[ev.Context["user_id"]]
-	negs := e.negatives(i, ev, excl)
-	pq := Query{Returned: e.pop.top(ev.Canvas, e.o.K, excl, ev.Context["source_item_id"]), Relevant: rel}
-	if len(negs) > 0 {
-		pq.AUC, pq.HasAUC = SampledAUC(e.pop.score(ev.Canvas, ev.ItemID), e.pop.scores(ev.Canvas, negs)), true
+// chunkStart is where the live chunk holding index at of a period of n
+// events starts.
+func chunkStart(at, n, chunks int) int {
+	chunks = max(1, chunks)
+	lo := 0
+	for c := range chunks {
+		if c*n/chunks > at {
+			break
+		}
+		lo = c * n / chunks
 	}
-	e.answers["popularity"][ev.Canvas] = append(e.answers["popularity"][ev.Canvas], pq)
+	return lo
+}
+
+// seenBefore is hist plus the user's positively engaged items of evs, each
+// once.
+func seenBefore(hist []string, user string, evs []ingest.Event) []string {
+	out := hist
+	seen := map[string]bool{}
+	for _, id := range hist {
+		seen[id] = true
+	}
+	for _, e := range evs {
+		if Positive(e.Action) && e.Context["user_id"] == user && !seen[e.ItemID] {
+			if len(out) == len(hist) {
+				out = append([]string(nil), hist...)
+			}
+			seen[e.ItemID] = true
+			out = append(out, e.ItemID)
+		}
+	}
+	return out
+}
+
+// askBaselines asks every baseline about the i-th evaluated engagement.
+func (e *evaluation) askBaselines(i int, ev ingest.Event) error {
+	excl := e.excl[i]
+	negs := e.negatives(i, ev, excl)
+	skip := map[string]bool{ev.Context["source_item_id"]: true}
+	for _, id := range excl {
+		skip[id] = true
+	}
+	for _, b := range e.baselines {
+		top, scores := b.Answer(BaselineQuery{Event: ev, K: e.o.K, Exclude: skip, Candidates: append([]string{ev.ItemID}, negs...)})
+		q := Query{Returned: top, Relevant: map[string]bool{ev.ItemID: true}}
+		if len(negs) > 0 {
+			q.AUC, q.HasAUC = SampledAUC(scores[0], scores[1:]), true
+		}
+		e.answers[b.Name()][ev.Canvas] = append(e.answers[b.Name()][ev.Canvas], q)
+	}
+	return nil
+}
+
+// askSystems asks every system about the i-th evaluated engagement and
+// files the answers under the system's name plus suffix.
+func (e *evaluation) askSystems(ctx context.Context, i int, ev ingest.Event, suffix string) error {
+	rel := map[string]bool{ev.ItemID: true}
+	excl := e.excl[i]
+	negs := e.negatives(i, ev, excl)
 	reqCtx := map[string]string{"time": ev.Time.UTC().Format(time.RFC3339Nano)} // as the canvas would, at the event's time
 	for k, v := range ev.Context {
 		reqCtx[k] = v
@@ -183,7 +347,7 @@ func (e *evaluation) ask(ctx context.Context, i int, ev ingest.Event) error {
 			}
 			q.HasAUC = true
 		}
-		e.answers[s.Name][ev.Canvas] = append(e.answers[s.Name][ev.Canvas], q)
+		e.answers[s.Name+suffix][ev.Canvas] = append(e.answers[s.Name+suffix][ev.Canvas], q)
 	}
 	return nil
 }
@@ -247,26 +411,36 @@ func itemIDs(items []serve.Item) []string {
 }
 
 // result summarises the answers and compares the reference system with
-// every other one, query by query.
+// every other one, and each live system with itself frozen, query by query.
 func (e *evaluation) result() EvalResult {
-	res := EvalResult{Summaries: map[string]map[string]Summary{}, Versus: map[string]map[string]Interval{}}
+	res := EvalResult{Summaries: map[string]map[string]Summary{},
+		Versus: map[string]map[string]Interval{}, VersusNDCG: map[string]map[string]Interval{},
+		Freshness: map[string]map[string]Interval{}, FreshnessNDCG: map[string]map[string]Interval{}}
 	for sys, byTask := range e.answers {
 		res.Summaries[sys] = map[string]Summary{}
 		for task, qs := range byTask {
 			res.Summaries[sys][task] = Summarize(qs, e.o.K, len(e.catalog))
 		}
 	}
-	ref := e.answers[e.o.Reference]
-	if ref == nil {
-		return res
-	}
-	for sys, byTask := range e.answers {
-		if sys == e.o.Reference {
-			continue
+	paired := func(a, b map[string][]Query, recall, ndcg map[string]Interval) {
+		for task, qs := range b {
+			recall[task] = PairedRecallDifference(a[task], qs, e.o.K)
+			ndcg[task] = PairedNDCGDifference(a[task], qs, e.o.K)
 		}
-		res.Versus[sys] = map[string]Interval{}
-		for task, qs := range byTask {
-			res.Versus[sys][task] = PairedRecallDifference(ref[task], qs, e.o.K)
+	}
+	if ref := e.answers[e.o.Reference]; ref != nil {
+		for sys, byTask := range e.answers {
+			if sys == e.o.Reference || strings.HasSuffix(sys, LiveSuffix) {
+				continue
+			}
+			res.Versus[sys], res.VersusNDCG[sys] = map[string]Interval{}, map[string]Interval{}
+			paired(ref, byTask, res.Versus[sys], res.VersusNDCG[sys])
+		}
+	}
+	for _, s := range e.o.Systems {
+		if live := e.answers[s.Name+LiveSuffix]; live != nil {
+			res.Freshness[s.Name], res.FreshnessNDCG[s.Name] = map[string]Interval{}, map[string]Interval{}
+			paired(live, e.answers[s.Name], res.Freshness[s.Name], res.FreshnessNDCG[s.Name])
 		}
 	}
 	return res
@@ -352,27 +526,22 @@ func history(train []ingest.Event) map[string][]string {
 }
 
 // pickQueries spreads at most n positive engagements per task evenly over
-// the test period.
-func pickQueries(test []ingest.Event, n int) []ingest.Event {
-	byTask := map[string][]ingest.Event{}
-	for _, e := range test {
+// the period and returns their indexes in it, in time order.
+func pickQueries(period []ingest.Event, n int) []int {
+	byTask := map[string][]int{}
+	for i, e := range period {
 		if Positive(e.Action) {
-			byTask[e.Canvas] = append(byTask[e.Canvas], e)
+			byTask[e.Canvas] = append(byTask[e.Canvas], i)
 		}
 	}
-	var out []ingest.Event
-	tasks := make([]string, 0, len(byTask))
-	for t := range byTask {
-		tasks = append(tasks, t)
-	}
-	sort.Strings(tasks)
-	for _, t := range tasks {
-		evs := byTask[t]
-		step := max(1, len(evs)/max(n, 1))
-		for i := 0; i < len(evs) && i/step < n; i += step {
-			out = append(out, evs[i])
+	var out []int
+	for _, idx := range byTask {
+		step := max(1, len(idx)/max(n, 1))
+		for i := 0; i < len(idx) && i/step < n; i += step {
+			out = append(out, idx[i])
 		}
 	}
+	sort.Ints(out)
 	return out
 }
 
@@ -388,59 +557,4 @@ func catalogIDs(evs []ingest.Event) []string {
 	}
 	sort.Strings(ids)
 	return ids
-}
-
-// popCounts is the popularity baseline: positive engagements per task.
-type popCounts map[string]map[string]int
-
-func popularity(train []ingest.Event) popCounts {
-	p := popCounts{}
-	for _, e := range train {
-		if !Positive(e.Action) {
-			continue
-		}
-		if p[e.Canvas] == nil {
-			p[e.Canvas] = map[string]int{}
-		}
-		p[e.Canvas][e.ItemID]++
-	}
-	return p
-}
-
-func (p popCounts) score(task, item string) float64 { return float64(p[task][item]) }
-
-func (p popCounts) scores(task string, items []string) []float64 {
-	out := make([]float64, len(items))
-	for i, id := range items {
-		out[i] = p.score(task, id)
-	}
-	return out
-}
-
-func (p popCounts) top(task string, k int, exclude []string, source string) []string {
-	ex := map[string]bool{source: true}
-	for _, id := range exclude {
-		ex[id] = true
-	}
-	type kv struct {
-		id string
-		n  int
-	}
-	var all []kv
-	for id, n := range p[task] {
-		if !ex[id] {
-			all = append(all, kv{id, n})
-		}
-	}
-	sort.Slice(all, func(i, j int) bool {
-		if all[i].n != all[j].n {
-			return all[i].n > all[j].n
-		}
-		return all[i].id < all[j].id
-	})
-	out := make([]string, 0, k)
-	for i := 0; i < len(all) && i < k; i++ {
-		out = append(out, all[i].id)
-	}
-	return out
 }

@@ -120,10 +120,19 @@ func SampledAUC(pos float64, negs []float64) float64 {
 // bootstrap interval: an interval that excludes 0 is a difference beyond
 // chance.
 func PairedRecallDifference(a, b []Query, k int) Interval {
+	return pairedDifference(a, b, k, func(m QueryMetrics) float64 { return m.Recall })
+}
+
+// PairedNDCGDifference is PairedRecallDifference for NDCG@k.
+func PairedNDCGDifference(a, b []Query, k int) Interval {
+	return pairedDifference(a, b, k, func(m QueryMetrics) float64 { return m.NDCG })
+}
+
+func pairedDifference(a, b []Query, k int, f func(QueryMetrics) float64) Interval {
 	n := min(len(a), len(b))
 	d := make([]float64, n)
 	for i := range d {
-		d[i] = Score(a[i], k).Recall - Score(b[i], k).Recall
+		d[i] = f(Score(a[i], k)) - f(Score(b[i], k))
 	}
 	return bootstrapMean(d)
 }

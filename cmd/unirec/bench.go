@@ -103,7 +103,7 @@ func benchProduce(ctx context.Context, args []string) error {
 // benchReplay replays a data set.
 func benchReplay(ctx context.Context, args []string) error {
 	f := newBenchFlags("replay")
-	dataset := f.fs.String("dataset", "movielens", "movielens, openbandit, synth or jsonl")
+	dataset := f.fs.String("dataset", "movielens", "movielens, movietweetings, openbandit, synth or jsonl")
 	path := f.fs.String("path", "", "the shared data directory, or the data set's own directory (movielens) or file (openbandit, jsonl) (default: ../shared/data next to the repository)")
 	speed := f.fs.Float64("speed", 0, "event-time speed factor (60: one minute of log per second; 0: as fast as possible)")
 	rebase := f.fs.Bool("rebase", true, "shift event times by whole weeks so the last event falls in the past week, keeping order, spacing, weekdays and hours of day (not jsonl)")
@@ -152,8 +152,9 @@ func warnIfHoldsRecords(ctx context.Context, f *benchFlags) error {
 // datasetFiles is where each downloadable data set lives inside the shared
 // data directory, and what --path may name instead.
 var datasetFiles = map[string]struct{ sub, what string }{
-	"movielens":  {"movielens-small", "movielens-small directory (ratings.csv, movies.csv, tags.csv)"},
-	"openbandit": {filepath.Join("open-bandit", "random_men_men.csv"), "random_men_men.csv file"},
+	"movielens":      {"movielens-small", "movielens-small directory (ratings.csv, movies.csv, tags.csv)"},
+	"openbandit":     {filepath.Join("open-bandit", "random_men_men.csv"), "random_men_men.csv file"},
+	"movietweetings": {"movietweetings-100k", "MovieTweetings snapshot directory (ratings.dat, movies.dat), e.g. snapshots/100K of github.com/sidooms/MovieTweetings"},
 }
 
 // datasetPath is where data set name (movielens or openbandit) is read
@@ -177,7 +178,7 @@ func datasetPath(name, path string) (string, error) {
 }
 
 func loadDataset(name, path string, rebase bool) ([]ingest.Event, []bench.Record, error) {
-	if name == "movielens" || name == "openbandit" {
+	if _, ok := datasetFiles[name]; ok {
 		p, err := datasetPath(name, path)
 		if err != nil {
 			return nil, nil, err
@@ -195,6 +196,12 @@ func loadDataset(name, path string, rebase bool) ([]ingest.Event, []bench.Record
 			return nil, nil, err
 		}
 		return ml.Events(now), nil, nil
+	case "movietweetings":
+		mt, err := datasets.LoadMovieTweetings(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		return mt.Events(now), nil, nil
 	case "openbandit":
 		rows, err := datasets.LoadOpenBandit(path)
 		if err != nil {
@@ -222,7 +229,7 @@ func loadDataset(name, path string, rebase bool) ([]ingest.Event, []bench.Record
 		recs, err := bench.ReadJSONLFile(path)
 		return nil, recs, err
 	}
-	return nil, nil, fmt.Errorf("--dataset must be movielens, openbandit, synth or jsonl, got %q", name)
+	return nil, nil, fmt.Errorf("--dataset must be movielens, movietweetings, openbandit, synth or jsonl, got %q", name)
 }
 
 // synthRequests is the size of the synth data set: a planted-truth world's
@@ -263,18 +270,36 @@ func produceRecords(ctx context.Context, f *benchFlags, name string, recs []benc
 // of this binary on its own embedded broker.
 func benchEval(ctx context.Context, args []string) error {
 	f := newBenchFlags("eval")
-	dataset := f.fs.String("dataset", "movielens", "movielens, openbandit or synth")
-	path := f.fs.String("path", "", "the shared data directory, or the data set's own directory (movielens) or file (openbandit, jsonl) (default: ../shared/data next to the repository)")
-	cut := f.fs.Float64("cut", 0.9, "fraction of events (time order) to train on; the rest is the evaluated future")
+	dataset := f.fs.String("dataset", "movielens", "movielens, movietweetings, openbandit or synth")
+	path := f.fs.String("path", "", "the shared data directory, or the data set's own directory (movielens, movietweetings) or file (openbandit) (default: ../shared/data next to the repository)")
+	cut := f.fs.Float64("cut", 0.9, "fraction of events (time order) before the test period; the test period is the rest")
+	valCut := f.fs.Float64("validation-cut", 0.8, "fraction of events (time order) before the validation period, which ends at --cut")
+	period := f.fs.String("period", bench.PeriodTest, "evaluated period: test (train before --cut, ask the rest) or validation (train before --validation-cut, ask up to --cut); choose hyperparameters on validation, report test once")
+	live := f.fs.Bool("live", false, "also ask every system while it keeps learning the evaluated period (prequential, in --live-chunks time-ordered chunks), next to the model frozen at the cut")
+	liveChunks := f.fs.Int("live-chunks", 20, "chunks of the evaluated period produced one by one in --live mode")
 	k := f.fs.Int("k", 10, "cut-off of recall@K and NDCG@K")
-	queries := f.fs.Int("queries", 1000, "evaluated future engagements per task")
+	queries := f.fs.Int("queries", 1000, "evaluated engagements per task")
 	config := f.fs.String("config", "", "extra unirec config for the evaluated systems (canvases, model)")
-	aucNegs := f.fs.Int("auc-negatives", 4, "random catalog items each future engagement is scored against for the sampled AUC (0: none)")
+	aucNegs := f.fs.Int("auc-negatives", 4, "random catalog items each evaluated engagement is scored against for the sampled AUC (0: none)")
+	var als bench.ALSOptions
+	f.fs.IntVar(&als.Factors, "als-factors", 32, "ALS baseline: latent dimension")
+	f.fs.IntVar(&als.Iterations, "als-iterations", 10, "ALS baseline: alternating sweeps")
+	f.fs.Float64Var(&als.Regularization, "als-regularization", 0.1, "ALS baseline: L2 regularization")
+	f.fs.Float64Var(&als.Alpha, "als-alpha", 10, "ALS baseline: confidence per engagement (c = 1 + alpha * count)")
 	if err := f.fs.Parse(args); err != nil {
 		return err
 	}
 	if *cut <= 0 || *cut >= 1 {
 		return fmt.Errorf("--cut must be in (0, 1), got %v", *cut)
+	}
+	if *valCut <= 0 || *valCut >= *cut {
+		return fmt.Errorf("--validation-cut must be in (0, --cut=%v), got %v", *cut, *valCut)
+	}
+	if *period != bench.PeriodTest && *period != bench.PeriodValidation {
+		return fmt.Errorf("--period must be %s or %s, got %q", bench.PeriodTest, bench.PeriodValidation, *period)
+	}
+	if *liveChunks < 1 {
+		return fmt.Errorf("--live-chunks must be at least 1, got %d", *liveChunks)
 	}
 	evs, _, err := loadDataset(*dataset, *path, true)
 	if err != nil {
@@ -295,10 +320,12 @@ func benchEval(ctx context.Context, args []string) error {
 		defer stop()
 		systems = append(systems, sys)
 	}
-	rep := bench.NewReport("eval", map[string]any{"dataset": *dataset, "cut": *cut, "k": *k, "queries_per_task": *queries,
-		"auc_negatives": *aucNegs, "events": len(evs), "config": *config})
+	rep := bench.NewReport("eval", map[string]any{"dataset": *dataset, "period": *period, "cut": *cut, "validation_cut": *valCut,
+		"live": *live, "live_chunks": *liveChunks, "k": *k, "queries_per_task": *queries,
+		"auc_negatives": *aucNegs, "events": len(evs), "config": *config, "als": als})
 	auc := map[string]*bench.Series{}
-	res, err := bench.Evaluate(ctx, bench.EvalOptions{Events: evs, Cut: *cut, K: *k, QueriesPerTask: *queries,
+	res, err := bench.Evaluate(ctx, bench.EvalOptions{Events: evs, Cut: *cut, ValidationCut: *valCut, Period: *period,
+		Live: *live, LiveChunks: *liveChunks, ALS: als, K: *k, QueriesPerTask: *queries,
 		Systems: systems, Reference: "unified", AUCNegatives: *aucNegs, Topic: "unirec.events", Progress: os.Stderr,
 		OnTraining: func(sys string, sec float64, tasks map[string]bench.TaskMetrics) {
 			for task, m := range tasks {
@@ -313,19 +340,32 @@ func benchEval(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	rep.Figure("trained_events", res.Train)
+	rep.Figure("evaluated_period_events", res.Asked)
 	rep.AddPlot("progressive-auc.svg", "Progressive AUC per task while training",
 		bench.LinePlot("Progressive AUC (windowed) per task", "examples trained in the task", "AUC", sortedSeries(auc)))
-	table, versus := evalTable(res.Summaries, *k), versusTable(res.Versus, *k)
-	rep.AddTable(table)
-	rep.AddTable(versus)
+	tables := []bench.Table{evalTable(res.Summaries, *k, *period), versusTable(res.Versus, res.VersusNDCG, *k)}
+	if *live {
+		tables = append(tables, freshnessTable(res.Freshness, res.FreshnessNDCG, *k, *liveChunks))
+	}
+	for _, t := range tables {
+		rep.AddTable(t)
+	}
 	rep.Figure("results", res.Summaries)
 	rep.Figure("unified_minus", res.Versus)
+	rep.Figure("unified_minus_ndcg", res.VersusNDCG)
+	if *live {
+		rep.Figure("live_minus_frozen", res.Freshness)
+		rep.Figure("live_minus_frozen_ndcg", res.FreshnessNDCG)
+	}
 	dir := f.reportDir("eval")
 	if err := rep.Write(dir); err != nil {
 		return err
 	}
-	fmt.Print("\n" + bench.MarkdownTable(table.Header, table.Rows))
-	fmt.Print("\n" + versus.Title + "\n\n" + bench.MarkdownTable(versus.Header, versus.Rows))
+	fmt.Printf("\n%s period: trained on %d events, asked about %d\n", *period, res.Train, res.Asked)
+	for _, t := range tables {
+		fmt.Print("\n" + t.Title + "\n\n" + bench.MarkdownTable(t.Header, t.Rows))
+	}
 	fmt.Printf("report in %s\n", dir)
 	return nil
 }
@@ -343,11 +383,23 @@ func sortedSeries(m map[string]*bench.Series) []bench.Series {
 	return out
 }
 
-func evalTable(res map[string]map[string]bench.Summary, k int) bench.Table {
-	t := bench.Table{Title: fmt.Sprintf("Quality on the future (recall@%d, NDCG@%d, MRR, sampled AUC with 95%% bootstrap intervals)", k, k),
+// evalSystems is the row order of the quality table: the evaluated
+// systems, frozen then live, then the baselines.
+func evalSystems(res map[string]map[string]bench.Summary) []string {
+	var out []string
+	for _, sys := range []string{"unified", "per-task", "unified" + bench.LiveSuffix, "per-task" + bench.LiveSuffix} {
+		if res[sys] != nil {
+			out = append(out, sys)
+		}
+	}
+	return append(out, bench.BaselineNames...)
+}
+
+func evalTable(res map[string]map[string]bench.Summary, k int, period string) bench.Table {
+	t := bench.Table{Title: fmt.Sprintf("Quality on the %s period (recall@%d = HR@%d, NDCG@%d, MRR, sampled AUC with 95%% bootstrap intervals; baselines built from the training events, frozen at the cut)", period, k, k, k),
 		Header: []string{"task", "system", "queries", fmt.Sprintf("recall@%d", k), fmt.Sprintf("NDCG@%d", k), "MRR", "sampled AUC", "coverage"}}
 	for _, task := range sortedKeys(res["popularity"]) {
-		for _, sys := range []string{"unified", "per-task", "popularity"} {
+		for _, sys := range evalSystems(res) {
 			s := res[sys][task]
 			t.Rows = append(t.Rows, []string{task, sys, fmt.Sprint(s.Queries), interval(s.Recall), interval(s.NDCG), interval(s.MRR), interval(s.AUC), fmt.Sprintf("%.3f", s.Coverage)})
 		}
@@ -355,25 +407,46 @@ func evalTable(res map[string]map[string]bench.Summary, k int) bench.Table {
 	return t
 }
 
-// versusTable says, per task, whether the unified model's recall is
-// higher than each other system's beyond chance (paired bootstrap).
-func versusTable(versus map[string]map[string]bench.Interval, k int) bench.Table {
-	t := bench.Table{Title: fmt.Sprintf("Unified minus each other system, recall@%d (paired bootstrap, 95%%)", k),
-		Header: []string{"task", "versus", "difference", "verdict"}}
-	for _, sys := range sortedKeys(versus) {
-		for _, task := range sortedKeys(versus[sys]) {
-			d := versus[sys][task]
-			verdict := "within chance"
-			switch {
-			case d.Low > 0:
-				verdict = "unified better beyond chance"
-			case d.High < 0:
-				verdict = "unified worse beyond chance"
-			}
-			t.Rows = append(t.Rows, []string{task, sys, fmt.Sprintf("%+.4f [%+.4f, %+.4f]", d.Mean, d.Low, d.High), verdict})
+// versusTable says, per task, whether the unified model's recall and NDCG
+// are higher than each other system's beyond chance (paired bootstrap).
+func versusTable(recall, ndcg map[string]map[string]bench.Interval, k int) bench.Table {
+	t := bench.Table{Title: fmt.Sprintf("Unified minus each other system, recall@%d and NDCG@%d (paired bootstrap, 95%%)", k, k),
+		Header: []string{"task", "versus", "recall difference", "verdict", "NDCG difference", "verdict"}}
+	for _, sys := range sortedKeys(recall) {
+		for _, task := range sortedKeys(recall[sys]) {
+			r, n := recall[sys][task], ndcg[sys][task]
+			t.Rows = append(t.Rows, []string{task, sys, difference(r), verdict(r, "unified"), difference(n), verdict(n, "unified")})
 		}
 	}
 	return t
+}
+
+// freshnessTable says, per system and task, what learning the evaluated
+// period while being asked is worth over the model frozen at the cut.
+func freshnessTable(recall, ndcg map[string]map[string]bench.Interval, k, chunks int) bench.Table {
+	t := bench.Table{Title: fmt.Sprintf("The value of freshness: live (learning the period in %d chunks, each asked before it is learned) minus frozen at the cut, recall@%d and NDCG@%d (paired bootstrap, 95%%)", chunks, k, k),
+		Header: []string{"task", "system", "recall difference", "verdict", "NDCG difference", "verdict"}}
+	for _, sys := range sortedKeys(recall) {
+		for _, task := range sortedKeys(recall[sys]) {
+			r, n := recall[sys][task], ndcg[sys][task]
+			t.Rows = append(t.Rows, []string{task, sys, difference(r), verdict(r, "live"), difference(n), verdict(n, "live")})
+		}
+	}
+	return t
+}
+
+func difference(d bench.Interval) string {
+	return fmt.Sprintf("%+.4f [%+.4f, %+.4f]", d.Mean, d.Low, d.High)
+}
+
+func verdict(d bench.Interval, who string) string {
+	switch {
+	case d.Low > 0:
+		return who + " better beyond chance"
+	case d.High < 0:
+		return who + " worse beyond chance"
+	}
+	return "within chance"
 }
 
 func interval(i bench.Interval) string {
