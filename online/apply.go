@@ -48,9 +48,16 @@ func (t *Trainer) learn(ex *stream.Example, ctxIDs, itemIDs []uint64) error {
 	ctxBias := model.ContextVector(s.cp, s.c, ts.p, s.ctxRows)
 	model.ItemVector(s.v, s.itemRows)
 	z := model.Logit(s.cp, ctxBias, s.v)
+	if t.cfg.Memory.Enabled {
+		z += t.memoryTerm(ex, ts)
+	}
 	t.progress.Observe(ex.Task, model.Sigmoid(z), ex.Label, ex.Weight)
-	if dz, ok := t.cfg.Gradient(model.Sigmoid(t.cfg.TrainingLogit(z, ex.SampleProb)), ex.Label, ex.Weight); ok {
+	dz, ok := t.cfg.Gradient(model.Sigmoid(t.cfg.TrainingLogit(z, ex.SampleProb)), ex.Label, ex.Weight)
+	if ok {
 		t.update(ts, dz)
+	}
+	if t.cfg.Memory.Enabled {
+		t.updateMemory(ex, ts, dz, ok)
 	}
 	t.track(ex)
 	return nil
@@ -141,6 +148,7 @@ func (t *Trainer) sweepExpired() {
 		}
 	}
 	t.adm.sweep(t.watermark)
+	t.mem.sweep(t.watermark)
 }
 
 func (t *Trainer) popularity(task string) map[string]float64 {
@@ -156,7 +164,8 @@ func (t *Trainer) task(name string) *taskState {
 	ts := t.tasks[name]
 	if ts == nil {
 		d := t.cfg.Dim
-		ts = &taskState{p: model.NewTaskParams(d), accScale: make([]float32, d), accShift: make([]float32, d)}
+		ts = &taskState{p: model.NewTaskParams(d), accScale: make([]float32, d), accShift: make([]float32, d),
+			accMemory: map[string]float32{}}
 		t.tasks[name] = ts
 	}
 	return ts

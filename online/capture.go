@@ -32,11 +32,13 @@ func (t *Trainer) Capture() (*model.Capture, error) {
 		return nil, err
 	}
 	for name, ts := range t.tasks {
-		c.Tasks[name] = model.TaskParams{Scale: slices.Clone(ts.p.Scale), Shift: slices.Clone(ts.p.Shift), Bias: ts.p.Bias}
+		c.Tasks[name] = model.TaskParams{Scale: slices.Clone(ts.p.Scale), Shift: slices.Clone(ts.p.Shift), Bias: ts.p.Bias,
+			Memory: maps.Clone(ts.p.Memory)}
 	}
 	for _, id := range slices.Sorted(maps.Keys(t.items)) {
 		c.Items = append(c.Items, model.Item{ID: id, Meta: t.items[id]})
 	}
+	c.Memory = t.mem.capture()
 	for task, m := range t.pop {
 		c.Popular[task] = topPopular(m, model.PopularTopN)
 	}

@@ -23,6 +23,8 @@ const (
 	prefixItem  = 'i' // i + item id -> item metadata
 	prefixPop   = 'p' // p + task + 0 + item -> popularity
 	prefixMeta  = 'm' // m + name -> meta
+	prefixMemW  = 'w' // w + task -> memory weights and accumulators
+	prefixMem   = 'x' // x + key(8, big endian) -> memory list
 	metaOffsets = "moffsets"
 	metaState   = "mstate"
 )
@@ -150,8 +152,8 @@ func (s *Store) decodeTask(b []byte) (*taskState, error) {
 		return nil, fmt.Errorf("cannot decode task params: %d floats for dim %d", len(fs), d)
 	}
 	return &taskState{
-		p:       &model.TaskParams{Bias: fs[0], Scale: fs[2 : 2+d], Shift: fs[2+d : 2+2*d]},
-		accBias: fs[1], accScale: fs[2+2*d : 2+3*d], accShift: fs[2+3*d:],
+		p:       &model.TaskParams{Bias: fs[0], Scale: fs[2 : 2+d], Shift: fs[2+d : 2+2*d], Memory: map[string]float32{}},
+		accBias: fs[1], accScale: fs[2+2*d : 2+3*d], accShift: fs[2+3*d:], accMemory: map[string]float32{},
 	}, nil
 }
 
@@ -193,6 +195,18 @@ func (s *Store) loadEntry(t *Trainer, k, v []byte) error {
 			return err
 		}
 		t.tasks[string(k[1:])] = tp
+	case k[0] == prefixMemW:
+		ts := t.tasks[string(k[1:])]
+		if ts == nil {
+			return fmt.Errorf("cannot load memory weights of unknown task %q", k[1:])
+		}
+		return decodeMemoryWeights(v, ts)
+	case k[0] == prefixMem && len(k) == 9:
+		l, err := decodeMemList(v)
+		if err != nil {
+			return fmt.Errorf("cannot decode memory list %x: %w", k, err)
+		}
+		t.mem.lists[binary.BigEndian.Uint64(k[1:])] = l
 	case k[0] == prefixItem:
 		var m stream.ItemMeta
 		if err := decodeItem(v, &m); err != nil {
@@ -259,6 +273,9 @@ func (s *Store) commit(t *Trainer) error {
 		if err := b.Set(append([]byte{prefixTask}, name...), encodeTask(t.tasks[name]), nil); err != nil {
 			return err
 		}
+		if err := b.Set(append([]byte{prefixMemW}, name...), encodeMemoryWeights(t.tasks[name]), nil); err != nil {
+			return err
+		}
 	}
 	for id := range t.dirtyItems {
 		if err := b.Set(append([]byte{prefixItem}, id...), encodeItem(t.items[id]), nil); err != nil {
@@ -270,6 +287,9 @@ func (s *Store) commit(t *Trainer) error {
 		if err := b.Set(append(append(append([]byte{prefixPop}, key.task...), 0), key.item...), v, nil); err != nil {
 			return err
 		}
+	}
+	if err := commitMemory(b, t.mem); err != nil {
+		return err
 	}
 	var offs []byte
 	for p, o := range t.offsets {

@@ -1,7 +1,9 @@
 package online
 
 import (
+	"maps"
 	"math"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -69,9 +71,12 @@ func sameModel(t *testing.T, a, b *model.Capture) {
 	}
 	for name, ta := range a.Tasks {
 		tb := b.Tasks[name]
-		if ta.Bias != tb.Bias || !slices.Equal(ta.Scale, tb.Scale) || !slices.Equal(ta.Shift, tb.Shift) {
-			t.Fatalf("task %s adapter differs", name)
+		if ta.Bias != tb.Bias || !slices.Equal(ta.Scale, tb.Scale) || !slices.Equal(ta.Shift, tb.Shift) || !maps.Equal(ta.Memory, tb.Memory) {
+			t.Fatalf("task %s adapter or memory weights differ: %v vs %v", name, ta.Memory, tb.Memory)
 		}
+	}
+	if !reflect.DeepEqual(a.Memory, b.Memory) {
+		t.Fatalf("memory lists differ: %d vs %d lists", len(a.Memory), len(b.Memory))
 	}
 	if a.Applied != b.Applied || a.Watermark != b.Watermark {
 		t.Fatalf("applied/watermark %d/%d vs %d/%d", a.Applied, a.Watermark, b.Applied, b.Watermark)

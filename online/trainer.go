@@ -41,6 +41,7 @@ type taskState struct {
 	p                  *model.TaskParams
 	accScale, accShift []float32
 	accBias            float32
+	accMemory          map[string]float32 // AdaGrad accumulators of p.Memory
 }
 
 // Trainer is the incremental trainer of the shared model. Apply and the
@@ -58,6 +59,7 @@ type Trainer struct {
 	tasks     map[string]*taskState
 	items     map[string]stream.ItemMeta
 	pop       map[string]map[string]float64
+	mem       *memory
 	offsets   map[int32]int64 // next offset to consume, per examples partition
 	watermark int64           // newest event time applied, ms
 	applied   int64           // examples applied, ever
@@ -88,6 +90,8 @@ type scratch struct {
 	ctxRows, itemRows   [][]float32
 	c, cp, v, gc, gv    []float32
 	grad, vals          []float32
+	memKeys             []model.MemoryKey
+	memX                []float32 // memory features of memKeys
 }
 
 // OpenTrainer opens the parameter store and loads the model it holds (up
@@ -111,7 +115,7 @@ func OpenTrainer(opts TrainerOptions) (*Trainer, error) {
 		opts: opts, cfg: opts.Model, feat: model.Featurizer{Isolated: opts.Model.Isolated}, store: st,
 		tab: newTable(opts.Model.Dim, opts.Model.Accumulators()), adm: newAdmission(opts.MinCount, opts.TTL.Milliseconds()),
 		paging: opts.MaxRows > 0, tasks: map[string]*taskState{}, items: map[string]stream.ItemMeta{},
-		pop: map[string]map[string]float64{}, offsets: map[int32]int64{},
+		pop: map[string]map[string]float64{}, mem: newMemory(opts.Model.Memory, opts.TTL.Milliseconds()), offsets: map[int32]int64{},
 		deletedRows: map[uint64]struct{}{}, dirtyTasks: map[string]struct{}{},
 		dirtyItems: map[string]struct{}{}, dirtyPop: map[popKey]struct{}{},
 		progress: NewProgress(set), lastCommit: time.Now(),
@@ -284,6 +288,7 @@ func (t *Trainer) commitLocked() error {
 	clear(t.dirtyTasks)
 	clear(t.dirtyItems)
 	clear(t.dirtyPop)
+	clear(t.mem.dirty)
 	t.lastCommit = time.Now()
 	t.counters.commits.Inc()
 	if t.opts.MaxRows > 0 && t.tab.len() > t.opts.MaxRows*9/10 {

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"errors"
+	"slices"
 	"sync"
 
 	"github.com/viterin/vek/vek32"
@@ -46,7 +47,9 @@ type scoreSpec struct {
 	mat  []float32
 	cv   []float32
 	bias float32
-	k    int
+	// boosts are the memory terms of a few items, sorted by item index.
+	boosts []boost
+	k      int
 	// idx restricts scoring to these item indexes; nil scores every item.
 	idx []int
 	// allow is asked only about items good enough to enter the top k; nil
@@ -105,10 +108,14 @@ func (s *scoreSpec) scoreShard(top *topK, lo, hi int) error {
 		e := min(b+blockItems, hi)
 		if s.idx == nil {
 			scoreRows(buf, s.mat[b*d:e*d], cv1)
+			addBoosts(buf[:e-b], b, s.boosts)
 		} else {
 			for j, i := range s.idx[b:e] {
 				row := s.mat[i*d : (i+1)*d : (i+1)*d]
 				buf[j] = vek32.Dot(s.cv, row[:d-1]) + row[d-1]
+				if k, ok := slices.BinarySearchFunc(s.boosts, int32(i), func(x boost, t int32) int { return int(x.idx - t) }); ok {
+					buf[j] += s.boosts[k].z
+				}
 			}
 		}
 		s.offerBlock(top, buf[:e-b], b)

@@ -35,6 +35,8 @@ type Model struct {
 	// per task when the model is a set of isolated per-task models.
 	matrices map[string][]float32
 	popular  map[string][]model.Popular
+	// memory holds the memory lists by key (memory.go).
+	memory map[uint64]*memList
 	// bad are the rows that failed a value check, with the reason; a
 	// version with bad rows never goes live.
 	bad map[uint64]string
@@ -61,6 +63,7 @@ func (m *Model) next(u *snapshot.Update) *Model {
 	maps.Copy(n.tasks, d.Tasks)
 	maps.Copy(n.popular, d.Popular)
 	dirty := n.addItems(d.Items)
+	n.memory = n.nextMemory(m.memory, d)
 	if n.Config.Isolated {
 		for task := range n.tasks {
 			n.matrices[task] = n.itemMatrix(task)

@@ -113,8 +113,8 @@ func (r *Replica) rankModel(p *plan, m *Model) ([]Item, error) {
 		p.u.scoreEstimate.Store(est - est/8)
 		return nil, errDeadline
 	}
-	cv, bias := r.contextVector(m, p)
-	spec := &scoreSpec{mat: m.matrix(p.u.Canvas), cv: cv, bias: bias, shards: p.u.Parallelism, expired: r.expired(p)}
+	cv, bias, boosts := r.contextVector(m, p)
+	spec := &scoreSpec{mat: m.matrix(p.u.Canvas), cv: cv, bias: bias, boosts: boosts, shards: p.u.Parallelism, expired: r.expired(p)}
 	if p.ids != nil {
 		spec.idx = candidateIndexes(m, p.ids)
 	}
@@ -166,8 +166,8 @@ func candidateIndexes(m *Model, ids []string) []int {
 }
 
 // contextVector computes the task-conditioned context vector of p's
-// request and the context side's bias.
-func (r *Replica) contextVector(m *Model, p *plan) ([]float32, float32) {
+// request, the context side's bias and the memory boosts of its context.
+func (r *Replica) contextVector(m *Model, p *plan) ([]float32, float32, []boost) {
 	canvas := p.u.Canvas
 	ex := r.opts.Registry.Normalize(&ingest.Event{Canvas: canvas, Context: p.req.Context})
 	t := r.opts.Now()
@@ -185,7 +185,7 @@ func (r *Replica) contextVector(m *Model, p *plan) ([]float32, float32) {
 	}
 	cv := make([]float32, m.Config.Dim)
 	bias := model.ContextVector(cv, nil, &tp, rows)
-	return cv, bias
+	return cv, bias, m.boosts(canvas, ex.Context, &tp, t)
 }
 
 // fallback answers p from its fallback chain: each source adds items (that

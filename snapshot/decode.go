@@ -46,11 +46,11 @@ func decodePayload(m *Manifest, payload []byte) (*Delta, error) {
 	if r.err != nil {
 		return nil, fmt.Errorf("%w: version %d: %v", ErrCorrupt, m.Version, r.err)
 	}
-	if len(d.IDs) != m.Rows || len(d.Deleted) != m.Deleted || len(d.Items) != m.Items || len(d.Tasks) != m.Tasks {
-		return nil, fmt.Errorf("%w: version %d has %d rows, %d deleted, %d items, %d tasks; manifest says %d, %d, %d, %d",
-			ErrCorrupt, m.Version, len(d.IDs), len(d.Deleted), len(d.Items), len(d.Tasks), m.Rows, m.Deleted, m.Items, m.Tasks)
+	if len(d.IDs) != m.Rows || len(d.Deleted) != m.Deleted || len(d.Items) != m.Items || len(d.Tasks) != m.Tasks || len(d.Memory) != m.Memory {
+		return nil, fmt.Errorf("%w: version %d has %d rows, %d deleted, %d items, %d tasks, %d memory lists; manifest says %d, %d, %d, %d, %d",
+			ErrCorrupt, m.Version, len(d.IDs), len(d.Deleted), len(d.Items), len(d.Tasks), len(d.Memory), m.Rows, m.Deleted, m.Items, m.Tasks, m.Memory)
 	}
-	if !slices.IsSorted(d.IDs) || !slices.IsSorted(d.Deleted) {
+	if !slices.IsSorted(d.IDs) || !slices.IsSorted(d.Deleted) || !slices.IsSorted(d.MemoryDeleted) {
 		return nil, fmt.Errorf("%w: version %d: row ids are not sorted", ErrCorrupt, m.Version)
 	}
 	return d, nil
@@ -84,8 +84,10 @@ func readDelta(r *reader, d *Delta, enc Encoding) {
 	for i := range d.Deleted {
 		d.Deleted[i] = r.u64()
 	}
+	var names []string
 	for nt := r.count(4 + 8*dim); nt > 0 && r.err == nil; nt-- {
 		name := r.str()
+		names = append(names, name)
 		bias := r.f32()
 		fs := r.floats(2 * dim)
 		if r.err == nil {
@@ -107,6 +109,7 @@ func readDelta(r *reader, d *Delta, enc Encoding) {
 		}
 		d.Popular[task] = list
 	}
+	readMemory(r, d, names)
 }
 
 // reader decodes the payload; the first error sticks and later reads return

@@ -22,6 +22,10 @@ type Delta struct {
 	Tasks   map[string]model.TaskParams
 	Items   []model.Item
 	Popular map[string][]model.Popular
+	// Memory holds the memory lists that changed (sorted by key), whole;
+	// MemoryDeleted the keys of lists that disappeared (sorted).
+	Memory        []model.MemoryList
+	MemoryDeleted []uint64
 }
 
 // Row returns the weights of changed row i.
@@ -39,6 +43,7 @@ func Diff(prev, cur *model.Capture) *Delta {
 		prev = &model.Capture{}
 	}
 	diffRows(d, prev, cur)
+	diffMemory(d, prev.Memory, cur.Memory)
 	for name, tp := range cur.Tasks {
 		if old, ok := prev.Tasks[name]; !ok || !sameTask(old, tp) {
 			d.Tasks[name] = tp
@@ -97,6 +102,7 @@ func Apply(base *model.Capture, d *Delta) *model.Capture {
 		out.Popular = map[string][]model.Popular{}
 	}
 	applyRows(out, base, d)
+	out.Memory = applyMemory(base.Memory, d)
 	maps.Copy(out.Tasks, d.Tasks)
 	maps.Copy(out.Popular, d.Popular)
 	items := map[string]int{}
@@ -166,7 +172,8 @@ func sameFloats(a, b []float32) bool {
 }
 
 func sameTask(a, b model.TaskParams) bool {
-	return math.Float32bits(a.Bias) == math.Float32bits(b.Bias) && sameFloats(a.Scale, b.Scale) && sameFloats(a.Shift, b.Shift)
+	return math.Float32bits(a.Bias) == math.Float32bits(b.Bias) && sameFloats(a.Scale, b.Scale) && sameFloats(a.Shift, b.Shift) &&
+		maps.Equal(a.Memory, b.Memory)
 }
 
 func sameMeta(a, b stream.ItemMeta) bool {
@@ -180,7 +187,7 @@ func UpdateOf(prev, c *model.Capture) *Update {
 	d := Diff(prev, c)
 	m := &Manifest{Version: c.Version, Kind: KindFull, FullVersion: c.Version, FullOffset: -1, Encoding: EncodingFloat32,
 		Config: c.Config, Offsets: c.Offsets, Watermark: unixMilli(c.Watermark), Applied: c.Applied,
-		Rows: len(d.IDs), Deleted: len(d.Deleted), Tasks: len(d.Tasks), Items: len(d.Items), TotalRows: len(c.IDs),
+		Rows: len(d.IDs), Deleted: len(d.Deleted), Tasks: len(d.Tasks), Items: len(d.Items), Memory: len(d.Memory), TotalRows: len(c.IDs),
 		Progress: c.Progress}
 	if prev != nil {
 		m.Kind, m.BaseVersion = KindDelta, prev.Version

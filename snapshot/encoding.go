@@ -164,7 +164,7 @@ func Encoded(d *Delta, cfg model.ModelConfig, enc Encoding) (*Delta, int, error)
 		return nil, 0, err
 	}
 	m := &Manifest{Config: cfg, Encoding: enc, Rows: len(d.IDs), Deleted: len(d.Deleted), Tasks: len(d.Tasks),
-		Items: len(d.Items), Checksum: checksum(payload)}
+		Items: len(d.Items), Memory: len(d.Memory), Checksum: checksum(payload)}
 	out, err := decodePayload(m, payload)
 	return out, len(payload), err
 }

@@ -45,6 +45,7 @@ type Manifest struct {
 	Tasks       int                           `json:"tasks"`     // task adapters in this payload
 	Items       int                           `json:"items"`     // items in this payload
 	TotalRows   int                           `json:"total_rows"`
+	Memory      int                           `json:"memory"` // memory lists in this payload
 	Chunks      int                           `json:"chunks"`
 	ChunkCRCs   []uint32                      `json:"chunk_crcs"` // CRC32C of each chunk record
 	Bytes       int                           `json:"bytes"`      // compressed payload bytes
@@ -144,7 +145,8 @@ func encodePayload(d *Delta, enc Encoding) ([]byte, error) {
 		b = binary.LittleEndian.AppendUint64(b, id)
 	}
 	b = binary.AppendUvarint(b, uint64(len(d.Tasks)))
-	for _, name := range slices.Sorted(maps.Keys(d.Tasks)) {
+	names := slices.Sorted(maps.Keys(d.Tasks))
+	for _, name := range names {
 		tp := d.Tasks[name]
 		b = appendString(b, name)
 		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(tp.Bias))
@@ -169,6 +171,7 @@ func encodePayload(d *Delta, enc Encoding) ([]byte, error) {
 			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(p.Score))
 		}
 	}
+	b = appendMemory(b, d, names)
 	zw, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
 	if err != nil {
 		return nil, fmt.Errorf("cannot create zstd encoder: %w", err)

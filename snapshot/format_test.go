@@ -33,7 +33,7 @@ func testCapture() *model.Capture {
 
 func manifestFor(c *model.Capture, d *Delta, enc Encoding, payload []byte) *Manifest {
 	return &Manifest{Version: c.Version, Config: c.Config, Encoding: enc, Rows: len(d.IDs), Deleted: len(d.Deleted),
-		Tasks: len(d.Tasks), Items: len(d.Items), Checksum: checksum(payload)}
+		Tasks: len(d.Tasks), Items: len(d.Items), Memory: len(d.Memory), Checksum: checksum(payload)}
 }
 
 // roundTrip encodes d and decodes it again.
@@ -159,8 +159,27 @@ func TestDeltaChainEqualsFull(t *testing.T) {
 	}
 	exact := Apply(&model.Capture{Config: last.Config}, Diff(nil, last))
 	if !reflect.DeepEqual(exact.IDs, last.IDs) || !reflect.DeepEqual(exact.Weights, last.Weights) ||
-		!reflect.DeepEqual(exact.Items, last.Items) || !reflect.DeepEqual(exact.Tasks, last.Tasks) {
+		!reflect.DeepEqual(exact.Items, last.Items) || !reflect.DeepEqual(exact.Tasks, last.Tasks) ||
+		len(last.Memory) == 0 || !reflect.DeepEqual(exact.Memory, last.Memory) {
 		t.Fatal("a full delta does not reproduce the capture")
+	}
+}
+
+// A delta carries only the memory lists that changed, and the keys of the
+// lists that disappeared; applied to its base it gives the new lists.
+func TestDeltaCarriesChangedMemoryLists(t *testing.T) {
+	a, b := testCapture(), testCapture()
+	a.Memory = []model.MemoryList{{Key: 1, Items: []model.MemoryItem{{Item: "m-1", Count: 2}}},
+		{Key: 5, Items: []model.MemoryItem{{Item: "m-2", Count: 1}}}, {Key: 9, Ref: 3, Items: []model.MemoryItem{{Item: "m-1", Count: 1}}}}
+	b.Memory = []model.MemoryList{a.Memory[0], {Key: 7, Items: []model.MemoryItem{{Item: "m-2", Count: 4}}},
+		{Key: 9, Ref: 3, Items: []model.MemoryItem{{Item: "m-1", Count: 1.5}}}}
+	d := roundTrip(t, b, Diff(a, b), EncodingFloat32)
+	if keys := []uint64{d.Memory[0].Key, d.Memory[1].Key}; len(d.Memory) != 2 || !reflect.DeepEqual(keys, []uint64{7, 9}) ||
+		!reflect.DeepEqual(d.MemoryDeleted, []uint64{5}) {
+		t.Fatalf("delta carries lists %v and deletes %v, want lists 7 and 9, deleting 5", d.Memory, d.MemoryDeleted)
+	}
+	if got := Apply(a, d); !reflect.DeepEqual(got.Memory, b.Memory) {
+		t.Fatalf("applied lists %v, want %v", got.Memory, b.Memory)
 	}
 }
 

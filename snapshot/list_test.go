@@ -23,7 +23,7 @@ func (e *env) handmade(kind string, base int64, spoil func(m *Manifest, chunks [
 	payload, _ := encodePayload(Diff(nil, c), EncodingFloat32)
 	chunks := encodeChunks(c.Version, payload, 4096)
 	m := &Manifest{Version: c.Version, Kind: kind, BaseVersion: base, Config: c.Config, Encoding: EncodingFloat32, Chunks: len(chunks),
-		Checksum: checksum(payload), Bytes: len(payload), Rows: len(c.IDs), Items: len(c.Items), Tasks: len(c.Tasks)}
+		Checksum: checksum(payload), Bytes: len(payload), Rows: len(c.IDs), Items: len(c.Items), Tasks: len(c.Tasks), Memory: len(c.Memory)}
 	for _, ch := range chunks {
 		m.ChunkCRCs = append(m.ChunkCRCs, chunkCRC(ch))
 	}

@@ -170,7 +170,7 @@ func (p *Publisher) publish(ctx context.Context, full bool) (*Manifest, error) {
 		m.Kind, m.BaseVersion, m.FullVersion, m.FullOffset = KindDelta, p.prev.Version, p.fullVer, p.fullOffset
 	}
 	d := Diff(base, c)
-	m.Rows, m.Deleted, m.Tasks, m.Items = len(d.IDs), len(d.Deleted), len(d.Tasks), len(d.Items)
+	m.Rows, m.Deleted, m.Tasks, m.Items, m.Memory = len(d.IDs), len(d.Deleted), len(d.Tasks), len(d.Items), len(d.Memory)
 	payload, err := encodePayload(d, p.opts.Encoding)
 	if err != nil {
 		return nil, err

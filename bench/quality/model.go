@@ -3,6 +3,7 @@ package quality
 import (
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/unirec/unirec/online"
@@ -28,6 +29,7 @@ type trained struct {
 	// item matrices per task (shared mode: identical across tasks)
 	itemVecs map[string][]float32
 	cat      *catalog
+	memory   map[uint64]model.MemoryList
 }
 
 // train learns from exs in order with cfg and returns the captured model.
@@ -51,8 +53,12 @@ func train(cfg model.ModelConfig, exs []stream.Example, cat *catalog) (*trained,
 	if err != nil {
 		return nil, err
 	}
+
 	m := &trained{cap: c, feat: model.Featurizer{Isolated: cfg.Isolated}, rows: map[uint64][]float32{},
-		dim: cfg.Dim, itemVecs: map[string][]float32{}, cat: cat}
+		dim: cfg.Dim, itemVecs: map[string][]float32{}, cat: cat, memory: map[uint64]model.MemoryList{}}
+	for _, l := range c.Memory {
+		m.memory[l.Key] = l
+	}
 	d := cfg.Dim + 1
 	for i, id := range c.IDs {
 		m.rows[id] = c.Weights[i*d : (i+1)*d]
@@ -83,32 +89,59 @@ func (m *trained) itemMatrix(task string) []float32 {
 	return v
 }
 
-func (m *trained) context(ex *stream.Example) ([]float32, float32) {
+func (m *trained) context(ex *stream.Example) ([]float32, float32, *model.TaskParams) {
 	tp := model.NewTaskParams(m.dim)
 	if p, ok := m.cap.Tasks[ex.Task]; ok {
 		tp = &p
 	}
 	c := make([]float32, m.dim)
 	bias := model.ContextVector(c, nil, tp, m.lookup(m.feat.Context(nil, ex.Task, ex.Context, time.UnixMilli(ex.EventTime))))
-	return c, bias
+	return c, bias, tp
+}
+
+// memoryTerms adds the memory term of ex's context to the scores of the
+// catalog items its lists name, as serving does.
+func (m *trained) memoryTerms(ex *stream.Example, tp *model.TaskParams, add func(item string, z float32)) {
+	cfg := m.cap.Config.Memory
+	for _, k := range cfg.MemoryKeys(nil, ex.Task, ex.Context) {
+		l, ok := m.memory[k.ID]
+		if !ok {
+			continue
+		}
+		decay := model.Decay(l.Ref, max(ex.EventTime, l.Ref), cfg.HalfLife)
+		for _, it := range l.Items {
+			add(it.Item, float32(cfg.RankScale)*tp.Memory[k.Field]*model.MemoryFeature(it.Count*decay))
+		}
+	}
 }
 
 func (m *trained) items(ex *stream.Example, dst []float32) []float32 {
-	c, bias := m.context(ex)
+	c, bias, tp := m.context(ex)
 	v := m.itemMatrix(ex.Task)
 	d := m.dim + 1
 	dst = dst[:0]
 	for i := range m.cat.ids {
 		dst = append(dst, model.Logit(c, bias, v[i*d:(i+1)*d]))
 	}
+	m.memoryTerms(ex, tp, func(item string, z float32) {
+		if i, ok := m.cat.index[item]; ok {
+			dst[i] += z
+		}
+	})
 	return dst
 }
 
 func (m *trained) pair(ex *stream.Example) float32 {
-	c, bias := m.context(ex)
+	c, bias, tp := m.context(ex)
 	v := make([]float32, m.dim+1)
 	model.ItemVector(v, m.lookup(m.feat.Item(nil, ex.Task, ex.ItemID, ex.Item)))
-	return model.Logit(c, bias, v)
+	z := model.Logit(c, bias, v)
+	m.memoryTerms(ex, tp, func(item string, w float32) {
+		if item == ex.ItemID {
+			z += w
+		}
+	})
+	return z
 }
 
 // popularity scores an item by the summed weight of its positives in the
@@ -148,4 +181,71 @@ func (p *popularity) pair(ex *stream.Example) float32 {
 		return s[p.cat.index[ex.ItemID]]
 	}
 	return 0
+}
+
+// contextPopularity scores an item by the summed weight of its positives
+// in the example's context value (the canvas' non-user, non-sentinel
+// context fields joined; the query by its lower-cased tokens) during
+// training, backed by its popularity across all tasks: the per-context
+// counter a user would ship instead of a model.
+type contextPopularity struct {
+	perContext map[string]map[int]float32
+	global     []float32
+	cat        *catalog
+}
+
+func contextKey(ex *stream.Example) string {
+	key := ex.Task
+	for _, f := range ex.Context {
+		if f.Name == "user_id" || f.Value == "" || f.Value == "<none>" {
+			continue
+		}
+		v := f.Value
+		if f.Name == "query" {
+			v = strings.Join(model.Tokens(v), " ")
+		}
+		key += "\x00" + f.Name + "=" + v
+	}
+	return key
+}
+
+func countContextPopularity(exs []stream.Example, cat *catalog) *contextPopularity {
+	p := &contextPopularity{perContext: map[string]map[int]float32{}, global: make([]float32, len(cat.ids)), cat: cat}
+	for i := range exs {
+		ex := &exs[i]
+		j, ok := cat.index[ex.ItemID]
+		if ex.Label == 0 || !ok {
+			continue
+		}
+		k := contextKey(ex)
+		if p.perContext[k] == nil {
+			p.perContext[k] = map[int]float32{}
+		}
+		p.perContext[k][j] += ex.Weight
+		p.global[j] += ex.Weight
+	}
+	var top float32
+	for _, g := range p.global {
+		top = max(top, g)
+	}
+	for j := range p.global {
+		p.global[j] /= top + 1 // below one engagement in context
+	}
+	return p
+}
+
+func (p *contextPopularity) items(ex *stream.Example, dst []float32) []float32 {
+	dst = append(dst[:0], p.global...)
+	for j, n := range p.perContext[contextKey(ex)] {
+		dst[j] += n
+	}
+	return dst
+}
+
+func (p *contextPopularity) pair(ex *stream.Example) float32 {
+	j, ok := p.cat.index[ex.ItemID]
+	if !ok {
+		return 0
+	}
+	return p.global[j] + p.perContext[contextKey(ex)][j]
 }

@@ -31,6 +31,9 @@ type Options struct {
 	// TrainFraction of the events (in time order) is the past; the rest,
 	// from the first event at or after the cut's time, is the future.
 	TrainFraction float64
+	// EndFraction ends the evaluated future (0: the end of the log), so a
+	// validation period can precede the test period.
+	EndFraction float64
 	// Negatives sampled per training positive.
 	Negatives int
 	// Unigram is the fraction of negatives drawn in proportion to past
@@ -39,6 +42,9 @@ type Options struct {
 	Seed    uint64
 	Methods []Method
 }
+
+// ContextPopularity names the per-context popularity baseline method.
+const ContextPopularity = "context popularity"
 
 // MovieLensModel is the model configuration of the MovieLens table: the
 // defaults with accumulator forgetting (model.forget 0.999: a catalog
@@ -104,7 +110,11 @@ func MovieLens(opts Options) (*Report, error) {
 	rep := &Report{TrainExamples: len(trainExs), TestEvents: len(evs) - cut, Split: split}
 	scorers := make([]scorer, len(opts.Methods))
 	for i, m := range opts.Methods {
-		if m.Model == nil {
+		switch {
+		case m.Name == ContextPopularity:
+			scorers[i] = countContextPopularity(trainExs, cat)
+			continue
+		case m.Model == nil:
 			scorers[i] = countPopularity(trainExs, cat)
 			continue
 		}
@@ -113,7 +123,11 @@ func MovieLens(opts Options) (*Report, error) {
 		}
 	}
 	rep.TrainSeconds = time.Since(start).Seconds()
-	test := testSet(reg, cat, evs, cut, opts.Seed)
+	end := len(evs)
+	if opts.EndFraction > 0 {
+		end = int(float64(len(evs)) * opts.EndFraction)
+	}
+	test := testSet(reg, cat, evs[:end], cut, opts.Seed)
 	rep.Results = evaluateAll(opts.Methods, scorers, test, cat)
 	rep.TotalSeconds = time.Since(start).Seconds()
 	return rep, nil

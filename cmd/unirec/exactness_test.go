@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -174,9 +176,12 @@ func TestKill9TrainerIsExact(t *testing.T) {
 		maxDiff = math.Max(maxDiff, math.Abs(float64(got.Weights[i]-want.Weights[i])))
 	}
 	for task, tp := range want.Tasks {
-		if g := got.Tasks[task]; g.Bias != tp.Bias || !slices.Equal(g.Scale, tp.Scale) || !slices.Equal(g.Shift, tp.Shift) {
-			t.Errorf("task %s adapter differs", task)
+		if g := got.Tasks[task]; g.Bias != tp.Bias || !slices.Equal(g.Scale, tp.Scale) || !slices.Equal(g.Shift, tp.Shift) || !maps.Equal(g.Memory, tp.Memory) {
+			t.Errorf("task %s adapter or memory weights differ", task)
 		}
+	}
+	if len(want.Memory) == 0 || !reflect.DeepEqual(got.Memory, want.Memory) {
+		t.Errorf("memory lists differ (or none were learned): %d vs %d lists", len(got.Memory), len(want.Memory))
 	}
 	if maxDiff > 1e-6 {
 		t.Fatalf("max weight difference %g between the killed+restarted and the uninterrupted model", maxDiff)

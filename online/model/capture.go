@@ -13,11 +13,13 @@ type Capture struct {
 	Watermark int64 // newest event time included, unix ms
 	Applied   int64
 	// IDs and Weights hold the rows: row i is Weights[i*(Dim+1):(i+1)*(Dim+1)].
-	IDs      []uint64
-	Weights  []float32
-	Tasks    map[string]TaskParams
-	Items    []Item
-	Popular  map[string][]Popular
+	IDs     []uint64
+	Weights []float32
+	Tasks   map[string]TaskParams
+	Items   []Item
+	Popular map[string][]Popular
+	// Memory holds the memory lists, sorted by key (memory.go).
+	Memory   []MemoryList
 	Progress map[string]TaskProgress
 }
 

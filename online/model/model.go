@@ -31,12 +31,14 @@ type ModelConfig struct {
 	// below 1 its steps stop shrinking (an RMSProp-like recency), 1 is
 	// plain AdaGrad.
 	Forget float64 `yaml:"forget" json:"forget"`
+	// Memory is the memorization of context values' items (memory.go).
+	Memory MemoryConfig `yaml:"memory" json:"memory"`
 }
 
 // DefaultModelConfig returns the defaults documented in the README.
 func DefaultModelConfig() ModelConfig {
 	return ModelConfig{Dim: 32, LearningRate: 0.05, DenseLearningRate: 0.01, L2: 1e-6, GradientClip: 10, InitScale: 0.1,
-		Optimizer: OptimizerRowwise, LogQCorrection: true, Forget: 1}
+		Optimizer: OptimizerRowwise, LogQCorrection: true, Forget: 1, Memory: DefaultMemoryConfig()}
 }
 
 // Validate checks the configuration; errors name the field.
@@ -59,21 +61,23 @@ func (c ModelConfig) Validate() error {
 	case c.Optimizer != "" && c.Optimizer != OptimizerRowwise && c.Optimizer != OptimizerCoordinate:
 		return fmt.Errorf("model.optimizer must be %q or %q, got %q", OptimizerRowwise, OptimizerCoordinate, c.Optimizer)
 	}
-	return nil
+	return c.Memory.Validate()
 }
 
 // TaskParams are the dense, task-conditioning parameters of one task: a
 // diagonal scale and a shift applied to the shared context vector, and a
-// bias. They are the "small per-task output adapters".
+// bias. They are the "small per-task output adapters". Memory holds the
+// weight of each context field's memory feature (memory.go).
 type TaskParams struct {
-	Scale []float32
-	Shift []float32
-	Bias  float32
+	Scale  []float32
+	Shift  []float32
+	Bias   float32
+	Memory map[string]float32
 }
 
 // NewTaskParams returns the identity adapter.
 func NewTaskParams(dim int) *TaskParams {
-	t := &TaskParams{Scale: make([]float32, dim), Shift: make([]float32, dim)}
+	t := &TaskParams{Scale: make([]float32, dim), Shift: make([]float32, dim), Memory: map[string]float32{}}
 	for i := range t.Scale {
 		t.Scale[i] = 1
 	}
