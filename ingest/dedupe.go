@@ -81,6 +81,14 @@ func (d *dedupe) expire(limit int64) []string {
 	return keys
 }
 
+// clampTimes lowers the newest event time of every segment to at most
+// limit, so segments restored from beyond the wall clock still expire.
+func (d *dedupe) clampTimes(limit int64) {
+	for i := range d.segs {
+		d.segs[i].maxTime = min(d.segs[i].maxTime, limit)
+	}
+}
+
 // load restores one changelog segment; a nil value removes it.
 func (d *dedupe) load(key string, value []byte) error {
 	if value == nil {

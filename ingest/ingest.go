@@ -27,6 +27,11 @@ type Options struct {
 	// its partition an event may arrive and still be joined; older ones are
 	// dead-lettered as "late".
 	AllowedLateness time.Duration
+	// MaxFutureSkew bounds event time by the wall clock (Now): events later
+	// than now plus this are dead-lettered as "future", so no watermark
+	// ever passes now plus this. A restored watermark beyond it is
+	// clamped. 0 means DefaultMaxFutureSkew.
+	MaxFutureSkew time.Duration
 	// MaxEventBytes rejects larger events as "too_large".
 	MaxEventBytes int
 	// Catalog, when set, gives item metadata to examples whose event has
@@ -54,10 +59,16 @@ type Ingester struct {
 	byPart    map[int32][]*kgo.Record
 }
 
+// DefaultMaxFutureSkew is the default of Options.MaxFutureSkew.
+const DefaultMaxFutureSkew = 5 * time.Minute
+
 // New returns an Ingester; opts must be valid.
 func New(opts Options) *Ingester {
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.MaxFutureSkew <= 0 {
+		opts.MaxFutureSkew = DefaultMaxFutureSkew
 	}
 	if opts.MaxEventBytes <= 0 {
 		opts.MaxEventBytes = 64 << 10
@@ -82,6 +93,7 @@ func (g *Ingester) Restore(ctx context.Context, partitions []int32) error {
 		// A restored window waits its full length again from now, so the
 		// backlog a restarted process still has to read can join it.
 		now := g.opts.Now().UnixMilli()
+		g.clampFuture(st, now)
 		for _, pd := range st.pending {
 			pd.arrival = now
 		}
@@ -92,6 +104,32 @@ func (g *Ingester) Restore(ctx context.Context, partitions []int32) error {
 	}
 	g.acct.setPending(g.pendingCount())
 	return nil
+}
+
+// clampFuture bounds restored state by the wall clock: state written
+// before event times were bounded (or under a clock since set back) may
+// hold a watermark beyond now plus the allowed skew, which would make every
+// event late; it is clamped. Pending impressions from beyond it are dropped
+// (a tombstone is written with the next batch), and dedupe segments expire
+// as if their ids were at most that late.
+func (g *Ingester) clampFuture(st *partition, now int64) {
+	limit := now + g.opts.MaxFutureSkew.Milliseconds()
+	if st.watermark > limit {
+		g.logf("ingest: partition %d: restored watermark %s is beyond wall clock + max_future_skew, clamped to %s", st.id,
+			time.UnixMilli(st.watermark).UTC().Format(time.RFC3339Nano), time.UnixMilli(limit).UTC().Format(time.RFC3339Nano))
+		st.watermark, st.wmDirty = limit, true
+	}
+	dropped := 0
+	for key, p := range st.pending {
+		if p.ex.EventTime > limit {
+			st.remove(key, p)
+			dropped++
+		}
+	}
+	if dropped > 0 {
+		g.logf("ingest: partition %d: dropped %d restored impressions dated beyond wall clock + max_future_skew", st.id, dropped)
+	}
+	st.seen.clampTimes(limit)
 }
 
 // Revoke drops the state of partitions that moved to another process. A
@@ -253,6 +291,11 @@ func (g *Ingester) handle(st *partition, r *kgo.Record, now int64) {
 		return
 	}
 	t := e.Time.UnixMilli()
+	if skew := g.opts.MaxFutureSkew; t > now+skew.Milliseconds() {
+		g.deadLetter(st, r, reject(ReasonFuture, "event time %s is %s ahead of the wall clock, max future skew is %s",
+			e.Time.Format(time.RFC3339Nano), time.Duration(t-now)*time.Millisecond, skew))
+		return
+	}
 	if !st.seen.add(e.EventID, t) {
 		st.tally.outcomes[outcomeDuplicate]++
 		return
