@@ -36,16 +36,20 @@ type segment struct {
 
 func newDedupe() dedupe { return dedupe{ids: map[uint64]struct{}{}} }
 
-// add records id at event time t; it reports false if id was seen before.
-func (d *dedupe) add(id string, t int64) bool {
+// has reports whether id was seen, and its digest for add.
+func (d *dedupe) has(id string) (uint64, bool) {
 	h := xxhash.Sum64String(id)
-	if _, dup := d.ids[h]; dup {
-		return false
-	}
+	_, ok := d.ids[h]
+	return h, ok
+}
+
+// add records the digest of an id accepted at event time t. Only accepted
+// events are remembered: a late one, fixed and replayed, is not a
+// duplicate.
+func (d *dedupe) add(h uint64, t int64) {
 	d.ids[h] = struct{}{}
 	d.cur.ids = append(d.cur.ids, h)
 	d.cur.maxTime = max(d.cur.maxTime, t)
-	return true
 }
 
 // dedupeKey is the changelog key of the segment that starts at an offset

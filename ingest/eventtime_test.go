@@ -215,3 +215,26 @@ func TestRestoredFutureWatermarkIsClamped(t *testing.T) {
 		t.Errorf("%v impressions pending, want the 2099 one dropped", n)
 	}
 }
+
+// A late event is dead-lettered without its id being remembered, so once
+// fixed (time moved forward, as the README says) and replayed it is
+// learned, not dropped as a duplicate; an accepted id still catches its
+// duplicates.
+func TestLateEventFixedAndReplayedIsLearned(t *testing.T) {
+	s := newStage(t, nil)
+	play := func(id string, at time.Time) string {
+		return event(id, at, "notifications", "play", "", "m-1", `"user_id":"u1"`)
+	}
+	late := play("late1", t0)
+	out := s.batch(int32(0), play("a", t0.Add(time.Minute)), int32(0), late)
+	if dl := out.deadLetters(s.topics); dl[late] != ingest.ReasonLate {
+		t.Fatalf("setup: dead letters %v, want late1 late", dl)
+	}
+	out = s.batch(int32(0), play("late1", t0.Add(time.Minute)), int32(0), play("late1", t0.Add(time.Minute)))
+	if _, ok := out.examples(t, s.topics)["late1"]; !ok {
+		t.Errorf("the fixed, replayed late event was not learned; dead letters %v", out.deadLetters(s.topics))
+	}
+	if n := metricValue(s.set, `unirec_ingest_events_total{outcome="duplicate"}`); n != 1 {
+		t.Errorf("%v duplicates, want 1 (the second replay)", n)
+	}
+}

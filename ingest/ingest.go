@@ -279,7 +279,9 @@ func (g *Ingester) window(task string) int64 {
 }
 
 // handle routes one event record to its outcome. A repeated event id is a
-// duplicate even when it is also late: it was processed once already.
+// duplicate even when it is also late: it was processed once already. Only
+// accepted ids are remembered: a dead-lettered event (late, future,
+// invalid), fixed and replayed, is judged afresh.
 func (g *Ingester) handle(st *partition, r *kgo.Record, now int64) {
 	st.tally.consumed++
 	e, rej := st.dec.Decode(r.Value, g.opts.MaxEventBytes)
@@ -296,7 +298,8 @@ func (g *Ingester) handle(st *partition, r *kgo.Record, now int64) {
 			e.Time.Format(time.RFC3339Nano), time.Duration(t-now)*time.Millisecond, skew))
 		return
 	}
-	if !st.seen.add(e.EventID, t) {
+	id, dup := st.seen.has(e.EventID)
+	if dup {
 		st.tally.outcomes[outcomeDuplicate]++
 		return
 	}
@@ -305,6 +308,7 @@ func (g *Ingester) handle(st *partition, r *kgo.Record, now int64) {
 			e.Time.Format(time.RFC3339Nano), time.Duration(st.watermark-t)*time.Millisecond, g.opts.AllowedLateness))
 		return
 	}
+	st.seen.add(id, t)
 	if t > st.watermark {
 		st.watermark = t
 	}
