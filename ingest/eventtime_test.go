@@ -238,3 +238,28 @@ func TestLateEventFixedAndReplayedIsLearned(t *testing.T) {
 		t.Errorf("%v duplicates, want 1 (the second replay)", n)
 	}
 }
+
+// A quiet partition closes its windows by wall clock even while another
+// partition is busy, so no batch is ever empty: the impression becomes a
+// negative once its window plus the allowed lateness passed since it
+// arrived, and not before.
+func TestQuietPartitionClosesWindowsBesideBusyOnes(t *testing.T) {
+	s := newStage(t, nil)
+	busy := func(id string) string {
+		return event(id, s.now, "notifications", "play", "", "m-9", `"user_id":"u2"`)
+	}
+	s.batch(int32(0), event("i1", t0, "search", "impression", "r1", "m-1", searchCtx), int32(1), busy("b0"))
+	s.now = t0.Add(30 * time.Second) // the search window; lateness (5s) still to go
+	if out := s.batch(int32(1), busy("b1")); len(out.examples(t, s.topics)) != 1 {
+		t.Fatalf("the impression closed before its window plus lateness: %v", out.examples(t, s.topics))
+	}
+	s.now = t0.Add(35 * time.Second)
+	out := s.batch(int32(1), busy("b2"))
+	ex, ok := out.examples(t, s.topics)["i1"]
+	if !ok || ex.Label != 0 {
+		t.Fatalf("the quiet partition's impression did not close beside a busy partition: %v", out.examples(t, s.topics))
+	}
+	if n := metricValue(s.set, "unirec_ingest_pending_impressions"); n != 0 {
+		t.Errorf("%v impressions pending, want 0", n)
+	}
+}

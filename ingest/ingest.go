@@ -54,9 +54,7 @@ type Ingester struct {
 	// until their counts are settled.
 	revoked []*partition
 	acct    *accounting
-	// lastClose is when idle windows were last swept, wall-clock ms.
-	lastClose int64
-	byPart    map[int32][]*kgo.Record
+	byPart  map[int32][]*kgo.Record
 }
 
 // DefaultMaxFutureSkew is the default of Options.MaxFutureSkew.
@@ -190,10 +188,6 @@ func (g *Ingester) Process(_ context.Context, recs []*kgo.Record, emit func(*kgo
 		}
 	}
 	now := g.opts.Now().UnixMilli()
-	idle := len(recs) == 0 && now-g.lastClose >= 100
-	if idle {
-		g.lastClose = now
-	}
 	order := make([]int32, 0, len(g.parts))
 	var wg sync.WaitGroup
 	for p, st := range g.parts {
@@ -201,7 +195,7 @@ func (g *Ingester) Process(_ context.Context, recs []*kgo.Record, emit func(*kgo
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			g.processPartition(st, g.byPart[p], now, idle)
+			g.processPartition(st, g.byPart[p], now)
 		}()
 	}
 	wg.Wait()
@@ -218,8 +212,10 @@ func (g *Ingester) Process(_ context.Context, recs []*kgo.Record, emit func(*kgo
 }
 
 // processPartition runs one partition's records through the join; its
-// outputs collect in st.out.
-func (g *Ingester) processPartition(st *partition, recs []*kgo.Record, now int64, idle bool) {
+// outputs collect in st.out. A partition without records in the batch is
+// idle: its windows close by wall clock (at most every 100 ms), whatever
+// the other partitions do.
+func (g *Ingester) processPartition(st *partition, recs []*kgo.Record, now int64) {
 	for _, r := range recs {
 		if !st.open {
 			st.open, st.firstOffset = true, r.Offset
@@ -231,7 +227,8 @@ func (g *Ingester) processPartition(st *partition, recs []*kgo.Record, now int64
 			g.closeByWatermark(st)
 		}
 	}
-	if idle {
+	if len(recs) == 0 && now-st.lastIdle >= 100 {
+		st.lastIdle = now
 		g.closeIdle(st, now)
 	}
 	g.flush(st)
