@@ -89,6 +89,41 @@ func badRequest(format string, args ...any) *APIError {
 // maxRequestBytes bounds a request body.
 const maxRequestBytes = 1 << 20
 
+// Bounds of a request's maps and lists beyond candidates.ids and exclude
+// (see recommend.go), so no one request costs unbounded memory or time.
+const (
+	maxContextFields  = 64
+	maxContextBytes   = 4096 // per key and per value
+	maxFallbackItems  = 1000
+	maxFallbackChain  = 8
+	maxRequestUseCase = 256
+)
+
+// checkBounds refuses a request whose context or fallback override is
+// over its bounds; the error names the field.
+func (req *Request) checkBounds() *APIError {
+	if len(req.UseCase) > maxRequestUseCase {
+		return badRequest("use_case: at most %d bytes, got %d", maxRequestUseCase, len(req.UseCase))
+	}
+	if len(req.Context) > maxContextFields {
+		return badRequest("context: at most %d fields, got %d", maxContextFields, len(req.Context))
+	}
+	for k, v := range req.Context {
+		if len(k) > maxContextBytes || len(v) > maxContextBytes {
+			return badRequest("context.%.64s: keys and values of at most %d bytes, got %d and %d", k, maxContextBytes, len(k), len(v))
+		}
+	}
+	if f := req.Fallback; f != nil {
+		if len(f.Items) > maxFallbackItems {
+			return badRequest("fallback.items: at most %d ids, got %d", maxFallbackItems, len(f.Items))
+		}
+		if len(f.Chain) > maxFallbackChain {
+			return badRequest("fallback.chain: at most %d sources, got %d", maxFallbackChain, len(f.Chain))
+		}
+	}
+	return nil
+}
+
 // decodeRequest parses a recommend request body strictly.
 func decodeRequest(body io.Reader) (*Request, *APIError) {
 	var req Request

@@ -234,6 +234,9 @@ func (r *Replica) count(useCase string, status int) {
 
 // check validates a request against its use case.
 func (r *Replica) check(req *Request) (*useCase, *APIError) {
+	if aerr := req.checkBounds(); aerr != nil {
+		return nil, aerr
+	}
 	if req.UseCase == "" {
 		return nil, badRequest("use_case is required (known: %v)", r.useCaseNames())
 	}
