@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -78,4 +79,26 @@ func TestOversizedRequestFieldsAreRefused(t *testing.T) {
 	ok(base + `"context":` + ctx(maxContextFields) + `}`)
 	f(base+`"context":`+ctx(maxContextFields+1)+`}`, "context: at most 64 fields, got 65")
 	f(base+`"context":{"user_id":"`+strings.Repeat("u", maxContextBytes+1)+`"}}`, "context.user_id: keys and values of at most 4096 bytes")
+}
+
+// Ranking checks the request's context with its deadline: when the client
+// has left, it stops at the next block and answers 499 (counted), instead
+// of ranking the whole catalog for nobody.
+func TestRankingStopsWhenTheClientLeft(t *testing.T) {
+	r, _ := newTestReplica(t, ReplicaOptions{}, catalog(5000))
+	req := &Request{UseCase: "notifications", Context: user("u"), K: 10, TimeoutMS: 60000}
+	if resp, aerr := r.Recommend(context.Background(), req); aerr != nil || len(resp.Items) != 10 || resp.Fallback.Used {
+		t.Fatalf("a client that stays: %+v %v", resp, aerr)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	resp, aerr := r.Recommend(ctx, req)
+	if aerr == nil || aerr.Status != 499 {
+		t.Fatalf("a client that left: %+v %v, want 499", resp, aerr)
+	}
+	var b strings.Builder
+	r.opts.Metrics.WritePrometheus(&b)
+	if want := `unirec_serve_requests_total{use_case="notifications",code="499"} 1`; !strings.Contains(b.String(), want) {
+		t.Errorf("metrics lack %q", want)
+	}
 }

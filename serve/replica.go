@@ -186,6 +186,7 @@ func (r *Replica) Recommend(ctx context.Context, req *Request) (*Response, *APIE
 	if aerr != nil {
 		return nil, aerr
 	}
+	p.ctx = ctx
 	resp := &Response{Items: []Item{}}
 	m, why := r.modelFor(u, now)
 	var age time.Duration
