@@ -209,8 +209,8 @@ func (r *Replica) initEnvironments() error {
 	}
 	o.Load.ensureDefaults()
 	r.limit = newLimiter(o.Load.MaxInFlight, o.Load.MaxQueue)
-	o.Metrics.GetOrCreateGauge("unirec_serve_in_flight", func() float64 { return float64(len(r.limit.slots)) })
-	o.Metrics.GetOrCreateGauge("unirec_serve_queued", func() float64 { return float64(r.limit.waiting.Load()) })
+	o.Metrics.GetOrCreateGauge("unirec_serve_in_flight", func() float64 { return float64(r.limit.inFlight()) })
+	o.Metrics.GetOrCreateGauge("unirec_serve_queued", func() float64 { return float64(r.limit.queued()) })
 	r.recent = NewHistory(o.Load.HistoryPerUser, o.Load.HistoryUsers)
 	r.avail = NewAvailability()
 	for name, ids := range o.CandidateSets {
