@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 )
 
 // Request is the body of POST /v1/recommend.
@@ -149,6 +150,35 @@ func decodeJSON(body io.Reader, v any, what string) *APIError {
 		return badRequest("bad JSON: trailing data after the request")
 	}
 	return nil
+}
+
+// HTTPOptions bound what one client can hold of an HTTP server: how long
+// it may take to send headers and a request, to read an answer, to keep an
+// idle connection, how large its headers may be, and how many connections
+// are open at once (see LimitListener).
+type HTTPOptions struct {
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	// WriteTimeout runs from the end of the request's headers: it covers
+	// reading the body, ranking (at most timeout_ms, 60 s) and writing.
+	WriteTimeout   time.Duration
+	IdleTimeout    time.Duration
+	MaxHeaderBytes int
+	MaxConnections int
+}
+
+// DefaultHTTPOptions are the bounds of every unirec HTTP server.
+func DefaultHTTPOptions() HTTPOptions {
+	return HTTPOptions{ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second, WriteTimeout: 90 * time.Second,
+		IdleTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10, MaxConnections: 4096}
+}
+
+// NewHTTPServer returns a server of h with o's timeouts and header bound;
+// serve it on LimitListener(ln, o.MaxConnections, ...) for the
+// connection cap.
+func NewHTTPServer(h http.Handler, o HTTPOptions) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: o.ReadHeaderTimeout, ReadTimeout: o.ReadTimeout,
+		WriteTimeout: o.WriteTimeout, IdleTimeout: o.IdleTimeout, MaxHeaderBytes: o.MaxHeaderBytes}
 }
 
 // Handler returns the replica's HTTP API: /v1/recommend,

@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // post sends body to path of srv and returns the status and the decoded
@@ -100,5 +103,93 @@ func TestRankingStopsWhenTheClientLeft(t *testing.T) {
 	r.opts.Metrics.WritePrometheus(&b)
 	if want := `unirec_serve_requests_total{use_case="notifications",code="499"} 1`; !strings.Contains(b.String(), want) {
 		t.Errorf("metrics lack %q", want)
+	}
+}
+
+// serveOn serves h with o on a fresh local port behind the connection cap
+// and returns its address and the count of refused connections.
+func serveOn(t *testing.T, h http.Handler, o HTTPOptions) (string, *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refused atomic.Int64
+	srv := NewHTTPServer(h, o)
+	go srv.Serve(LimitListener(ln, o.MaxConnections, func() { refused.Add(1) }))
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String(), &refused
+}
+
+// partialHeaders opens a connection that sends the start of a request and
+// never finishes its headers (slowloris).
+func partialHeaders(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// A client that never finishes its headers is cut off after
+// ReadHeaderTimeout, and every unirec server has every bound set.
+func TestSlowHeadersAreCutOff(t *testing.T) {
+	d := DefaultHTTPOptions()
+	srv := NewHTTPServer(nil, d)
+	if srv.ReadHeaderTimeout <= 0 || srv.ReadTimeout <= 0 || srv.WriteTimeout <= time.Duration(maxTimeoutMS)*time.Millisecond ||
+		srv.IdleTimeout <= 0 || srv.MaxHeaderBytes <= 0 || d.MaxConnections <= 0 {
+		t.Fatalf("a bound is unset: %+v", d)
+	}
+	o := d
+	o.ReadHeaderTimeout = 100 * time.Millisecond
+	addr, _ := serveOn(t, http.NotFoundHandler(), o)
+	c := partialHeaders(t, addr)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("the server kept a connection with unfinished headers for %s: %v", time.Since(start), err)
+	}
+	if len(b) > 0 && !strings.HasPrefix(string(b), "HTTP/1.1 408") {
+		t.Errorf("answer %q", b)
+	}
+}
+
+// With MaxConnections open (idle, partial headers), the next connection
+// gets a 503 at once and is counted; once one closes, requests are
+// answered again.
+func TestConnectionCap(t *testing.T) {
+	o := DefaultHTTPOptions()
+	o.MaxConnections = 2
+	addr, refused := serveOn(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }), o)
+	holders := []net.Conn{partialHeaders(t, addr), partialHeaders(t, addr)}
+	tr := &http.Transport{DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	get := func() int {
+		t.Helper()
+		resp, err := cl.Get("http://" + addr + "/")
+		if err != nil {
+			t.Fatalf("a connection over the cap must be answered, got %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "1" {
+			t.Error("503 without Retry-After")
+		}
+		return resp.StatusCode
+	}
+	if status := get(); status != http.StatusServiceUnavailable || refused.Load() != 1 {
+		t.Fatalf("over the cap: %d, %d refused; want 503, 1", status, refused.Load())
+	}
+	holders[0].Close()
+	for deadline := time.Now().Add(10 * time.Second); get() != http.StatusOK; {
+		if time.Now().After(deadline) {
+			t.Fatal("a closed connection never gave its place back")
+		}
 	}
 }

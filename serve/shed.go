@@ -3,6 +3,8 @@ package serve
 import (
 	"context"
 	"errors"
+	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -71,3 +73,54 @@ func (l *limiter) release() { <-l.slots }
 // ones that do not (decoding or waiting).
 func (l *limiter) inFlight() int64 { return int64(len(l.slots)) }
 func (l *limiter) queued() int64   { return max(l.admitted.Load()-l.inFlight(), 0) }
+
+// LimitListener returns a listener that keeps at most n connections of ln
+// open at once. A connection beyond them is answered at once with a 503
+// (Retry-After: 1) and closed, and refused is called, so a flood of idle or
+// slow connections holds neither goroutines nor memory beyond n.
+func LimitListener(ln net.Listener, n int, refused func()) net.Listener {
+	return &limitListener{Listener: ln, sem: make(chan struct{}, n), refused: refused}
+}
+
+type limitListener struct {
+	net.Listener
+	sem     chan struct{}
+	refused func()
+}
+
+// refusal is the whole answer to a connection over the bound.
+const refusal = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.sem <- struct{}{}:
+			return &limitConn{Conn: c, release: sync.OnceFunc(func() { <-l.sem })}, nil
+		default:
+		}
+		// The answer fits an empty socket buffer: the write does not wait
+		// for the client (and never longer than the deadline).
+		c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		c.Write([]byte(refusal))
+		c.Close()
+		if l.refused != nil {
+			l.refused()
+		}
+	}
+}
+
+// limitConn gives its place back once, on its first Close.
+type limitConn struct {
+	net.Conn
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.release()
+	return err
+}

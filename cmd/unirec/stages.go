@@ -229,7 +229,10 @@ func serveHTTP(g *group, addr string, mux *http.ServeMux, set *metrics.Set) (net
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	o := serve.DefaultHTTPOptions()
+	srv := serve.NewHTTPServer(mux, o)
+	refused := set.GetOrCreateCounter("unirec_http_connections_refused_total")
+	ln = serve.LimitListener(ln, o.MaxConnections, refused.Inc)
 	g.Go("http "+addr, func(ctx context.Context) error {
 		go func() {
 			<-ctx.Done()
