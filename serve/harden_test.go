@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 )
 
 // post sends body to path of srv and returns the status and the decoded
@@ -191,5 +194,45 @@ func TestConnectionCap(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("a closed connection never gave its place back")
 		}
+	}
+}
+
+// The popularity fallback keeps at most its bound of items per canvas: a
+// new item evicts one of the least engaged (counted), the ranking stays
+// ordered and consistent, and the popular items stay.
+func TestPopularityIsBounded(t *testing.T) {
+	p := NewPopularity()
+	evicted := metrics.NewSet().NewCounter("evicted")
+	p.bound(50, evicted)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for i := range 20000 {
+		id := fmt.Sprint("junk-", i) // a flood of one-off ids
+		if i%2 == 0 {
+			id = fmt.Sprint("hit-", rnd.IntN(10))
+		}
+		p.Observe("notifications", "play", id)
+	}
+	for _, c := range []string{"notifications", ""} {
+		r := p.canvases[c]
+		if len(r.items) != 50 || len(r.pos) != 50 {
+			t.Fatalf("%q: %d items, %d positions, want 50", c, len(r.items), len(r.pos))
+		}
+		for i, it := range r.items {
+			if r.pos[it.ID] != i || (i > 0 && it.Score > r.items[i-1].Score) {
+				t.Fatalf("%q: ranking broken at %d: %+v", c, i, r.items)
+			}
+			if s := r.start[int(it.Score)]; s > i || r.items[s].Score != it.Score || (s > 0 && r.items[s-1].Score == it.Score) {
+				t.Fatalf("%q: run of count %v starts at %d, item %d", c, it.Score, s, i)
+			}
+		}
+	}
+	top := p.Top("notifications", 10, nil)
+	for _, it := range top {
+		if !strings.HasPrefix(it.ID, "hit-") {
+			t.Errorf("top 10 holds %s: %v", it.ID, top)
+		}
+	}
+	if evicted.Get() < 2*(10000-50) {
+		t.Errorf("%d evictions counted", evicted.Get())
 	}
 }
