@@ -93,6 +93,22 @@ func (d *dedupe) clampTimes(limit int64) {
 	}
 }
 
+// shrink forgets the oldest segments until at most max ids are left (the
+// open one stays) and returns their keys, to be tombstoned, and how many
+// ids it forgot.
+func (d *dedupe) shrink(max int) (keys []string, forgot int) {
+	for len(d.ids) > max && len(d.segs) > 0 {
+		s := d.segs[0]
+		for _, id := range s.ids {
+			delete(d.ids, id)
+		}
+		keys, forgot = append(keys, s.key), forgot+len(s.ids)
+		d.segs[0] = segment{}
+		d.segs = d.segs[1:]
+	}
+	return keys, forgot
+}
+
 // load restores one changelog segment; a nil value removes it.
 func (d *dedupe) load(key string, value []byte) error {
 	if value == nil {

@@ -32,6 +32,14 @@ type Options struct {
 	// ever passes now plus this. A restored watermark beyond it is
 	// clamped. 0 means DefaultMaxFutureSkew.
 	MaxFutureSkew time.Duration
+	// MaxDedupeIDs bounds the event ids a partition remembers (8 bytes
+	// each, plus the map's overhead); beyond it the oldest segments are
+	// forgotten before their hour, counted. 0 means DefaultMaxDedupeIDs.
+	MaxDedupeIDs int
+	// MaxPoolItems bounds the items of a canvas' negative-sampling pool in
+	// a partition; new items beyond it are not added, counted. 0 means
+	// DefaultMaxPoolItems.
+	MaxPoolItems int
 	// MaxEventBytes rejects larger events as "too_large".
 	MaxEventBytes int
 	// Catalog, when set, gives item metadata to examples whose event has
@@ -57,8 +65,12 @@ type Ingester struct {
 	byPart  map[int32][]*kgo.Record
 }
 
-// DefaultMaxFutureSkew is the default of Options.MaxFutureSkew.
-const DefaultMaxFutureSkew = 5 * time.Minute
+// Defaults of Options.
+const (
+	DefaultMaxFutureSkew = 5 * time.Minute
+	DefaultMaxDedupeIDs  = 1_000_000
+	DefaultMaxPoolItems  = 100_000
+)
 
 // New returns an Ingester; opts must be valid.
 func New(opts Options) *Ingester {
@@ -67,6 +79,12 @@ func New(opts Options) *Ingester {
 	}
 	if opts.MaxFutureSkew <= 0 {
 		opts.MaxFutureSkew = DefaultMaxFutureSkew
+	}
+	if opts.MaxDedupeIDs <= 0 {
+		opts.MaxDedupeIDs = DefaultMaxDedupeIDs
+	}
+	if opts.MaxPoolItems <= 0 {
+		opts.MaxPoolItems = DefaultMaxPoolItems
 	}
 	if opts.MaxEventBytes <= 0 {
 		opts.MaxEventBytes = 64 << 10
@@ -81,7 +99,7 @@ func New(opts Options) *Ingester {
 // Restore rebuilds the join state of partitions from the changelog.
 func (g *Ingester) Restore(ctx context.Context, partitions []int32) error {
 	for _, p := range partitions {
-		st := newPartition(p)
+		st := g.newPartition(p)
 		err := stream.ReadPartition(ctx, g.opts.Client, g.opts.Changelog, p, func(r *kgo.Record) error {
 			return st.apply(r.Key, r.Value, g.window)
 		})
@@ -184,7 +202,7 @@ func (g *Ingester) Process(_ context.Context, recs []*kgo.Record, emit func(*kgo
 	for _, r := range recs {
 		g.byPart[r.Partition] = append(g.byPart[r.Partition], r)
 		if g.parts[r.Partition] == nil {
-			g.parts[r.Partition] = newPartition(r.Partition)
+			g.parts[r.Partition] = g.newPartition(r.Partition)
 		}
 	}
 	now := g.opts.Now().UnixMilli()
@@ -255,6 +273,11 @@ func (g *Ingester) flush(st *partition) {
 			log(dedupeKey(st.firstOffset), v)
 		}
 		st.open = false
+		keys, forgot := st.seen.shrink(g.opts.MaxDedupeIDs)
+		for _, key := range keys {
+			log(key, nil)
+		}
+		st.tally.dedupeForgotten += int64(forgot)
 	}
 	if st.wmDirty {
 		for _, key := range st.seen.expire(st.watermark - g.opts.AllowedLateness.Milliseconds() - dedupeHorizon) {
@@ -263,6 +286,13 @@ func (g *Ingester) flush(st *partition) {
 		log(watermarkKey, binary.AppendVarint(nil, st.watermark))
 		st.wmDirty = false
 	}
+}
+
+// newPartition returns the empty state of partition p, with the bounds.
+func (g *Ingester) newPartition(p int32) *partition {
+	st := newPartition(p)
+	st.pool.max = g.opts.MaxPoolItems
+	return st
 }
 
 func (g *Ingester) logf(format string, args ...any) { g.opts.Logf(format, args...) }

@@ -99,7 +99,8 @@ func startIngest(g *group, cfg Config, set *metrics.Set) error {
 	catalog := ingest.NewCatalog(set)
 	ing := ingest.New(ingest.Options{
 		Registry: reg, Topics: cfg.Topics, Changelog: cfg.Ingest.Changelog, Client: cfg.Kafka,
-		AllowedLateness: cfg.Ingest.AllowedLateness, MaxFutureSkew: cfg.Ingest.MaxFutureSkew, MaxEventBytes: cfg.Ingest.MaxEventBytes, Catalog: catalog, Metrics: set, Logf: log.Printf,
+		AllowedLateness: cfg.Ingest.AllowedLateness, MaxFutureSkew: cfg.Ingest.MaxFutureSkew, MaxEventBytes: cfg.Ingest.MaxEventBytes,
+		MaxDedupeIDs: cfg.Ingest.MaxDedupeIDs, MaxPoolItems: cfg.Ingest.MaxPoolItems, Catalog: catalog, Metrics: set, Logf: log.Printf,
 	})
 	var extra []kgo.Opt
 	if d := cfg.Ingest.SessionTimeout; d > 0 {
