@@ -30,6 +30,9 @@ type tally struct {
 	reasons      map[string]int64
 	pendingDelta int64
 	tasks        map[string]*taskTally
+	// Bounds of memory: items not added to a full negative-sampling pool,
+	// event ids forgotten before their hour to keep the dedupe set bounded.
+	poolDropped, dedupeForgotten int64
 }
 
 // taskTally counts the examples and stratification decisions of one task.
@@ -58,7 +61,7 @@ func (t *tally) deadLetter(reason string) {
 }
 
 func (t *tally) reset() {
-	t.consumed, t.pendingDelta = 0, 0
+	t.consumed, t.pendingDelta, t.poolDropped, t.dedupeForgotten = 0, 0, 0, 0
 	t.outcomes = [numOutcomes]int64{}
 	clear(t.reasons)
 	for _, tt := range t.tasks {
@@ -86,6 +89,12 @@ const (
 	metricSampledNeg     = "unirec_ingest_sampled_negatives_total{task=%q}"
 )
 
+// Counters of the memory bounds.
+const (
+	metricPoolDropped     = "unirec_ingest_pool_items_dropped_total"
+	metricDedupeForgotten = "unirec_ingest_dedupe_ids_forgotten_total"
+)
+
 func newAccounting(set *metrics.Set, tasks []string) *accounting {
 	if set == nil {
 		set = metrics.NewSet()
@@ -101,6 +110,8 @@ func newAccounting(set *metrics.Set, tasks []string) *accounting {
 	for _, r := range Reasons {
 		set.GetOrCreateCounter(fmt.Sprintf("unirec_ingest_dead_letters_total{reason=%q}", r))
 	}
+	set.GetOrCreateCounter(metricPoolDropped)
+	set.GetOrCreateCounter(metricDedupeForgotten)
 	for _, t := range tasks {
 		for _, l := range []string{"positive", "negative"} {
 			set.GetOrCreateCounter(fmt.Sprintf(metricExamples, t, l))
@@ -122,6 +133,8 @@ func (a *accounting) commit(tallies []*tally) {
 				a.set.GetOrCreateCounter(fmt.Sprintf("unirec_ingest_events_total{outcome=%q}", outcomeNames[o])).Add(int(n))
 			}
 		}
+		a.add(metricPoolDropped, t.poolDropped)
+		a.add(metricDedupeForgotten, t.dedupeForgotten)
 		for r, n := range t.reasons {
 			a.add(fmt.Sprintf("unirec_ingest_dead_letters_total{reason=%q}", r), n)
 		}

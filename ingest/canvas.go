@@ -82,6 +82,14 @@ func DefaultCanvases() []Canvas {
 // SentinelDefault is the value of a context field a canvas lacks.
 const SentinelDefault = "<none>"
 
+// MaxWeight bounds canvas and action weights, so their product is a finite
+// float32 example weight.
+const MaxWeight = 1e6
+
+// validWeight says w is in (0, MaxWeight]: NaN and infinities fail (a
+// comparison with NaN is false, so "w <= 0" let them through).
+func validWeight(w float64) bool { return w > 0 && w <= MaxWeight }
+
 // Validate checks one canvas definition; errors name the field.
 func (c *Canvas) Validate() error {
 	if c.Name == "" {
@@ -97,15 +105,15 @@ func (c *Canvas) Validate() error {
 		if name == ActionImpression {
 			return fmt.Errorf("canvases[%s].actions: %q is implicit and must not be listed", c.Name, name)
 		}
-		if a.Weight <= 0 {
-			return fmt.Errorf("canvases[%s].actions[%s].weight must be positive", c.Name, name)
+		if !validWeight(a.Weight) {
+			return fmt.Errorf("canvases[%s].actions[%s].weight must be in (0, %g], got %v", c.Name, name, MaxWeight, a.Weight)
 		}
 	}
-	if c.NegativeKeepRate <= 0 || c.NegativeKeepRate > 1 {
+	if !(c.NegativeKeepRate > 0 && c.NegativeKeepRate <= 1) { // NaN fails too
 		return fmt.Errorf("canvases[%s].negative_keep_rate must be in (0, 1]", c.Name)
 	}
-	if c.Weight <= 0 {
-		return fmt.Errorf("canvases[%s].weight must be positive", c.Name)
+	if !validWeight(c.Weight) {
+		return fmt.Errorf("canvases[%s].weight must be in (0, %g], got %v", c.Name, MaxWeight, c.Weight)
 	}
 	if c.Negatives < 0 || c.Negatives > 100 {
 		return fmt.Errorf("canvases[%s].negatives must be in [0, 100], got %d", c.Name, c.Negatives)

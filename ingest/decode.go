@@ -228,7 +228,12 @@ func match(key string, fields []struct {
 	return 0
 }
 
-// foldName folds a name as encoding/json does to match struct fields.
+// foldName folds a name as encoding/json does to match struct fields:
+// ASCII letters to upper case, any other rune to the smallest rune of its
+// simple case-folding orbit (unicode.SimpleFold), so foldName(x) ==
+// foldName(y) exactly when bytes.EqualFold(x, y). Upper-casing instead
+// (unicode.ToUpper) took "ıtem_id" (dotless i) as item_id, which
+// encoding/json does not, and missed the Kelvin sign K, which it folds to K.
 func foldName(in string) string {
 	out := make([]byte, 0, len(in))
 	for i := 0; i < len(in); {
@@ -241,10 +246,21 @@ func foldName(in string) string {
 			continue
 		}
 		r, n := utf8.DecodeRuneInString(in[i:])
-		out = utf8.AppendRune(out, unicode.ToUpper(r))
+		out = utf8.AppendRune(out, foldRune(r))
 		i += n
 	}
 	return string(out)
+}
+
+// foldRune returns the smallest rune of r's simple folding orbit.
+func foldRune(r rune) rune {
+	for {
+		r2 := unicode.SimpleFold(r)
+		if r2 <= r {
+			return r2
+		}
+		r = r2
+	}
 }
 
 // eventField decodes the value of one top-level key.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // decodeStd is the reference: encoding/json into Event, then the same shape
@@ -62,6 +64,14 @@ var decodeSeeds = []string{
 	`{"event_id":"e","time":"2026-11-27T10:00:00Z","canvas":"n","action":"a","item_id":"m","position":1.0}`,
 	`{"event_id":"e","time":"2026-11-27T10:00:00Z","canvas":"n","action":"a","item_id":"m","position":2147483648}`,
 	`{"ſtem":{"type":"x"},"event_id":"e","time":"2026-11-27T10:00:00Z","canvas":"n","action":"a","item_id":"m"} `,
+	// Folding: encoding/json matches keys with bytes.EqualFold (simple
+	// folding), so "poſition" (long s) is position, "ıtem_id" (dotless i)
+	// and "İtem_id" are no field, and the Kelvin sign folds with k.
+	`{"ıtem_id":"x","event_id":"e","time":"2026-11-27T10:00:00Z","canvas":"n","action":"a","item_id":"m"}`,
+	`{"event_id":"e","time":"2026-11-27T10:00:00Z","canvas":"n","action":"a","ıtem_id":"m"}`,
+	`{"event_ıd":"e","time":"2026-11-27T10:00:00Z","canvas":"n","action":"a","İtem_id":"m","poſition":3}`,
+	`{"event_id":"e","time":"2026-11-27T10:00:00Z","canvas":"n","action":"a","item_id":"m","item":{"tıtle":"t","categorieſ":["a"],"K":1}}`,
+	`{"event_id":"e","time":"2026-11-27T10:00:00Z","canvas":"n","action":"a","item_id":"m","Kontext":{"user_id":"u"}}`,
 	`null`, `[]`, `"x"`, `{}`, `{"a":1}}`, `{"context":{"a":"b","a":null}}`, "\xff", `{"event_id":"\xff\xfe"}`,
 }
 
@@ -167,4 +177,51 @@ func BenchmarkDecodeEvent(b *testing.B) {
 			}
 		}
 	})
+}
+
+// Every key that differs from a field name by one rune of its case-folding
+// orbit, its upper, lower or title case, or a rune known to trip folding
+// (dotless i, dotted I, long s, Kelvin sign, Angstrom sign) is matched, or
+// not, exactly as encoding/json matches it.
+func TestKeyFoldingAgreesWithEncodingJSON(t *testing.T) {
+	base := `{"event_id":"e","time":"2026-11-27T10:00:00Z","canvas":"n","action":"a","request_id":"r","item_id":"m","position":1,` +
+		`"context":{"user_id":"u"},"item":{"type":"video","title":"t","categories":["c"]}}`
+	special := []rune{'ı', 'İ', 'ſ', 'K', 'Å', 'ß', 'ẞ'}
+	check := func(in string) {
+		t.Helper()
+		got, rej := DecodeEvent([]byte(in), 1<<16)
+		want, wantRej := decodeStd([]byte(in))
+		switch {
+		case (rej == nil) != (wantRej == nil) || (rej != nil && rej.Reason != wantRej.Reason):
+			t.Errorf("%s: fast %v, encoding/json %v", in, rej, wantRej)
+		case rej == nil:
+			if d := sameEvent(got, want); d != "" {
+				t.Errorf("%s: %s", in, d)
+			}
+		}
+	}
+	names := []string{}
+	for _, f := range eventFields {
+		names = append(names, f.name)
+	}
+	for _, f := range itemFields {
+		names = append(names, f.name)
+	}
+	n := 0
+	for _, name := range names {
+		for i, c := range name {
+			variants := append([]rune{unicode.ToUpper(c), unicode.ToLower(c), unicode.ToTitle(c)}, special...)
+			for r := unicode.SimpleFold(c); r != c; r = unicode.SimpleFold(r) {
+				variants = append(variants, r)
+			}
+			for _, v := range variants {
+				key := name[:i] + string(v) + name[i+utf8.RuneLen(c):]
+				check(strings.Replace(base, `"`+name+`":`, `"`+key+`":`, 1))
+				n++
+			}
+		}
+	}
+	if n < 500 {
+		t.Fatalf("only %d variants checked", n)
+	}
 }

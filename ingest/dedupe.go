@@ -36,16 +36,20 @@ type segment struct {
 
 func newDedupe() dedupe { return dedupe{ids: map[uint64]struct{}{}} }
 
-// add records id at event time t; it reports false if id was seen before.
-func (d *dedupe) add(id string, t int64) bool {
+// has reports whether id was seen, and its digest for add.
+func (d *dedupe) has(id string) (uint64, bool) {
 	h := xxhash.Sum64String(id)
-	if _, dup := d.ids[h]; dup {
-		return false
-	}
+	_, ok := d.ids[h]
+	return h, ok
+}
+
+// add records the digest of an id accepted at event time t. Only accepted
+// events are remembered: a late one, fixed and replayed, is not a
+// duplicate.
+func (d *dedupe) add(h uint64, t int64) {
 	d.ids[h] = struct{}{}
 	d.cur.ids = append(d.cur.ids, h)
 	d.cur.maxTime = max(d.cur.maxTime, t)
-	return true
 }
 
 // dedupeKey is the changelog key of the segment that starts at an offset
@@ -79,6 +83,30 @@ func (d *dedupe) expire(limit int64) []string {
 		d.segs = d.segs[1:]
 	}
 	return keys
+}
+
+// clampTimes lowers the newest event time of every segment to at most
+// limit, so segments restored from beyond the wall clock still expire.
+func (d *dedupe) clampTimes(limit int64) {
+	for i := range d.segs {
+		d.segs[i].maxTime = min(d.segs[i].maxTime, limit)
+	}
+}
+
+// shrink forgets the oldest segments until at most max ids are left (the
+// open one stays) and returns their keys, to be tombstoned, and how many
+// ids it forgot.
+func (d *dedupe) shrink(max int) (keys []string, forgot int) {
+	for len(d.ids) > max && len(d.segs) > 0 {
+		s := d.segs[0]
+		for _, id := range s.ids {
+			delete(d.ids, id)
+		}
+		keys, forgot = append(keys, s.key), forgot+len(s.ids)
+		d.segs[0] = segment{}
+		d.segs = d.segs[1:]
+	}
+	return keys, forgot
 }
 
 // load restores one changelog segment; a nil value removes it.

@@ -31,10 +31,14 @@ const (
 	ReasonUnknownAction = "unknown_action"
 	ReasonMissingField  = "missing_field"
 	ReasonLate          = "late"
+	// ReasonFuture: the event's time is later than the ingest's wall clock
+	// plus Options.MaxFutureSkew; accepted, it would become its
+	// partition's watermark and make every later event late.
+	ReasonFuture = "future"
 )
 
 // Reasons lists every dead-letter reason.
-var Reasons = []string{ReasonBadJSON, ReasonTooLarge, ReasonUnknownCanvas, ReasonUnknownAction, ReasonMissingField, ReasonLate}
+var Reasons = []string{ReasonBadJSON, ReasonTooLarge, ReasonUnknownCanvas, ReasonUnknownAction, ReasonMissingField, ReasonLate, ReasonFuture}
 
 // Rejection says why an event cannot become an example.
 type Rejection struct {

@@ -1,11 +1,14 @@
 package ingest
 
 import (
+	"fmt"
+	"math"
 	"strings"
 	"testing"
 )
 
 func TestCanvasConfigErrorsNameTheField(t *testing.T) {
+	c0 := DefaultCanvases()[0].Name
 	f := func(mutate func(c *Canvas), want string) {
 		t.Helper()
 		cs := DefaultCanvases()
@@ -20,5 +23,10 @@ func TestCanvasConfigErrorsNameTheField(t *testing.T) {
 	f(func(c *Canvas) { c.Actions = nil }, "actions")
 	f(func(c *Canvas) { c.Actions["impression"] = Action{Weight: 1} }, `"impression" is implicit`)
 	f(func(c *Canvas) { c.NegativeKeepRate = 2 }, "negative_keep_rate")
+	f(func(c *Canvas) { c.NegativeKeepRate = math.NaN() }, "negative_keep_rate")
+	for _, w := range []float64{0, -1, math.NaN(), math.Inf(1), math.Inf(-1), 2 * MaxWeight} {
+		f(func(c *Canvas) { c.Weight = w }, fmt.Sprintf("canvases[%s].weight must be in (0, 1e+06], got %v", c0, w))
+		f(func(c *Canvas) { c.Actions["click"] = Action{Positive: true, Weight: w} }, fmt.Sprintf("canvases[%s].actions[click].weight", c0))
+	}
 	f(func(c *Canvas) { c.Context = append(c.Context, c.Context[0]) }, "listed twice")
 }

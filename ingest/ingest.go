@@ -27,6 +27,19 @@ type Options struct {
 	// its partition an event may arrive and still be joined; older ones are
 	// dead-lettered as "late".
 	AllowedLateness time.Duration
+	// MaxFutureSkew bounds event time by the wall clock (Now): events later
+	// than now plus this are dead-lettered as "future", so no watermark
+	// ever passes now plus this. A restored watermark beyond it is
+	// clamped. 0 means DefaultMaxFutureSkew.
+	MaxFutureSkew time.Duration
+	// MaxDedupeIDs bounds the event ids a partition remembers (8 bytes
+	// each, plus the map's overhead); beyond it the oldest segments are
+	// forgotten before their hour, counted. 0 means DefaultMaxDedupeIDs.
+	MaxDedupeIDs int
+	// MaxPoolItems bounds the items of a canvas' negative-sampling pool in
+	// a partition; new items beyond it are not added, counted. 0 means
+	// DefaultMaxPoolItems.
+	MaxPoolItems int
 	// MaxEventBytes rejects larger events as "too_large".
 	MaxEventBytes int
 	// Catalog, when set, gives item metadata to examples whose event has
@@ -49,15 +62,29 @@ type Ingester struct {
 	// until their counts are settled.
 	revoked []*partition
 	acct    *accounting
-	// lastClose is when idle windows were last swept, wall-clock ms.
-	lastClose int64
-	byPart    map[int32][]*kgo.Record
+	byPart  map[int32][]*kgo.Record
 }
+
+// Defaults of Options.
+const (
+	DefaultMaxFutureSkew = 5 * time.Minute
+	DefaultMaxDedupeIDs  = 1_000_000
+	DefaultMaxPoolItems  = 100_000
+)
 
 // New returns an Ingester; opts must be valid.
 func New(opts Options) *Ingester {
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.MaxFutureSkew <= 0 {
+		opts.MaxFutureSkew = DefaultMaxFutureSkew
+	}
+	if opts.MaxDedupeIDs <= 0 {
+		opts.MaxDedupeIDs = DefaultMaxDedupeIDs
+	}
+	if opts.MaxPoolItems <= 0 {
+		opts.MaxPoolItems = DefaultMaxPoolItems
 	}
 	if opts.MaxEventBytes <= 0 {
 		opts.MaxEventBytes = 64 << 10
@@ -72,7 +99,7 @@ func New(opts Options) *Ingester {
 // Restore rebuilds the join state of partitions from the changelog.
 func (g *Ingester) Restore(ctx context.Context, partitions []int32) error {
 	for _, p := range partitions {
-		st := newPartition(p)
+		st := g.newPartition(p)
 		err := stream.ReadPartition(ctx, g.opts.Client, g.opts.Changelog, p, func(r *kgo.Record) error {
 			return st.apply(r.Key, r.Value, g.window)
 		})
@@ -82,6 +109,7 @@ func (g *Ingester) Restore(ctx context.Context, partitions []int32) error {
 		// A restored window waits its full length again from now, so the
 		// backlog a restarted process still has to read can join it.
 		now := g.opts.Now().UnixMilli()
+		g.clampFuture(st, now)
 		for _, pd := range st.pending {
 			pd.arrival = now
 		}
@@ -92,6 +120,32 @@ func (g *Ingester) Restore(ctx context.Context, partitions []int32) error {
 	}
 	g.acct.setPending(g.pendingCount())
 	return nil
+}
+
+// clampFuture bounds restored state by the wall clock: state written
+// before event times were bounded (or under a clock since set back) may
+// hold a watermark beyond now plus the allowed skew, which would make every
+// event late; it is clamped. Pending impressions from beyond it are dropped
+// (a tombstone is written with the next batch), and dedupe segments expire
+// as if their ids were at most that late.
+func (g *Ingester) clampFuture(st *partition, now int64) {
+	limit := now + g.opts.MaxFutureSkew.Milliseconds()
+	if st.watermark > limit {
+		g.logf("ingest: partition %d: restored watermark %s is beyond wall clock + max_future_skew, clamped to %s", st.id,
+			time.UnixMilli(st.watermark).UTC().Format(time.RFC3339Nano), time.UnixMilli(limit).UTC().Format(time.RFC3339Nano))
+		st.watermark, st.wmDirty = limit, true
+	}
+	dropped := 0
+	for key, p := range st.pending {
+		if p.ex.EventTime > limit {
+			st.remove(key, p)
+			dropped++
+		}
+	}
+	if dropped > 0 {
+		g.logf("ingest: partition %d: dropped %d restored impressions dated beyond wall clock + max_future_skew", st.id, dropped)
+	}
+	st.seen.clampTimes(limit)
 }
 
 // Revoke drops the state of partitions that moved to another process. A
@@ -148,14 +202,10 @@ func (g *Ingester) Process(_ context.Context, recs []*kgo.Record, emit func(*kgo
 	for _, r := range recs {
 		g.byPart[r.Partition] = append(g.byPart[r.Partition], r)
 		if g.parts[r.Partition] == nil {
-			g.parts[r.Partition] = newPartition(r.Partition)
+			g.parts[r.Partition] = g.newPartition(r.Partition)
 		}
 	}
 	now := g.opts.Now().UnixMilli()
-	idle := len(recs) == 0 && now-g.lastClose >= 100
-	if idle {
-		g.lastClose = now
-	}
 	order := make([]int32, 0, len(g.parts))
 	var wg sync.WaitGroup
 	for p, st := range g.parts {
@@ -163,7 +213,7 @@ func (g *Ingester) Process(_ context.Context, recs []*kgo.Record, emit func(*kgo
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			g.processPartition(st, g.byPart[p], now, idle)
+			g.processPartition(st, g.byPart[p], now)
 		}()
 	}
 	wg.Wait()
@@ -180,8 +230,10 @@ func (g *Ingester) Process(_ context.Context, recs []*kgo.Record, emit func(*kgo
 }
 
 // processPartition runs one partition's records through the join; its
-// outputs collect in st.out.
-func (g *Ingester) processPartition(st *partition, recs []*kgo.Record, now int64, idle bool) {
+// outputs collect in st.out. A partition without records in the batch is
+// idle: its windows close by wall clock (at most every 100 ms), whatever
+// the other partitions do.
+func (g *Ingester) processPartition(st *partition, recs []*kgo.Record, now int64) {
 	for _, r := range recs {
 		if !st.open {
 			st.open, st.firstOffset = true, r.Offset
@@ -193,7 +245,8 @@ func (g *Ingester) processPartition(st *partition, recs []*kgo.Record, now int64
 			g.closeByWatermark(st)
 		}
 	}
-	if idle {
+	if len(recs) == 0 && now-st.lastIdle >= 100 {
+		st.lastIdle = now
 		g.closeIdle(st, now)
 	}
 	g.flush(st)
@@ -220,6 +273,11 @@ func (g *Ingester) flush(st *partition) {
 			log(dedupeKey(st.firstOffset), v)
 		}
 		st.open = false
+		keys, forgot := st.seen.shrink(g.opts.MaxDedupeIDs)
+		for _, key := range keys {
+			log(key, nil)
+		}
+		st.tally.dedupeForgotten += int64(forgot)
 	}
 	if st.wmDirty {
 		for _, key := range st.seen.expire(st.watermark - g.opts.AllowedLateness.Milliseconds() - dedupeHorizon) {
@@ -228,6 +286,13 @@ func (g *Ingester) flush(st *partition) {
 		log(watermarkKey, binary.AppendVarint(nil, st.watermark))
 		st.wmDirty = false
 	}
+}
+
+// newPartition returns the empty state of partition p, with the bounds.
+func (g *Ingester) newPartition(p int32) *partition {
+	st := newPartition(p)
+	st.pool.max = g.opts.MaxPoolItems
+	return st
 }
 
 func (g *Ingester) logf(format string, args ...any) { g.opts.Logf(format, args...) }
@@ -241,7 +306,9 @@ func (g *Ingester) window(task string) int64 {
 }
 
 // handle routes one event record to its outcome. A repeated event id is a
-// duplicate even when it is also late: it was processed once already.
+// duplicate even when it is also late: it was processed once already. Only
+// accepted ids are remembered: a dead-lettered event (late, future,
+// invalid), fixed and replayed, is judged afresh.
 func (g *Ingester) handle(st *partition, r *kgo.Record, now int64) {
 	st.tally.consumed++
 	e, rej := st.dec.Decode(r.Value, g.opts.MaxEventBytes)
@@ -253,7 +320,13 @@ func (g *Ingester) handle(st *partition, r *kgo.Record, now int64) {
 		return
 	}
 	t := e.Time.UnixMilli()
-	if !st.seen.add(e.EventID, t) {
+	if skew := g.opts.MaxFutureSkew; t > now+skew.Milliseconds() {
+		g.deadLetter(st, r, reject(ReasonFuture, "event time %s is %s ahead of the wall clock, max future skew is %s",
+			e.Time.Format(time.RFC3339Nano), time.Duration(t-now)*time.Millisecond, skew))
+		return
+	}
+	id, dup := st.seen.has(e.EventID)
+	if dup {
 		st.tally.outcomes[outcomeDuplicate]++
 		return
 	}
@@ -262,6 +335,7 @@ func (g *Ingester) handle(st *partition, r *kgo.Record, now int64) {
 			e.Time.Format(time.RFC3339Nano), time.Duration(st.watermark-t)*time.Millisecond, g.opts.AllowedLateness))
 		return
 	}
+	st.seen.add(id, t)
 	if t > st.watermark {
 		st.watermark = t
 	}

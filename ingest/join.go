@@ -39,6 +39,7 @@ type partition struct {
 	pending   map[string]*pending // by join key
 	closes    closeHeap           // pending keys by the event time their window closes
 	watermark int64               // newest event time seen, ms
+	lastIdle  int64               // wall-clock ms its idle windows were last swept
 	seen      dedupe              // event ids within the horizon
 
 	// The open transaction's changes, written to the changelog once per

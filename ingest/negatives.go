@@ -47,7 +47,9 @@ func (g *Ingester) sampleNegatives(st *partition, c *Canvas, pos *stream.Example
 		g.appendExample(st, &neg, false, float32(c.Weight), float32(q))
 		st.tally.task(c.Name).sampledNegatives++
 	}
-	st.pool.add(c.Name, pos.ItemID)
+	if !st.pool.add(c.Name, pos.ItemID) {
+		st.tally.poolDropped++
+	}
 }
 
 func hashString(s string) uint64 {
@@ -68,9 +70,14 @@ func unit(x uint64) float64 {
 
 // itemPool holds, per canvas, the items engaged with so far and how often.
 // Changed counts are written to the changelog once per batch.
+//
+// Item ids come from untrusted events, so a canvas' pool holds at most max
+// items: an item engaged with once the pool is full is not added (counted
+// as dropped); items already in it keep counting.
 type itemPool struct {
 	canvases map[string]*canvasPool
 	dirty    map[string]int64 // changelog key -> count
+	max      int
 }
 
 func newItemPool() itemPool {
@@ -88,9 +95,16 @@ func (p *itemPool) canvas(name string) *canvasPool {
 
 func poolKey(canvas, item string) string { return "c" + canvas + "\x00" + item }
 
-func (p *itemPool) add(canvas, item string) {
-	n := p.canvas(canvas).add(item, 1)
+// add counts one engagement of item; it reports false when the item is
+// new and the pool is full.
+func (p *itemPool) add(canvas, item string) bool {
+	c := p.canvas(canvas)
+	if _, ok := c.index[item]; !ok && p.max > 0 && len(c.items) >= p.max {
+		return false
+	}
+	n := c.add(item, 1)
 	p.dirty[poolKey(canvas, item)] = n
+	return true
 }
 
 // flush writes the changed counts.

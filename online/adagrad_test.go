@@ -2,6 +2,7 @@ package online
 
 import (
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -51,6 +52,9 @@ func TestNonFiniteExamplesAreNotLearned(t *testing.T) {
 	after := capture(t, tr)
 	after.Applied = before.Applied
 	sameModel(t, before, after)
+	if !slices.Equal(before.Popular["search"], after.Popular["search"]) {
+		t.Errorf("popularity changed by non-finite examples: %v, then %v", before.Popular["search"], after.Popular["search"])
+	}
 	z := score(tr, &good)
 	if math.IsNaN(float64(z)) || math.IsInf(float64(z), 0) {
 		t.Fatalf("logit %v after non-finite examples", z)

@@ -1,6 +1,7 @@
 package online
 
 import (
+	"math"
 	"time"
 
 	"github.com/unirec/unirec/online/model"
@@ -192,7 +193,9 @@ func (t *Trainer) track(ex *stream.Example) {
 		t.items[ex.ItemID] = cloneMeta(ex.Item)
 		t.dirtyItems[ex.ItemID] = struct{}{}
 	}
-	if ex.Label > 0 {
+	// A non-finite weight or label would make the item's popularity NaN
+	// or infinite for good: skipped, as its update is.
+	if ex.Label > 0 && !math.IsInf(float64(ex.Label), 0) && !math.IsNaN(float64(ex.Weight)) && !math.IsInf(float64(ex.Weight), 0) {
 		t.popularity(ex.Task)[ex.ItemID] += float64(ex.Weight)
 		t.dirtyPop[popKey{ex.Task, ex.ItemID}] = struct{}{}
 	}

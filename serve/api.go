@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 )
 
 // Request is the body of POST /v1/recommend.
@@ -89,6 +90,41 @@ func badRequest(format string, args ...any) *APIError {
 // maxRequestBytes bounds a request body.
 const maxRequestBytes = 1 << 20
 
+// Bounds of a request's maps and lists beyond candidates.ids and exclude
+// (see recommend.go), so no one request costs unbounded memory or time.
+const (
+	maxContextFields  = 64
+	maxContextBytes   = 4096 // per key and per value
+	maxFallbackItems  = 1000
+	maxFallbackChain  = 8
+	maxRequestUseCase = 256
+)
+
+// checkBounds refuses a request whose context or fallback override is
+// over its bounds; the error names the field.
+func (req *Request) checkBounds() *APIError {
+	if len(req.UseCase) > maxRequestUseCase {
+		return badRequest("use_case: at most %d bytes, got %d", maxRequestUseCase, len(req.UseCase))
+	}
+	if len(req.Context) > maxContextFields {
+		return badRequest("context: at most %d fields, got %d", maxContextFields, len(req.Context))
+	}
+	for k, v := range req.Context {
+		if len(k) > maxContextBytes || len(v) > maxContextBytes {
+			return badRequest("context.%.64s: keys and values of at most %d bytes, got %d and %d", k, maxContextBytes, len(k), len(v))
+		}
+	}
+	if f := req.Fallback; f != nil {
+		if len(f.Items) > maxFallbackItems {
+			return badRequest("fallback.items: at most %d ids, got %d", maxFallbackItems, len(f.Items))
+		}
+		if len(f.Chain) > maxFallbackChain {
+			return badRequest("fallback.chain: at most %d sources, got %d", maxFallbackChain, len(f.Chain))
+		}
+	}
+	return nil
+}
+
 // decodeRequest parses a recommend request body strictly.
 func decodeRequest(body io.Reader) (*Request, *APIError) {
 	var req Request
@@ -114,6 +150,35 @@ func decodeJSON(body io.Reader, v any, what string) *APIError {
 		return badRequest("bad JSON: trailing data after the request")
 	}
 	return nil
+}
+
+// HTTPOptions bound what one client can hold of an HTTP server: how long
+// it may take to send headers and a request, to read an answer, to keep an
+// idle connection, how large its headers may be, and how many connections
+// are open at once (see LimitListener).
+type HTTPOptions struct {
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	// WriteTimeout runs from the end of the request's headers: it covers
+	// reading the body, ranking (at most timeout_ms, 60 s) and writing.
+	WriteTimeout   time.Duration
+	IdleTimeout    time.Duration
+	MaxHeaderBytes int
+	MaxConnections int
+}
+
+// DefaultHTTPOptions are the bounds of every unirec HTTP server.
+func DefaultHTTPOptions() HTTPOptions {
+	return HTTPOptions{ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second, WriteTimeout: 90 * time.Second,
+		IdleTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10, MaxConnections: 4096}
+}
+
+// NewHTTPServer returns a server of h with o's timeouts and header bound;
+// serve it on LimitListener(ln, o.MaxConnections, ...) for the
+// connection cap.
+func NewHTTPServer(h http.Handler, o HTTPOptions) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: o.ReadHeaderTimeout, ReadTimeout: o.ReadTimeout,
+		WriteTimeout: o.WriteTimeout, IdleTimeout: o.IdleTimeout, MaxHeaderBytes: o.MaxHeaderBytes}
 }
 
 // Handler returns the replica's HTTP API: /v1/recommend,

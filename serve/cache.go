@@ -1,9 +1,8 @@
 package serve
 
 import (
+	"encoding/binary"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -71,38 +70,44 @@ func (c *responseCache) put(key string, version int64, resp *Response, now time.
 }
 
 // cacheKey identifies what an answer depends on besides the model
-// version: the context (sorted fields), the candidates, k, the exclusions
-// and the fallback override.
+// version: k, the context (sorted fields), the candidates, the exclusions
+// and the fallback override. Every field is a tag byte and a
+// length-prefixed value, so no id can pass for a separator: joined with
+// an unescaped "\x00", exclude ["a\x00xb"] and exclude ["a", "b"] had one
+// key, and one request was answered with the other's cached items.
 func cacheKey(req *Request, k int) string {
-	var b strings.Builder
-	b.WriteString(strconv.Itoa(k))
+	b := binary.AppendUvarint(make([]byte, 0, 128), uint64(k))
+	field := func(tag byte, v string) {
+		b = append(b, tag)
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
+	}
 	keys := make([]string, 0, len(req.Context))
 	for f := range req.Context {
 		keys = append(keys, f)
 	}
 	slices.Sort(keys)
 	for _, f := range keys {
-		b.WriteString("\x00c")
-		b.WriteString(f)
-		b.WriteByte('=')
-		b.WriteString(req.Context[f])
+		field('c', f)
+		field('=', req.Context[f])
 	}
 	if c := req.Candidates; c != nil {
-		b.WriteString("\x00t" + c.Type + "\x00s" + c.Set)
+		field('t', c.Type)
+		field('s', c.Set)
 		for _, id := range c.IDs {
-			b.WriteString("\x00i" + id)
+			field('i', id)
 		}
 	}
 	for _, id := range req.Exclude {
-		b.WriteString("\x00x" + id)
+		field('x', id)
 	}
 	if f := req.Fallback; f != nil {
 		for _, s := range f.Chain {
-			b.WriteString("\x00f" + s)
+			field('f', s)
 		}
 		for _, id := range f.Items {
-			b.WriteString("\x00F" + id)
+			field('F', id)
 		}
 	}
-	return b.String()
+	return string(b)
 }

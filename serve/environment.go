@@ -170,6 +170,10 @@ type LoadOptions struct {
 	// per user (defaults 100 and 100000).
 	HistoryPerUser int `yaml:"history_per_user"`
 	HistoryUsers   int `yaml:"history_users"`
+	// PopularityItems bounds the items the popularity fallback counts per
+	// canvas (default DefaultPopularityItems); a new item beyond it evicts
+	// one of the least engaged (unirec_serve_popularity_evicted_total).
+	PopularityItems int `yaml:"popularity_items"`
 }
 
 // Validate checks the bounds; errors name the field.
@@ -177,7 +181,8 @@ func (o LoadOptions) Validate() error {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"max_in_flight", o.MaxInFlight}, {"max_queue", o.MaxQueue}, {"history_per_user", o.HistoryPerUser}, {"history_users", o.HistoryUsers}} {
+	}{{"max_in_flight", o.MaxInFlight}, {"max_queue", o.MaxQueue}, {"history_per_user", o.HistoryPerUser}, {"history_users", o.HistoryUsers},
+		{"popularity_items", o.PopularityItems}} {
 		if f.v < 0 {
 			return fmt.Errorf("serve.load.%s must not be negative, got %d", f.name, f.v)
 		}
@@ -198,6 +203,9 @@ func (o *LoadOptions) ensureDefaults() {
 	if o.HistoryUsers == 0 {
 		o.HistoryUsers = 100000
 	}
+	if o.PopularityItems == 0 {
+		o.PopularityItems = DefaultPopularityItems
+	}
 }
 
 // initEnvironments resolves the use cases this replica serves and sets up
@@ -209,9 +217,10 @@ func (r *Replica) initEnvironments() error {
 	}
 	o.Load.ensureDefaults()
 	r.limit = newLimiter(o.Load.MaxInFlight, o.Load.MaxQueue)
-	o.Metrics.GetOrCreateGauge("unirec_serve_in_flight", func() float64 { return float64(len(r.limit.slots)) })
-	o.Metrics.GetOrCreateGauge("unirec_serve_queued", func() float64 { return float64(r.limit.waiting.Load()) })
+	o.Metrics.GetOrCreateGauge("unirec_serve_in_flight", func() float64 { return float64(r.limit.inFlight()) })
+	o.Metrics.GetOrCreateGauge("unirec_serve_queued", func() float64 { return float64(r.limit.queued()) })
 	r.recent = NewHistory(o.Load.HistoryPerUser, o.Load.HistoryUsers)
+	r.pop.bound(o.Load.PopularityItems, o.Metrics.GetOrCreateCounter("unirec_serve_popularity_evicted_total"))
 	r.avail = NewAvailability()
 	for name, ids := range o.CandidateSets {
 		if len(ids) == 0 {

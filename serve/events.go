@@ -13,8 +13,9 @@ import (
 
 // FollowEvents feeds the popularity fallback and the per-user recent
 // history from the recent end of the events topic (the last tail records
-// of each partition, then live) until ctx ends. Undecodable events are
-// skipped: ingest dead-letters them.
+// of each partition, then live) until ctx ends. Undecodable events and
+// events of canvases not configured are skipped: ingest dead-letters them
+// (and raw events cannot add popularity canvases without bound).
 func (r *Replica) FollowEvents(ctx context.Context, copts stream.ClientOptions, topic string, tail int64) error {
 	return follow(ctx, copts, topic, kgo.NewOffset().AtEnd().Relative(-tail), func(rec *kgo.Record) {
 		var ev struct {
@@ -26,7 +27,10 @@ func (r *Replica) FollowEvents(ctx context.Context, copts stream.ClientOptions, 
 				UserID string `json:"user_id"`
 			} `json:"context"`
 		}
-		if json.Unmarshal(rec.Value, &ev) == nil {
+		if json.Unmarshal(rec.Value, &ev) != nil {
+			return
+		}
+		if r.opts.Registry == nil || r.opts.Registry.Canvas(ev.Canvas) != nil {
 			r.pop.Observe(ev.Canvas, ev.Action, ev.ItemID)
 			r.recent.Observe(ev.Context.UserID, ev.Action, ev.ItemID, ev.Time)
 		}

@@ -79,15 +79,12 @@ func TestOpenAPIMatchesTheHandlers(t *testing.T) {
 	call("POST", "/v1/recommend", "application/json", `{"use_case":"`+strings.Repeat("x", maxRequestBytes)+`"}`, 413)
 	call("POST", "/v1/recommend", "text/plain", ok, 415)
 	call("POST", "/v1/recommend", "application/json", `{"use_case":"strict","context":{"user_id":"u"},"timeout_ms":1,"fallback":{"chain":["none"]}}`, 200)
-	// Overload: the one slot is taken, the queue of one is taken by a
-	// waiter, so the next request is shed with 429.
-	if err := r.limit.acquire(0); err != nil {
-		t.Fatal(err)
-	}
-	r.limit.waiting.Add(1)
+	// Overload: every slot and queue place is taken, so the next request
+	// (or batch) is shed with 429.
+	r.limit.admitted.Add(r.limit.max)
 	call("POST", "/v1/recommend", "application/json", ok, 429)
-	r.limit.waiting.Add(-1)
-	r.limit.release()
+	call("POST", "/v1/recommend:batch", "application/json", `{"requests":[`+ok+`]}`, 429)
+	r.limit.admitted.Add(-r.limit.max)
 	// No model may answer in time and the fallback is none: 503.
 	r.opts.Now = (&testClock{now: testEpoch, step: 1 << 40}).Now
 	call("POST", "/v1/recommend", "application/json", `{"use_case":"strict","context":{"user_id":"u"}}`, 503)

@@ -2,6 +2,8 @@ package serve
 
 import (
 	"sync"
+
+	"github.com/VictoriaMetrics/metrics"
 )
 
 // Popularity counts engagements per canvas from the events stream, so a
@@ -10,10 +12,20 @@ import (
 // item moves to the front of the run of items with its old count), so
 // reading the top k costs O(k) when the replica is overloaded and needs
 // the fallback most. Items with equal counts keep no particular order.
+//
+// Item ids come from untrusted events, so each canvas keeps at most
+// maxItems items: a new item beyond them takes the place of one of the
+// least engaged (the last of the ranking, O(1)), which is counted in
+// evicted. A popular item is engaged again and again, so it stays.
 type Popularity struct {
 	mu       sync.Mutex
 	canvases map[string]*ranking // canvas ("" for all) -> ranking
+	maxItems int
+	evicted  *metrics.Counter
 }
+
+// DefaultPopularityItems is the default bound of items per canvas.
+const DefaultPopularityItems = 100000
 
 // ranking is items ordered by engagements, each item's place, and where
 // the run of items with each count starts.
@@ -23,9 +35,20 @@ type ranking struct {
 	start map[int]int // count -> index of the first item with it
 }
 
-// NewPopularity returns an empty counter.
+// NewPopularity returns an empty counter of at most
+// DefaultPopularityItems items per canvas.
 func NewPopularity() *Popularity {
-	return &Popularity{canvases: map[string]*ranking{}}
+	return &Popularity{canvases: map[string]*ranking{}, maxItems: DefaultPopularityItems, evicted: new(metrics.Counter)}
+}
+
+// bound sets the items kept per canvas and the counter of evictions.
+func (p *Popularity) bound(maxItems int, evicted *metrics.Counter) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if maxItems <= 0 {
+		maxItems = DefaultPopularityItems
+	}
+	p.maxItems, p.evicted = maxItems, evicted
 }
 
 // Observe counts one event if it is an engagement.
@@ -41,15 +64,22 @@ func (p *Popularity) Observe(canvas, action, item string) {
 			r = &ranking{pos: map[string]int{}, start: map[int]int{}}
 			p.canvases[c] = r
 		}
-		r.add(item)
+		if r.add(item, p.maxItems) {
+			p.evicted.Inc()
+		}
 	}
 }
 
 // add counts one engagement of id: it swaps places with the first item of
 // its count's run, which then starts one later, and joins the end of the
-// next count's run.
-func (r *ranking) add(id string) {
+// next count's run. A new id beyond maxItems first evicts the last item
+// (one of the least engaged); add reports whether it did.
+func (r *ranking) add(id string, maxItems int) (evicted bool) {
 	i, ok := r.pos[id]
+	if !ok && len(r.items) >= maxItems {
+		r.evictLast()
+		evicted = true
+	}
 	if !ok {
 		i = len(r.items)
 		r.items = append(r.items, Item{ID: id})
@@ -71,6 +101,19 @@ func (r *ranking) add(id string) {
 	if _, ok := r.start[n+1]; !ok {
 		r.start[n+1] = j
 	}
+	return evicted
+}
+
+// evictLast drops the last item, which has the lowest count.
+func (r *ranking) evictLast() {
+	last := len(r.items) - 1
+	it := r.items[last]
+	if n := int(it.Score); r.start[n] == last {
+		delete(r.start, n)
+	}
+	delete(r.pos, it.ID)
+	r.items[last] = Item{}
+	r.items = r.items[:last]
 }
 
 // Top returns the k most engaged items of canvas (all canvases when it has

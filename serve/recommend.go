@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"time"
@@ -30,12 +31,14 @@ type plan struct {
 	chain    []string
 	static   []string
 	deadline time.Time
+	// ctx is the request's: ranking stops when it ends (the client left).
+	ctx context.Context
 }
 
 // newPlan resolves req (already checked by check) at now.
 func (r *Replica) newPlan(u *useCase, req *Request, now time.Time) (*plan, *APIError) {
 	p := &plan{u: u, req: req, k: cmpOrInt(req.K, u.DefaultK), typ: u.CandidateType,
-		chain: u.FallbackChain, static: u.FallbackItems}
+		chain: u.FallbackChain, static: u.FallbackItems, ctx: context.Background()}
 	if req.TimeoutMS > maxTimeoutMS {
 		return nil, badRequest("timeout_ms must be at most %d, got %d", maxTimeoutMS, req.TimeoutMS)
 	}
@@ -98,10 +101,15 @@ func cmpOrInt(v, def int) int {
 	return v
 }
 
-// expired reports whether p's deadline has passed by the replica's clock.
+// expired reports whether p's deadline has passed by the replica's clock,
+// or its request ended (the client left: ranking for it is wasted).
 func (r *Replica) expired(p *plan) func() bool {
-	return func() bool { return !r.opts.Now().Before(p.deadline) }
+	return func() bool { return p.ctx.Err() != nil || !r.opts.Now().Before(p.deadline) }
 }
+
+// errClientGone answers a request whose client left while it was ranked
+// (status 499, nginx's "client closed request"; nobody reads it).
+var errClientGone = &APIError{Status: 499, Message: "the client closed the request"}
 
 // rankModel ranks p's candidates with m. It fails with errDeadline when
 // the deadline passes while scoring, or when the use case's recent scoring
@@ -280,6 +288,9 @@ func (r *Replica) answerWithModel(resp *Response, p *plan, m *Model) *APIError {
 		}
 	}
 	items, err := r.rankModel(p, m)
+	if err != nil && p.ctx.Err() != nil {
+		return errClientGone
+	}
 	if err != nil {
 		return r.fallback(resp, p, m, "timeout")
 	}

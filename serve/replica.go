@@ -186,6 +186,7 @@ func (r *Replica) Recommend(ctx context.Context, req *Request) (*Response, *APIE
 	if aerr != nil {
 		return nil, aerr
 	}
+	p.ctx = ctx
 	resp := &Response{Items: []Item{}}
 	m, why := r.modelFor(u, now)
 	var age time.Duration
@@ -234,6 +235,9 @@ func (r *Replica) count(useCase string, status int) {
 
 // check validates a request against its use case.
 func (r *Replica) check(req *Request) (*useCase, *APIError) {
+	if aerr := req.checkBounds(); aerr != nil {
+		return nil, aerr
+	}
 	if req.UseCase == "" {
 		return nil, badRequest("use_case is required (known: %v)", r.useCaseNames())
 	}

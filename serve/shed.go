@@ -1,44 +1,60 @@
 package serve
 
 import (
+	"context"
 	"errors"
+	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// limiter bounds the requests a replica works on at once. A request takes
-// a slot at once when one is free; otherwise it may wait in a short queue
-// for at most its own latency budget. When the queue is full the request
-// is shed at once (HTTP 429) instead of queueing into collapse, and when
-// its budget runs out while queued it is answered by the fallback.
+// limiter bounds the requests a replica works on at once. A request is
+// admitted before its body is decoded: when as many requests as there are
+// slots and queue places are already in, it is shed at once (HTTP 429)
+// without decoding anything, instead of queueing into collapse. An
+// admitted request takes a slot at once when one is free; otherwise it
+// waits (counted in the queue) for at most its own latency budget, and is
+// answered by the fallback when that runs out.
 type limiter struct {
-	slots    chan struct{}
-	waiting  atomic.Int64
-	maxQueue int64
+	slots chan struct{}
+	// admitted counts requests in flight or queued (decoding their body or
+	// waiting for a slot); max bounds it: in flight plus queue.
+	admitted atomic.Int64
+	max      int64
 }
 
-// Errors of limiter.acquire.
+// Errors of the limiter.
 var (
 	errShed       = errors.New("overloaded: queue full")
 	errQueueTimed = errors.New("overloaded: no slot within the latency budget")
 )
 
 func newLimiter(inFlight, queue int) *limiter {
-	return &limiter{slots: make(chan struct{}, inFlight), maxQueue: int64(queue)}
+	return &limiter{slots: make(chan struct{}, inFlight), max: int64(inFlight + queue)}
 }
 
-// acquire takes a slot, waiting at most wait; release gives it back.
-func (l *limiter) acquire(wait time.Duration) error {
+// admit counts a request in, or fails with errShed when the limiter is
+// full; leave counts it out.
+func (l *limiter) admit() error {
+	if l.admitted.Add(1) > l.max {
+		l.admitted.Add(-1)
+		return errShed
+	}
+	return nil
+}
+
+func (l *limiter) leave() { l.admitted.Add(-1) }
+
+// acquire takes a slot for an admitted request, waiting at most wait; it
+// gives up with ctx's error when the request ends first (the client left).
+// release gives the slot back.
+func (l *limiter) acquire(ctx context.Context, wait time.Duration) error {
 	select {
 	case l.slots <- struct{}{}:
 		return nil
 	default:
 	}
-	if l.waiting.Add(1) > l.maxQueue {
-		l.waiting.Add(-1)
-		return errShed
-	}
-	defer l.waiting.Add(-1)
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
@@ -46,7 +62,65 @@ func (l *limiter) acquire(wait time.Duration) error {
 		return nil
 	case <-t.C:
 		return errQueueTimed
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
 func (l *limiter) release() { <-l.slots }
+
+// inFlight and queued are the requests holding a slot, and the admitted
+// ones that do not (decoding or waiting).
+func (l *limiter) inFlight() int64 { return int64(len(l.slots)) }
+func (l *limiter) queued() int64   { return max(l.admitted.Load()-l.inFlight(), 0) }
+
+// LimitListener returns a listener that keeps at most n connections of ln
+// open at once. A connection beyond them is answered at once with a 503
+// (Retry-After: 1) and closed, and refused is called, so a flood of idle or
+// slow connections holds neither goroutines nor memory beyond n.
+func LimitListener(ln net.Listener, n int, refused func()) net.Listener {
+	return &limitListener{Listener: ln, sem: make(chan struct{}, n), refused: refused}
+}
+
+type limitListener struct {
+	net.Listener
+	sem     chan struct{}
+	refused func()
+}
+
+// refusal is the whole answer to a connection over the bound.
+const refusal = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.sem <- struct{}{}:
+			return &limitConn{Conn: c, release: sync.OnceFunc(func() { <-l.sem })}, nil
+		default:
+		}
+		// The answer fits an empty socket buffer: the write does not wait
+		// for the client (and never longer than the deadline).
+		c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		c.Write([]byte(refusal))
+		c.Close()
+		if l.refused != nil {
+			l.refused()
+		}
+	}
+}
+
+// limitConn gives its place back once, on its first Close.
+type limitConn struct {
+	net.Conn
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.release()
+	return err
+}

@@ -96,8 +96,15 @@ type IngestConfig struct {
 	TransactionalID string        `yaml:"transactional_id"`
 	Changelog       string        `yaml:"changelog"`
 	AllowedLateness time.Duration `yaml:"allowed_lateness"`
-	MaxEventBytes   int           `yaml:"max_event_bytes"`
-	Listen          string        `yaml:"listen"`
+	// MaxFutureSkew: events dated later than the wall clock plus this are
+	// dead-lettered as "future"; no watermark passes it.
+	MaxFutureSkew time.Duration `yaml:"max_future_skew"`
+	MaxEventBytes int           `yaml:"max_event_bytes"`
+	// MaxDedupeIDs and MaxPoolItems bound the memory of each partition:
+	// event ids remembered, items per negative-sampling pool.
+	MaxDedupeIDs int    `yaml:"max_dedupe_ids"`
+	MaxPoolItems int    `yaml:"max_pool_items"`
+	Listen       string `yaml:"listen"`
 	// SessionTimeout is the consumer-group session (and rebalance)
 	// timeout: how long a crashed ingest process keeps its partitions. 0
 	// keeps the client's defaults (45s session, 60s rebalance).
@@ -202,7 +209,8 @@ func DefaultConfig() Config {
 		AutoCreateTopics: true,
 		Broker:           BrokerConfig{Port: 9092, EventPartitions: 4},
 		Ingest: IngestConfig{Group: "unirec-ingest", TransactionalID: "unirec-ingest-" + host + "-" + fmt.Sprint(os.Getpid()),
-			Changelog: "unirec.ingest.changelog", AllowedLateness: 5 * time.Second, MaxEventBytes: 64 << 10, Listen: "localhost:8081"},
+			Changelog: "unirec.ingest.changelog", AllowedLateness: 5 * time.Second, MaxFutureSkew: ingest.DefaultMaxFutureSkew,
+			MaxEventBytes: 64 << 10, MaxDedupeIDs: ingest.DefaultMaxDedupeIDs, MaxPoolItems: ingest.DefaultMaxPoolItems, Listen: "localhost:8081"},
 		Model: model.DefaultModelConfig(),
 		Trainer: TrainerConfig{CommitInterval: time.Second, MinCount: 1, LeaseGroup: "unirec-trainer", LeaseTopic: "unirec.trainer.lease",
 			LeaseSessionTimeout: 10 * time.Second, Listen: "localhost:8082"},
@@ -258,6 +266,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Ingest.AllowedLateness < 0 {
 		return errors.New("ingest.allowed_lateness must not be negative")
+	}
+	if c.Ingest.MaxFutureSkew < time.Second {
+		return fmt.Errorf("ingest.max_future_skew must be at least 1s (events later than the wall clock plus it are dead-lettered), got %s", c.Ingest.MaxFutureSkew)
+	}
+	if c.Ingest.MaxDedupeIDs < 1 || c.Ingest.MaxPoolItems < 1 {
+		return fmt.Errorf("ingest.max_dedupe_ids and ingest.max_pool_items must be positive, got %d and %d", c.Ingest.MaxDedupeIDs, c.Ingest.MaxPoolItems)
 	}
 	if c.Ingest.SessionTimeout != 0 && c.Ingest.SessionTimeout < time.Second {
 		return fmt.Errorf("ingest.session_timeout must be 0 (client default) or at least 1s, got %s", c.Ingest.SessionTimeout)

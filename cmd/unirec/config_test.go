@@ -85,6 +85,10 @@ func TestBadConfigNamesTheField(t *testing.T) {
 	f("serve:\n  use_cases: [{name: search, on_stale: refuse}]\n", "serve.use_cases[search].on_stale")
 	f("serve:\n  checks: {max_norm: -1}\n", "serve.checks.max_norm")
 	f("topics:\n  replication_factor: 0\n", "topics.replication_factor must be at least 1")
+	f("ingest:\n  max_future_skew: 0s\n", "ingest.max_future_skew must be at least 1s")
+	f("ingest:\n  max_dedupe_ids: 0\n", "ingest.max_dedupe_ids and ingest.max_pool_items must be positive")
+	f("canvases: [{name: x, attribution_window: 30s, actions: {click: {positive: true, weight: .nan}}}]\n", "canvases[x].actions[click].weight must be in (0, 1e+06], got NaN")
+	f("canvases: [{name: x, attribution_window: 30s, actions: {click: {positive: true, weight: 1}}, negative_keep_rate: 1, weight: .inf}]\n", "canvases[x].weight must be in (0, 1e+06], got +Inf")
 	f("serve:\n  api_token_env: UNIREC_TEST_UNSET_TOKEN_VAR\n", "serve.api_token_env")
 	f("serve:\n  api_token_file: /nonexistent/token\n", "serve.api_token_file")
 	// A secret that is too short names its field and says what it is.

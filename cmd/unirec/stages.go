@@ -99,7 +99,8 @@ func startIngest(g *group, cfg Config, set *metrics.Set) error {
 	catalog := ingest.NewCatalog(set)
 	ing := ingest.New(ingest.Options{
 		Registry: reg, Topics: cfg.Topics, Changelog: cfg.Ingest.Changelog, Client: cfg.Kafka,
-		AllowedLateness: cfg.Ingest.AllowedLateness, MaxEventBytes: cfg.Ingest.MaxEventBytes, Catalog: catalog, Metrics: set, Logf: log.Printf,
+		AllowedLateness: cfg.Ingest.AllowedLateness, MaxFutureSkew: cfg.Ingest.MaxFutureSkew, MaxEventBytes: cfg.Ingest.MaxEventBytes,
+		MaxDedupeIDs: cfg.Ingest.MaxDedupeIDs, MaxPoolItems: cfg.Ingest.MaxPoolItems, Catalog: catalog, Metrics: set, Logf: log.Printf,
 	})
 	var extra []kgo.Opt
 	if d := cfg.Ingest.SessionTimeout; d > 0 {
@@ -229,7 +230,10 @@ func serveHTTP(g *group, addr string, mux *http.ServeMux, set *metrics.Set) (net
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	o := serve.DefaultHTTPOptions()
+	srv := serve.NewHTTPServer(mux, o)
+	refused := set.GetOrCreateCounter("unirec_http_connections_refused_total")
+	ln = serve.LimitListener(ln, o.MaxConnections, refused.Inc)
 	g.Go("http "+addr, func(ctx context.Context) error {
 		go func() {
 			<-ctx.Done()
