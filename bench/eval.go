@@ -124,7 +124,7 @@ func (o EvalOptions) train(ctx context.Context, train []ingest.Event) error {
 		return err
 	}
 	for _, s := range o.Systems {
-		if _, err := Produce(ctx, ProduceOptions{Client: stream.ClientOptions{Brokers: []string{s.Broker}}, Topic: o.Topic, Progress: o.Progress}, recs); err != nil {
+		if _, err := Produce(ctx, ProduceOptions{Client: stream.Plaintext(s.Broker), Topic: o.Topic, Progress: o.Progress}, recs); err != nil {
 			return fmt.Errorf("cannot replay into %s: %w", s.Name, err)
 		}
 	}

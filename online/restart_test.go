@@ -20,7 +20,7 @@ func TestRestartResumesExactly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	copts := stream.ClientOptions{Brokers: []string{b.Addr()}}
+	copts := stream.Plaintext(b.Addr())
 	cl, err := kgo.NewClient(append(copts.Opts(), kgo.DefaultProduceTopic("examples"))...)
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +93,7 @@ func TestUndecodableExampleIsSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	copts := stream.ClientOptions{Brokers: []string{b.Addr()}}
+	copts := stream.Plaintext(b.Addr())
 	cl, err := kgo.NewClient(append(copts.Opts(), kgo.DefaultProduceTopic("examples"))...)
 	if err != nil {
 		t.Fatal(err)

@@ -39,7 +39,7 @@ func newEnv(t *testing.T, key []byte, enc Encoding) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	copts := stream.ClientOptions{Brokers: []string{b.Addr()}}
+	copts := stream.Plaintext(b.Addr())
 	cl, err := kgo.NewClient(copts.Opts()...)
 	if err != nil {
 		t.Fatal(err)

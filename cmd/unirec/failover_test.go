@@ -15,8 +15,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/unirec/unirec/deploy/pipeline"
 	"github.com/unirec/unirec/online"
 	"github.com/unirec/unirec/snapshot"
+	"github.com/unirec/unirec/stream"
 )
 
 // leader says whether the trainer process holds the lease (false when it
@@ -156,11 +158,12 @@ func TestSharedTransactionalIDFencesTheOldPublisher(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	cfg := DefaultConfig()
-	cfg.Kafka.Brokers = c.ListenAddrs()
+	cfg := pipeline.DefaultConfig()
+	cfg.EnsureDefaults()
+	cfg.Kafka = stream.Plaintext(c.ListenAddrs()...)
 	cfg.DataDir = t.TempDir()
 	ctx := context.Background()
-	if err := ensureTopics(ctx, cfg); err != nil {
+	if err := pipeline.EnsureTopics(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
 	produceExamples(t, cfg.Kafka.Brokers[0], synthStream(t, 50))

@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/unirec/unirec/bench/synth"
+	"github.com/unirec/unirec/deploy/pipeline"
 	"github.com/unirec/unirec/ingest"
 	"github.com/unirec/unirec/stream"
 )
@@ -153,9 +154,10 @@ func TestIngestExactlyOnceAcrossKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	cfg := DefaultConfig()
-	cfg.Kafka.Brokers = []string{b.Addr()}
-	if err := ensureTopics(context.Background(), cfg); err != nil {
+	cfg := pipeline.DefaultConfig()
+	cfg.EnsureDefaults()
+	cfg.Kafka = stream.Plaintext(b.Addr())
+	if err := pipeline.EnsureTopics(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
 	a := startIngestProc(t, killTestConfig(t, dir, b.Addr(), "ingest-a"))
@@ -298,7 +300,7 @@ type examplesRead struct {
 }
 
 // readExamples reads the examples topic, read committed, to its end.
-func readExamples(t *testing.T, cfg Config) examplesRead {
+func readExamples(t *testing.T, cfg pipeline.Config) examplesRead {
 	t.Helper()
 	out := examplesRead{count: map[string]int{}, ex: map[string]expectedExample{}, offsets: map[string][]int64{}}
 	var ex stream.Example

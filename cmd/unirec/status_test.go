@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/unirec/unirec/deploy/pipeline"
 )
 
 // statusToken is the API token of the status page test's system.
@@ -83,7 +84,7 @@ func TestStatusPageInChromium(t *testing.T) {
 // dead letters' bytes out unless the request bears it.
 func checkStatusHidesDeadLetterBytes(t *testing.T, api string) {
 	t.Helper()
-	get := func(path, token string) (int, Status) {
+	get := func(path, token string) (int, pipeline.Status) {
 		req, _ := http.NewRequest("GET", "http://"+api+path, nil)
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
@@ -93,7 +94,7 @@ func checkStatusHidesDeadLetterBytes(t *testing.T, api string) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var st Status
+		var st pipeline.Status
 		json.NewDecoder(resp.Body).Decode(&st)
 		return resp.StatusCode, st
 	}
@@ -118,7 +119,7 @@ func checkStatusHidesDeadLetterBytes(t *testing.T, api string) {
 func TestStatusLineOfAnIngestProcess(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
-		json.NewEncoder(w).Encode(Status{Role: "ingest", Started: time.Date(2026, 12, 2, 5, 0, 0, 0, time.UTC)})
+		json.NewEncoder(w).Encode(pipeline.Status{Role: "ingest", Started: time.Date(2026, 12, 2, 5, 0, 0, 0, time.UTC)})
 	})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()

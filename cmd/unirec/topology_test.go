@@ -266,7 +266,7 @@ func queryBoth(ctx context.Context, tp *topology, ans *answers) {
 func examplesComplete(t *testing.T, broker string, engaged *sync.Map) bool {
 	t.Helper()
 	seen := map[string]int{}
-	err := stream.ReadPartition(context.Background(), stream.ClientOptions{Brokers: []string{broker}}, "unirec.examples", 0,
+	err := stream.ReadPartition(context.Background(), stream.Plaintext(broker), "unirec.examples", 0,
 		func(r *kgo.Record) error {
 			var ex stream.Example
 			if err := stream.DecodeExample(r.Value, &ex); err != nil {
