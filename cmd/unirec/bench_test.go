@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/unirec/unirec/bench/throughput"
+	"github.com/unirec/unirec/stream/streamtest"
 )
 
 // runBench runs `unirec bench args...` and returns its output.
@@ -48,7 +49,7 @@ func TestBenchProduceAndReplay(t *testing.T) {
 		t.Fatalf("cannot read the event count of: %s", out)
 	}
 	runBench(t, "produce", "--brokers", s.broker, "--requests", "50", "--report", filepath.Join(rep, "p2"))
-	waitFor(t, 30*time.Second, "both produce runs to be consumed", func() bool {
+	streamtest.WaitFor(t, 30*time.Second, "both produce runs to be consumed", func() bool {
 		return s.metric(t, "unirec_ingest_events_consumed_total") == 2*produced
 	})
 	if d := s.metric(t, `unirec_ingest_events_total{outcome="duplicate"}`); d != 0 {
@@ -63,7 +64,7 @@ func TestBenchProduceAndReplay(t *testing.T) {
 	if !strings.Contains(out, "2 events") || !strings.Contains(out, "already holds records") {
 		t.Errorf("replay output (want 2 events and a warning that the topic holds the produced ones): %s", out)
 	}
-	waitFor(t, 30*time.Second, "the replayed bad event to be dead-lettered", func() bool {
+	streamtest.WaitFor(t, 30*time.Second, "the replayed bad event to be dead-lettered", func() bool {
 		return s.metric(t, `unirec_ingest_dead_letters_total{reason="unknown_canvas"}`) == 1
 	})
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/unirec/unirec/deploy/pipeline"
 	"github.com/unirec/unirec/ingest"
 	"github.com/unirec/unirec/stream"
+	"github.com/unirec/unirec/stream/streamtest"
 )
 
 // ingestProc is one `unirec ingest` process of a test.
@@ -190,12 +191,12 @@ func TestIngestExactlyOnceAcrossKill9(t *testing.T) {
 		events += len(evs)
 		switch i {
 		case secondAt: // a owns every partition; b joins and takes half
-			waitFor(t, 60*time.Second, "process a to commit events", func() bool {
+			streamtest.WaitFor(t, 60*time.Second, "process a to commit events", func() bool {
 				return a.metrics()["unirec_ingest_events_consumed_total"] > 0
 			})
 			c = startIngestProc(t, killTestConfig(t, dir, b.Addr(), "ingest-b"))
 		case killAt: // both process; a dies in the middle of the stream
-			waitFor(t, 60*time.Second, "both processes to commit events", func() bool {
+			streamtest.WaitFor(t, 60*time.Second, "both processes to commit events", func() bool {
 				return c.metrics()["unirec_ingest_events_consumed_total"] > 0 && a.metrics()["unirec_ingest_events_consumed_total"] >= 1000
 			})
 			a.kill9AndRestart()
@@ -217,7 +218,7 @@ func TestIngestExactlyOnceAcrossKill9(t *testing.T) {
 			c.cmd.Process.Signal(syscall.SIGQUIT)
 		}
 	})
-	waitFor(t, 90*time.Second, "every event committed and every window closed", func() bool {
+	streamtest.WaitFor(t, 90*time.Second, "every event committed and every window closed", func() bool {
 		return consumerCaughtUp(t, cl, "kill-test", cfg.Topics.Events) && pendingZero(a, c)
 	})
 	got := readExamples(t, cfg)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/unirec/unirec/snapshot"
+	"github.com/unirec/unirec/stream/streamtest"
 )
 
 // modelState is what GET /v1/model says about versions.
@@ -70,7 +71,7 @@ serve:
 			t.Logf("unirec log:\n%s", log.String())
 		}
 	})
-	waitFor(t, 60*time.Second, "three model versions", func() bool { return len(getModel(api).Recent) >= 3 })
+	streamtest.WaitFor(t, 60*time.Second, "three model versions", func() bool { return len(getModel(api).Recent) >= 3 })
 	target := getModel(api).Recent[1]
 
 	other := filepath.Join(dir, "other.yaml")
@@ -80,7 +81,7 @@ serve:
 	if out, err := forged.CombinedOutput(); err != nil {
 		t.Fatalf("forged rollback command: %v\n%s", err, out)
 	}
-	waitFor(t, 20*time.Second, "the forged control record to be rejected", func() bool {
+	streamtest.WaitFor(t, 20*time.Second, "the forged control record to be rejected", func() bool {
 		return strings.Contains(log.String(), "control record: unauthenticated")
 	})
 	if getModel(api).Held {
@@ -90,7 +91,7 @@ serve:
 	if out, err := exec.Command(unirecBin, "snapshot", "rollback", "--to", fmt.Sprint(target), "--config", cfg, "--brokers", broker).CombinedOutput(); err != nil {
 		t.Fatalf("rollback command: %v\n%s", err, out)
 	}
-	waitFor(t, 20*time.Second, fmt.Sprintf("the replica to serve version %d", target), func() bool {
+	streamtest.WaitFor(t, 20*time.Second, fmt.Sprintf("the replica to serve version %d", target), func() bool {
 		m := getModel(api)
 		return m.Held && m.Version == target
 	})

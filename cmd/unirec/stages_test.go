@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/unirec/unirec/bench/synth"
+	"github.com/unirec/unirec/stream/streamtest"
 )
 
 // startProcess starts one unirec command as its own process.
@@ -43,7 +44,7 @@ func TestStagesAsSeparateProcesses(t *testing.T) {
 	broker := fmt.Sprintf("127.0.0.1:%d", bport)
 	api := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	startProcess(t, "broker", "--config", cfg, "--port", fmt.Sprint(bport), "--data-dir", filepath.Join(dir, "b"))
-	waitFor(t, 30*time.Second, "the broker to listen", func() bool {
+	streamtest.WaitFor(t, 30*time.Second, "the broker to listen", func() bool {
 		c, err := net.DialTimeout("tcp", broker, time.Second)
 		if err == nil {
 			c.Close()
@@ -57,7 +58,7 @@ func TestStagesAsSeparateProcesses(t *testing.T) {
 	s := &system{broker: broker, api: api}
 	w := synth.NewWorld(synth.Options{Seed: 11, Start: time.Now().Add(-time.Hour), Step: 20 * time.Millisecond})
 	produceWorld(t, broker, w, 3000)
-	waitFor(t, 2*time.Minute, "the replica process to serve a model", func() bool { return s.modelApplied(t) > 10000 })
+	streamtest.WaitFor(t, 2*time.Minute, "the replica process to serve a model", func() bool { return s.modelApplied(t) > 10000 })
 	ctx, _ := w.Query("search", 0)
 	code, resp, raw := s.recommend(t, map[string]any{"use_case": "search", "context": ctx, "k": 10})
 	if code != 200 || resp.Model.Version == 0 || len(resp.Items) != 10 {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/unirec/unirec/deploy/pipeline"
+	"github.com/unirec/unirec/stream/streamtest"
 )
 
 // statusToken is the API token of the status page test's system.
@@ -38,7 +39,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	if err := cl.ProduceSync(context.Background(), &kgo.Record{Value: []byte(`{"event_id": 42`)}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, "a model and the dead letter", func() bool {
+	streamtest.WaitFor(t, 60*time.Second, "a model and the dead letter", func() bool {
 		return s.metric(t, `unirec_serve_model_version`) > 0 && s.metric(t, `unirec_ingest_dead_letters_total{reason="bad_json"}`) == 1
 	})
 	checkStatusHidesDeadLetterBytes(t, s.api)
