@@ -45,8 +45,7 @@ func TestMain(m *testing.M) {
 // system is a `unirec run` process started for a test.
 type system struct {
 	broker, api string
-	cmd         *exec.Cmd
-	log         *bytes.Buffer
+	log         *lockedBuffer
 }
 
 // startSystem starts `unirec run` with extra args and waits until its API
@@ -59,26 +58,27 @@ func startSystem(t *testing.T, dataDir string, args ...string) *system {
 // startSystemConfig is startSystem with extra YAML appended to the config.
 func startSystemConfig(t *testing.T, dataDir, extraYAML string, args ...string) *system {
 	t.Helper()
-	s := &system{log: &bytes.Buffer{}}
-	bport, aport := freePort(t), freePort(t)
-	s.broker, s.api = fmt.Sprintf("127.0.0.1:%d", bport), fmt.Sprintf("127.0.0.1:%d", aport)
+	s := &system{log: &lockedBuffer{}}
 	cfg := filepath.Join(dataDir, "test.yaml")
 	if err := os.WriteFile(cfg, []byte("snapshot:\n  interval: 300ms\ntrainer:\n  commit_interval: 300ms\n"+extraYAML), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s.cmd = exec.Command(unirecBin, append([]string{"run", "--config", cfg, "--data-dir", dataDir,
-		"--broker-port", fmt.Sprint(bport), "--listen", s.api}, args...)...)
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
+	c, err := startChild(exec.Command(unirecBin, append([]string{"run", "--config", cfg, "--data-dir", dataDir,
+		"--broker-port=-1", "--listen", "127.0.0.1:0"}, args...)...), s.log)
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		s.cmd.Process.Signal(os.Interrupt)
-		s.cmd.Wait()
+		c.stop()
 		if t.Failed() {
 			t.Logf("unirec log:\n%s", s.log.String())
 		}
 	})
+	addrs, err := c.await(30*time.Second, addrBroker, addrHTTP)
+	if err != nil {
+		t.Fatalf("unirec run: %v\n%s", err, s.log.String())
+	}
+	s.broker, s.api = addrs[addrBroker], addrs[addrHTTP]
 	streamtest.WaitFor(t, 30*time.Second, "API to answer", func() bool {
 		resp, err := http.Get("http://" + s.api + "/healthz")
 		if err == nil {

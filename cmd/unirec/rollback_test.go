@@ -55,22 +55,23 @@ serve:
   keep_versions: 1000
   admin_token_file: %s
 `, filepath.Join(dir, "hmac.key"), filepath.Join(dir, "admin.token"))), 0o644)
-	bport, aport := freePort(t), freePort(t)
-	broker, api := fmt.Sprintf("127.0.0.1:%d", bport), fmt.Sprintf("127.0.0.1:%d", aport)
 	var log lockedBuffer
-	cmd := exec.Command(unirecBin, "run", "--config", cfg, "--data-dir", filepath.Join(dir, "data"),
-		"--broker-port", fmt.Sprint(bport), "--listen", api)
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
+	c, err := startChild(exec.Command(unirecBin, "run", "--config", cfg, "--data-dir", filepath.Join(dir, "data"),
+		"--broker-port=-1", "--listen", "127.0.0.1:0"), &log)
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
+		c.stop()
 		if t.Failed() {
 			t.Logf("unirec log:\n%s", log.String())
 		}
 	})
+	addrs, err := c.await(30*time.Second, addrBroker, addrHTTP)
+	if err != nil {
+		t.Fatalf("unirec run: %v\n%s", err, log.String())
+	}
+	broker, api := addrs[addrBroker], addrs[addrHTTP]
 	streamtest.WaitFor(t, 60*time.Second, "three model versions", func() bool { return len(getModel(api).Recent) >= 3 })
 	target := getModel(api).Recent[1]
 
