@@ -8,9 +8,10 @@ import (
 
 // limiter bounds the requests a replica works on at once. A request takes
 // a slot at once when one is free; otherwise it may wait in a short queue
-// for at most its own latency budget. When the queue is full the request
-// is shed at once (HTTP 429) instead of queueing into collapse, and when
-// its budget runs out while queued it is answered by the fallback.
+// for at most the wait it is given (half its latency budget, the rest left
+// to rank). When the queue is full the request is shed at once (HTTP 429)
+// instead of queueing into collapse, and when its wait runs out while
+// queued it is answered by the fallback.
 type limiter struct {
 	slots    chan struct{}
 	waiting  atomic.Int64

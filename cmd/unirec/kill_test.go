@@ -58,7 +58,7 @@ func (p *ingestProc) start() {
 	}
 }
 
-// kill9 kills the process with SIGKILL, waits for it and starts it again
+// kill9AndRestart kills the process with SIGKILL, waits for it and starts it again
 // with the same config (and so the same transactional id).
 func (p *ingestProc) kill9AndRestart() {
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
