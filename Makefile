@@ -19,8 +19,9 @@ test: vet ## the whole test suite: unit, integration on the embedded broker, end
 	$(GO) test -count=1 -timeout 10m ./...
 	$(GO) test -count=1 -race -timeout 10m $(RACE_PKGS)
 
-vet: ## go vet and gofmt
+vet: ## go vet, gofmt and go mod tidy -diff (go.mod says what is used directly)
 	$(GO) vet ./...
+	$(GO) mod tidy -diff
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1)
 
 fuzz: ## run every fuzz target for 20s each

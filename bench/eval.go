@@ -250,7 +250,7 @@ func (o EvalOptions) produce(ctx context.Context, evs []ingest.Event, progress i
 		return err
 	}
 	for _, s := range o.Systems {
-		if _, err := Produce(ctx, ProduceOptions{Client: stream.ClientOptions{Brokers: []string{s.Broker}}, Topic: o.Topic, Progress: progress}, recs); err != nil {
+		if _, err := Produce(ctx, ProduceOptions{Client: stream.Plaintext(s.Broker), Topic: o.Topic, Progress: progress}, recs); err != nil {
 			return fmt.Errorf("cannot replay into %s: %w", s.Name, err)
 		}
 	}

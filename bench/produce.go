@@ -211,3 +211,13 @@ func pace(ctx context.Context, opts ProduceOptions, start time.Time, i int, t, t
 		return nil
 	}
 }
+
+// AddProduction adds a production's figures, rate plot and table to rep.
+func AddProduction(rep *Report, res ProduceResult) {
+	rep.Figure("events", res.Records)
+	rep.Figure("seconds", res.Elapsed.Seconds())
+	rep.Figure("events_per_second", res.Rate)
+	rep.AddPlot("throughput.svg", "Events produced per second", RatePlot("Events produced per second", "events", res.Timeline))
+	rep.AddTable(Table{Title: "Production", Header: []string{"events", "seconds", "events/s"},
+		Rows: [][]string{{fmt.Sprint(res.Records), fmt.Sprintf("%.2f", res.Elapsed.Seconds()), fmt.Sprintf("%.0f", res.Rate)}}})
+}

@@ -159,3 +159,11 @@ func gitRev() string {
 	}
 	return strings.TrimSpace(string(out))
 }
+
+// ReportDir is dir, or bench-reports/<name>-<UTC time> when dir is empty.
+func ReportDir(dir, name string) string {
+	if dir != "" {
+		return dir
+	}
+	return filepath.Join("bench-reports", name+"-"+time.Now().UTC().Format("20060102-150405"))
+}

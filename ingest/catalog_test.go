@@ -11,6 +11,7 @@ import (
 
 	"github.com/unirec/unirec/ingest"
 	"github.com/unirec/unirec/stream"
+	"github.com/unirec/unirec/stream/streamtest"
 )
 
 // Ingest follows the compacted catalog topic: an example whose event has no
@@ -44,7 +45,7 @@ func TestCatalogAttachesItemMetadata(t *testing.T) {
 	put("m-3", "") // tombstone
 	put("m-4", `{"title":"no type"}`)
 	put("m-5", `{"type":"genre","title":"Horror","colour":"red"}`)
-	waitFor(t, "the catalog to apply its records", func() bool {
+	streamtest.WaitFor(t, 30*time.Second, "the catalog to apply its records", func() bool {
 		return metricValue(p.set, "unirec_catalog_rejected_total") == 2 // m-4 and m-5, the last records
 	})
 	if n := metricValue(p.set, "unirec_catalog_items"); n != 1 {
@@ -108,16 +109,4 @@ func normCatalog(it ingest.CatalogItem) ingest.CatalogItem {
 		it.Countries = nil
 	}
 	return it
-}
-
-// waitFor polls cond until it holds, for at most 30 seconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -39,7 +39,7 @@ func newStage(t *testing.T, b *stream.Broker, opts ...func(*ingest.Options)) *st
 		}
 		t.Cleanup(b.Close)
 	}
-	s := &stage{t: t, client: stream.ClientOptions{Brokers: []string{b.Addr()}}, topics: stream.DefaultTopics(), set: metrics.NewSet(), now: t0}
+	s := &stage{t: t, client: stream.Plaintext(b.Addr()), topics: stream.DefaultTopics(), set: metrics.NewSet(), now: t0}
 	cl, err := kgo.NewClient(s.client.Opts()...)
 	if err != nil {
 		t.Fatal(err)

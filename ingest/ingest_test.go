@@ -31,7 +31,7 @@ func startIngest(t *testing.T, opts ...func(*ingest.Options)) *pipeline {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	p := &pipeline{broker: b, client: stream.ClientOptions{Brokers: []string{b.Addr()}}, topics: stream.DefaultTopics(), set: metrics.NewSet()}
+	p := &pipeline{broker: b, client: stream.Plaintext(b.Addr()), topics: stream.DefaultTopics(), set: metrics.NewSet()}
 	p.cl, err = kgo.NewClient(append(p.client.Opts(), kgo.DefaultProduceTopic(p.topics.Events))...)
 	if err != nil {
 		t.Fatal(err)

@@ -21,7 +21,7 @@ func TestRestartResumesExactly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	copts := stream.ClientOptions{Brokers: []string{b.Addr()}}
+	copts := stream.Plaintext(b.Addr())
 	cl, err := kgo.NewClient(append(copts.Opts(), kgo.DefaultProduceTopic("examples"))...)
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +94,7 @@ func TestUndecodableExampleIsSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	copts := stream.ClientOptions{Brokers: []string{b.Addr()}}
+	copts := stream.Plaintext(b.Addr())
 	cl, err := kgo.NewClient(append(copts.Opts(), kgo.DefaultProduceTopic("examples"))...)
 	if err != nil {
 		t.Fatal(err)

@@ -71,7 +71,7 @@ func FuzzRecommendRequest(f *testing.F) {
 	})
 }
 
-// Every serve counter of the README's metrics table is exported by a fresh
+// Every serve counter of the metrics table (docs/metrics.md) is exported by a fresh
 // replica, at 0, before the first event that counts (no token, no cache
 // configured), so dashboards show zeros, not gaps.
 func TestServeCountersExportedFromTheStart(t *testing.T) {

@@ -162,9 +162,9 @@ type LoadOptions struct {
 	// MaxInFlight is how many recommend requests are worked on at once
 	// (default 4 x GOMAXPROCS).
 	MaxInFlight int `yaml:"max_in_flight"`
-	// MaxQueue is how many more may wait for a slot, each for at most its
-	// latency budget (default 8 x MaxInFlight); beyond it a request gets
-	// HTTP 429 at once.
+	// MaxQueue is how many more may wait for a slot, each for at most half
+	// its latency budget, leaving the other half to rank (default 8 x
+	// MaxInFlight); beyond it a request gets HTTP 429 at once.
 	MaxQueue int `yaml:"max_queue"`
 	// HistoryPerUser and HistoryUsers bound the recent engagements kept
 	// per user (defaults 100 and 100000).

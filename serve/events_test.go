@@ -19,7 +19,7 @@ func TestFollowsEventsAndCatalog(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	copts := stream.ClientOptions{Brokers: []string{b.Addr()}}
+	copts := stream.Plaintext(b.Addr())
 	cl, err := kgo.NewClient(copts.Opts()...)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -37,7 +38,7 @@ type plan struct {
 
 // newPlan resolves req (already checked by check) at now.
 func (r *Replica) newPlan(u *useCase, req *Request, now time.Time) (*plan, *APIError) {
-	p := &plan{u: u, req: req, k: cmpOrInt(req.K, u.DefaultK), typ: u.CandidateType,
+	p := &plan{u: u, req: req, k: cmp.Or(req.K, u.DefaultK), typ: u.CandidateType,
 		chain: u.FallbackChain, static: u.FallbackItems, ctx: context.Background()}
 	if req.TimeoutMS > maxTimeoutMS {
 		return nil, badRequest("timeout_ms must be at most %d, got %d", maxTimeoutMS, req.TimeoutMS)
@@ -92,13 +93,6 @@ func (r *Replica) newPlan(u *useCase, req *Request, now time.Time) (*plan, *APIE
 	}
 	p.rules = r.newRuleSet(u, req, now)
 	return p, nil
-}
-
-func cmpOrInt(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 // expired reports whether p's deadline has passed by the replica's clock,

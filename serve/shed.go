@@ -14,7 +14,8 @@ import (
 // slots and queue places are already in, it is shed at once (HTTP 429)
 // without decoding anything, instead of queueing into collapse. An
 // admitted request takes a slot at once when one is free; otherwise it
-// waits (counted in the queue) for at most its own latency budget, and is
+// waits (counted in the queue) for at most half its latency budget (the
+// rest is left to rank), and is
 // answered by the fallback when that runs out.
 type limiter struct {
 	slots chan struct{}

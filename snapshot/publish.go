@@ -36,6 +36,9 @@ type PublisherOptions struct {
 	Metrics *metrics.Set
 	Logf    func(format string, args ...any)
 	Now     func() time.Time
+	// OnPublish, when set, is called by Run after every committed snapshot
+	// with the time its capture and transaction took (benchmarks).
+	OnPublish func(m *Manifest, took time.Duration)
 }
 
 // Source is what a publisher captures: the trainer (online.Trainer). It is
@@ -122,11 +125,16 @@ func (p *Publisher) Run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 		}
-		if _, err := p.PublishIfChanged(ctx); err != nil {
+		start := time.Now()
+		m, err := p.PublishIfChanged(ctx)
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
+		}
+		if m != nil && p.opts.OnPublish != nil {
+			p.opts.OnPublish(m, time.Since(start))
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/unirec/unirec/online"
 	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
+	"github.com/unirec/unirec/stream/streamtest"
 )
 
 const topic = "unirec.snapshots"
@@ -40,7 +41,7 @@ func newEnv(t *testing.T, key []byte, enc Encoding) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	copts := stream.ClientOptions{Brokers: []string{b.Addr()}}
+	copts := stream.Plaintext(b.Addr())
 	cl, err := kgo.NewClient(copts.Opts()...)
 	if err != nil {
 		t.Fatal(err)
@@ -133,18 +134,6 @@ func (f *follower) apply(u *Update) error {
 	return nil
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func (f *follower) version() int64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -188,7 +177,7 @@ func TestSubscribeFollowsTheChain(t *testing.T) {
 			t.Errorf("delta of %d rows is %d bytes, full of %d rows is %d", last.Rows, last.Bytes, full.Rows, full.Bytes)
 		}
 	}
-	waitFor(t, "the last delta", func() bool { return f.version() == last.Version })
+	streamtest.WaitFor(t, 30*time.Second, "the last delta", func() bool { return f.version() == last.Version })
 	sameModel(t, f, e.pub.prev)
 }
 
@@ -204,7 +193,7 @@ func TestUnauthenticatedSnapshotsAreRejected(t *testing.T) {
 			e.publish(true)
 			e.publish(false)
 			f := e.follow(testKey)
-			waitFor(t, "rejections", func() bool { return f.rejected("unauthenticated") >= 2 })
+			streamtest.WaitFor(t, 30*time.Second, "rejections", func() bool { return f.rejected("unauthenticated") >= 2 })
 			if v := f.version(); v != 0 {
 				t.Fatalf("applied version %d", v)
 			}
@@ -234,7 +223,7 @@ func TestCorruptChunkIsRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := e.publish(true)
-	waitFor(t, "the good snapshot", func() bool { return f.version() == good.Version })
+	streamtest.WaitFor(t, 30*time.Second, "the good snapshot", func() bool { return f.version() == good.Version })
 	if f.rejected("corrupt") == 0 || !reflect.DeepEqual(f.applied, []int64{good.Version}) {
 		t.Fatalf("applied %v, corrupt rejections %d", f.applied, f.rejected("corrupt"))
 	}
@@ -268,7 +257,7 @@ func TestAbortedSnapshotIsNeverApplied(t *testing.T) {
 	}
 	good := e.publish(true)
 	f := e.follow(testKey)
-	waitFor(t, "the committed snapshot", func() bool { return f.version() == good.Version })
+	streamtest.WaitFor(t, 30*time.Second, "the committed snapshot", func() bool { return f.version() == good.Version })
 	if !reflect.DeepEqual(f.applied, []int64{good.Version}) {
 		t.Fatalf("applied %v, want only %d (aborted %d)", f.applied, good.Version, c.Version)
 	}
@@ -285,7 +274,7 @@ func TestColdStartFromNewestFull(t *testing.T) {
 	last := e.publish(false)
 	last = e.publish(false)
 	f := e.follow(testKey)
-	waitFor(t, "the last delta", func() bool { return f.version() == last.Version })
+	streamtest.WaitFor(t, 30*time.Second, "the last delta", func() bool { return f.version() == last.Version })
 	f.mu.Lock()
 	applied, kinds := f.applied, f.kinds
 	f.mu.Unlock()
@@ -300,7 +289,7 @@ func TestGapWaitsForTheNextFull(t *testing.T) {
 	e := newEnv(t, testKey, EncodingFloat32)
 	first := e.publish(true)
 	f := e.follow(testKey)
-	waitFor(t, "the first full", func() bool { return f.version() == first.Version })
+	streamtest.WaitFor(t, 30*time.Second, "the first full", func() bool { return f.version() == first.Version })
 	lost, err := e.tr.Capture() // a version whose delta never reaches the topic
 	if err != nil {
 		t.Fatal(err)
@@ -310,7 +299,7 @@ func TestGapWaitsForTheNextFull(t *testing.T) {
 	e.publish(false)
 	full := e.publish(true)
 	after := e.publish(false)
-	waitFor(t, "the delta after the next full", func() bool { return f.version() == after.Version })
+	streamtest.WaitFor(t, 30*time.Second, "the delta after the next full", func() bool { return f.version() == after.Version })
 	f.mu.Lock()
 	applied := f.applied
 	f.mu.Unlock()
@@ -346,7 +335,7 @@ func TestControlRecords(t *testing.T) {
 	if err := PublishControl(context.Background(), e.copts, topic, testKey, Control{Action: "explode"}); err == nil || !strings.Contains(err.Error(), "unknown control action") {
 		t.Fatalf("bad action: got %v", err)
 	}
-	waitFor(t, "the signed control record", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
+	streamtest.WaitFor(t, 30*time.Second, "the signed control record", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
 	if got[0].Version != 3 || set.GetOrCreateCounter(`unirec_snapshot_rejected_total{reason="unauthenticated"}`).Get() != 1 {
 		t.Fatalf("got %+v", got)
 	}

@@ -1,7 +1,9 @@
 package stream
 
 import (
+	"context"
 	"errors"
+	"net"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -13,11 +15,22 @@ type ClientOptions struct {
 	TLS     TLSOptions  `yaml:"tls"`
 	SASL    SASLOptions `yaml:"sasl"`
 
-	sec *security // loaded by Load
+	sec *security // loaded by Load (or Plaintext)
+}
+
+// ErrNotLoaded is what every connection of options never loaded fails
+// with: unloaded options might name TLS or SASL that nothing read, and a
+// client must not fall back to plain text.
+var ErrNotLoaded = errors.New("kafka client options were never loaded (ClientOptions.Load): refusing to connect")
+
+// Plaintext returns loaded options of brokers without TLS or SASL (the
+// embedded broker, tests, benchmarks).
+func Plaintext(brokers ...string) ClientOptions {
+	return ClientOptions{Brokers: brokers, sec: &security{}}
 }
 
 // Load reads the TLS files and the SASL secret once; errors name the field.
-// Options that are never loaded connect in plain text without SASL.
+// Options that are never loaded fail every connection with ErrNotLoaded.
 func (o *ClientOptions) Load() error {
 	t, err := o.TLS.load()
 	if err != nil {
@@ -44,11 +57,16 @@ func (o ClientOptions) Validate() error {
 	return nil
 }
 
-// Opts returns the franz-go options shared by every unirec client.
+// Opts returns the franz-go options shared by every unirec client. A
+// client of options never loaded fails every connection with ErrNotLoaded.
 func (o ClientOptions) Opts() []kgo.Opt {
-	return append([]kgo.Opt{
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(o.Brokers...),
 		kgo.ProducerBatchMaxBytes(int32(MaxRecordBytes + 64<<10)),
 		kgo.MaxBufferedRecords(100_000),
-	}, o.sec.opts()...)
+	}
+	if o.sec == nil {
+		return append(opts, kgo.Dialer(func(context.Context, string, string) (net.Conn, error) { return nil, ErrNotLoaded }))
+	}
+	return append(opts, o.sec.opts()...)
 }

@@ -123,9 +123,6 @@ type security struct {
 
 func (s *security) opts() []kgo.Opt {
 	var out []kgo.Opt
-	if s == nil {
-		return out
-	}
 	if s.tls != nil {
 		out = append(out, kgo.DialTLSConfig(s.tls.Clone()))
 	}

@@ -71,7 +71,7 @@ func brokerClient(t *testing.T) *kgo.Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	cl, err := kgo.NewClient(ClientOptions{Brokers: []string{b.Addr()}}.Opts()...)
+	cl, err := kgo.NewClient(Plaintext(b.Addr()).Opts()...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,19 +15,16 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/unirec/unirec/bench"
+	"github.com/unirec/unirec/deploy/pipeline"
 	"github.com/unirec/unirec/ingest"
-	"github.com/unirec/unirec/online"
-	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/serve"
 	"github.com/unirec/unirec/snapshot"
 	"github.com/unirec/unirec/stream"
@@ -118,14 +115,11 @@ func (o *Options) fill() {
 	}
 }
 
-// pipeline is everything a run starts.
-type pipeline struct {
+// run is one benchmark run: the pipeline it started and what it timed.
+type run struct {
 	o       Options
-	copts   stream.ClientOptions
-	topics  stream.Topics
+	cfg     pipeline.Config
 	reg     *ingest.Registry
-	trainer *online.Trainer
-	pub     *snapshot.Publisher
 	replica *serve.Replica
 
 	mu                sync.Mutex
@@ -136,119 +130,91 @@ type pipeline struct {
 	deltaRows, totalR []int
 }
 
-// Run runs the benchmark and returns its figures.
+// Config is the configuration a run starts the pipeline with: the
+// defaults, its data under Dir, the broker on a free port, and the run's
+// snapshot settings.
+func (o Options) Config() (pipeline.Config, error) {
+	cfg := pipeline.DefaultConfig()
+	cfg.DataDir, cfg.Broker.Port = o.Dir, 0
+	cfg.Snapshot.Interval, cfg.Snapshot.FullInterval, cfg.Snapshot.Encoding = o.Interval, o.FullInterval, o.Encoding
+	cfg.Demo.Enabled = false
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.LoadSecrets()
+}
+
+// Run runs the benchmark and returns its figures. The pipeline is the one
+// `unirec run` starts (deploy/pipeline), timed through its hooks; the
+// first stage to fail ends the run with its error.
 func Run(ctx context.Context, o Options) (*Report, error) {
 	o.fill()
-	b, err := stream.StartBroker(stream.BrokerOptions{DataDir: filepath.Join(o.Dir, "broker"), Partitions: 4})
+	cfg, err := o.Config()
+	if err != nil {
+		return nil, err
+	}
+	b, err := pipeline.StartBroker(ctx, &cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer b.Close()
-	p := &pipeline{o: o, copts: stream.ClientOptions{Brokers: []string{b.Addr()}}, topics: stream.DefaultTopics()}
-	if err := p.start(ctx); err != nil {
+	r := &run{o: o, cfg: cfg}
+	if r.reg, err = cfg.Registry(); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait(); p.pub.Close(); p.trainer.Close() }()
-	for _, fn := range p.stages() {
-		wg.Add(1)
-		go func() { defer wg.Done(); fn(ctx) }()
+	p := pipeline.NewProcess(ctx, cfg, o.Logf)
+	p.Hooks = pipeline.Hooks{Published: r.published, Applied: r.applied}
+	var rep *Report
+	if err = r.start(p); err == nil {
+		rep, err = r.measure(p.Context())
 	}
-	return p.measure(ctx)
+	if stopErr := p.Stop(); stopErr != nil {
+		return nil, stopErr
+	}
+	return rep, err
 }
 
-func (p *pipeline) start(ctx context.Context) error {
-	cl, err := kgo.NewClient(p.copts.Opts()...)
-	if err != nil {
-		return fmt.Errorf("cannot create kafka client: %w", err)
-	}
-	defer cl.Close()
-	specs := append(p.topics.Layout(4), stream.TopicSpec{Name: "unirec.ingest.changelog", Partitions: 4,
-		Configs: map[string]string{"cleanup.policy": "compact"}})
-	if err := stream.EnsureTopics(ctx, cl, specs); err != nil {
+// start starts every stage in p.
+func (r *run) start(p *pipeline.Process) error {
+	if err := pipeline.StartIngest(p); err != nil {
 		return err
 	}
-	if p.reg, err = ingest.NewRegistry(ingest.DefaultCanvases()); err != nil {
+	if err := pipeline.StartTrainer(p); err != nil {
 		return err
 	}
-	p.trainer, err = online.OpenTrainer(online.TrainerOptions{Model: model.DefaultModelConfig(), Dir: filepath.Join(p.o.Dir, "trainer"),
-		Client: p.copts, Topic: p.topics.Examples, CommitInterval: time.Second})
-	if err != nil {
-		return err
-	}
-	p.pub, err = snapshot.NewPublisher(snapshot.PublisherOptions{Client: p.copts, Topic: p.topics.Snapshots, TransactionalID: "bench-publisher",
-		ModelID: "bench", Interval: p.o.Interval, FullInterval: p.o.FullInterval, Encoding: p.o.Encoding}, p.trainer)
-	if err != nil {
-		p.trainer.Close()
-		return err
-	}
-	p.replica, err = serve.NewReplica(serve.ReplicaOptions{Registry: p.reg, Logf: p.o.Logf})
+	var err error
+	r.replica, err = pipeline.StartReplica(p)
 	return err
 }
 
-// stages returns the long-running parts of the pipeline.
-func (p *pipeline) stages() []func(context.Context) {
-	ing := ingest.New(ingest.Options{Registry: p.reg, Topics: p.topics, Changelog: "unirec.ingest.changelog", Client: p.copts,
-		AllowedLateness: 5 * time.Second, MaxEventBytes: 64 << 10, Metrics: metrics.NewSet()})
-	return []func(context.Context){
-		func(ctx context.Context) {
-			stream.RunTxLoop(ctx, stream.TxLoopOptions{Client: p.copts, Group: "bench-ingest", TransactionalID: "bench-ingest",
-				Topic: p.topics.Events, Logf: p.o.Logf}, ing)
-		},
-		func(ctx context.Context) { p.trainer.Run(ctx) },
-		p.publishLoop,
-		func(ctx context.Context) {
-			snapshot.Subscribe(ctx, snapshot.SubscriberOptions{Client: p.copts, Topic: p.topics.Snapshots, Logf: p.o.Logf},
-				snapshot.Handler{Apply: p.applyTimed})
-		},
+// published records a committed snapshot.
+func (r *run) published(m *snapshot.Manifest, took time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.publish = append(r.publish, took)
+	if m.Kind == snapshot.KindFull {
+		r.fullB, r.lastFull = append(r.fullB, m.Bytes), m.Bytes
+	} else {
+		r.deltaB, r.deltaRows = append(r.deltaB, m.Bytes), append(r.deltaRows, m.Rows)
 	}
-}
-
-// publishLoop is Publisher.Run, timing each publication.
-func (p *pipeline) publishLoop(ctx context.Context) {
-	tick := time.NewTicker(p.o.Interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		start := time.Now()
-		m, err := p.pub.PublishIfChanged(ctx)
-		if err != nil || m == nil {
-			continue
-		}
-		p.mu.Lock()
-		p.publish = append(p.publish, time.Since(start))
-		if m.Kind == snapshot.KindFull {
-			p.fullB, p.lastFull = append(p.fullB, m.Bytes), m.Bytes
-		} else {
-			p.deltaB, p.deltaRows = append(p.deltaB, m.Bytes), append(p.deltaRows, m.Rows)
-		}
-		p.totalR = append(p.totalR, m.TotalRows)
-		p.mu.Unlock()
-	}
+	r.totalR = append(r.totalR, m.TotalRows)
 }
 
 // span is the time one apply or request took.
 type span struct{ start, end time.Time }
 
-func (p *pipeline) applyTimed(u *snapshot.Update) error {
-	start := time.Now()
-	err := p.replica.Apply(u)
-	end := time.Now()
-	p.mu.Lock()
-	p.apply = append(p.apply, end.Sub(start))
-	p.applying = append(p.applying, span{start, end})
-	p.mu.Unlock()
-	return err
+// applied records a replica's apply.
+func (r *run) applied(_ *snapshot.Update, start, end time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.apply = append(r.apply, end.Sub(start))
+	r.applying = append(r.applying, span{start, end})
 }
 
 // overlapping splits request latencies into those that overlapped an
 // apply and the others.
-func (p *pipeline) overlapping(reqs []span) (during, other []time.Duration) {
+func (p *run) overlapping(reqs []span) (during, other []time.Duration) {
 	p.mu.Lock()
 	applies := slices.Clone(p.applying)
 	p.mu.Unlock()
@@ -277,12 +243,12 @@ type sample struct {
 
 // measure warms up, then produces events at the rate while sampling
 // freshness and request latency, then measures a quiet baseline.
-func (p *pipeline) measure(ctx context.Context) (*Report, error) {
-	topic := p.topics.Events
+func (p *run) measure(ctx context.Context) (*Report, error) {
+	topic := p.cfg.Topics.Events
 	if p.o.SkipIngest {
-		topic = p.topics.Examples
+		topic = p.cfg.Topics.Examples
 	}
-	cl, err := kgo.NewClient(append(p.copts.Opts(), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(5*time.Millisecond))...)
+	cl, err := kgo.NewClient(append(p.cfg.Kafka.Opts(), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(5*time.Millisecond))...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create event producer: %w", err)
 	}
@@ -312,19 +278,19 @@ func (p *pipeline) measure(ctx context.Context) (*Report, error) {
 	f := <-fresh
 	rep.Unseen = <-unseen
 	rep.Samples, rep.FreshAll = len(f), f
-	rep.FreshP50, rep.FreshP99, rep.Fresh = pct(f, 0.5), pct(f, 0.99), pct(f, 1)
+	rep.FreshP50, rep.FreshP99, rep.Fresh = bench.Percentile(f, 0.5), bench.Percentile(f, 0.99), bench.Percentile(f, 1)
 	reqs := <-lat
 	all := durations(reqs)
-	rep.ReqP50, rep.ReqP99, rep.ReqAll = pct(all, 0.5), pct(all, 0.99), all
+	rep.ReqP50, rep.ReqP99, rep.ReqAll = bench.Percentile(all, 0.5), bench.Percentile(all, 0.99), all
 	overlap, other := p.overlapping(reqs)
-	rep.OverlapN, rep.OverlapP99, rep.OtherP99 = len(overlap), pct(overlap, 0.99), pct(other, 0.99)
+	rep.OverlapN, rep.OverlapP99, rep.OtherP99 = len(overlap), bench.Percentile(overlap, 0.99), bench.Percentile(other, 0.99)
 	p.o.Logf("freshness: baseline latency without deltas")
 	time.Sleep(2 * p.o.Interval) // the last deltas land
 	baseCtx, stopBase := context.WithTimeout(ctx, min(p.o.Duration, 10*time.Second))
 	bar := bench.NewProgress(p.o.Progress, "requests", int(p.o.RequestRate*min(p.o.Duration, 10*time.Second).Seconds()))
 	base := durations(p.requests(baseCtx, bar))
 	stopBase()
-	rep.BaseP50, rep.BaseP99, rep.BaseAll = pct(base, 0.5), pct(base, 0.99), base
+	rep.BaseP50, rep.BaseP99, rep.BaseAll = bench.Percentile(base, 0.5), bench.Percentile(base, 0.99), base
 	p.fill(rep)
 	rep.ColdStart, rep.ColdApplied, err = p.coldStart(ctx)
 	return rep, err
@@ -332,7 +298,7 @@ func (p *pipeline) measure(ctx context.Context) (*Report, error) {
 
 // coldStart starts a second replica on the snapshots topic and times how
 // long it takes to serve the version the first one serves.
-func (p *pipeline) coldStart(ctx context.Context) (time.Duration, int, error) {
+func (p *run) coldStart(ctx context.Context) (time.Duration, int, error) {
 	want := p.replica.Model().Version
 	r, err := serve.NewReplica(serve.ReplicaOptions{Registry: p.reg})
 	if err != nil {
@@ -342,7 +308,7 @@ func (p *pipeline) coldStart(ctx context.Context) (time.Duration, int, error) {
 	defer cancel()
 	var applied atomic.Int64
 	start := time.Now()
-	go snapshot.Subscribe(ctx, snapshot.SubscriberOptions{Client: p.copts, Topic: p.topics.Snapshots},
+	go snapshot.Subscribe(ctx, snapshot.SubscriberOptions{Client: p.cfg.Kafka, Topic: p.cfg.Topics.Snapshots},
 		snapshot.Handler{Apply: func(u *snapshot.Update) error { applied.Add(1); return r.Apply(u) }})
 	for ctx.Err() == nil {
 		if m := r.Model(); m != nil && m.Version >= want {
@@ -353,17 +319,17 @@ func (p *pipeline) coldStart(ctx context.Context) (time.Duration, int, error) {
 	return 0, 0, fmt.Errorf("cannot cold start a replica to version %d within a minute", want)
 }
 
-func (p *pipeline) resetStats() {
+func (p *run) resetStats() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.publish, p.apply, p.applying, p.fullB, p.deltaB, p.deltaRows, p.totalR = nil, nil, nil, nil, nil, nil, nil
 }
 
-func (p *pipeline) fill(rep *Report) {
+func (p *run) fill(rep *Report) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	rep.PublishP50, rep.PublishP99 = pct(p.publish, 0.5), pct(p.publish, 0.99)
-	rep.ApplyP50, rep.ApplyP99 = pct(p.apply, 0.5), pct(p.apply, 0.99)
+	rep.PublishP50, rep.PublishP99 = bench.Percentile(p.publish, 0.5), bench.Percentile(p.publish, 0.99)
+	rep.ApplyP50, rep.ApplyP99 = bench.Percentile(p.apply, 0.5), bench.Percentile(p.apply, 0.99)
 	rep.ApplyAll, rep.PublishAll = slices.Clone(p.apply), slices.Clone(p.publish)
 	rep.Fulls, rep.Deltas = len(p.fullB), len(p.deltaB)
 	rep.FullBytes, rep.DeltaBytes, rep.DeltaRows, rep.TotalRows = p.lastFull, mean(p.deltaB), mean(p.deltaRows), mean(p.totalR)
@@ -371,7 +337,7 @@ func (p *pipeline) fill(rep *Report) {
 
 // produce sends click events at the rate for d, with event times at the
 // wall clock; one in SampleEvery goes to samples.
-func (p *pipeline) produce(ctx context.Context, cl *kgo.Client, d time.Duration, samples chan<- sample) (int, error) {
+func (p *run) produce(ctx context.Context, cl *kgo.Client, d time.Duration, samples chan<- sample) (int, error) {
 	rng := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
 	bar := bench.NewProgress(p.o.Progress, "events", int(p.o.Rate*d.Seconds()))
 	start := time.Now()
@@ -401,7 +367,7 @@ func (p *pipeline) produce(ctx context.Context, cl *kgo.Client, d time.Duration,
 
 // encode returns the event as JSON, or as the positive example ingest
 // would make of it.
-func (p *pipeline) encode(ev *ingest.Event) ([]byte, error) {
+func (p *run) encode(ev *ingest.Event) ([]byte, error) {
 	if p.o.SkipIngest {
 		ex := p.reg.Normalize(ev)
 		ex.Label, ex.Weight = 1, 1
@@ -417,7 +383,7 @@ func (p *pipeline) encode(ev *ingest.Event) ([]byte, error) {
 // watch polls the replica's live model and measures, for each sample, the
 // time from production until the model's watermark includes it. Samples
 // still unseen 10 s after production ends are counted, not measured.
-func (p *pipeline) watch(ctx context.Context, samples <-chan sample) ([]time.Duration, int) {
+func (p *run) watch(ctx context.Context, samples <-chan sample) ([]time.Duration, int) {
 	var pending []sample
 	var out []time.Duration
 	open := true
@@ -454,7 +420,7 @@ func (p *pipeline) watch(ctx context.Context, samples <-chan sample) ([]time.Dur
 
 // requests sends recommend requests at RequestRate until ctx ends and
 // returns when each ran, counting them on bar.
-func (p *pipeline) requests(ctx context.Context, bar *bench.Progress) []span {
+func (p *run) requests(ctx context.Context, bar *bench.Progress) []span {
 	var out []span
 	defer func() { bar.Done(len(out)) }()
 	tick := time.NewTicker(time.Duration(float64(time.Second) / p.o.RequestRate))
@@ -480,15 +446,6 @@ func durations(s []span) []time.Duration {
 		out[i] = x.end.Sub(x.start)
 	}
 	return out
-}
-
-func pct(d []time.Duration, q float64) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s[min(int(q*float64(len(s))), len(s)-1)]
 }
 
 func mean(v []int) int {

@@ -184,18 +184,10 @@ func summarize(opts Options, samples []sample) *Result {
 func newStats() *Stats { return &Stats{Errors: map[string]int{}, Fallbacks: map[string]int{}} }
 
 func (s *Stats) finish() Stats {
-	s.P50, s.P99, s.P999, s.Max = quantile(s.lat, 0.5), quantile(s.lat, 0.99), quantile(s.lat, 0.999), quantile(s.lat, 1)
-	s.ServerP50, s.ServerP99 = quantile(s.server, 0.5), quantile(s.server, 0.99)
+	slices.Sort(s.lat) // Latencies are in order
+	s.P50, s.P99, s.P999, s.Max = bench.Percentile(s.lat, 0.5), bench.Percentile(s.lat, 0.99), bench.Percentile(s.lat, 0.999), bench.Percentile(s.lat, 1)
+	s.ServerP50, s.ServerP99 = bench.Percentile(s.server, 0.5), bench.Percentile(s.server, 0.99)
 	return *s
-}
-
-// quantile sorts d and returns its q-quantile (0 when empty).
-func quantile(d []time.Duration, q float64) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	slices.Sort(d)
-	return d[min(len(d)-1, int(q*float64(len(d))))]
 }
 
 // HTTPClient returns an HTTP client that keeps enough connections open

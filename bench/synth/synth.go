@@ -419,3 +419,12 @@ func (w *World) Query(canvas string, i int) (ctx map[string]string, relevant map
 func (w *World) String() string {
 	return fmt.Sprintf("synth world: %d users, %d items, %d groups, seed %d", len(w.users), len(w.items), len(w.genres), w.o.Seed)
 }
+
+// RunIDPrefix is the event and request id prefix of one run of a
+// synthetic world that produces to a shared events topic (kind "demo",
+// "produce", ...). Ingest remembers event ids for an hour and drops a
+// repeated one as a duplicate: without it, a restarted demo or a second
+// bench produce repeats e-0, e-1, ... and nothing it produces is learned.
+func RunIDPrefix(kind string, now time.Time) string {
+	return fmt.Sprintf("%s-%d-", kind, now.UnixMilli())
+}

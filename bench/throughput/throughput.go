@@ -86,5 +86,5 @@ func start(stage, floor string, records int, canvases []ingest.Canvas, partition
 	if err != nil {
 		return nil, err
 	}
-	return &run{res: res, reg: reg, br: br, copts: stream.ClientOptions{Brokers: []string{br.Addr()}}}, nil
+	return &run{res: res, reg: reg, br: br, copts: stream.Plaintext(br.Addr())}, nil
 }

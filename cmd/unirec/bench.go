@@ -1,13 +1,18 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"log"
+	"maps"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,7 +20,11 @@ import (
 
 	"github.com/unirec/unirec/bench"
 	"github.com/unirec/unirec/bench/datasets"
+	"github.com/unirec/unirec/bench/freshness"
+	"github.com/unirec/unirec/bench/load"
 	"github.com/unirec/unirec/bench/synth"
+	"github.com/unirec/unirec/bench/throughput"
+	"github.com/unirec/unirec/deploy/pipeline"
 	"github.com/unirec/unirec/ingest"
 	"github.com/unirec/unirec/stream"
 )
@@ -49,7 +58,14 @@ func cmdBench(ctx context.Context, args []string) error {
 	case "throughput":
 		return benchThroughput(ctx, args[1:])
 	}
-	return cmdBenchServing(ctx, args)
+	sub, err = subcommand(args, benchServeUsage, "latency", "replica")
+	if err != nil {
+		return err
+	}
+	if sub == "latency" {
+		return benchLatency(ctx, args[1:])
+	}
+	return benchReplica(ctx, args[1:])
 }
 
 // benchFlags are the flags every bench command shares.
@@ -70,15 +86,11 @@ func newBenchFlags(name string) *benchFlags {
 	return f
 }
 
-func (f *benchFlags) reportDir(name string) string {
-	if f.report != "" {
-		return f.report
-	}
-	return filepath.Join("bench-reports", name+"-"+time.Now().UTC().Format("20060102-150405"))
-}
+func (f *benchFlags) reportDir(name string) string { return bench.ReportDir(f.report, name) }
 
+// client is the plaintext client of --brokers.
 func (f *benchFlags) client() stream.ClientOptions {
-	return stream.ClientOptions{Brokers: strings.Split(f.brokers, ",")}
+	return stream.Plaintext(strings.Split(f.brokers, ",")...)
 }
 
 // benchProduce produces synthetic events.
@@ -92,7 +104,7 @@ func benchProduce(ctx context.Context, args []string) error {
 	// Event times end about now (100 ms of event time per request), so the
 	// model a replica serves afterwards is not an hour stale.
 	now := time.Now()
-	w := synth.NewWorld(synth.Options{Seed: *seed, Start: now.Add(-time.Duration(*requests) * 100 * time.Millisecond), IDPrefix: runIDPrefix("produce", now)})
+	w := synth.NewWorld(synth.Options{Seed: *seed, Start: now.Add(-time.Duration(*requests) * 100 * time.Millisecond), IDPrefix: synth.RunIDPrefix("produce", now)})
 	var evs []ingest.Event
 	for i := 0; i < *requests; i++ {
 		evs = append(evs, w.Next()...)
@@ -110,7 +122,17 @@ func benchReplay(ctx context.Context, args []string) error {
 	if err := f.fs.Parse(args); err != nil {
 		return err
 	}
-	evs, recs, err := loadDataset(*dataset, *path, false)
+	var evs []ingest.Event
+	var recs []bench.Record
+	var err error
+	if *dataset == "jsonl" {
+		if *path == "" {
+			return fmt.Errorf("--path is required for --dataset jsonl")
+		}
+		recs, err = bench.ReadJSONLFile(*path)
+	} else {
+		evs, err = datasets.Load(*dataset, *path, false)
+	}
 	if err != nil {
 		return err
 	}
@@ -138,7 +160,7 @@ func warnIfHoldsRecords(ctx context.Context, f *benchFlags) error {
 		return fmt.Errorf("cannot create kafka client: %w", err)
 	}
 	defer cl.Close()
-	empty, err := topicEmpty(ctx, cl, f.topic)
+	empty, err := pipeline.TopicEmpty(ctx, cl, f.topic)
 	if err != nil {
 		return err
 	}
@@ -147,94 +169,6 @@ func warnIfHoldsRecords(ctx context.Context, f *benchFlags) error {
 	}
 	return nil
 }
-
-// loadDataset loads events (or raw records for jsonl).
-// datasetFiles is where each downloadable data set lives inside the shared
-// data directory, and what --path may name instead.
-var datasetFiles = map[string]struct{ sub, what string }{
-	"movielens":      {"movielens-small", "movielens-small directory (ratings.csv, movies.csv, tags.csv)"},
-	"openbandit":     {filepath.Join("open-bandit", "random_men_men.csv"), "random_men_men.csv file"},
-	"movietweetings": {"movietweetings-100k", "MovieTweetings snapshot directory (ratings.dat, movies.dat), e.g. snapshots/100K of github.com/sidooms/MovieTweetings"},
-}
-
-// datasetPath is where data set name (movielens or openbandit) is read
-// from: --path as given, or the data set inside it when it is the shared
-// data directory (holding movielens-small/ and open-bandit/), or inside
-// ../shared/data next to the repository holding the working directory
-// when --path is empty.
-func datasetPath(name, path string) (string, error) {
-	f := datasetFiles[name]
-	if path == "" {
-		dir, err := datasets.SharedDataDir(".")
-		if err != nil {
-			return "", fmt.Errorf("cannot find the %s data set: %v; pass --path with the shared data directory (holding %s) or the %s", name, err, f.sub, f.what)
-		}
-		return filepath.Join(dir, f.sub), nil
-	}
-	if _, err := os.Stat(filepath.Join(path, f.sub)); err == nil {
-		return filepath.Join(path, f.sub), nil
-	}
-	return path, nil
-}
-
-func loadDataset(name, path string, rebase bool) ([]ingest.Event, []bench.Record, error) {
-	if _, ok := datasetFiles[name]; ok {
-		p, err := datasetPath(name, path)
-		if err != nil {
-			return nil, nil, err
-		}
-		path = p
-	}
-	now := time.Time{}
-	if rebase || name == "synth" {
-		now = time.Now().UTC()
-	}
-	switch name {
-	case "movielens":
-		ml, err := datasets.LoadMovieLens(path)
-		if err != nil {
-			return nil, nil, err
-		}
-		return ml.Events(now), nil, nil
-	case "movietweetings":
-		mt, err := datasets.LoadMovieTweetings(path)
-		if err != nil {
-			return nil, nil, err
-		}
-		return mt.Events(now), nil, nil
-	case "openbandit":
-		rows, err := datasets.LoadOpenBandit(path)
-		if err != nil {
-			return nil, nil, err
-		}
-		evs := datasets.OpenBanditEvents(rows)
-		if rebase && len(evs) > 0 {
-			shift := now.Sub(evs[len(evs)-1].Time)
-			for i := range evs {
-				evs[i].Time = evs[i].Time.Add(shift)
-			}
-		}
-		return evs, nil, nil
-	case "synth":
-		w := synth.NewWorld(synth.Options{Seed: 1, Start: now.Add(-synthRequests * 100 * time.Millisecond), IDPrefix: runIDPrefix("synth", now)})
-		var evs []ingest.Event
-		for i := 0; i < synthRequests; i++ {
-			evs = append(evs, w.Next()...)
-		}
-		return evs, nil, nil
-	case "jsonl":
-		if path == "" {
-			return nil, nil, fmt.Errorf("--path is required for --dataset jsonl")
-		}
-		recs, err := bench.ReadJSONLFile(path)
-		return nil, recs, err
-	}
-	return nil, nil, fmt.Errorf("--dataset must be movielens, movietweetings, openbandit, synth or jsonl, got %q", name)
-}
-
-// synthRequests is the size of the synth data set: a planted-truth world's
-// requests, 100 ms apart.
-const synthRequests = 6000
 
 func produceReport(ctx context.Context, f *benchFlags, name string, evs []ingest.Event, cfg map[string]any, speed float64) error {
 	recs, err := bench.EventRecords(evs)
@@ -251,12 +185,7 @@ func produceRecords(ctx context.Context, f *benchFlags, name string, recs []benc
 	if err != nil {
 		return err
 	}
-	rep.Figure("events", res.Records)
-	rep.Figure("seconds", res.Elapsed.Seconds())
-	rep.Figure("events_per_second", res.Rate)
-	rep.AddPlot("throughput.svg", "Events produced per second", bench.RatePlot("Events produced per second", "events", res.Timeline))
-	rep.AddTable(bench.Table{Title: "Production", Header: []string{"events", "seconds", "events/s"},
-		Rows: [][]string{{fmt.Sprint(res.Records), fmt.Sprintf("%.2f", res.Elapsed.Seconds()), fmt.Sprintf("%.0f", res.Rate)}}})
+	bench.AddProduction(rep, res)
 	dir := f.reportDir(name)
 	if err := rep.Write(dir); err != nil {
 		return err
@@ -301,7 +230,7 @@ func benchEval(ctx context.Context, args []string) error {
 	if *liveChunks < 1 {
 		return fmt.Errorf("--live-chunks must be at least 1, got %d", *liveChunks)
 	}
-	evs, _, err := loadDataset(*dataset, *path, true)
+	evs, err := datasets.Load(*dataset, *path, true)
 	if err != nil {
 		return err
 	}
@@ -343,7 +272,7 @@ func benchEval(ctx context.Context, args []string) error {
 	rep.Figure("trained_events", res.Train)
 	rep.Figure("evaluated_period_events", res.Asked)
 	rep.AddPlot("progressive-auc.svg", "Progressive AUC per task while training",
-		bench.LinePlot("Progressive AUC (windowed) per task", "examples trained in the task", "AUC", sortedSeries(auc)))
+		bench.LinePlot("Progressive AUC (windowed) per task", "examples trained in the task", "AUC", bench.SortedSeries(auc)))
 	tables := []bench.Table{evalTable(res.Summaries, *k, *period), versusTable(res.Versus, res.VersusNDCG, *k)}
 	if *live {
 		tables = append(tables, freshnessTable(res.Freshness, res.FreshnessNDCG, *k, *liveChunks))
@@ -368,19 +297,6 @@ func benchEval(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("report in %s\n", dir)
 	return nil
-}
-
-func sortedSeries(m map[string]*bench.Series) []bench.Series {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([]bench.Series, len(keys))
-	for i, k := range keys {
-		out[i] = *m[k]
-	}
-	return out
 }
 
 // evalSystems is the row order of the quality table: the evaluated
@@ -473,11 +389,6 @@ func startEvalSystem(ctx context.Context, dir, name string, isolated bool, extra
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return bench.System{}, nil, err
 	}
-	base, err := pickPorts(2)
-	if err != nil {
-		return bench.System{}, nil, err
-	}
-	bport, aport := base, base+1
 	self, err := os.Executable()
 	if err != nil {
 		return bench.System{}, nil, err
@@ -486,18 +397,23 @@ func startEvalSystem(ctx context.Context, dir, name string, isolated bool, extra
 	if err != nil {
 		return bench.System{}, nil, err
 	}
-	cmd := exec.CommandContext(ctx, self, "run", "--demo=false", "--config", cfgPath, "--data-dir", dir,
-		"--broker-port", fmt.Sprint(bport), "--listen", fmt.Sprintf("127.0.0.1:%d", aport))
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		return bench.System{}, nil, fmt.Errorf("cannot start %s system: %w", name, err)
-	}
-	stop := func() { cmd.Process.Signal(os.Interrupt); cmd.Wait(); log.Close() }
 	token, err := apiToken(cfgPath)
 	if err != nil {
 		return bench.System{}, nil, err
 	}
-	sys := bench.System{Name: name, Broker: fmt.Sprintf("127.0.0.1:%d", bport), API: fmt.Sprintf("http://127.0.0.1:%d", aport), Token: token}
+	c, err := startChild(exec.CommandContext(ctx, self, "run", "--demo=false", "--config", cfgPath, "--data-dir", dir,
+		"--broker-port=-1", "--listen", "127.0.0.1:0"), log)
+	if err != nil {
+		log.Close()
+		return bench.System{}, nil, fmt.Errorf("cannot start %s system: %w", name, err)
+	}
+	stop := func() { c.stop(); log.Close() }
+	addrs, err := c.await(30*time.Second, addrBroker, addrHTTP)
+	if err != nil {
+		stop()
+		return bench.System{}, nil, fmt.Errorf("%s system did not start (%v); see %s", name, err, log.Name())
+	}
+	sys := bench.System{Name: name, Broker: addrs[addrBroker], API: "http://" + addrs[addrHTTP], Token: token}
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		if _, err := bench.Metrics(ctx, sys.API); err == nil {
 			return sys, stop, nil
@@ -516,10 +432,171 @@ func apiToken(path string) (string, error) {
 	if path == "" {
 		return "", nil
 	}
-	cfg, err := LoadConfig(path)
+	cfg, err := pipeline.LoadConfig(path)
 	if err != nil {
 		return "", err
 	}
-	tok, err := cfg.Serve.APIToken()
-	return string(tok), err
+	err = cfg.LoadSecrets()
+	return string(cfg.Secrets.APIToken), err
 }
+
+// benchFreshness runs the freshness benchmark: the whole pipeline in this
+// process, events at a steady rate, and for each sampled event the time
+// until a replica answers with a model whose watermark includes it.
+func benchFreshness(ctx context.Context, args []string) error {
+	f := newBenchFlags("freshness")
+	duration := f.fs.Duration("duration", 20*time.Second, "measured phase (after a warm-up)")
+	warmup := f.fs.Duration("warmup", 5*time.Second, "warm-up before measuring")
+	reqRate := f.fs.Float64("request-rate", 200, "recommend requests per second during the run")
+	skipIngest := f.fs.Bool("skip-ingest", false, "produce examples straight to the examples topic: trainer -> snapshot -> replica only")
+	if err := f.fs.Parse(args); err != nil {
+		return err
+	}
+	f.rate = cmp.Or(f.rate, 20_000) // --rate: events per second
+	dir, err := os.MkdirTemp("", "unirec-freshness")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	o := freshness.Options{Dir: dir, Rate: f.rate, Duration: *duration, Warmup: *warmup, SkipIngest: *skipIngest,
+		RequestRate: *reqRate, Logf: func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }, Progress: os.Stderr}
+	r := bench.NewReport("freshness", map[string]any{"events_rate": f.rate, "duration": duration.String(),
+		"warmup": warmup.String(), "request_rate": *reqRate, "skip_ingest": *skipIngest}) // before the run: its start time and load average
+	rep, err := freshness.Run(ctx, o)
+	if err != nil {
+		return err
+	}
+	rep.AddTo(r)
+	out := f.reportDir("freshness")
+	if err := r.Write(out); err != nil {
+		return err
+	}
+	fmt.Println(rep.String())
+	fmt.Printf("report in %s\n", out)
+	return nil
+}
+
+// benchThroughput measures ingest and trainer throughput on an embedded
+// broker in this process, each next to the raw consume rate of its topic
+// and its floor, measured in the same run.
+func benchThroughput(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("unirec bench throughput", flag.ContinueOnError)
+	stage := fs.String("stage", "all", "ingest, trainer or all")
+	events := fs.Int("events", 0, fmt.Sprintf("events (ingest) or examples (trainer) per stage (default %d / %d)", throughput.DefaultEvents, throughput.DefaultExamples))
+	config := fs.String("config", "", "unirec config whose canvases, ingest, model and trainer settings are measured")
+	report := fs.String("report", "", "report directory (default bench-reports/throughput-<time>)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := pipeline.LoadConfig(*config)
+	if err != nil {
+		return err
+	}
+	rep := bench.NewReport("throughput", map[string]any{"stage": *stage, "events": *events, "config": *config,
+		"canvases": len(cfg.Canvases), "ingest": cfg.Ingest, "model": cfg.Model, "trainer": cfg.Trainer})
+	results, err := throughput.Stages(ctx, *stage, *events,
+		throughput.IngestOptions{Canvases: cfg.Canvases, AllowedLateness: cfg.Ingest.AllowedLateness, MaxEventBytes: cfg.Ingest.MaxEventBytes, Progress: os.Stderr},
+		throughput.TrainerOptions{Canvases: cfg.Canvases, Trainer: cfg.TrainerOptions(), Progress: os.Stderr})
+	if err != nil {
+		return err
+	}
+	table := throughput.Table(results)
+	rep.AddTable(table)
+	rep.Figure("stages", results)
+	for _, r := range results {
+		rep.AddPlot("throughput-"+r.Stage+".svg", r.Stage+" throughput over time", throughput.Plot(r))
+		fmt.Printf("%s: %.0f records/s = %.2fx the raw consume rate (%.0f/s) and %.2fx its floor (%s, %.0f/s), same run\n",
+			r.Stage, r.Rate, r.RawRatio, r.RawRate, r.FloorRatio, r.Floor, r.FloorRate)
+	}
+	dir := bench.ReportDir(*report, "throughput")
+	if err := rep.Write(dir); err != nil {
+		return err
+	}
+	fmt.Print("\n" + bench.MarkdownTable(table.Header, table.Rows))
+	fmt.Printf("report in %s\n", dir)
+	return nil
+}
+
+const benchServeUsage = `Usage:
+  unirec bench latency [flags]   serving load benchmark: open loop at a fixed rate against a replica
+                                 (its own child process unless --target), kernel vs memory bandwidth
+  unirec bench replica [flags]   a replica serving a synthetic model (what bench latency starts)
+`
+
+func worldFlags(fs *flag.FlagSet, w *load.World) {
+	fs.IntVar(&w.Items, "items", 100000, "catalog size of the synthetic model")
+	fs.IntVar(&w.Dim, "dim", 64, "embedding dimension of the synthetic model")
+	fs.IntVar(&w.Queries, "queries", 1000, "distinct query contexts per use case")
+}
+
+// benchReplica serves a synthetic model, optionally applying a delta
+// every --deltas, and prints "listening on ADDR" once ready.
+func benchReplica(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("unirec bench replica", flag.ContinueOnError)
+	o := load.ReplicaOptions{Logf: log.Printf}
+	worldFlags(fs, &o.World)
+	fs.StringVar(&o.Listen, "listen", "127.0.0.1:0", "HTTP listen address")
+	fs.IntVar(&o.Parallelism, "parallelism", 1, "scoring parallelism of every use case")
+	fs.DurationVar(&o.Deltas, "deltas", 0, "apply a delta snapshot this often (0: none)")
+	fs.Float64Var(&o.Fraction, "delta-fraction", 0.01, "fraction of the rows a delta changes")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return load.ServeReplica(ctx, o, func(a net.Addr) { fmt.Printf("listening on %s\n", a) })
+}
+
+// benchLatency runs the serving load benchmark.
+func benchLatency(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("unirec bench latency", flag.ContinueOnError)
+	o := load.LatencyOptions{Out: os.Stdout, Progress: os.Stderr}
+	worldFlags(fs, &o.World)
+	fs.StringVar(&o.Target, "target", "", "replica to load (host:port); empty starts `unirec bench replica` as a child process")
+	fs.IntVar(&o.K, "k", 100, "items per request")
+	fs.Float64Var(&o.Rate, "rate", 1000, "requests per second")
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "measured time per run")
+	fs.DurationVar(&o.Warmup, "warmup", 2*time.Second, "unmeasured load before each run")
+	fs.BoolVar(&o.FindMax, "find-max", false, "also step the rate up to find the highest one keeping p99 under --p99")
+	fs.DurationVar(&o.P99, "p99", 10*time.Millisecond, "latency target of --find-max")
+	fs.DurationVar(&o.Deltas, "deltas", 0, "also measure --rate while the replica applies a delta this often (child replica only)")
+	fs.Float64Var(&o.Fraction, "delta-fraction", 0.01, "fraction of the rows each delta changes")
+	fs.IntVar(&o.Parallelism, "parallelism", 1, "scoring parallelism of the child replica's use cases")
+	fs.StringVar(&o.Report, "report", "", "report directory (default bench-reports/latency-<time>)")
+	config := fs.String("config", "", "unirec config whose serve.api_token_file/api_token_env is sent to a --target replica that requires it")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var err error
+	if o.Token, err = apiToken(*config); err != nil {
+		return err
+	}
+	if o.Rate <= 0 || o.K <= 0 || o.Duration <= 0 {
+		return errors.New("--rate, --k and --duration must be positive")
+	}
+	o.StartReplica = func(ctx context.Context, deltas time.Duration) (string, func(), error) {
+		return startBenchReplica(ctx, o, deltas)
+	}
+	return load.Latency(ctx, o)
+}
+
+// startBenchReplica starts `unirec bench replica` as a child process and
+// returns the address it reports.
+func startBenchReplica(ctx context.Context, o load.LatencyOptions, deltas time.Duration) (string, func(), error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", nil, fmt.Errorf("cannot find the unirec binary: %w", err)
+	}
+	c, err := startChild(exec.CommandContext(ctx, exe, "bench", "replica", fmt.Sprint("--items=", o.World.Items), fmt.Sprint("--dim=", o.World.Dim),
+		fmt.Sprint("--queries=", o.World.Queries), fmt.Sprint("--parallelism=", o.Parallelism), "--deltas="+deltas.String(),
+		fmt.Sprint("--delta-fraction=", o.Fraction)), os.Stderr)
+	if err != nil {
+		return "", nil, fmt.Errorf("cannot start the bench replica: %w", err)
+	}
+	addrs, err := c.await(10*time.Minute, addrHTTP)
+	if err != nil {
+		c.stop()
+		return "", nil, fmt.Errorf("the bench replica did not start: %w", err)
+	}
+	return addrs[addrHTTP], c.stop, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,10 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/unirec/unirec/bench/throughput"
-	"github.com/unirec/unirec/stream"
+	"github.com/unirec/unirec/stream/streamtest"
 )
 
 // runBench runs `unirec bench args...` and returns its output.
@@ -52,7 +49,7 @@ func TestBenchProduceAndReplay(t *testing.T) {
 		t.Fatalf("cannot read the event count of: %s", out)
 	}
 	runBench(t, "produce", "--brokers", s.broker, "--requests", "50", "--report", filepath.Join(rep, "p2"))
-	waitFor(t, 30*time.Second, "both produce runs to be consumed", func() bool {
+	streamtest.WaitFor(t, 30*time.Second, "both produce runs to be consumed", func() bool {
 		return s.metric(t, "unirec_ingest_events_consumed_total") == 2*produced
 	})
 	if d := s.metric(t, `unirec_ingest_events_total{outcome="duplicate"}`); d != 0 {
@@ -67,7 +64,7 @@ func TestBenchProduceAndReplay(t *testing.T) {
 	if !strings.Contains(out, "2 events") || !strings.Contains(out, "already holds records") {
 		t.Errorf("replay output (want 2 events and a warning that the topic holds the produced ones): %s", out)
 	}
-	waitFor(t, 30*time.Second, "the replayed bad event to be dead-lettered", func() bool {
+	streamtest.WaitFor(t, 30*time.Second, "the replayed bad event to be dead-lettered", func() bool {
 		return s.metric(t, `unirec_ingest_dead_letters_total{reason="unknown_canvas"}`) == 1
 	})
 }
@@ -139,62 +136,5 @@ func readJSON(t *testing.T, path string, v any) {
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("cannot decode %s: %v", path, err)
-	}
-}
-
-// topicEmpty: a missing topic is empty, a produced one is not.
-func TestTopicEmptyMissingTopic(t *testing.T) {
-	br, err := stream.StartBroker(stream.BrokerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer br.Close()
-	cl, err := kgo.NewClient(stream.ClientOptions{Brokers: []string{br.Addr()}}.Opts()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx := context.Background()
-	if empty, err := topicEmpty(ctx, cl, "missing"); !empty || err != nil {
-		t.Errorf("missing topic: empty %v, err %v; want empty, no error", empty, err)
-	}
-	if err := stream.EnsureTopics(ctx, cl, []stream.TopicSpec{{Name: "used", Partitions: 2}}); err != nil {
-		t.Fatal(err)
-	}
-	if empty, err := topicEmpty(ctx, cl, "used"); !empty || err != nil {
-		t.Errorf("new topic: empty %v, err %v; want empty", empty, err)
-	}
-	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "used", Value: []byte("x")}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	if empty, err := topicEmpty(ctx, cl, "used"); empty || err != nil {
-		t.Errorf("used topic: empty %v, err %v; want not empty", empty, err)
-	}
-}
-
-// --path may name the shared data directory or the data set itself; without
-// it, a working directory outside a repository next to ../shared/data gets
-// an error saying what to pass.
-func TestDatasetPath(t *testing.T) {
-	data := t.TempDir()
-	os.MkdirAll(filepath.Join(data, "movielens-small"), 0o755)
-	os.MkdirAll(filepath.Join(data, "open-bandit"), 0o755)
-	os.WriteFile(filepath.Join(data, "open-bandit", "random_men_men.csv"), nil, 0o644)
-	for _, c := range []struct{ name, path, want string }{
-		{"movielens", data, filepath.Join(data, "movielens-small")},
-		{"movielens", filepath.Join(data, "movielens-small"), filepath.Join(data, "movielens-small")},
-		{"openbandit", data, filepath.Join(data, "open-bandit", "random_men_men.csv")},
-		{"openbandit", "/some/file.csv", "/some/file.csv"},
-	} {
-		if got, err := datasetPath(c.name, c.path); err != nil || got != c.want {
-			t.Errorf("datasetPath(%s, %s) = %q, %v; want %q", c.name, c.path, got, err, c.want)
-		}
-	}
-	repo := t.TempDir() // a repository with no ../shared/data next to it
-	os.WriteFile(filepath.Join(repo, "go.mod"), []byte("module x\n"), 0o644)
-	t.Chdir(repo)
-	_, err := datasetPath("movielens", "")
-	if err == nil || !strings.Contains(err.Error(), "pass --path with the shared data directory") {
-		t.Errorf("got %v, want an error saying what --path takes", err)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/unirec/unirec/bench/load"
 )
 
 // TestBenchLatencySmoke runs `unirec bench latency` on a small catalog: it
@@ -22,7 +24,7 @@ func TestBenchLatencySmoke(t *testing.T) {
 	checkReport(t, report, "latency-cdf.svg")
 	var got struct {
 		Figures struct {
-			Latency latencyReport `json:"latency"`
+			Latency load.LatencyReport `json:"latency"`
 		} `json:"figures"`
 	}
 	readJSON(t, filepath.Join(report, "report.json"), &got)
@@ -49,14 +51,10 @@ func TestBenchLatencySmoke(t *testing.T) {
 // bench latency --config sends the config's API token to the replica.
 func TestBenchLatencyTakesTheAPITokenFromConfig(t *testing.T) {
 	token := writeFile(t, "latency-api-token-0123456789\n")
-	var f latencyFlags
-	if err := f.parse([]string{"--config", writeFile(t, "serve:\n  api_token_file: "+token+"\n")}); err != nil {
-		t.Fatal(err)
+	if got, err := apiToken(writeFile(t, "serve:\n  api_token_file: "+token+"\n")); err != nil || got != "latency-api-token-0123456789" {
+		t.Fatalf("token %q, %v", got, err)
 	}
-	if f.token != "latency-api-token-0123456789" {
-		t.Fatalf("token %q", f.token)
-	}
-	if err := f.parse([]string{"--config", writeFile(t, "serve:\n  api_token_env: UNIREC_TEST_UNSET_TOKEN\n")}); err == nil ||
+	if _, err := apiToken(writeFile(t, "serve:\n  api_token_env: UNIREC_TEST_UNSET_TOKEN\n")); err == nil ||
 		!strings.Contains(err.Error(), "serve.api_token") {
 		t.Fatalf("an unset token variable: %v", err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/unirec/unirec/ingest"
 	"github.com/unirec/unirec/stream"
+	"github.com/unirec/unirec/stream/streamtest"
 )
 
 // continueWatching is a fifth canvas defined only in configuration: keyed
@@ -98,7 +99,7 @@ func TestFifthCanvasFromConfigOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	task := `{task="continue_watching",label=%q}`
-	waitFor(t, 2*time.Minute, "the model to learn the continue_watching examples", func() bool {
+	streamtest.WaitFor(t, 2*time.Minute, "the model to learn the continue_watching examples", func() bool {
 		ex := s.metric(t, fmt.Sprintf("unirec_ingest_examples_total"+task, "positive")) + s.metric(t, fmt.Sprintf("unirec_ingest_examples_total"+task, "negative"))
 		return ex > 10000 && s.modelApplied(t) >= int64(ex)
 	})

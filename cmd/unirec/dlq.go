@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/unirec/unirec/deploy/pipeline"
 	"github.com/unirec/unirec/stream"
 )
 
@@ -65,7 +66,7 @@ func cmdDLQ(ctx context.Context, args []string) error {
 
 // inspectDLQ writes every dead letter (up to the end at the time of the
 // call) as a JSON line.
-func inspectDLQ(ctx context.Context, cfg Config, reason string, w io.Writer) error {
+func inspectDLQ(ctx context.Context, cfg pipeline.Config, reason string, w io.Writer) error {
 	cl, err := kgo.NewClient(cfg.Kafka.Opts()...)
 	if err != nil {
 		return fmt.Errorf("cannot create kafka client: %w", err)
@@ -105,7 +106,7 @@ func inspectDLQ(ctx context.Context, cfg Config, reason string, w io.Writer) err
 }
 
 // replayDLQ produces the event of every line of path to the events topic.
-func replayDLQ(ctx context.Context, cfg Config, path string) error {
+func replayDLQ(ctx context.Context, cfg pipeline.Config, path string) error {
 	file, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("cannot open %q: %w", path, err)

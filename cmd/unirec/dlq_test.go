@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/unirec/unirec/stream/streamtest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +19,7 @@ func TestDLQInspectFixReplay(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	waitFor(t, 30*time.Second, "the dead letter", func() bool {
+	streamtest.WaitFor(t, 30*time.Second, "the dead letter", func() bool {
 		return s.metric(t, `unirec_ingest_dead_letters_total{reason="missing_field"}`) == 1
 	})
 	dump := filepath.Join(t.TempDir(), "dlq.jsonl")
@@ -35,7 +36,7 @@ func TestDLQInspectFixReplay(t *testing.T) {
 	if out, err := exec.Command(unirecBin, "dlq", "replay", "--brokers", s.broker, "--in", dump).CombinedOutput(); err != nil {
 		t.Fatalf("dlq replay: %v\n%s", err, out)
 	}
-	waitFor(t, 30*time.Second, "the fixed event to become an example", func() bool {
+	streamtest.WaitFor(t, 30*time.Second, "the fixed event to become an example", func() bool {
 		return s.metric(t, `unirec_ingest_examples_total{task="search",label="positive"}`) == 1
 	})
 }
@@ -58,7 +59,7 @@ func TestStatusCommand(t *testing.T) {
 	serveYAML := "serve:\n  api_token_file: " + token + "\n  use_cases:\n" +
 		"    - {name: search}\n    - {name: notifications, updates: interval, update_interval: 1h, max_staleness: 2h, on_stale: fallback}\n"
 	s := startSystemConfig(t, dir, serveYAML)
-	waitFor(t, 60*time.Second, "a model", func() bool { return s.metric(t, "unirec_serve_model_version") > 0 })
+	streamtest.WaitFor(t, 60*time.Second, "a model", func() bool { return s.metric(t, "unirec_serve_model_version") > 0 })
 	status := func(config string) string {
 		t.Helper()
 		out, err := exec.Command(unirecBin, "status", "--config", config, "--brokers", s.broker, "--processes", "http://"+s.api).CombinedOutput()

@@ -21,6 +21,7 @@ import (
 	"github.com/unirec/unirec/bench/synth"
 	"github.com/unirec/unirec/serve"
 	"github.com/unirec/unirec/serve/client"
+	"github.com/unirec/unirec/stream/streamtest"
 )
 
 // unirecBin is the binary under test, built once by TestMain.
@@ -44,8 +45,7 @@ func TestMain(m *testing.M) {
 // system is a `unirec run` process started for a test.
 type system struct {
 	broker, api string
-	cmd         *exec.Cmd
-	log         *bytes.Buffer
+	log         *lockedBuffer
 }
 
 // startSystem starts `unirec run` with extra args and waits until its API
@@ -58,27 +58,28 @@ func startSystem(t *testing.T, dataDir string, args ...string) *system {
 // startSystemConfig is startSystem with extra YAML appended to the config.
 func startSystemConfig(t *testing.T, dataDir, extraYAML string, args ...string) *system {
 	t.Helper()
-	s := &system{log: &bytes.Buffer{}}
-	bport, aport := freePort(t), freePort(t)
-	s.broker, s.api = fmt.Sprintf("127.0.0.1:%d", bport), fmt.Sprintf("127.0.0.1:%d", aport)
+	s := &system{log: &lockedBuffer{}}
 	cfg := filepath.Join(dataDir, "test.yaml")
 	if err := os.WriteFile(cfg, []byte("snapshot:\n  interval: 300ms\ntrainer:\n  commit_interval: 300ms\n"+extraYAML), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s.cmd = exec.Command(unirecBin, append([]string{"run", "--config", cfg, "--data-dir", dataDir,
-		"--broker-port", fmt.Sprint(bport), "--listen", s.api}, args...)...)
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
+	c, err := startChild(exec.Command(unirecBin, append([]string{"run", "--config", cfg, "--data-dir", dataDir,
+		"--broker-port=-1", "--listen", "127.0.0.1:0"}, args...)...), s.log)
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		s.cmd.Process.Signal(os.Interrupt)
-		s.cmd.Wait()
+		c.stop()
 		if t.Failed() {
 			t.Logf("unirec log:\n%s", s.log.String())
 		}
 	})
-	waitFor(t, 30*time.Second, "API to answer", func() bool {
+	addrs, err := c.await(30*time.Second, addrBroker, addrHTTP)
+	if err != nil {
+		t.Fatalf("unirec run: %v\n%s", err, s.log.String())
+	}
+	s.broker, s.api = addrs[addrBroker], addrs[addrHTTP]
+	streamtest.WaitFor(t, 30*time.Second, "API to answer", func() bool {
 		resp, err := http.Get("http://" + s.api + "/healthz")
 		if err == nil {
 			resp.Body.Close()
@@ -86,18 +87,6 @@ func startSystemConfig(t *testing.T, dataDir, extraYAML string, args ...string) 
 		return err == nil && resp.StatusCode == 200
 	})
 	return s
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func (s *system) recommend(t *testing.T, body any) (int, serve.Response, string) {
@@ -214,7 +203,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}()
 	events := produceWorld(t, s.broker, w, 8000)
-	waitFor(t, 3*time.Minute, "the replica to serve a model of most examples", func() bool {
+	streamtest.WaitFor(t, 3*time.Minute, "the replica to serve a model of most examples", func() bool {
 		return s.modelApplied(t) > 0 && s.metric(t, "unirec_ingest_events_consumed_total") >= float64(events) &&
 			s.modelApplied(t) >= int64(s.metric(t, `unirec_ingest_events_total{outcome="example"}`))
 	})
@@ -340,7 +329,7 @@ func TestKcatProducesAnEvent(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("kcat: %v\n%s", err, out)
 	}
-	waitFor(t, 60*time.Second, "the kcat event to become an example", func() bool {
+	streamtest.WaitFor(t, 60*time.Second, "the kcat event to become an example", func() bool {
 		return s.metric(t, `unirec_ingest_examples_total{task="notifications",label="positive"}`) >= 1
 	})
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/unirec/unirec/online"
 	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
+	"github.com/unirec/unirec/stream/streamtest"
 )
 
 // trainerProc is a `unirec train` process started for a test.
@@ -143,7 +144,7 @@ func TestKill9TrainerIsExact(t *testing.T) {
 
 	killed := filepath.Join(dir, "killed")
 	p := startTrainerProc(t, cfg, b.Addr(), killed)
-	waitFor(t, time.Minute, "the trainer to apply a quarter of the stream", func() bool { return p.applied() >= n/4 })
+	streamtest.WaitFor(t, time.Minute, "the trainer to apply a quarter of the stream", func() bool { return p.applied() >= n/4 })
 	if err := p.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -153,12 +154,12 @@ func TestKill9TrainerIsExact(t *testing.T) {
 	t.Logf("killed with SIGKILL; %d of %d examples were committed", committed, n)
 
 	p = startTrainerProc(t, cfg, b.Addr(), killed)
-	waitFor(t, time.Minute, "the restarted trainer to apply the stream", func() bool { return p.applied() >= n })
+	streamtest.WaitFor(t, time.Minute, "the restarted trainer to apply the stream", func() bool { return p.applied() >= n })
 	p.stop(t)
 
 	whole := filepath.Join(dir, "uninterrupted")
 	q := startTrainerProc(t, cfg, b.Addr(), whole)
-	waitFor(t, time.Minute, "the uninterrupted trainer to apply the stream", func() bool { return q.applied() >= n })
+	streamtest.WaitFor(t, time.Minute, "the uninterrupted trainer to apply the stream", func() bool { return q.applied() >= n })
 	q.stop(t)
 
 	got, want := captureDir(t, killed), captureDir(t, whole)

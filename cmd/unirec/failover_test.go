@@ -15,8 +15,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/unirec/unirec/deploy/pipeline"
 	"github.com/unirec/unirec/online"
 	"github.com/unirec/unirec/snapshot"
+	"github.com/unirec/unirec/stream"
+	"github.com/unirec/unirec/stream/streamtest"
 )
 
 // leader says whether the trainer process holds the lease (false when it
@@ -106,11 +109,11 @@ func TestTrainerFailoverFencesTheZombie(t *testing.T) {
 	produceExamples(t, broker, exs[:third])
 
 	a := startTrainerProc(t, cfg, broker, filepath.Join(dir, "a"))
-	waitFor(t, 30*time.Second, "the first trainer to lead and publish", func() bool {
+	streamtest.WaitFor(t, 30*time.Second, "the first trainer to lead and publish", func() bool {
 		return a.leader() && a.metric("unirec_snapshot_version") > 0
 	})
 	b := startTrainerProc(t, cfg, broker, filepath.Join(dir, "b"))
-	waitFor(t, 30*time.Second, "the standby to train the whole stream", func() bool { return b.applied() == int64(third) })
+	streamtest.WaitFor(t, 30*time.Second, "the standby to train the whole stream", func() bool { return b.applied() == int64(third) })
 	if b.leader() || b.metric("unirec_snapshot_version") > 0 {
 		t.Fatal("the standby leads or published while the leader is alive")
 	}
@@ -119,7 +122,7 @@ func TestTrainerFailoverFencesTheZombie(t *testing.T) {
 		t.Fatal(err)
 	}
 	produceExamples(t, broker, exs[third:2*third])
-	waitFor(t, 30*time.Second, "the standby to take over and publish the new examples", func() bool {
+	streamtest.WaitFor(t, 30*time.Second, "the standby to take over and publish the new examples", func() bool {
 		return b.leader() && b.metric("unirec_snapshot_version") > 0 && b.applied() == int64(2*third)
 	})
 	before := committedVersions(t, broker)
@@ -128,10 +131,10 @@ func TestTrainerFailoverFencesTheZombie(t *testing.T) {
 		t.Fatal(err)
 	}
 	produceExamples(t, broker, exs[2*third:])
-	waitFor(t, 30*time.Second, "the new leader to publish the last examples", func() bool {
+	streamtest.WaitFor(t, 30*time.Second, "the new leader to publish the last examples", func() bool {
 		return b.applied() == int64(len(exs)) && b.metric("unirec_snapshot_version") > float64(before[len(before)-1])
 	})
-	waitFor(t, 30*time.Second, "the zombie to step down or exit", func() bool { return !a.leader() })
+	streamtest.WaitFor(t, 30*time.Second, "the zombie to step down or exit", func() bool { return !a.leader() })
 	versions := committedVersions(t, broker)
 	for i := 1; i < len(versions); i++ {
 		if versions[i] <= versions[i-1] {
@@ -156,11 +159,12 @@ func TestSharedTransactionalIDFencesTheOldPublisher(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	cfg := DefaultConfig()
-	cfg.Kafka.Brokers = c.ListenAddrs()
+	cfg := pipeline.DefaultConfig()
+	cfg.EnsureDefaults()
+	cfg.Kafka = stream.Plaintext(c.ListenAddrs()...)
 	cfg.DataDir = t.TempDir()
 	ctx := context.Background()
-	if err := ensureTopics(ctx, cfg); err != nil {
+	if err := pipeline.EnsureTopics(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
 	produceExamples(t, cfg.Kafka.Brokers[0], synthStream(t, 50))

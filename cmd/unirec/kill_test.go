@@ -20,8 +20,10 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/unirec/unirec/bench/synth"
+	"github.com/unirec/unirec/deploy/pipeline"
 	"github.com/unirec/unirec/ingest"
 	"github.com/unirec/unirec/stream"
+	"github.com/unirec/unirec/stream/streamtest"
 )
 
 // ingestProc is one `unirec ingest` process of a test.
@@ -56,7 +58,7 @@ func (p *ingestProc) start() {
 	}
 }
 
-// kill9 kills the process with SIGKILL, waits for it and starts it again
+// kill9AndRestart kills the process with SIGKILL, waits for it and starts it again
 // with the same config (and so the same transactional id).
 func (p *ingestProc) kill9AndRestart() {
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -153,9 +155,10 @@ func TestIngestExactlyOnceAcrossKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	cfg := DefaultConfig()
-	cfg.Kafka.Brokers = []string{b.Addr()}
-	if err := ensureTopics(context.Background(), cfg); err != nil {
+	cfg := pipeline.DefaultConfig()
+	cfg.EnsureDefaults()
+	cfg.Kafka = stream.Plaintext(b.Addr())
+	if err := pipeline.EnsureTopics(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
 	a := startIngestProc(t, killTestConfig(t, dir, b.Addr(), "ingest-a"))
@@ -188,12 +191,12 @@ func TestIngestExactlyOnceAcrossKill9(t *testing.T) {
 		events += len(evs)
 		switch i {
 		case secondAt: // a owns every partition; b joins and takes half
-			waitFor(t, 60*time.Second, "process a to commit events", func() bool {
+			streamtest.WaitFor(t, 60*time.Second, "process a to commit events", func() bool {
 				return a.metrics()["unirec_ingest_events_consumed_total"] > 0
 			})
 			c = startIngestProc(t, killTestConfig(t, dir, b.Addr(), "ingest-b"))
 		case killAt: // both process; a dies in the middle of the stream
-			waitFor(t, 60*time.Second, "both processes to commit events", func() bool {
+			streamtest.WaitFor(t, 60*time.Second, "both processes to commit events", func() bool {
 				return c.metrics()["unirec_ingest_events_consumed_total"] > 0 && a.metrics()["unirec_ingest_events_consumed_total"] >= 1000
 			})
 			a.kill9AndRestart()
@@ -215,7 +218,7 @@ func TestIngestExactlyOnceAcrossKill9(t *testing.T) {
 			c.cmd.Process.Signal(syscall.SIGQUIT)
 		}
 	})
-	waitFor(t, 90*time.Second, "every event committed and every window closed", func() bool {
+	streamtest.WaitFor(t, 90*time.Second, "every event committed and every window closed", func() bool {
 		return consumerCaughtUp(t, cl, "kill-test", cfg.Topics.Events) && pendingZero(a, c)
 	})
 	got := readExamples(t, cfg)
@@ -298,7 +301,7 @@ type examplesRead struct {
 }
 
 // readExamples reads the examples topic, read committed, to its end.
-func readExamples(t *testing.T, cfg Config) examplesRead {
+func readExamples(t *testing.T, cfg pipeline.Config) examplesRead {
 	t.Helper()
 	out := examplesRead{count: map[string]int{}, ex: map[string]expectedExample{}, offsets: map[string][]int64{}}
 	var ex stream.Example

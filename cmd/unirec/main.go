@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/unirec/unirec/deploy/pipeline"
 )
 
 const usage = `unirec - one shared multi-task recommender, learning in real time from Kafka
@@ -117,15 +119,16 @@ func newFlags(name string) *flags {
 	return f
 }
 
-// load parses args and the config file, applying the flag overrides.
-func (f *flags) load(args []string) (Config, error) {
+// load parses args and the config file, applies the flag overrides,
+// validates the result once and loads its secrets.
+func (f *flags) load(args []string) (pipeline.Config, error) {
 	if err := f.fs.Parse(args); err != nil {
-		return Config{}, err
+		return pipeline.Config{}, err
 	}
 	if f.fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected argument %q", f.fs.Arg(0))
+		return pipeline.Config{}, fmt.Errorf("unexpected argument %q", f.fs.Arg(0))
 	}
-	cfg, err := LoadConfig(f.config)
+	cfg, err := pipeline.ReadConfig(f.config)
 	if err != nil {
 		return cfg, err
 	}
@@ -138,5 +141,12 @@ func (f *flags) load(args []string) (Config, error) {
 	if f.only != "" {
 		cfg.Serve.Only = strings.Split(f.only, ",")
 	}
-	return cfg, cfg.Validate()
+	err = cfg.Validate()
+	if err == nil {
+		err = cfg.LoadSecrets()
+	}
+	if err != nil && f.config != "" {
+		return cfg, fmt.Errorf("invalid config %q: %w", f.config, err)
+	}
+	return cfg, err
 }

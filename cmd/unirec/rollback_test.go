@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/unirec/unirec/snapshot"
+	"github.com/unirec/unirec/stream/streamtest"
 )
 
 // modelState is what GET /v1/model says about versions.
@@ -54,23 +55,24 @@ serve:
   keep_versions: 1000
   admin_token_file: %s
 `, filepath.Join(dir, "hmac.key"), filepath.Join(dir, "admin.token"))), 0o644)
-	bport, aport := freePort(t), freePort(t)
-	broker, api := fmt.Sprintf("127.0.0.1:%d", bport), fmt.Sprintf("127.0.0.1:%d", aport)
 	var log lockedBuffer
-	cmd := exec.Command(unirecBin, "run", "--config", cfg, "--data-dir", filepath.Join(dir, "data"),
-		"--broker-port", fmt.Sprint(bport), "--listen", api)
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
+	c, err := startChild(exec.Command(unirecBin, "run", "--config", cfg, "--data-dir", filepath.Join(dir, "data"),
+		"--broker-port=-1", "--listen", "127.0.0.1:0"), &log)
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
+		c.stop()
 		if t.Failed() {
 			t.Logf("unirec log:\n%s", log.String())
 		}
 	})
-	waitFor(t, 60*time.Second, "three model versions", func() bool { return len(getModel(api).Recent) >= 3 })
+	addrs, err := c.await(30*time.Second, addrBroker, addrHTTP)
+	if err != nil {
+		t.Fatalf("unirec run: %v\n%s", err, log.String())
+	}
+	broker, api := addrs[addrBroker], addrs[addrHTTP]
+	streamtest.WaitFor(t, 60*time.Second, "three model versions", func() bool { return len(getModel(api).Recent) >= 3 })
 	target := getModel(api).Recent[1]
 
 	other := filepath.Join(dir, "other.yaml")
@@ -80,7 +82,7 @@ serve:
 	if out, err := forged.CombinedOutput(); err != nil {
 		t.Fatalf("forged rollback command: %v\n%s", err, out)
 	}
-	waitFor(t, 20*time.Second, "the forged control record to be rejected", func() bool {
+	streamtest.WaitFor(t, 20*time.Second, "the forged control record to be rejected", func() bool {
 		return strings.Contains(log.String(), "control record: unauthenticated")
 	})
 	if getModel(api).Held {
@@ -90,7 +92,7 @@ serve:
 	if out, err := exec.Command(unirecBin, "snapshot", "rollback", "--to", fmt.Sprint(target), "--config", cfg, "--brokers", broker).CombinedOutput(); err != nil {
 		t.Fatalf("rollback command: %v\n%s", err, out)
 	}
-	waitFor(t, 20*time.Second, fmt.Sprintf("the replica to serve version %d", target), func() bool {
+	streamtest.WaitFor(t, 20*time.Second, fmt.Sprintf("the replica to serve version %d", target), func() bool {
 		m := getModel(api)
 		return m.Held && m.Version == target
 	})

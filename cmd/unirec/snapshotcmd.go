@@ -33,26 +33,16 @@ func cmdSnapshot(ctx context.Context, args []string) error {
 	return publishControl(ctx, sub, args[1:])
 }
 
-// loadWithKey parses args and the config, and loads the snapshot HMAC key
-// (nil when none is configured).
-func loadWithKey(f *flags, args []string) (Config, []byte, error) {
-	cfg, err := f.load(args)
-	if err != nil {
-		return cfg, nil, err
-	}
-	key, err := cfg.Snapshot.Key()
-	return cfg, key, err
-}
-
 // publishControl publishes a control record, signed with the snapshot
 // HMAC key when one is set, so every replica carries it out.
 func publishControl(ctx context.Context, action string, args []string) error {
 	f := newFlags("snapshot " + action)
 	to := f.fs.Int64("to", 0, "version to roll back to (rollback)")
-	cfg, key, err := loadWithKey(f, args)
+	cfg, err := f.load(args)
 	if err != nil {
 		return err
 	}
+	key := cfg.Secrets.SnapshotKey
 	c := snapshot.Control{Action: action, Version: *to, Created: time.Now().UTC()}
 	if action == snapshot.ActionResume {
 		c.Version = 0
@@ -73,10 +63,11 @@ func publishControl(ctx context.Context, action string, args []string) error {
 func listSnapshots(ctx context.Context, args []string, w io.Writer) error {
 	f := newFlags("snapshot list")
 	asJSON := f.fs.Bool("json", false, "print the entries as a JSON array")
-	cfg, key, err := loadWithKey(f, args)
+	cfg, err := f.load(args)
 	if err != nil {
 		return err
 	}
+	key := cfg.Secrets.SnapshotKey
 	entries, err := snapshot.List(ctx, snapshot.ListOptions{Client: cfg.Kafka, Topic: cfg.Topics.Snapshots, Key: key})
 	if err != nil {
 		return err

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/unirec/unirec/deploy/pipeline"
+	"github.com/unirec/unirec/stream/streamtest"
 )
 
 // statusToken is the API token of the status page test's system.
@@ -37,7 +39,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	if err := cl.ProduceSync(context.Background(), &kgo.Record{Value: []byte(`{"event_id": 42`)}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, "a model and the dead letter", func() bool {
+	streamtest.WaitFor(t, 60*time.Second, "a model and the dead letter", func() bool {
 		return s.metric(t, `unirec_serve_model_version`) > 0 && s.metric(t, `unirec_ingest_dead_letters_total{reason="bad_json"}`) == 1
 	})
 	checkStatusHidesDeadLetterBytes(t, s.api)
@@ -83,7 +85,7 @@ func TestStatusPageInChromium(t *testing.T) {
 // dead letters' bytes out unless the request bears it.
 func checkStatusHidesDeadLetterBytes(t *testing.T, api string) {
 	t.Helper()
-	get := func(path, token string) (int, Status) {
+	get := func(path, token string) (int, pipeline.Status) {
 		req, _ := http.NewRequest("GET", "http://"+api+path, nil)
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
@@ -93,7 +95,7 @@ func checkStatusHidesDeadLetterBytes(t *testing.T, api string) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var st Status
+		var st pipeline.Status
 		json.NewDecoder(resp.Body).Decode(&st)
 		return resp.StatusCode, st
 	}
@@ -118,7 +120,7 @@ func checkStatusHidesDeadLetterBytes(t *testing.T, api string) {
 func TestStatusLineOfAnIngestProcess(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
-		json.NewEncoder(w).Encode(Status{Role: "ingest", Started: time.Date(2026, 12, 2, 5, 0, 0, 0, time.UTC)})
+		json.NewEncoder(w).Encode(pipeline.Status{Role: "ingest", Started: time.Date(2026, 12, 2, 5, 0, 0, 0, time.UTC)})
 	})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()

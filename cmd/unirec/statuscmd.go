@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/unirec/unirec/deploy/pipeline"
 	"github.com/unirec/unirec/serve"
 )
 
@@ -27,7 +28,7 @@ func cmdStatus(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	st := newStatusSource(cfg, "cli").get(ctx)
+	st := pipeline.NewStatusSource(cfg, "cli").Get(ctx)
 	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "KAFKA\t%s\n", strings.Join(st.Brokers, ","))
 	for topic, end := range st.Topics {
@@ -42,13 +43,9 @@ func cmdStatus(ctx context.Context, args []string) error {
 	for _, e := range st.Errors {
 		fmt.Fprintf(w, "  error\t%s\n", e)
 	}
-	token, err := cfg.Serve.APIToken()
-	if err != nil {
-		return err
-	}
 	fmt.Fprintln(w, "PROCESSES")
 	for _, base := range strings.Split(*procs, ",") {
-		line, useCases := processLine(ctx, strings.TrimRight(base, "/"), string(token))
+		line, useCases := processLine(ctx, strings.TrimRight(base, "/"), string(cfg.Secrets.APIToken))
 		fmt.Fprintf(w, "  %s\t%s\n", base, line)
 		for _, u := range useCases {
 			fmt.Fprintf(w, "    use case %s\t%s\n", u.Name, useCaseLine(u))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/unirec/unirec/deploy/pipeline"
 	"github.com/unirec/unirec/stream"
 )
 
@@ -33,7 +34,7 @@ func cmdTopics(ctx context.Context, args []string) error {
 		return fmt.Errorf("cannot create kafka client: %w", err)
 	}
 	defer cl.Close()
-	specs := topicSpecs(cfg)
+	specs := pipeline.TopicSpecs(cfg)
 	if sub == "create" {
 		if err := stream.EnsureTopics(ctx, cl, specs); err != nil {
 			return err

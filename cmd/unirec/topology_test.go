@@ -21,6 +21,7 @@ import (
 
 	"github.com/unirec/unirec/bench/synth"
 	"github.com/unirec/unirec/stream"
+	"github.com/unirec/unirec/stream/streamtest"
 )
 
 // topology drives deploy/local/topology.sh.
@@ -88,7 +89,7 @@ func TestTopologySurvivesCrashes(t *testing.T) {
 		tp.run("stop")
 	})
 	broker := fmt.Sprintf("127.0.0.1:%d", tp.base+92)
-	waitFor(t, 60*time.Second, "a leading trainer", func() bool { return tp.leader() != "" })
+	streamtest.WaitFor(t, 60*time.Second, "a leading trainer", func() bool { return tp.leader() != "" })
 
 	ctx, stopTraffic := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -124,10 +125,10 @@ func TestTopologySurvivesCrashes(t *testing.T) {
 	stopTraffic()
 	wg.Wait()
 
-	waitFor(t, 90*time.Second, "every engagement to become exactly one example", func() bool {
+	streamtest.WaitFor(t, 90*time.Second, "every engagement to become exactly one example", func() bool {
 		return examplesComplete(t, broker, &engaged)
 	})
-	waitFor(t, 60*time.Second, "the replicas to converge on one version", func() bool {
+	streamtest.WaitFor(t, 60*time.Second, "the replicas to converge on one version", func() bool {
 		a, b := tp.liveVersion(80), tp.liveVersion(90)
 		return a > 0 && a == b
 	})
@@ -144,7 +145,7 @@ func TestTopologySurvivesCrashes(t *testing.T) {
 func (tp *topology) measure(what string, cond func() bool) {
 	tp.t.Helper()
 	start := time.Now()
-	waitFor(tp.t, 90*time.Second, what, cond)
+	streamtest.WaitFor(tp.t, 90*time.Second, what, cond)
 	tp.t.Logf("measured: %s: %s", what, time.Since(start).Round(10*time.Millisecond))
 }
 
@@ -266,7 +267,7 @@ func queryBoth(ctx context.Context, tp *topology, ans *answers) {
 func examplesComplete(t *testing.T, broker string, engaged *sync.Map) bool {
 	t.Helper()
 	seen := map[string]int{}
-	err := stream.ReadPartition(context.Background(), stream.ClientOptions{Brokers: []string{broker}}, "unirec.examples", 0,
+	err := stream.ReadPartition(context.Background(), stream.Plaintext(broker), "unirec.examples", 0,
 		func(r *kgo.Record) error {
 			var ex stream.Example
 			if err := stream.DecodeExample(r.Value, &ex); err != nil {

@@ -1,10 +1,9 @@
-package main
+package pipeline
 
 import (
 	"context"
 	_ "embed"
 	"encoding/json"
-	"log"
 	"net/http"
 	"slices"
 	"sync"
@@ -58,8 +57,8 @@ type RecentDeadLetter struct {
 	Value  string    `json:"value"`
 }
 
-// statusSource gathers Status from the cluster, at most every 2 seconds.
-type statusSource struct {
+// StatusSource gathers Status from the cluster, at most every 2 seconds.
+type StatusSource struct {
 	cfg     Config
 	role    string
 	started time.Time
@@ -67,21 +66,23 @@ type statusSource struct {
 	// no dead-letter bytes when there is one (or when they cannot be read).
 	tokens  [][]byte
 	guarded bool
-	replica *serve.Replica // set by startReplica
+	// Replica, when set, is the process's replica, whose use cases the
+	// status shows.
+	Replica *serve.Replica
 
 	mu     sync.Mutex
 	cached *Status
 	at     time.Time
 }
 
-func newStatusSource(cfg Config, role string) *statusSource {
-	s := &statusSource{cfg: cfg, role: role, started: time.Now().UTC()}
-	for _, load := range []func() ([]byte, error){cfg.Serve.APIToken, cfg.Serve.AdminToken} {
-		tok, err := load()
-		if err != nil {
-			log.Printf("status: %v: dead-letter bytes are hidden from every request", err)
-			s.guarded = true
-		}
+// NewStatusSource returns the status of a process of cfg (its secrets
+// loaded) in role.
+func NewStatusSource(cfg Config, role string) *StatusSource {
+	s := &StatusSource{cfg: cfg, role: role, started: time.Now().UTC()}
+	// a token configured but not loaded hides the bytes from everyone
+	sv := cfg.Serve
+	s.guarded = sv.APITokenFile != "" || sv.APITokenEnv != "" || sv.AdminTokenFile != "" || sv.AdminTokenEnv != ""
+	for _, tok := range [][]byte{cfg.Secrets.APIToken, cfg.Secrets.AdminToken} {
 		if tok != nil {
 			s.tokens, s.guarded = append(s.tokens, tok), true
 		}
@@ -89,8 +90,8 @@ func newStatusSource(cfg Config, role string) *statusSource {
 	return s
 }
 
-// register mounts the page at / and the JSON at /v1/status.
-func (s *statusSource) register(mux *http.ServeMux) {
+// Register mounts the page at / and the JSON at /v1/status.
+func (s *StatusSource) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write(statusPage)
@@ -103,10 +104,10 @@ func (s *statusSource) register(mux *http.ServeMux) {
 
 // forRequest is the status as r may see it: without dead-letter bytes
 // unless r bears a configured token, and with the replica's use cases now.
-func (s *statusSource) forRequest(r *http.Request) *Status {
-	st := *s.get(r.Context())
-	if s.replica != nil {
-		st.UseCases = s.replica.UseCaseStates()
+func (s *StatusSource) forRequest(r *http.Request) *Status {
+	st := *s.Get(r.Context())
+	if s.Replica != nil {
+		st.UseCases = s.Replica.UseCaseStates()
 	}
 	if s.guarded && !slices.ContainsFunc(s.tokens, func(tok []byte) bool { return serve.HasBearer(r, tok) }) {
 		st.DeadLetters = slices.Clone(st.DeadLetters)
@@ -118,7 +119,8 @@ func (s *statusSource) forRequest(r *http.Request) *Status {
 	return &st
 }
 
-func (s *statusSource) get(ctx context.Context) *Status {
+// Get is the status now, or at most 2 seconds old.
+func (s *StatusSource) Get(ctx context.Context) *Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cached != nil && time.Since(s.at) < 2*time.Second {
@@ -141,7 +143,7 @@ func (s *statusSource) get(ctx context.Context) *Status {
 	return st
 }
 
-func (s *statusSource) topicEnds(ctx context.Context, adm *kadm.Client, st *Status) {
+func (s *StatusSource) topicEnds(ctx context.Context, adm *kadm.Client, st *Status) {
 	t := s.cfg.Topics
 	ends, err := adm.ListEndOffsets(ctx, t.Events, t.Examples, t.DeadLetters, t.Snapshots)
 	if err != nil {
@@ -155,7 +157,7 @@ func (s *statusSource) topicEnds(ctx context.Context, adm *kadm.Client, st *Stat
 	})
 }
 
-func (s *statusSource) groupLag(ctx context.Context, adm *kadm.Client, st *Status) {
+func (s *StatusSource) groupLag(ctx context.Context, adm *kadm.Client, st *Status) {
 	lags, err := adm.Lag(ctx, s.cfg.Ingest.Group)
 	if err != nil {
 		st.Errors = append(st.Errors, "cannot compute consumer lag: "+err.Error())

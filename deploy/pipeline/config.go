@@ -1,8 +1,14 @@
-package main
+// Package pipeline is the wiring of every unirec stage from one validated
+// config: the config itself (parsed once, validated purely, its secrets
+// loaded once after), the embedded broker, ingest, the trainer and its
+// snapshot publisher, serving replicas, the demo generator and each
+// process's HTTP endpoints. `unirec` and the benchmarks start stages only
+// through it. It never parses flags, and it reads files and the
+// environment only in LoadConfig, LoadSecrets and StartBroker.
+package pipeline
 
 import (
 	"bytes"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -21,7 +27,8 @@ import (
 )
 
 // Config is the one configuration format of every unirec command. It is
-// parsed once, here; libraries receive option structs.
+// parsed once (ReadConfig), checked (Validate), and its secrets are loaded
+// once after (LoadSecrets); libraries receive option structs.
 type Config struct {
 	DataDir string               `yaml:"data_dir"`
 	Kafka   stream.ClientOptions `yaml:"kafka"`
@@ -38,6 +45,8 @@ type Config struct {
 	Snapshot         SnapshotConfig    `yaml:"snapshot"`
 	Serve            ServeConfig       `yaml:"serve"`
 	Demo             DemoConfig        `yaml:"demo"`
+	// Secrets are loaded by LoadSecrets, never from the YAML itself.
+	Secrets Secrets `yaml:"-"`
 }
 
 // BrokerConfig configures the embedded broker.
@@ -60,34 +69,6 @@ type BrokerUserConfig struct {
 	User         string `yaml:"user"`
 	PasswordFile string `yaml:"password_file"`
 	PasswordEnv  string `yaml:"password_env"`
-}
-
-// brokerOptions resolves the embedded broker's files and secrets.
-func (c *Config) brokerOptions() (stream.BrokerOptions, error) {
-	o := stream.BrokerOptions{Port: c.Broker.Port, DataDir: filepath.Join(c.DataDir, "broker"), Partitions: c.Broker.EventPartitions}
-	if t := c.Broker.TLS; t.CertFile != "" || t.KeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return o, fmt.Errorf("broker.tls: cannot load cert_file/key_file: %w", err)
-		}
-		o.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	}
-	for i, u := range c.Broker.Users {
-		pass, err := stream.Secret(fmt.Sprintf("broker.users[%d].password", i), u.PasswordFile, u.PasswordEnv)
-		if err != nil {
-			return o, err
-		}
-		if u.User == "" || pass == "" {
-			return o, fmt.Errorf("broker.users[%d]: user and a password (password_file or password_env) are required", i)
-		}
-		switch u.Mechanism {
-		case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
-		default:
-			return o, fmt.Errorf("broker.users[%d].mechanism must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", i)
-		}
-		o.Users = append(o.Users, stream.BrokerUser{Mechanism: u.Mechanism, User: u.User, Password: pass})
-	}
-	return o, nil
 }
 
 // IngestConfig configures the ingest stage.
@@ -140,11 +121,6 @@ type SnapshotConfig struct {
 	HMACKeyEnv  string `yaml:"hmac_key_env"`
 }
 
-// Key loads the snapshot HMAC key (nil when none is configured).
-func (s SnapshotConfig) Key() ([]byte, error) {
-	return snapshot.LoadKey(s.HMACKeyFile, s.HMACKeyEnv, "snapshot.hmac_key")
-}
-
 // ServeConfig configures a serving replica.
 type ServeConfig struct {
 	Listen   string          `yaml:"listen"`
@@ -173,16 +149,6 @@ type ServeConfig struct {
 func (s ServeConfig) ReplicaOptions(reg *ingest.Registry) serve.ReplicaOptions {
 	return serve.ReplicaOptions{Registry: reg, UseCases: s.UseCases, Checks: s.Checks, KeepVersions: s.KeepVersions,
 		Only: s.Only, CandidateSets: s.CandidateSets, Load: s.Load}
-}
-
-// AdminToken loads the admin token (nil when none is configured).
-func (s ServeConfig) AdminToken() ([]byte, error) {
-	return snapshot.LoadSecret(s.AdminTokenFile, s.AdminTokenEnv, "serve.admin_token", "token")
-}
-
-// APIToken loads the API token (nil when none is configured).
-func (s ServeConfig) APIToken() ([]byte, error) {
-	return snapshot.LoadSecret(s.APITokenFile, s.APITokenEnv, "serve.api_token", "token")
 }
 
 // SnapshotRetention is the retention of the snapshots topic: ten full
@@ -221,34 +187,57 @@ func DefaultConfig() Config {
 	}
 }
 
-// LoadConfig reads a YAML config file over the defaults. Unknown fields
-// are errors, so a typo cannot silently fall back to a default.
-func LoadConfig(path string) (Config, error) {
+// ReadConfig reads a YAML config file over the defaults ("" reads none)
+// and fills what it leaves empty (EnsureDefaults); it does not validate.
+// Unknown fields are errors, so a typo cannot silently fall back to a
+// default.
+func ReadConfig(path string) (Config, error) {
 	cfg := DefaultConfig()
-	if path == "" {
-		return cfg, cfg.Validate()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("cannot read config %q: %w", path, err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, fmt.Errorf("cannot parse config %q: %w", path, err)
+		}
 	}
-	b, err := os.ReadFile(path)
+	cfg.EnsureDefaults()
+	return cfg, nil
+}
+
+// LoadConfig reads a YAML config file over the defaults and validates it;
+// the error names the file and the field to fix.
+func LoadConfig(path string) (Config, error) {
+	cfg, err := ReadConfig(path)
 	if err != nil {
-		return cfg, fmt.Errorf("cannot read config %q: %w", path, err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return cfg, fmt.Errorf("cannot parse config %q: %w", path, err)
+		return cfg, err
 	}
 	if err := cfg.Validate(); err != nil {
+		if path == "" {
+			return cfg, err
+		}
 		return cfg, fmt.Errorf("invalid config %q: %w", path, err)
 	}
 	return cfg, nil
 }
 
-// Validate checks every section; the error names the field to fix.
-func (c *Config) Validate() error {
+// EnsureDefaults fills the topic names and the canvases a config leaves
+// empty.
+func (c *Config) EnsureDefaults() {
 	c.Topics.EnsureDefaults()
 	if len(c.Canvases) == 0 {
 		c.Canvases = ingest.DefaultCanvases()
 	}
+}
+
+// Validate checks every section; the error names the field to fix. It is
+// pure: it reads no file or environment variable, opens no connection and
+// changes nothing (secrets are LoadSecrets'). To check the use cases
+// against the canvases it builds a replica aside and drops it.
+func (c Config) Validate() error {
 	if c.Topics.ReplicationFactor < 1 {
 		return fmt.Errorf("topics.replication_factor must be at least 1, got %d", c.Topics.ReplicationFactor)
 	}
@@ -258,26 +247,11 @@ func (c *Config) Validate() error {
 	if err := c.Kafka.Validate(); err != nil {
 		return err
 	}
-	if err := c.Kafka.Load(); err != nil {
-		return err
-	}
 	if c.Broker.EventPartitions <= 0 {
 		return errors.New("broker.event_partitions must be positive")
 	}
-	if c.Ingest.AllowedLateness < 0 {
-		return errors.New("ingest.allowed_lateness must not be negative")
-	}
-	if c.Ingest.MaxFutureSkew < time.Second {
-		return fmt.Errorf("ingest.max_future_skew must be at least 1s (events later than the wall clock plus it are dead-lettered), got %s", c.Ingest.MaxFutureSkew)
-	}
-	if c.Ingest.MaxDedupeIDs < 1 || c.Ingest.MaxPoolItems < 1 {
-		return fmt.Errorf("ingest.max_dedupe_ids and ingest.max_pool_items must be positive, got %d and %d", c.Ingest.MaxDedupeIDs, c.Ingest.MaxPoolItems)
-	}
-	if c.Ingest.SessionTimeout != 0 && c.Ingest.SessionTimeout < time.Second {
-		return fmt.Errorf("ingest.session_timeout must be 0 (client default) or at least 1s, got %s", c.Ingest.SessionTimeout)
-	}
-	if c.Ingest.Group == "" || c.Ingest.TransactionalID == "" || c.Ingest.Changelog == "" {
-		return errors.New("ingest.group, ingest.transactional_id and ingest.changelog are required")
+	if err := c.Ingest.validate(); err != nil {
+		return err
 	}
 	if err := c.Model.Validate(); err != nil {
 		return err
@@ -288,25 +262,7 @@ func (c *Config) Validate() error {
 	if c.Trainer.LeaseGroup == "" || c.Trainer.LeaseTopic == "" || c.Trainer.LeaseSessionTimeout <= 0 {
 		return errors.New("trainer.lease_group, trainer.lease_topic and a positive trainer.lease_session_timeout are required")
 	}
-	if c.Snapshot.Interval <= 0 {
-		return errors.New("snapshot.interval must be positive")
-	}
-	if c.Snapshot.FullInterval < c.Snapshot.Interval {
-		return fmt.Errorf("snapshot.full_interval (%s) must be at least snapshot.interval (%s)", c.Snapshot.FullInterval, c.Snapshot.Interval)
-	}
-	if err := c.Snapshot.Encoding.Validate(); err != nil {
-		return err
-	}
-	if c.Snapshot.TransactionalID == "" {
-		return errors.New("snapshot.transactional_id is required")
-	}
-	if _, err := c.Snapshot.Key(); err != nil {
-		return err
-	}
-	if _, err := c.Serve.AdminToken(); err != nil {
-		return err
-	}
-	if _, err := c.Serve.APIToken(); err != nil {
+	if err := c.Snapshot.validate(); err != nil {
 		return err
 	}
 	if c.Serve.KeepVersions < 1 {
@@ -323,11 +279,46 @@ func (c *Config) Validate() error {
 	return err
 }
 
+func (i IngestConfig) validate() error {
+	if i.AllowedLateness < 0 {
+		return errors.New("ingest.allowed_lateness must not be negative")
+	}
+	if i.MaxFutureSkew < time.Second {
+		return fmt.Errorf("ingest.max_future_skew must be at least 1s (events later than the wall clock plus it are dead-lettered), got %s", i.MaxFutureSkew)
+	}
+	if i.MaxDedupeIDs < 1 || i.MaxPoolItems < 1 {
+		return fmt.Errorf("ingest.max_dedupe_ids and ingest.max_pool_items must be positive, got %d and %d", i.MaxDedupeIDs, i.MaxPoolItems)
+	}
+	if i.SessionTimeout != 0 && i.SessionTimeout < time.Second {
+		return fmt.Errorf("ingest.session_timeout must be 0 (client default) or at least 1s, got %s", i.SessionTimeout)
+	}
+	if i.Group == "" || i.TransactionalID == "" || i.Changelog == "" {
+		return errors.New("ingest.group, ingest.transactional_id and ingest.changelog are required")
+	}
+	return nil
+}
+
+func (s SnapshotConfig) validate() error {
+	if s.Interval <= 0 {
+		return errors.New("snapshot.interval must be positive")
+	}
+	if s.FullInterval < s.Interval {
+		return fmt.Errorf("snapshot.full_interval (%s) must be at least snapshot.interval (%s)", s.FullInterval, s.Interval)
+	}
+	if err := s.Encoding.Validate(); err != nil {
+		return err
+	}
+	if s.TransactionalID == "" {
+		return errors.New("snapshot.transactional_id is required")
+	}
+	return nil
+}
+
 // Registry builds the canvas registry.
-func (c *Config) Registry() (*ingest.Registry, error) { return ingest.NewRegistry(c.Canvases) }
+func (c Config) Registry() (*ingest.Registry, error) { return ingest.NewRegistry(c.Canvases) }
 
 // TrainerOptions are the options of the trainer of this configuration.
-func (c *Config) TrainerOptions() online.TrainerOptions {
+func (c Config) TrainerOptions() online.TrainerOptions {
 	return online.TrainerOptions{
 		Model: c.Model, Dir: filepath.Join(c.DataDir, "trainer"), Client: c.Kafka, Topic: c.Topics.Examples,
 		CommitInterval: c.Trainer.CommitInterval, MaxRows: c.Trainer.MaxRows, MinCount: c.Trainer.MinCount, TTL: c.Trainer.TTL,

@@ -1,8 +1,6 @@
-package main
+package pipeline
 
 import (
-	"go/parser"
-	"go/token"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,7 +14,7 @@ import (
 // parses with the real loader, so none can rot.
 func TestDeployConfigsParse(t *testing.T) {
 	var files []string
-	filepath.WalkDir("../../deploy", func(p string, d fs.DirEntry, err error) error {
+	filepath.WalkDir("..", func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.Name() == "unirec.yaml" {
 			files = append(files, p)
 		}
@@ -33,7 +31,7 @@ func TestDeployConfigsParse(t *testing.T) {
 		}
 		// The deployments (not the defaults file) let a killed ingest
 		// process's partitions move within seconds, as the topology does.
-		if f != filepath.Join("../../deploy", "unirec.yaml") && (c.Ingest.SessionTimeout == 0 || c.Ingest.SessionTimeout > 15*time.Second) {
+		if f != filepath.Join("..", "unirec.yaml") && (c.Ingest.SessionTimeout == 0 || c.Ingest.SessionTimeout > 15*time.Second) {
 			t.Errorf("%s: ingest.session_timeout is %s; set 10s (the client default holds a dead process's partitions 45s)", f, c.Ingest.SessionTimeout)
 		}
 	}
@@ -41,11 +39,12 @@ func TestDeployConfigsParse(t *testing.T) {
 
 // The documented full config says exactly what the defaults are.
 func TestDeployConfigIsTheDefaults(t *testing.T) {
-	got, err := LoadConfig("../../deploy/unirec.yaml")
+	got, err := LoadConfig("../unirec.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := DefaultConfig()
+	want.EnsureDefaults()
 	if err := want.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -61,12 +60,17 @@ func TestDeployConfigIsTheDefaults(t *testing.T) {
 	}
 }
 
+// A bad config, or a secret it names that cannot be loaded, fails with
+// an error that names the field.
 func TestBadConfigNamesTheField(t *testing.T) {
 	f := func(yaml, want string) {
 		t.Helper()
 		p := filepath.Join(t.TempDir(), "c.yaml")
 		os.WriteFile(p, []byte(yaml), 0o644)
-		_, err := LoadConfig(p)
+		cfg, err := LoadConfig(p)
+		if err == nil {
+			err = cfg.LoadSecrets()
+		}
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: got %v, want an error containing %q", yaml, err, want)
 		}
@@ -101,63 +105,6 @@ func TestBadConfigNamesTheField(t *testing.T) {
 	f("serve:\n  api_token_env: UNIREC_TEST_SHORT_TOKEN\n", "serve.api_token_env: token must be at least 16 bytes, got 4")
 }
 
-// Every package has a doc comment saying what it owns.
-func TestEveryPackageHasADocComment(t *testing.T) {
-	dirs := map[string]bool{}
-	filepath.WalkDir("../..", func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
-			dirs[filepath.Dir(p)] = true
-		}
-		return nil
-	})
-	for dir := range dirs {
-		pkgs, err := parser.ParseDir(token.NewFileSet(), dir, func(fi fs.FileInfo) bool {
-			return !strings.HasSuffix(fi.Name(), "_test.go")
-		}, parser.ParseComments|parser.PackageClauseOnly)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for name, pkg := range pkgs {
-			documented := false
-			for _, f := range pkg.Files {
-				documented = documented || f.Doc != nil
-			}
-			if !documented {
-				t.Errorf("package %s in %s has no doc comment", name, dir)
-			}
-		}
-	}
-}
-
-// topics check prints the configs a topic needs as key=value, not as a Go map.
-func TestTopicsCheckConfigText(t *testing.T) {
-	if got := configText(nil); got != "" {
-		t.Errorf("no configs: got %q", got)
-	}
-	if got, want := configText(map[string]string{"retention.ms": "3600000", "max.message.bytes": "1048576"}), " max.message.bytes=1048576 retention.ms=3600000"; got != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
-}
-
-// The query `unirec run` suggests works as printed: with the API token's
-// header when one is configured, and the demo line says whether it is on.
-func TestWelcomeQueryBearsTheToken(t *testing.T) {
-	cfg := DefaultConfig()
-	if w := welcome("b:9092", "127.0.0.1:8080", cfg); strings.Contains(w, "Authorization") || !strings.Contains(w, "on (50 requests/s)") ||
-		!strings.Contains(w, "topics: unirec.events and unirec.catalog (in), unirec.examples,") {
-		t.Errorf("defaults:\n%s", w)
-	}
-	cfg.Demo.Enabled = false
-	cfg.Serve.APITokenFile = "/etc/unirec/api-token"
-	if w := welcome("b:9092", "127.0.0.1:8080", cfg); !strings.Contains(w, `curl -s -H "Authorization: Bearer $(cat /etc/unirec/api-token)" 127.0.0.1:8080/v1/recommend`) || !strings.Contains(w, "Demo events:              off\n") {
-		t.Errorf("token file, demo off:\n%s", w)
-	}
-	cfg.Serve.APITokenFile, cfg.Serve.APITokenEnv = "", "UNIREC_API_TOKEN"
-	if w := welcome("b:9092", "127.0.0.1:8080", cfg); !strings.Contains(w, `-H "Authorization: Bearer $UNIREC_API_TOKEN"`) {
-		t.Errorf("token env:\n%s", w)
-	}
-}
-
 // Every topic unirec uses is created and checked with the configured
 // replication factor, the trainers' lease topic included.
 func TestTopicSpecsCoverEveryTopic(t *testing.T) {
@@ -167,7 +114,7 @@ func TestTopicSpecsCoverEveryTopic(t *testing.T) {
 	}
 	cfg.Topics.ReplicationFactor = 3
 	got := map[string]int16{}
-	for _, s := range topicSpecs(cfg) {
+	for _, s := range TopicSpecs(cfg) {
 		got[s.Name] = s.Replicas
 	}
 	for _, name := range []string{cfg.Topics.Events, cfg.Topics.Examples, cfg.Topics.Snapshots, cfg.Topics.DeadLetters,
