@@ -33,7 +33,7 @@ func (t *Trainer) Capture() (*model.Capture, error) {
 	}
 	for name, ts := range t.tasks {
 		c.Tasks[name] = model.TaskParams{Scale: slices.Clone(ts.p.Scale), Shift: slices.Clone(ts.p.Shift), Bias: ts.p.Bias,
-			Memory: maps.Clone(ts.p.Memory)}
+			Memory: memoryWeights(ts.p.Memory)}
 	}
 	for _, id := range slices.Sorted(maps.Keys(t.items)) {
 		c.Items = append(c.Items, model.Item{ID: id, Meta: t.items[id]})
@@ -96,4 +96,13 @@ func (t *Trainer) RaiseVersion(v int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.version = max(t.version, v)
+}
+
+// memoryWeights copies a task's memory weights; nil when it has none, as a
+// snapshot decodes them.
+func memoryWeights(w map[string]float32) map[string]float32 {
+	if len(w) == 0 {
+		return nil
+	}
+	return maps.Clone(w)
 }

@@ -23,9 +23,7 @@ import (
 // wide part of Wide & Deep over count features (Monolith's cross
 // features, Netflix's context features). Keys are every context field
 // value of the unified context except the excluded fields (the user's own
-// history is already in the user's row and excluded at serving), plus the
-// task itself (per-task popularity, which the shared item bias cannot
-// hold). Serving scores the whole catalog with the dot product and adds
+// history is already in the user's row and excluded at serving). Serving scores the whole catalog with the dot product and adds
 // m to the few items in the request's lists, so the answer stays the
 // exact top-k of one model.
 
@@ -58,7 +56,7 @@ type MemoryConfig struct {
 // DefaultMemoryConfig is the memory of DefaultModelConfig.
 func DefaultMemoryConfig() MemoryConfig {
 	return MemoryConfig{Enabled: true, Exclude: []string{"user_id"}, ItemsPerContext: 100, MaxContexts: 200_000,
-		LearningRate: 0.5, RankScale: 4}
+		LearningRate: 0.5, RankScale: 8}
 }
 
 // Validate checks the memory configuration; errors name the field.
@@ -81,21 +79,20 @@ func (c MemoryConfig) Validate() error {
 }
 
 // MemoryKey is one memory list a context reads: its id and the context
-// field it comes from ("" for the task's own list).
+// field it comes from.
 type MemoryKey struct {
 	ID    uint64
 	Field string
 }
 
-// TaskField is the Field of the task's own memory list.
-const TaskField = ""
-
 // sentinel is the unified context's value of a field the canvas lacks
 // (ingest.SentinelDefault); it gets no list of its own.
 const sentinel = "<none>"
 
-// MemoryKeys appends the memory keys of a request context of task: the
-// task's own list, then one per non-excluded field with a value. A query
+// MemoryKeys appends the memory keys of a request context of task: one per
+// non-excluded field with a value. (A list of the task itself, per-task
+// popularity, lowered recall on MovieLens: it boosts the same popular items
+// for every request, over the user's own dot product.) A query
 // is keyed by its lower-cased tokens, so case and punctuation do not split
 // its counts.
 func (c MemoryConfig) MemoryKeys(dst []MemoryKey, task string, ctx []stream.Field) []MemoryKey {
@@ -103,7 +100,6 @@ func (c MemoryConfig) MemoryKeys(dst []MemoryKey, task string, ctx []stream.Fiel
 		return dst
 	}
 	seed := Mix64(xxhash.Sum64String("mem") ^ xxhash.Sum64String(task)*0x9e3779b97f4a7c15)
-	// dst = append(dst, MemoryKey{ID: seed, Field: TaskField})
 	for _, fl := range ctx {
 		if fl.Value == "" || fl.Value == sentinel || slices.Contains(c.Exclude, fl.Name) {
 			continue
