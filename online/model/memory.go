@@ -55,7 +55,7 @@ type MemoryConfig struct {
 
 // DefaultMemoryConfig is the memory of DefaultModelConfig.
 func DefaultMemoryConfig() MemoryConfig {
-	return MemoryConfig{Enabled: true, Exclude: []string{"user_id"}, ItemsPerContext: 100, MaxContexts: 200_000,
+	return MemoryConfig{Enabled: true, Exclude: []string{"user_id", "country", "language", "device"}, ItemsPerContext: 100, MaxContexts: 200_000,
 		LearningRate: 0.5, RankScale: 8}
 }
 
