@@ -58,7 +58,7 @@ func BenchmarkEncoding(b *testing.B) {
 	}
 }
 
-func replicaWith(b *testing.B, reg *ingest.Registry, u *snapshot.Update) *Replica {
+func replicaWith(b testing.TB, reg *ingest.Registry, u *snapshot.Update) *Replica {
 	r, err := NewReplica(ReplicaOptions{Registry: reg})
 	if err != nil {
 		b.Fatal(err)

@@ -32,13 +32,7 @@ func TestServesWhatTheTrainerLearned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := NewReplica(ReplicaOptions{Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Apply(snapshot.UpdateOf(nil, c)); err != nil {
-		t.Fatal(err)
-	}
+	r := replicaWith(t, reg, snapshot.UpdateOf(nil, c))
 	for _, canvas := range w.Canvases() {
 		var hits, total float64
 		for i := 0; i < 40; i++ {

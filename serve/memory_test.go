@@ -69,13 +69,7 @@ func recallOfPlanted(t *testing.T, memory bool) float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := NewReplica(ReplicaOptions{Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Apply(snapshot.UpdateOf(nil, c)); err != nil {
-		t.Fatal(err)
-	}
+	r := replicaWith(t, reg, snapshot.UpdateOf(nil, c))
 	hits := 0
 	for cat, items := range owns {
 		resp, aerr := r.Recommend(context.Background(), &Request{UseCase: "category_exploration", K: 3,

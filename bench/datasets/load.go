@@ -77,12 +77,7 @@ func Load(name, path string, rebase bool) ([]ingest.Event, error) {
 			return nil, err
 		}
 		evs := OpenBanditEvents(rows)
-		if rebase && len(evs) > 0 {
-			shift := now.Sub(evs[len(evs)-1].Time)
-			for i := range evs {
-				evs[i].Time = evs[i].Time.Add(shift)
-			}
-		}
+		RebaseTo(evs, now)
 		return evs, nil
 	case "synth":
 		w := synth.NewWorld(synth.Options{Seed: 1, Start: now.Add(-SynthRequests * 100 * time.Millisecond), IDPrefix: synth.RunIDPrefix("synth", now)})

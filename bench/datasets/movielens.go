@@ -184,14 +184,10 @@ func (m *MovieLens) Events(rebase time.Time) []ingest.Event {
 	}
 	sort.SliceStable(all, func(a, b int) bool { return all[a].t.Before(all[b].t) })
 	out := make([]ingest.Event, len(all))
-	shift := time.Duration(0)
-	if !rebase.IsZero() && len(all) > 0 {
-		shift = rebase.Sub(all[len(all)-1].t)
-	}
 	for i, x := range all {
 		out[i] = x.ev
-		out[i].Time = x.t.Add(shift)
 	}
+	RebaseTo(out, rebase)
 	return out
 }
 

@@ -139,12 +139,7 @@ func (m *MovieTweetings) Events(rebase time.Time) []ingest.Event {
 			out = append(out, m.event(fmt.Sprintf("mt-s-%d", i), "search", "click", r, map[string]string{"user_id": user, "query": w[i%len(w)]}))
 		}
 	}
-	if !rebase.IsZero() && len(out) > 0 {
-		shift := rebase.Sub(out[len(out)-1].Time)
-		for i := range out {
-			out[i].Time = out[i].Time.Add(shift)
-		}
-	}
+	RebaseTo(out, rebase)
 	return out
 }
 

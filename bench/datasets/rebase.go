@@ -36,3 +36,16 @@ func RebaseWeeks(evs []ingest.Event, now time.Time) time.Duration {
 	}
 	return shift
 }
+
+// RebaseTo shifts every event time so that the last event (evs are in
+// event-time order) falls on at, keeping order and spacing; a zero at
+// leaves the times as they are.
+func RebaseTo(evs []ingest.Event, at time.Time) {
+	if at.IsZero() || len(evs) == 0 {
+		return
+	}
+	shift := at.Sub(evs[len(evs)-1].Time)
+	for i := range evs {
+		evs[i].Time = evs[i].Time.Add(shift)
+	}
+}
