@@ -71,7 +71,7 @@ func (m *memory) count(key uint64, item string, at, watermark int64) float64 {
 	if !ok {
 		return 0
 	}
-	return (c.n - c.err) * model.Decay(l.ref, max(at, l.ref), m.cfg.HalfLife)
+	return (c.n - c.err) * model.Decay(l.ref, at, m.cfg.HalfLife)
 }
 
 // add counts an engagement of weight w with item in key's list at time at.
@@ -89,7 +89,7 @@ func (m *memory) add(key uint64, item string, w float64, at, watermark int64) {
 		c = memCount{n: l.counts[low].n, err: l.counts[low].n}
 		delete(l.counts, low)
 	}
-	c.n += w / model.Decay(l.ref, max(at, l.ref), m.cfg.HalfLife)
+	c.n += w / model.Decay(l.ref, at, m.cfg.HalfLife)
 	l.counts[item] = c
 	l.last = max(l.last, at)
 	m.mark(key)

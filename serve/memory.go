@@ -67,13 +67,13 @@ func (m *Model) boosts(task string, ctx []stream.Field, tp *model.TaskParams, at
 	}
 	z := map[int32]float32{}
 	for _, k := range cfg.MemoryKeys(nil, task, ctx) {
-		l, w := m.memory[k.ID], tp.Memory[k.Field]*float32(cfg.RankScale)
+		l, w := m.memory[k.ID], tp.Memory[k.Field]
 		if l == nil || w == 0 {
 			continue
 		}
-		decay := model.Decay(l.ref, max(at.UnixMilli(), l.ref), cfg.HalfLife)
+		decay := model.Decay(l.ref, at.UnixMilli(), cfg.HalfLife)
 		for _, e := range l.items {
-			z[e.idx] += w * model.MemoryFeature(e.count*decay)
+			z[e.idx] += cfg.RankTerm(w, e.count, decay)
 		}
 	}
 	out := make([]boost, 0, len(z))

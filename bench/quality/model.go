@@ -108,9 +108,9 @@ func (m *trained) memoryTerms(ex *stream.Example, tp *model.TaskParams, add func
 		if !ok {
 			continue
 		}
-		decay := model.Decay(l.Ref, max(ex.EventTime, l.Ref), cfg.HalfLife)
+		decay := model.Decay(l.Ref, ex.EventTime, cfg.HalfLife)
 		for _, it := range l.Items {
-			add(it.Item, float32(cfg.RankScale)*tp.Memory[k.Field]*model.MemoryFeature(it.Count*decay))
+			add(it.Item, cfg.RankTerm(tp.Memory[k.Field], it.Count, decay))
 		}
 	}
 }

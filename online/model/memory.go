@@ -129,13 +129,21 @@ func MemoryFeature(n float64) float32 {
 }
 
 // Decay is the factor that brings a count stored relative to ref (ms) to
-// time at (ms) under the half-life h; 1 without one. A stored value v
-// counts v * Decay(ref, at, h) at time at.
+// time at (ms) under the half-life h; 1 without one, and 1 for an at
+// before ref (an event out of order never inflates a count). A stored
+// value v counts v * Decay(ref, at, h) at time at.
 func Decay(ref, at int64, h time.Duration) float64 {
-	if h <= 0 {
+	if h <= 0 || at <= ref {
 		return 1
 	}
 	return math.Exp2(-float64(at-ref) / float64(h.Milliseconds()))
+}
+
+// RankTerm is the memory term of an item with stored count n in a list
+// whose counts decay by decay, for a field of weight w, as ranking scores
+// it (scaled by RankScale).
+func (c MemoryConfig) RankTerm(w float32, n, decay float64) float32 {
+	return float32(c.RankScale) * w * MemoryFeature(n*decay)
 }
 
 // MemoryList is one context's list as snapshots carry it: counts stored
