@@ -31,8 +31,8 @@ type memList struct {
 // replaced another is not scored as if it had the other's engagements.
 type memCount struct{ n, err float64 }
 
-// memory holds every list, what changed since the last commit, and what
-// was dropped.
+// memory holds every list and which keys changed (or were dropped) since
+// the last commit and since the last capture.
 type memory struct {
 	cfg     model.MemoryConfig
 	ttl     int64 // ms; 0 never expires
