@@ -80,17 +80,22 @@ func (l *limiter) queued() int64   { return max(l.admitted.Load()-l.inFlight(), 
 // (Retry-After: 1) and closed, and refused is called, so a flood of idle or
 // slow connections holds neither goroutines nor memory beyond n.
 func LimitListener(ln net.Listener, n int, refused func()) net.Listener {
-	return &limitListener{Listener: ln, sem: make(chan struct{}, n), refused: refused}
+	return &limitListener{Listener: ln, sem: make(chan struct{}, n), refusing: make(chan struct{}, maxRefusing), refused: refused}
 }
 
 type limitListener struct {
 	net.Listener
-	sem     chan struct{}
-	refused func()
+	sem      chan struct{}
+	refusing chan struct{} // connections being refused (maxRefusing)
+	refused  func()
 }
 
 // refusal is the whole answer to a connection over the bound.
 const refusal = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+// maxRefusing bounds the connections being refused at once; beyond it a
+// connection is closed without an answer.
+const maxRefusing = 256
 
 func (l *limitListener) Accept() (net.Conn, error) {
 	for {
@@ -103,15 +108,32 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return &limitConn{Conn: c, release: sync.OnceFunc(func() { <-l.sem })}, nil
 		default:
 		}
-		// The answer fits an empty socket buffer: the write does not wait
-		// for the client (and never longer than the deadline).
-		c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-		c.Write([]byte(refusal))
-		c.Close()
-		if l.refused != nil {
-			l.refused()
-		}
+		l.refuse(c)
 	}
+}
+
+// refuse answers a connection over the bound with a 503 once its request
+// has started to arrive (an answer written before it is one the client
+// never asked for, and Go's client drops it as unsolicited), waiting at
+// most a second, off the accept loop.
+func (l *limitListener) refuse(c net.Conn) {
+	if l.refused != nil {
+		l.refused()
+	}
+	select {
+	case l.refusing <- struct{}{}:
+	default:
+		c.Close()
+		return
+	}
+	go func() {
+		defer func() { <-l.refusing }()
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(time.Second))
+		var buf [4096]byte
+		c.Read(buf[:])
+		c.Write([]byte(refusal))
+	}()
 }
 
 // limitConn gives its place back once, on its first Close.
