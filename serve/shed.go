@@ -76,9 +76,11 @@ func (l *limiter) inFlight() int64 { return int64(len(l.slots)) }
 func (l *limiter) queued() int64   { return max(l.admitted.Load()-l.inFlight(), 0) }
 
 // LimitListener returns a listener that keeps at most n connections of ln
-// open at once. A connection beyond them is answered at once with a 503
-// (Retry-After: 1) and closed, and refused is called, so a flood of idle or
-// slow connections holds neither goroutines nor memory beyond n.
+// open at once. A connection beyond them is counted (refused is called),
+// answered with a 503 (Retry-After: 1) once its request starts to arrive,
+// within a second, and closed; at most maxRefusing are being answered at
+// once, the rest are closed at once, so a flood of idle or slow connections
+// holds neither goroutines nor memory beyond n + maxRefusing.
 func LimitListener(ln net.Listener, n int, refused func()) net.Listener {
 	return &limitListener{Listener: ln, sem: make(chan struct{}, n), refusing: make(chan struct{}, maxRefusing), refused: refused}
 }
