@@ -29,7 +29,14 @@ type memList struct {
 // replaced. Eviction goes by n (a heavy item is never evicted by lighter
 // ones); the feature is the lower bound n - err, so an item that just
 // replaced another is not scored as if it had the other's engagements.
-type memCount struct{ n, err float64 }
+// user is the user of the latest engagements and own their count: an
+// example of that user reads the count without them (leave-user-out), as
+// serving never ranks a user's own engaged items (they are excluded), so
+// a user's own history must not teach the weights what a list is worth.
+type memCount struct {
+	n, err, own float64
+	user        uint64
+}
 
 // memory holds every list and which keys changed (or were dropped) since
 // the last commit and since the last capture.
@@ -61,8 +68,9 @@ func (m *memory) list(key uint64, watermark int64) *memList {
 	return l
 }
 
-// count is the decayed count of item in key's list at time at.
-func (m *memory) count(key uint64, item string, at, watermark int64) float64 {
+// count is the decayed count of item in key's list at time at, without
+// the latest engagements of user (0: none known).
+func (m *memory) count(key uint64, item string, user uint64, at, watermark int64) float64 {
 	l := m.list(key, watermark)
 	if l == nil {
 		return 0
@@ -71,11 +79,16 @@ func (m *memory) count(key uint64, item string, at, watermark int64) float64 {
 	if !ok {
 		return 0
 	}
-	return (c.n - c.err) * model.Decay(l.ref, at, m.cfg.HalfLife)
+	n := c.n - c.err
+	if user != 0 && c.user == user {
+		n -= c.own
+	}
+	return max(0, n) * model.Decay(l.ref, at, m.cfg.HalfLife)
 }
 
-// add counts an engagement of weight w with item in key's list at time at.
-func (m *memory) add(key uint64, item string, w float64, at, watermark int64) {
+// add counts an engagement of weight w by user with item in key's list at
+// time at.
+func (m *memory) add(key uint64, item string, user uint64, w float64, at, watermark int64) {
 	l := m.list(key, watermark)
 	if l == nil {
 		m.makeRoom()
@@ -89,7 +102,12 @@ func (m *memory) add(key uint64, item string, w float64, at, watermark int64) {
 		c = memCount{n: l.counts[low].n, err: l.counts[low].n}
 		delete(l.counts, low)
 	}
-	c.n += w / model.Decay(l.ref, at, m.cfg.HalfLife)
+	v := w / model.Decay(l.ref, at, m.cfg.HalfLife)
+	if c.user != user {
+		c.user, c.own = user, 0
+	}
+	c.n += v
+	c.own += v
 	l.counts[item] = c
 	l.last = max(l.last, at)
 	m.mark(key)
@@ -104,7 +122,7 @@ func (m *memory) rebase(l *memList, at int64) {
 	}
 	f := model.Decay(l.ref, at, m.cfg.HalfLife)
 	for item, c := range l.counts {
-		l.counts[item] = memCount{n: c.n * f, err: c.err * f}
+		l.counts[item] = memCount{n: c.n * f, err: c.err * f, own: c.own * f, user: c.user}
 	}
 	l.ref = at
 }

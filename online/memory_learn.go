@@ -6,15 +6,17 @@ import (
 )
 
 // memoryTerm reads the counts of ex's item in the lists of its context
-// (before ex itself is counted) into the scratch features and returns the
-// memory term of the logit.
+// (before ex itself is counted, and without the latest engagements of ex's
+// own user) into the scratch features and returns the memory term of the
+// logit.
 func (t *Trainer) memoryTerm(ex *stream.Example, ts *taskState) float32 {
 	s := &t.scratch
 	s.memKeys = t.cfg.Memory.MemoryKeys(s.memKeys[:0], ex.Task, ex.Context)
 	s.memX = s.memX[:0]
+	s.memUser = model.MemoryUser(ex.Context)
 	var m float32
 	for _, k := range s.memKeys {
-		x := model.MemoryFeature(t.mem.count(k.ID, ex.ItemID, ex.EventTime, t.watermark))
+		x := model.MemoryFeature(t.mem.count(k.ID, ex.ItemID, s.memUser, ex.EventTime, t.watermark))
 		s.memX = append(s.memX, x)
 		m += ts.p.Memory[k.Field] * x
 	}
@@ -37,7 +39,7 @@ func (t *Trainer) updateMemory(ex *stream.Example, ts *taskState, dz float32, le
 	}
 	if ex.Label > 0 && ex.Weight > 0 {
 		for _, k := range s.memKeys {
-			t.mem.add(k.ID, ex.ItemID, float64(ex.Weight), ex.EventTime, t.watermark)
+			t.mem.add(k.ID, ex.ItemID, s.memUser, float64(ex.Weight), ex.EventTime, t.watermark)
 		}
 	}
 }

@@ -11,10 +11,14 @@ import (
 )
 
 // The memory's records in the parameter store, written in the same batch
-// as the rows and offsets: a list per key (ref, last, then items and
-// counts) and each task's memory weights with their accumulators.
+// as the rows and offsets: a list per key (ref, last, then each item with
+// n, err, own and user) and each task's memory weights with their
+// accumulators.
 
 var errMemoryRecord = errors.New("truncated or malformed record")
+
+// memItemBytes is the size of an item's values in a list record.
+const memItemBytes = 32
 
 func commitMemory(b *pebble.Batch, m *memory) error {
 	for key := range m.dirty {
@@ -39,8 +43,10 @@ func encodeMemList(l *memList) []byte {
 	for _, item := range slices.Sorted(maps.Keys(l.counts)) {
 		b = binary.AppendUvarint(b, uint64(len(item)))
 		b = append(b, item...)
-		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(l.counts[item].n))
-		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(l.counts[item].err))
+		c := l.counts[item]
+		for _, v := range [...]uint64{math.Float64bits(c.n), math.Float64bits(c.err), math.Float64bits(c.own), c.user} {
+			b = binary.LittleEndian.AppendUint64(b, v)
+		}
 	}
 	return b
 }
@@ -52,12 +58,13 @@ func decodeMemList(b []byte) (*memList, error) {
 	l := &memList{counts: map[string]memCount{}, ref: int64(binary.LittleEndian.Uint64(b)), last: int64(binary.LittleEndian.Uint64(b[8:]))}
 	for b = b[16:]; len(b) > 0; {
 		n, k := binary.Uvarint(b)
-		if k <= 0 || uint64(len(b)-k) < n+16 {
+		if k <= 0 || uint64(len(b)-k) < n+memItemBytes {
 			return nil, errMemoryRecord
 		}
 		item, v := string(b[k:k+int(n)]), b[k+int(n):]
-		l.counts[item] = memCount{n: math.Float64frombits(binary.LittleEndian.Uint64(v)), err: math.Float64frombits(binary.LittleEndian.Uint64(v[8:]))}
-		b = v[16:]
+		f := func(i int) float64 { return math.Float64frombits(binary.LittleEndian.Uint64(v[8*i:])) }
+		l.counts[item] = memCount{n: f(0), err: f(1), own: f(2), user: binary.LittleEndian.Uint64(v[24:])}
+		b = v[memItemBytes:]
 	}
 	return l, nil
 }

@@ -92,6 +92,7 @@ type scratch struct {
 	grad, vals          []float32
 	memKeys             []model.MemoryKey
 	memX                []float32 // memory features of memKeys
+	memUser             uint64    // the example's user (model.MemoryUser)
 }
 
 // OpenTrainer opens the parameter store and loads the model it holds (up

@@ -1,6 +1,7 @@
 package load
 
 import (
+	"cmp"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -12,9 +13,10 @@ import (
 )
 
 // Model is a synthetic model of a world's catalog: random rows for every
-// item feature and for the context features of the world's queries, as a
-// trained model would have them (the benchmark measures speed, not
-// quality).
+// item feature and for the context features of the world's queries, and a
+// full memory list (model.memory.items_per_context random items) for every
+// memory key of those queries, as a trained model would have them (the
+// benchmark measures speed, not quality).
 type Model struct {
 	Capture *model.Capture
 	rng     *rand.Rand
@@ -35,6 +37,9 @@ func NewModel(w *synth.World, reg *ingest.Registry, dim, queries int, seed uint6
 	c := &model.Capture{Config: model.DefaultModelConfig(), Version: 1, Watermark: time.Now().UnixMilli(),
 		Tasks: map[string]model.TaskParams{}, Popular: map[string][]model.Popular{}}
 	c.Config.Dim = dim
+	items := w.Items()
+	lists := map[uint64]bool{}
+	var keys []model.MemoryKey
 	for _, canvas := range w.Canvases() {
 		tp := model.NewTaskParams(dim)
 		c.Tasks[canvas] = *tp
@@ -44,8 +49,17 @@ func NewModel(w *synth.World, reg *ingest.Registry, dim, queries int, seed uint6
 			for _, id := range f.Context(buf[:0], canvas, ex.Context, time.Now()) {
 				ids[id] = true
 			}
+			keys = c.Config.Memory.MemoryKeys(keys[:0], canvas, ex.Context)
+			for _, k := range keys {
+				tp.Memory[k.Field] = float32(0.1 + 0.4*rng.Float64())
+				if !lists[k.ID] {
+					lists[k.ID] = true
+					c.Memory = append(c.Memory, randomList(rng, k.ID, items, c.Config.Memory.ItemsPerContext, c.Watermark))
+				}
+			}
 		}
 	}
+	slices.SortFunc(c.Memory, func(a, b model.MemoryList) int { return cmp.Compare(a.Key, b.Key) })
 	for id := range ids {
 		c.IDs = append(c.IDs, id)
 	}
@@ -58,6 +72,22 @@ func NewModel(w *synth.World, reg *ingest.Registry, dim, queries int, seed uint6
 		c.Items = append(c.Items, model.Item{ID: it.ID, Meta: it.Meta})
 	}
 	return &Model{Capture: c, rng: rng}
+}
+
+// randomList is a full memory list of n random items of the catalog with
+// counts from 1 to 50, sorted by item id as snapshots carry it.
+func randomList(rng *rand.Rand, key uint64, items []synth.Item, n int, ref int64) model.MemoryList {
+	l := model.MemoryList{Key: key, Ref: ref}
+	seen := map[string]bool{}
+	for len(l.Items) < min(n, len(items)) {
+		it := items[rng.IntN(len(items))]
+		if !seen[it.ID] {
+			seen[it.ID] = true
+			l.Items = append(l.Items, model.MemoryItem{Item: it.ID, Count: float64(1 + rng.IntN(50))})
+		}
+	}
+	slices.SortFunc(l.Items, func(a, b model.MemoryItem) int { return cmp.Compare(a.Item, b.Item) })
+	return l
 }
 
 // Full returns the model as a full snapshot update.

@@ -113,6 +113,21 @@ func (c MemoryConfig) MemoryKeys(dst []MemoryKey, task string, ctx []stream.Fiel
 	return dst
 }
 
+// MemoryUserField is the context field that names the user: a memory
+// count read for an example leaves out the latest engagements of its own
+// user (online/memory.go).
+const MemoryUserField = "user_id"
+
+// MemoryUser is the hash of ctx's user, 0 when it names none.
+func MemoryUser(ctx []stream.Field) uint64 {
+	for _, fl := range ctx {
+		if fl.Name == MemoryUserField && fl.Value != "" && fl.Value != sentinel {
+			return xxhash.Sum64String(fl.Value) | 1
+		}
+	}
+	return 0
+}
+
 // tokensHash hashes the sequence of lower-cased tokens of s.
 func tokensHash(s string) uint64 {
 	h := uint64(0x51afd7ed558ccd)

@@ -1,0 +1,110 @@
+package online
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/unirec/unirec/ingest"
+	"github.com/unirec/unirec/online/model"
+	"github.com/unirec/unirec/stream"
+)
+
+// ownHistoryWorld is a tagging log: each of 40 queries has an owner who
+// engages with its 30 items one by one (never twice, as a user tags a
+// movie once), and other users later engage with items the owner did.
+// Each example gets uniform negatives and one drawn from the user's own
+// earlier items in the query, as a sampler over seen items draws them.
+func ownHistoryWorld(reg *ingest.Registry) []stream.Example {
+	rng := rand.New(rand.NewPCG(5, 5))
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var exs []stream.Example
+	at := 0
+	example := func(user, query, item string, own []string) {
+		at++
+		ev := &ingest.Event{Canvas: "search", Time: start.Add(time.Duration(at) * time.Second),
+			Context: map[string]string{"user_id": user, "query": query}}
+		ex := reg.Normalize(ev)
+		ex.ItemID, ex.Label, ex.Weight, ex.Item = item, 1, 1, stream.ItemMeta{Type: "video"}
+		exs = append(exs, ex)
+		negs := []string{fmt.Sprintf("it-%d", rng.IntN(1200)), fmt.Sprintf("it-%d", rng.IntN(1200))}
+		if len(own) > 0 {
+			negs = append(negs, own[rng.IntN(len(own))])
+		}
+		for _, n := range negs {
+			neg := ex
+			neg.ItemID, neg.Label, neg.SampleProb = n, 0, 1.0/1200
+			exs = append(exs, neg)
+		}
+	}
+	for q := range 40 {
+		query, owner := fmt.Sprintf("tag %d", q), fmt.Sprintf("owner-%d", q)
+		var own []string
+		for j := range 30 {
+			item := fmt.Sprintf("it-%d", 30*q+j)
+			example(owner, query, item, own)
+			own = append(own, item)
+		}
+		for range 8 {
+			example(fmt.Sprintf("u-%d", rng.IntN(1000)), query, own[rng.IntN(len(own))], nil)
+		}
+	}
+	return exs
+}
+
+// A count read for an example leaves out its own user's latest
+// engagements: a user's own history (never engaged again, and excluded at
+// serving) drawn as negatives must not teach the memory that a list
+// predicts against its items, when other users' engagements say it
+// predicts for them. Without leave-user-out the weight learns negative.
+func TestMemoryLeavesTheUsersOwnHistoryOut(t *testing.T) {
+	reg, err := ingest.NewRegistry(ingest.DefaultCanvases())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := OpenTrainer(TrainerOptions{Model: model.DefaultModelConfig(), Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	exs := ownHistoryWorld(reg)
+	for i := range exs {
+		if err := tr.Apply(&exs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := tr.Capture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := c.Tasks["search"].Memory["query"]; !(w > 0) {
+		t.Errorf("memory weight of (search, query) %g, want > 0: other users' engagements predict the list's items", w)
+	}
+}
+
+// The count of an item leaves out the latest streak of engagements of the
+// reading user, and only theirs.
+func TestMemoryCountLeavesUserOut(t *testing.T) {
+	m := newMemory(model.DefaultMemoryConfig(), 0)
+	const key, alice, bob = 1, 11, 22
+	m.add(key, "x", alice, 1, 1000, 1000)
+	m.add(key, "x", alice, 2, 1001, 1001)
+	for _, c := range []struct {
+		user uint64
+		want float64
+	}{{alice, 0}, {bob, 3}, {0, 3}} {
+		if got := m.count(key, "x", c.user, 1002, 1002); got != c.want {
+			t.Errorf("after alice x3: count for %d = %g, want %g", c.user, got, c.want)
+		}
+	}
+	m.add(key, "x", bob, 1, 1003, 1003)
+	for _, c := range []struct {
+		user uint64
+		want float64
+	}{{alice, 4}, {bob, 3}} {
+		if got := m.count(key, "x", c.user, 1004, 1004); got != c.want {
+			t.Errorf("after bob x1: count for %d = %g, want %g", c.user, got, c.want)
+		}
+	}
+}
