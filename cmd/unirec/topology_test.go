@@ -49,7 +49,7 @@ func (tp *topology) leader() string {
 		var m struct {
 			Leader bool `json:"leader"`
 		}
-		if getJSON(context.Background(), tp.url(off)+"/v1/trainer/metrics", "", &m) == nil && m.Leader {
+		if getJSON(tp.url(off)+"/v1/trainer/metrics", &m) == nil && m.Leader {
 			return name
 		}
 	}
@@ -60,7 +60,7 @@ func (tp *topology) liveVersion(offset int) int64 {
 	var m struct {
 		Version int64 `json:"version"`
 	}
-	getJSON(context.Background(), tp.url(offset)+"/v1/model", "", &m)
+	getJSON(tp.url(offset)+"/v1/model", &m)
 	return m.Version
 }
 
