@@ -33,6 +33,17 @@ var addrLines = []struct {
 	{AddrHTTP, regexp.MustCompile(`^listening on (\S+)`)},                  // unirec bench replica
 }
 
+// ReportedAddr returns the kind (AddrBroker, AddrHTTP) and the address
+// that a line of a unirec process's output reports it bound, if it does.
+func ReportedAddr(line string) (kind, addr string, ok bool) {
+	for _, l := range addrLines {
+		if m := l.re.FindStringSubmatch(line); m != nil {
+			return l.kind, m[1], true
+		}
+	}
+	return "", "", false
+}
+
 // Child is a started process whose output is copied to a log and scanned
 // for the addresses it reports.
 type Child struct {
@@ -66,12 +77,10 @@ func (c *Child) scan(r io.ReadCloser, log io.Writer) {
 	for sc.Scan() {
 		line := sc.Text()
 		fmt.Fprintln(log, line)
-		for _, l := range addrLines {
-			if m := l.re.FindStringSubmatch(line); m != nil {
-				select {
-				case c.addrs <- [2]string{l.kind, m[1]}:
-				default:
-				}
+		if kind, addr, ok := ReportedAddr(line); ok {
+			select {
+			case c.addrs <- [2]string{kind, addr}:
+			default:
 			}
 		}
 	}
