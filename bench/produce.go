@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/unirec/unirec/bench/datasets"
 	"github.com/unirec/unirec/ingest"
 	"github.com/unirec/unirec/stream"
 )
@@ -220,4 +222,49 @@ func AddProduction(rep *Report, res ProduceResult) {
 	rep.AddPlot("throughput.svg", "Events produced per second", RatePlot("Events produced per second", "events", res.Timeline))
 	rep.AddTable(Table{Title: "Production", Header: []string{"events", "seconds", "events/s"},
 		Rows: [][]string{{fmt.Sprint(res.Records), fmt.Sprintf("%.2f", res.Elapsed.Seconds()), fmt.Sprintf("%.0f", res.Rate)}}})
+}
+
+// ProduceReport is `unirec bench produce` and `replay`: it produces recs
+// as o says, writes the report of the production (name; cfg, with the
+// brokers, topic and rate added) to dir and prints a summary line to out.
+func ProduceReport(ctx context.Context, o ProduceOptions, name string, cfg map[string]any, recs []Record, dir string, out io.Writer) error {
+	brokers := strings.Join(o.Client.Brokers, ",")
+	cfg["brokers"], cfg["topic"], cfg["rate"] = brokers, o.Topic, o.Rate
+	rep := NewReport(name, cfg)
+	res, err := Produce(ctx, o, recs)
+	if err != nil {
+		return err
+	}
+	AddProduction(rep, res)
+	if err := rep.Write(dir); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%d events in %.2fs (%.0f events/s) to %s on %s; report in %s\n", res.Records, res.Elapsed.Seconds(), res.Rate, o.Topic, brokers, dir)
+	return nil
+}
+
+// ReplayRecords are the records `unirec bench replay` produces: the lines
+// of a JSON-lines file (dataset "jsonl") as they are, or a data set
+// (datasets.Load) in event-time order. With rebase, event times shift by
+// whole weeks so that the last event falls in the past week (synth is
+// made to end now), and cfg gets rebase_weeks.
+func ReplayRecords(dataset, path string, rebase bool, cfg map[string]any) ([]Record, error) {
+	if dataset == "jsonl" {
+		if path == "" {
+			return nil, fmt.Errorf("--path is required for --dataset jsonl")
+		}
+		if rebase {
+			cfg["rebase_weeks"] = 0
+		}
+		return ReadJSONLFile(path)
+	}
+	evs, err := datasets.Load(dataset, path, false)
+	if err != nil {
+		return nil, err
+	}
+	if rebase && dataset != "synth" {
+		shift := datasets.RebaseWeeks(evs, time.Now().UTC())
+		cfg["rebase_weeks"] = int(shift / datasets.Week)
+	}
+	return EventRecords(evs)
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -157,4 +160,36 @@ func (l *lister) offChain(m *Manifest) string {
 		return fmt.Sprintf("delta on base %d, but the chain is broken before it: replicas wait for the next full snapshot", m.BaseVersion)
 	}
 	return fmt.Sprintf("delta on base %d, but the newest usable snapshot before it is version %d", m.BaseVersion, l.head)
+}
+
+// WriteTable writes entries as the table `unirec snapshot list` prints:
+// one line per entry, UNUSABLE ones with their problems.
+func WriteTable(w io.Writer, entries []Entry) error {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "OFFSET\tKIND\tVERSION\tBASE\tENCODING\tBYTES\tROWS/TOTAL\tCHUNKS\tCREATED\tSIGNATURE\tSTATUS")
+	for _, e := range entries {
+		status := "ok"
+		if !e.Usable {
+			status = "UNUSABLE: " + strings.Join(e.Problems, "; ")
+		}
+		kind, base, rows, chunks := e.Kind, "-", "-", "-"
+		if e.Kind == EntryControl {
+			kind = "control " + e.Action
+		} else {
+			rows, chunks = fmt.Sprintf("%d/%d", e.Rows, e.TotalRows), fmt.Sprintf("%d/%d", e.ChunksPresent, e.Chunks)
+		}
+		if e.Kind == KindDelta {
+			base = fmt.Sprint(e.BaseVersion)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", e.Offset, kind, e.Version, base, orDash(string(e.Encoding)),
+			e.Bytes, rows, chunks, e.Created.Format(time.RFC3339), e.Signature, status)
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

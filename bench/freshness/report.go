@@ -1,7 +1,10 @@
 package freshness
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"os"
 	"time"
 
 	"github.com/unirec/unirec/bench"
@@ -26,4 +29,29 @@ func (rep *Report) AddTo(r *bench.Report) {
 		bench.CDFSeries("during the run", rep.ReqAll), bench.CDFSeries("idle baseline", rep.BaseAll)))
 	r.AddPlot("apply-publish-cdf.svg", "Snapshot publish and apply times (CDF)", bench.CDFPlot("Snapshot publish and replica apply times (CDF)",
 		bench.CDFSeries("publish", rep.PublishAll), bench.CDFSeries("apply", rep.ApplyAll)))
+}
+
+// RunReport is `unirec bench freshness`: it runs o on a temporary data
+// directory (o.Dir is ignored), writes the report to dir and prints the
+// summary to out.
+func RunReport(ctx context.Context, o Options, dir string, out io.Writer) error {
+	data, err := os.MkdirTemp("", "unirec-freshness")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(data)
+	o.Dir = data
+	r := bench.NewReport("freshness", map[string]any{"events_rate": o.Rate, "duration": o.Duration.String(),
+		"warmup": o.Warmup.String(), "request_rate": o.RequestRate, "skip_ingest": o.SkipIngest}) // before the run: its start time and load average
+	rep, err := Run(ctx, o)
+	if err != nil {
+		return err
+	}
+	rep.AddTo(r)
+	if err := r.Write(dir); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, rep.String())
+	fmt.Fprintf(out, "report in %s\n", dir)
+	return nil
 }

@@ -2,11 +2,14 @@ package load
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"slices"
 	"time"
 
@@ -96,26 +99,24 @@ func ServeReplica(ctx context.Context, o ReplicaOptions, ready func(net.Addr)) e
 // LatencyOptions configures the serving load benchmark.
 type LatencyOptions struct {
 	World World
-	// Target is the replica to load (host:port); empty starts one with
-	// StartReplica.
+	// Target is the replica to load (host:port); empty starts
+	// `Exe bench replica` as a child process.
 	Target string
-	// StartReplica starts a replica serving World's model, applying a
-	// delta every deltas (0: none), and returns its address and a
-	// function that stops it.
-	StartReplica func(ctx context.Context, deltas time.Duration) (addr string, stop func(), err error)
-	K            int
-	Rate         float64       // requests per second
-	Duration     time.Duration // measured time per run
-	Warmup       time.Duration // unmeasured load before each run
-	FindMax      bool          // also step the rate up to the highest keeping p99 under P99
-	P99          time.Duration
-	Deltas       time.Duration // also measure Rate while the replica applies a delta this often (child replica only)
-	Fraction     float64
-	Parallelism  int    // of the child replica's use cases (reported)
-	Report       string // report directory
-	Token        string // API token sent to the replica
-	Out          io.Writer
-	Progress     io.Writer
+	// Exe is the unirec binary whose `bench replica` serves World's model.
+	Exe         string
+	K           int
+	Rate        float64       // requests per second
+	Duration    time.Duration // measured time per run
+	Warmup      time.Duration // unmeasured load before each run
+	FindMax     bool          // also step the rate up to the highest keeping p99 under P99
+	P99         time.Duration
+	Deltas      time.Duration // also measure Rate while the replica applies a delta this often (child replica only)
+	Fraction    float64
+	Parallelism int    // of the child replica's use cases (reported)
+	Report      string // report directory
+	Token       string // API token sent to the replica
+	Out         io.Writer
+	Progress    io.Writer
 
 	reqs []*serve.Request // the queries, built once
 }
@@ -135,6 +136,9 @@ type LatencyReport struct {
 
 // Latency runs the serving load benchmark: the scoring kernel against memory bandwidth, open-loop runs against a replica next to a /healthz baseline at the same rate, optionally a step-up search for the highest rate under a p99 target and a run while deltas are applied; it writes a report directory.
 func Latency(ctx context.Context, o LatencyOptions) error {
+	if o.Rate <= 0 || o.K <= 0 || o.Duration <= 0 {
+		return errors.New("--rate, --k and --duration must be positive")
+	}
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
@@ -353,11 +357,23 @@ func latencyTable(rep *LatencyReport) bench.Table {
 }
 
 // replica returns the address of the replica to load and a function that
-// stops it: Target, or one StartReplica starts.
+// stops it: Target, or a child process serving World's model that
+// applies a delta every deltas (0: none).
 func (f *LatencyOptions) replica(ctx context.Context, deltas time.Duration) (string, func(), error) {
 	if f.Target != "" {
 		return f.Target, func() {}, nil
 	}
 	fmt.Fprintf(f.Out, "starting a replica process serving %d items x %d dims...\n", f.World.Items, f.World.Dim)
-	return f.StartReplica(ctx, deltas)
+	c, err := bench.StartChild(exec.CommandContext(ctx, f.Exe, "bench", "replica", fmt.Sprint("--items=", f.World.Items), fmt.Sprint("--dim=", f.World.Dim),
+		fmt.Sprint("--queries=", f.World.Queries), fmt.Sprint("--parallelism=", f.Parallelism), "--deltas="+deltas.String(),
+		fmt.Sprint("--delta-fraction=", f.Fraction)), os.Stderr)
+	if err != nil {
+		return "", nil, fmt.Errorf("cannot start the bench replica: %w", err)
+	}
+	addrs, err := c.Await(10*time.Minute, bench.AddrHTTP)
+	if err != nil {
+		c.Stop()
+		return "", nil, fmt.Errorf("the bench replica did not start: %w", err)
+	}
+	return addrs[bench.AddrHTTP], c.Stop, nil
 }

@@ -1,7 +1,9 @@
 package throughput
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 
@@ -49,4 +51,29 @@ func thin(tl []bench.Sample, gap float64) []bench.Sample {
 		}
 	}
 	return out
+}
+
+// RunReport is `unirec bench throughput`: it measures the stages as
+// Stages does, writes the report (config says what was measured) to dir
+// and prints the results to out.
+func RunReport(ctx context.Context, stage string, n int, in IngestOptions, tr TrainerOptions, config map[string]any, dir string, out io.Writer) error {
+	rep := bench.NewReport("throughput", config)
+	results, err := Stages(ctx, stage, n, in, tr)
+	if err != nil {
+		return err
+	}
+	table := Table(results)
+	rep.AddTable(table)
+	rep.Figure("stages", results)
+	for _, r := range results {
+		rep.AddPlot("throughput-"+r.Stage+".svg", r.Stage+" throughput over time", Plot(r))
+		fmt.Fprintf(out, "%s: %.0f records/s = %.2fx the raw consume rate (%.0f/s) and %.2fx its floor (%s, %.0f/s), same run\n",
+			r.Stage, r.Rate, r.RawRatio, r.RawRate, r.FloorRatio, r.Floor, r.FloorRate)
+	}
+	if err := rep.Write(dir); err != nil {
+		return err
+	}
+	fmt.Fprint(out, "\n"+bench.MarkdownTable(table.Header, table.Rows))
+	fmt.Fprintf(out, "report in %s\n", dir)
+	return nil
 }

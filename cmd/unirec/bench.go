@@ -3,23 +3,17 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log"
-	"maps"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/unirec/unirec/bench"
-	"github.com/unirec/unirec/bench/datasets"
 	"github.com/unirec/unirec/bench/freshness"
 	"github.com/unirec/unirec/bench/load"
 	"github.com/unirec/unirec/bench/synth"
@@ -109,7 +103,11 @@ func benchProduce(ctx context.Context, args []string) error {
 	for i := 0; i < *requests; i++ {
 		evs = append(evs, w.Next()...)
 	}
-	return produceReport(ctx, f, "produce", evs, map[string]any{"requests": *requests, "seed": *seed, "world": w.String()}, 0)
+	recs, err := bench.EventRecords(evs)
+	if err != nil {
+		return err
+	}
+	return f.produce(ctx, "produce", recs, map[string]any{"requests": *requests, "seed": *seed, "world": w.String()}, 0)
 }
 
 // benchReplay replays a data set.
@@ -122,32 +120,15 @@ func benchReplay(ctx context.Context, args []string) error {
 	if err := f.fs.Parse(args); err != nil {
 		return err
 	}
-	var evs []ingest.Event
-	var recs []bench.Record
-	var err error
-	if *dataset == "jsonl" {
-		if *path == "" {
-			return fmt.Errorf("--path is required for --dataset jsonl")
-		}
-		recs, err = bench.ReadJSONLFile(*path)
-	} else {
-		evs, err = datasets.Load(*dataset, *path, false)
-	}
+	cfg := map[string]any{"dataset": *dataset, "speed": *speed, "rebase": *rebase}
+	recs, err := bench.ReplayRecords(*dataset, *path, *rebase, cfg)
 	if err != nil {
 		return err
-	}
-	cfg := map[string]any{"dataset": *dataset, "speed": *speed, "rebase": *rebase}
-	if *rebase && *dataset != "synth" { // synth is made to end now
-		shift := datasets.RebaseWeeks(evs, time.Now().UTC())
-		cfg["rebase_weeks"] = int(shift / datasets.Week)
 	}
 	if err := warnIfHoldsRecords(ctx, f); err != nil {
 		return err
 	}
-	if recs != nil {
-		return produceRecords(ctx, f, "replay", recs, cfg, *speed)
-	}
-	return produceReport(ctx, f, "replay", evs, cfg, *speed)
+	return f.produce(ctx, "replay", recs, cfg, *speed)
 }
 
 // warnIfHoldsRecords warns on stderr when the events topic already holds
@@ -170,28 +151,11 @@ func warnIfHoldsRecords(ctx context.Context, f *benchFlags) error {
 	return nil
 }
 
-func produceReport(ctx context.Context, f *benchFlags, name string, evs []ingest.Event, cfg map[string]any, speed float64) error {
-	recs, err := bench.EventRecords(evs)
-	if err != nil {
-		return err
-	}
-	return produceRecords(ctx, f, name, recs, cfg, speed)
-}
-
-func produceRecords(ctx context.Context, f *benchFlags, name string, recs []bench.Record, cfg map[string]any, speed float64) error {
-	cfg["brokers"], cfg["topic"], cfg["rate"] = f.brokers, f.topic, f.rate
-	rep := bench.NewReport(name, cfg)
-	res, err := bench.Produce(ctx, bench.ProduceOptions{Client: f.client(), Topic: f.topic, Rate: f.rate, Speed: speed, Progress: os.Stderr}, recs)
-	if err != nil {
-		return err
-	}
-	bench.AddProduction(rep, res)
-	dir := f.reportDir(name)
-	if err := rep.Write(dir); err != nil {
-		return err
-	}
-	fmt.Printf("%d events in %.2fs (%.0f events/s) to %s on %s; report in %s\n", res.Records, res.Elapsed.Seconds(), res.Rate, f.topic, f.brokers, dir)
-	return nil
+// produce produces recs to --topic with the shared flags and writes the
+// report of the production.
+func (f *benchFlags) produce(ctx context.Context, name string, recs []bench.Record, cfg map[string]any, speed float64) error {
+	o := bench.ProduceOptions{Client: f.client(), Topic: f.topic, Rate: f.rate, Speed: speed, Progress: os.Stderr}
+	return bench.ProduceReport(ctx, o, name, cfg, recs, f.reportDir(name), os.Stdout)
 }
 
 // benchEval runs the global-timeline evaluation on two fresh systems (the
@@ -201,229 +165,34 @@ func benchEval(ctx context.Context, args []string) error {
 	f := newBenchFlags("eval")
 	dataset := f.fs.String("dataset", "movielens", "movielens, movietweetings, openbandit or synth")
 	path := f.fs.String("path", "", "the shared data directory, or the data set's own directory (movielens, movietweetings) or file (openbandit) (default: ../shared/data next to the repository)")
-	cut := f.fs.Float64("cut", 0.9, "fraction of events (time order) before the test period; the test period is the rest")
-	valCut := f.fs.Float64("validation-cut", 0.8, "fraction of events (time order) before the validation period, which ends at --cut")
-	period := f.fs.String("period", bench.PeriodTest, "evaluated period: test (train before --cut, ask the rest) or validation (train before --validation-cut, ask up to --cut); choose hyperparameters on validation, report test once")
-	live := f.fs.Bool("live", false, "also ask every system while it keeps learning the evaluated period (prequential, in --live-chunks time-ordered chunks), next to the model frozen at the cut")
-	liveChunks := f.fs.Int("live-chunks", 20, "chunks of the evaluated period produced one by one in --live mode")
-	k := f.fs.Int("k", 10, "cut-off of recall@K and NDCG@K")
-	queries := f.fs.Int("queries", 1000, "evaluated engagements per task")
+	var o bench.EvalOptions
+	f.fs.Float64Var(&o.Cut, "cut", 0.9, "fraction of events (time order) before the test period; the test period is the rest")
+	f.fs.Float64Var(&o.ValidationCut, "validation-cut", 0.8, "fraction of events (time order) before the validation period, which ends at --cut")
+	f.fs.StringVar(&o.Period, "period", bench.PeriodTest, "evaluated period: test (train before --cut, ask the rest) or validation (train before --validation-cut, ask up to --cut); choose hyperparameters on validation, report test once")
+	f.fs.BoolVar(&o.Live, "live", false, "also ask every system while it keeps learning the evaluated period (prequential, in --live-chunks time-ordered chunks), next to the model frozen at the cut")
+	f.fs.IntVar(&o.LiveChunks, "live-chunks", 20, "chunks of the evaluated period produced one by one in --live mode")
+	f.fs.IntVar(&o.K, "k", 10, "cut-off of recall@K and NDCG@K")
+	f.fs.IntVar(&o.QueriesPerTask, "queries", 1000, "evaluated engagements per task")
 	config := f.fs.String("config", "", "extra unirec config for the evaluated systems (canvases, model)")
-	aucNegs := f.fs.Int("auc-negatives", 4, "random catalog items each evaluated engagement is scored against for the sampled AUC (0: none)")
-	var als bench.ALSOptions
-	f.fs.IntVar(&als.Factors, "als-factors", 32, "ALS baseline: latent dimension")
-	f.fs.IntVar(&als.Iterations, "als-iterations", 10, "ALS baseline: alternating sweeps")
-	f.fs.Float64Var(&als.Regularization, "als-regularization", 0.1, "ALS baseline: L2 regularization")
-	f.fs.Float64Var(&als.Alpha, "als-alpha", 10, "ALS baseline: confidence per engagement (c = 1 + alpha * count)")
+	f.fs.IntVar(&o.AUCNegatives, "auc-negatives", 4, "random catalog items each evaluated engagement is scored against for the sampled AUC (0: none)")
+	f.fs.IntVar(&o.ALS.Factors, "als-factors", 32, "ALS baseline: latent dimension")
+	f.fs.IntVar(&o.ALS.Iterations, "als-iterations", 10, "ALS baseline: alternating sweeps")
+	f.fs.Float64Var(&o.ALS.Regularization, "als-regularization", 0.1, "ALS baseline: L2 regularization")
+	f.fs.Float64Var(&o.ALS.Alpha, "als-alpha", 10, "ALS baseline: confidence per engagement (c = 1 + alpha * count)")
+	o.Progress = os.Stderr
 	if err := f.fs.Parse(args); err != nil {
 		return err
 	}
-	if *cut <= 0 || *cut >= 1 {
-		return fmt.Errorf("--cut must be in (0, 1), got %v", *cut)
-	}
-	if *valCut <= 0 || *valCut >= *cut {
-		return fmt.Errorf("--validation-cut must be in (0, --cut=%v), got %v", *cut, *valCut)
-	}
-	if *period != bench.PeriodTest && *period != bench.PeriodValidation {
-		return fmt.Errorf("--period must be %s or %s, got %q", bench.PeriodTest, bench.PeriodValidation, *period)
-	}
-	if *liveChunks < 1 {
-		return fmt.Errorf("--live-chunks must be at least 1, got %d", *liveChunks)
-	}
-	evs, err := datasets.Load(*dataset, *path, true)
+	token, err := apiToken(*config)
 	if err != nil {
 		return err
 	}
-	work, err := os.MkdirTemp("", "unirec-eval")
+	exe, err := os.Executable()
 	if err != nil {
-		return err
+		return fmt.Errorf("cannot find the unirec binary: %w", err)
 	}
-	defer os.RemoveAll(work)
-	var systems []bench.System
-	for _, isolated := range []bool{false, true} {
-		name := map[bool]string{false: "unified", true: "per-task"}[isolated]
-		sys, stop, err := startEvalSystem(ctx, filepath.Join(work, name), name, isolated, *config)
-		if err != nil {
-			return err
-		}
-		defer stop()
-		systems = append(systems, sys)
-	}
-	rep := bench.NewReport("eval", map[string]any{"dataset": *dataset, "period": *period, "cut": *cut, "validation_cut": *valCut,
-		"live": *live, "live_chunks": *liveChunks, "k": *k, "queries_per_task": *queries,
-		"auc_negatives": *aucNegs, "events": len(evs), "config": *config, "als": als})
-	auc := map[string]*bench.Series{}
-	res, err := bench.Evaluate(ctx, bench.EvalOptions{Events: evs, Cut: *cut, ValidationCut: *valCut, Period: *period,
-		Live: *live, LiveChunks: *liveChunks, ALS: als, K: *k, QueriesPerTask: *queries,
-		Systems: systems, Reference: "unified", AUCNegatives: *aucNegs, Topic: "unirec.events", Progress: os.Stderr,
-		OnTraining: func(sys string, sec float64, tasks map[string]bench.TaskMetrics) {
-			for task, m := range tasks {
-				key := sys + " " + task
-				if auc[key] == nil {
-					auc[key] = &bench.Series{Name: key}
-				}
-				auc[key].X = append(auc[key].X, float64(m.Examples))
-				auc[key].Y = append(auc[key].Y, m.AUC)
-			}
-		}})
-	if err != nil {
-		return err
-	}
-	rep.Figure("trained_events", res.Train)
-	rep.Figure("evaluated_period_events", res.Asked)
-	rep.AddPlot("progressive-auc.svg", "Progressive AUC per task while training",
-		bench.LinePlot("Progressive AUC (windowed) per task", "examples trained in the task", "AUC", bench.SortedSeries(auc)))
-	tables := []bench.Table{evalTable(res.Summaries, *k, *period), versusTable(res.Versus, res.VersusNDCG, *k)}
-	if *live {
-		tables = append(tables, freshnessTable(res.Freshness, res.FreshnessNDCG, *k, *liveChunks))
-	}
-	for _, t := range tables {
-		rep.AddTable(t)
-	}
-	rep.Figure("results", res.Summaries)
-	rep.Figure("unified_minus", res.Versus)
-	rep.Figure("unified_minus_ndcg", res.VersusNDCG)
-	if *live {
-		rep.Figure("live_minus_frozen", res.Freshness)
-		rep.Figure("live_minus_frozen_ndcg", res.FreshnessNDCG)
-	}
-	dir := f.reportDir("eval")
-	if err := rep.Write(dir); err != nil {
-		return err
-	}
-	fmt.Printf("\n%s period: trained on %d events, asked about %d\n", *period, res.Train, res.Asked)
-	for _, t := range tables {
-		fmt.Print("\n" + t.Title + "\n\n" + bench.MarkdownTable(t.Header, t.Rows))
-	}
-	fmt.Printf("report in %s\n", dir)
-	return nil
-}
-
-// evalSystems is the row order of the quality table: the evaluated
-// systems, frozen then live, then the baselines.
-func evalSystems(res map[string]map[string]bench.Summary) []string {
-	var out []string
-	for _, sys := range []string{"unified", "per-task", "unified" + bench.LiveSuffix, "per-task" + bench.LiveSuffix} {
-		if res[sys] != nil {
-			out = append(out, sys)
-		}
-	}
-	return append(out, bench.BaselineNames...)
-}
-
-func evalTable(res map[string]map[string]bench.Summary, k int, period string) bench.Table {
-	t := bench.Table{Title: fmt.Sprintf("Quality on the %s period (recall@%d = HR@%d, NDCG@%d, MRR, sampled AUC with 95%% bootstrap intervals; baselines built from the training events, frozen at the cut)", period, k, k, k),
-		Header: []string{"task", "system", "queries", fmt.Sprintf("recall@%d", k), fmt.Sprintf("NDCG@%d", k), "MRR", "sampled AUC", "coverage"}}
-	for _, task := range sortedKeys(res["popularity"]) {
-		for _, sys := range evalSystems(res) {
-			s := res[sys][task]
-			t.Rows = append(t.Rows, []string{task, sys, fmt.Sprint(s.Queries), interval(s.Recall), interval(s.NDCG), interval(s.MRR), interval(s.AUC), fmt.Sprintf("%.3f", s.Coverage)})
-		}
-	}
-	return t
-}
-
-// versusTable says, per task, whether the unified model's recall and NDCG
-// are higher than each other system's beyond chance (paired bootstrap).
-func versusTable(recall, ndcg map[string]map[string]bench.Interval, k int) bench.Table {
-	t := bench.Table{Title: fmt.Sprintf("Unified minus each other system, recall@%d and NDCG@%d (paired bootstrap, 95%%)", k, k),
-		Header: []string{"task", "versus", "recall difference", "verdict", "NDCG difference", "verdict"}}
-	for _, sys := range sortedKeys(recall) {
-		for _, task := range sortedKeys(recall[sys]) {
-			r, n := recall[sys][task], ndcg[sys][task]
-			t.Rows = append(t.Rows, []string{task, sys, difference(r), verdict(r, "unified"), difference(n), verdict(n, "unified")})
-		}
-	}
-	return t
-}
-
-// freshnessTable says, per system and task, what learning the evaluated
-// period while being asked is worth over the model frozen at the cut.
-func freshnessTable(recall, ndcg map[string]map[string]bench.Interval, k, chunks int) bench.Table {
-	t := bench.Table{Title: fmt.Sprintf("The value of freshness: live (learning the period in %d chunks, each asked before it is learned) minus frozen at the cut, recall@%d and NDCG@%d (paired bootstrap, 95%%)", chunks, k, k),
-		Header: []string{"task", "system", "recall difference", "verdict", "NDCG difference", "verdict"}}
-	for _, sys := range sortedKeys(recall) {
-		for _, task := range sortedKeys(recall[sys]) {
-			r, n := recall[sys][task], ndcg[sys][task]
-			t.Rows = append(t.Rows, []string{task, sys, difference(r), verdict(r, "live"), difference(n), verdict(n, "live")})
-		}
-	}
-	return t
-}
-
-func difference(d bench.Interval) string {
-	return fmt.Sprintf("%+.4f [%+.4f, %+.4f]", d.Mean, d.Low, d.High)
-}
-
-func verdict(d bench.Interval, who string) string {
-	switch {
-	case d.Low > 0:
-		return who + " better beyond chance"
-	case d.High < 0:
-		return who + " worse beyond chance"
-	}
-	return "within chance"
-}
-
-func interval(i bench.Interval) string {
-	return fmt.Sprintf("%.4f [%.4f, %.4f]", i.Mean, i.Low, i.High)
-}
-
-// startEvalSystem starts `unirec run --demo=false` on free ports.
-func startEvalSystem(ctx context.Context, dir, name string, isolated bool, extra string) (bench.System, func(), error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return bench.System{}, nil, err
-	}
-	cfgPath := filepath.Join(dir, "unirec.yaml")
-	cfg := fmt.Sprintf("model:\n  isolated: %v\nsnapshot:\n  interval: 500ms\n", isolated)
-	if extra != "" {
-		b, err := os.ReadFile(extra)
-		if err != nil {
-			return bench.System{}, nil, fmt.Errorf("cannot read --config: %w", err)
-		}
-		cfg = string(b) + "\n"
-		if isolated {
-			cfg = strings.Replace(cfg, "isolated: false", "isolated: true", 1)
-		}
-	}
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		return bench.System{}, nil, err
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return bench.System{}, nil, err
-	}
-	log, err := os.Create(filepath.Join(dir, "unirec.log"))
-	if err != nil {
-		return bench.System{}, nil, err
-	}
-	token, err := apiToken(cfgPath)
-	if err != nil {
-		return bench.System{}, nil, err
-	}
-	c, err := startChild(exec.CommandContext(ctx, self, "run", "--demo=false", "--config", cfgPath, "--data-dir", dir,
-		"--broker-port=-1", "--listen", "127.0.0.1:0"), log)
-	if err != nil {
-		log.Close()
-		return bench.System{}, nil, fmt.Errorf("cannot start %s system: %w", name, err)
-	}
-	stop := func() { c.stop(); log.Close() }
-	addrs, err := c.await(30*time.Second, addrBroker, addrHTTP)
-	if err != nil {
-		stop()
-		return bench.System{}, nil, fmt.Errorf("%s system did not start (%v); see %s", name, err, log.Name())
-	}
-	sys := bench.System{Name: name, Broker: addrs[addrBroker], API: "http://" + addrs[addrHTTP], Token: token}
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if _, err := bench.Metrics(ctx, sys.API); err == nil {
-			return sys, stop, nil
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return bench.System{}, nil, fmt.Errorf("%s system did not start; see %s", name, log.Name())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return bench.RunEval(ctx, bench.EvalRun{EvalOptions: o, Dataset: *dataset, Path: *path, Config: *config, Token: token,
+		Exe: exe, ReportDir: f.reportDir("eval"), Out: os.Stdout})
 }
 
 // apiToken is the serve.api_token of the unirec config at path ("" when
@@ -452,28 +221,9 @@ func benchFreshness(ctx context.Context, args []string) error {
 	if err := f.fs.Parse(args); err != nil {
 		return err
 	}
-	f.rate = cmp.Or(f.rate, 20_000) // --rate: events per second
-	dir, err := os.MkdirTemp("", "unirec-freshness")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	o := freshness.Options{Dir: dir, Rate: f.rate, Duration: *duration, Warmup: *warmup, SkipIngest: *skipIngest,
-		RequestRate: *reqRate, Logf: func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }, Progress: os.Stderr}
-	r := bench.NewReport("freshness", map[string]any{"events_rate": f.rate, "duration": duration.String(),
-		"warmup": warmup.String(), "request_rate": *reqRate, "skip_ingest": *skipIngest}) // before the run: its start time and load average
-	rep, err := freshness.Run(ctx, o)
-	if err != nil {
-		return err
-	}
-	rep.AddTo(r)
-	out := f.reportDir("freshness")
-	if err := r.Write(out); err != nil {
-		return err
-	}
-	fmt.Println(rep.String())
-	fmt.Printf("report in %s\n", out)
-	return nil
+	o := freshness.Options{Rate: cmp.Or(f.rate, 20_000), Duration: *duration, Warmup: *warmup, SkipIngest: *skipIngest, RequestRate: *reqRate,
+		Logf: func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }, Progress: os.Stderr}
+	return freshness.RunReport(ctx, o, f.reportDir("freshness"), os.Stdout)
 }
 
 // benchThroughput measures ingest and trainer throughput on an embedded
@@ -492,29 +242,11 @@ func benchThroughput(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	rep := bench.NewReport("throughput", map[string]any{"stage": *stage, "events": *events, "config": *config,
-		"canvases": len(cfg.Canvases), "ingest": cfg.Ingest, "model": cfg.Model, "trainer": cfg.Trainer})
-	results, err := throughput.Stages(ctx, *stage, *events,
+	return throughput.RunReport(ctx, *stage, *events,
 		throughput.IngestOptions{Canvases: cfg.Canvases, AllowedLateness: cfg.Ingest.AllowedLateness, MaxEventBytes: cfg.Ingest.MaxEventBytes, Progress: os.Stderr},
-		throughput.TrainerOptions{Canvases: cfg.Canvases, Trainer: cfg.TrainerOptions(), Progress: os.Stderr})
-	if err != nil {
-		return err
-	}
-	table := throughput.Table(results)
-	rep.AddTable(table)
-	rep.Figure("stages", results)
-	for _, r := range results {
-		rep.AddPlot("throughput-"+r.Stage+".svg", r.Stage+" throughput over time", throughput.Plot(r))
-		fmt.Printf("%s: %.0f records/s = %.2fx the raw consume rate (%.0f/s) and %.2fx its floor (%s, %.0f/s), same run\n",
-			r.Stage, r.Rate, r.RawRatio, r.RawRate, r.FloorRatio, r.Floor, r.FloorRate)
-	}
-	dir := bench.ReportDir(*report, "throughput")
-	if err := rep.Write(dir); err != nil {
-		return err
-	}
-	fmt.Print("\n" + bench.MarkdownTable(table.Header, table.Rows))
-	fmt.Printf("report in %s\n", dir)
-	return nil
+		throughput.TrainerOptions{Canvases: cfg.Canvases, Trainer: cfg.TrainerOptions(), Progress: os.Stderr},
+		map[string]any{"stage": *stage, "events": *events, "config": *config, "canvases": len(cfg.Canvases), "ingest": cfg.Ingest, "model": cfg.Model, "trainer": cfg.Trainer},
+		bench.ReportDir(*report, "throughput"), os.Stdout)
 }
 
 const benchServeUsage = `Usage:
@@ -569,34 +301,8 @@ func benchLatency(ctx context.Context, args []string) error {
 	if o.Token, err = apiToken(*config); err != nil {
 		return err
 	}
-	if o.Rate <= 0 || o.K <= 0 || o.Duration <= 0 {
-		return errors.New("--rate, --k and --duration must be positive")
-	}
-	o.StartReplica = func(ctx context.Context, deltas time.Duration) (string, func(), error) {
-		return startBenchReplica(ctx, o, deltas)
+	if o.Exe, err = os.Executable(); err != nil {
+		return fmt.Errorf("cannot find the unirec binary: %w", err)
 	}
 	return load.Latency(ctx, o)
 }
-
-// startBenchReplica starts `unirec bench replica` as a child process and
-// returns the address it reports.
-func startBenchReplica(ctx context.Context, o load.LatencyOptions, deltas time.Duration) (string, func(), error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return "", nil, fmt.Errorf("cannot find the unirec binary: %w", err)
-	}
-	c, err := startChild(exec.CommandContext(ctx, exe, "bench", "replica", fmt.Sprint("--items=", o.World.Items), fmt.Sprint("--dim=", o.World.Dim),
-		fmt.Sprint("--queries=", o.World.Queries), fmt.Sprint("--parallelism=", o.Parallelism), "--deltas="+deltas.String(),
-		fmt.Sprint("--delta-fraction=", o.Fraction)), os.Stderr)
-	if err != nil {
-		return "", nil, fmt.Errorf("cannot start the bench replica: %w", err)
-	}
-	addrs, err := c.await(10*time.Minute, addrHTTP)
-	if err != nil {
-		c.stop()
-		return "", nil, fmt.Errorf("the bench replica did not start: %w", err)
-	}
-	return addrs[addrHTTP], c.stop, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

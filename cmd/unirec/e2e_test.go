@@ -18,6 +18,7 @@ import (
 	segkafka "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/unirec/unirec/bench"
 	"github.com/unirec/unirec/bench/synth"
 	"github.com/unirec/unirec/serve"
 	"github.com/unirec/unirec/serve/client"
@@ -63,22 +64,22 @@ func startSystemConfig(t *testing.T, dataDir, extraYAML string, args ...string) 
 	if err := os.WriteFile(cfg, []byte("snapshot:\n  interval: 300ms\ntrainer:\n  commit_interval: 300ms\n"+extraYAML), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c, err := startChild(exec.Command(unirecBin, append([]string{"run", "--config", cfg, "--data-dir", dataDir,
+	c, err := bench.StartChild(exec.Command(unirecBin, append([]string{"run", "--config", cfg, "--data-dir", dataDir,
 		"--broker-port=-1", "--listen", "127.0.0.1:0"}, args...)...), s.log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		c.stop()
+		c.Stop()
 		if t.Failed() {
 			t.Logf("unirec log:\n%s", s.log.String())
 		}
 	})
-	addrs, err := c.await(30*time.Second, addrBroker, addrHTTP)
+	addrs, err := c.Await(30*time.Second, bench.AddrBroker, bench.AddrHTTP)
 	if err != nil {
 		t.Fatalf("unirec run: %v\n%s", err, s.log.String())
 	}
-	s.broker, s.api = addrs[addrBroker], addrs[addrHTTP]
+	s.broker, s.api = addrs[bench.AddrBroker], addrs[bench.AddrHTTP]
 	streamtest.WaitFor(t, 30*time.Second, "API to answer", func() bool {
 		resp, err := http.Get("http://" + s.api + "/healthz")
 		if err == nil {

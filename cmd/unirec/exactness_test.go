@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"maps"
 	"math"
 	"net/http"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/unirec/unirec/bench"
 	"github.com/unirec/unirec/bench/synth"
 	"github.com/unirec/unirec/ingest"
 	"github.com/unirec/unirec/online"
@@ -29,18 +28,18 @@ import (
 // trainerProc is a `unirec train` process started for a test.
 type trainerProc struct {
 	cmd  *exec.Cmd
-	http string
-	log  *bytes.Buffer
+	http string // the address it reported
+	log  *lockedBuffer
 }
 
 func startTrainerProc(t *testing.T, cfg, broker, dataDir string) *trainerProc {
 	t.Helper()
-	p := &trainerProc{http: fmt.Sprintf("127.0.0.1:%d", freePort(t)), log: &bytes.Buffer{}}
-	p.cmd = exec.Command(unirecBin, "train", "--config", cfg, "--brokers", broker, "--data-dir", dataDir, "--listen", p.http)
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
+	p := &trainerProc{log: &lockedBuffer{}}
+	c, err := bench.StartChild(exec.Command(unirecBin, "train", "--config", cfg, "--brokers", broker, "--data-dir", dataDir, "--listen", "127.0.0.1:0"), p.log)
+	if err != nil {
 		t.Fatal(err)
 	}
+	p.cmd = c.Cmd
 	t.Cleanup(func() {
 		p.cmd.Process.Kill()
 		p.cmd.Wait()
@@ -48,6 +47,11 @@ func startTrainerProc(t *testing.T, cfg, broker, dataDir string) *trainerProc {
 			t.Logf("unirec train %s log:\n%s", dataDir, p.log.String())
 		}
 	})
+	addrs, err := c.Await(30*time.Second, bench.AddrHTTP)
+	if err != nil {
+		t.Fatalf("unirec train %s: %v", dataDir, err)
+	}
+	p.http = addrs[bench.AddrHTTP]
 	return p
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"gopkg.in/yaml.v3"
 
+	"github.com/unirec/unirec/bench"
 	"github.com/unirec/unirec/bench/synth"
 	"github.com/unirec/unirec/deploy/pipeline"
 	"github.com/unirec/unirec/ingest"
@@ -30,15 +30,15 @@ import (
 type ingestProc struct {
 	t      *testing.T
 	args   []string
-	listen string
+	listen string // the HTTP address its current run reported
 	cmd    *exec.Cmd
-	log    *bytes.Buffer
+	log    *lockedBuffer
 }
 
 func startIngestProc(t *testing.T, cfg string) *ingestProc {
 	t.Helper()
-	p := &ingestProc{t: t, listen: fmt.Sprintf("127.0.0.1:%d", freePort(t)), log: &bytes.Buffer{}}
-	p.args = []string{"ingest", "--config", cfg, "--listen", p.listen}
+	p := &ingestProc{t: t, log: &lockedBuffer{}}
+	p.args = []string{"ingest", "--config", cfg, "--listen", "127.0.0.1:0"}
 	p.start()
 	t.Cleanup(func() {
 		p.cmd.Process.Signal(os.Interrupt)
@@ -50,12 +50,18 @@ func startIngestProc(t *testing.T, cfg string) *ingestProc {
 	return p
 }
 
+// start starts the process and waits for the HTTP address it reports.
 func (p *ingestProc) start() {
-	p.cmd = exec.Command(unirecBin, p.args...)
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
+	c, err := bench.StartChild(exec.Command(unirecBin, p.args...), p.log)
+	if err != nil {
 		p.t.Fatal(err)
 	}
+	p.cmd = c.Cmd
+	addrs, err := c.Await(30*time.Second, bench.AddrHTTP)
+	if err != nil {
+		p.t.Fatalf("unirec %v: %v\n%s", p.args, err, p.log.String())
+	}
+	p.listen = addrs[bench.AddrHTTP]
 }
 
 // kill9AndRestart kills the process with SIGKILL, waits for it and starts it again

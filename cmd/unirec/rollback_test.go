@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/unirec/unirec/bench"
 	"github.com/unirec/unirec/snapshot"
 	"github.com/unirec/unirec/stream/streamtest"
 )
@@ -28,13 +29,21 @@ type modelState struct {
 
 func getModel(api string) modelState {
 	var m modelState
-	resp, err := http.Get("http://" + api + "/v1/model")
+	getJSON("http://"+api+"/v1/model", &m)
+	return m
+}
+
+// getJSON GETs url into v; an answer other than 200 is an error.
+func getJSON(url string, v any) error {
+	resp, err := http.Get(url)
 	if err != nil {
-		return m
+		return err
 	}
 	defer resp.Body.Close()
-	json.NewDecoder(resp.Body).Decode(&m)
-	return m
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: HTTP %d", url, resp.StatusCode)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 // With signed snapshots, `unirec snapshot rollback --to V` rolls the
@@ -56,22 +65,22 @@ serve:
   admin_token_file: %s
 `, filepath.Join(dir, "hmac.key"), filepath.Join(dir, "admin.token"))), 0o644)
 	var log lockedBuffer
-	c, err := startChild(exec.Command(unirecBin, "run", "--config", cfg, "--data-dir", filepath.Join(dir, "data"),
+	c, err := bench.StartChild(exec.Command(unirecBin, "run", "--config", cfg, "--data-dir", filepath.Join(dir, "data"),
 		"--broker-port=-1", "--listen", "127.0.0.1:0"), &log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		c.stop()
+		c.Stop()
 		if t.Failed() {
 			t.Logf("unirec log:\n%s", log.String())
 		}
 	})
-	addrs, err := c.await(30*time.Second, addrBroker, addrHTTP)
+	addrs, err := c.Await(30*time.Second, bench.AddrBroker, bench.AddrHTTP)
 	if err != nil {
 		t.Fatalf("unirec run: %v\n%s", err, log.String())
 	}
-	broker, api := addrs[addrBroker], addrs[addrHTTP]
+	broker, api := addrs[bench.AddrBroker], addrs[bench.AddrHTTP]
 	streamtest.WaitFor(t, 60*time.Second, "three model versions", func() bool { return len(getModel(api).Recent) >= 3 })
 	target := getModel(api).Recent[1]
 

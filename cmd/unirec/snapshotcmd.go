@@ -7,8 +7,6 @@ import (
 	"io"
 	"log"
 	"os"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/unirec/unirec/snapshot"
@@ -80,35 +78,5 @@ func listSnapshots(ctx context.Context, args []string, w io.Writer) error {
 	if key == nil {
 		fmt.Fprintln(w, "no snapshot.hmac_key_file or snapshot.hmac_key_env: signatures are not checked")
 	}
-	return printSnapshots(w, entries)
-}
-
-func printSnapshots(w io.Writer, entries []snapshot.Entry) error {
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "OFFSET\tKIND\tVERSION\tBASE\tENCODING\tBYTES\tROWS/TOTAL\tCHUNKS\tCREATED\tSIGNATURE\tSTATUS")
-	for _, e := range entries {
-		status := "ok"
-		if !e.Usable {
-			status = "UNUSABLE: " + strings.Join(e.Problems, "; ")
-		}
-		kind, base, rows, chunks := e.Kind, "-", "-", "-"
-		if e.Kind == snapshot.EntryControl {
-			kind = "control " + e.Action
-		} else {
-			rows, chunks = fmt.Sprintf("%d/%d", e.Rows, e.TotalRows), fmt.Sprintf("%d/%d", e.ChunksPresent, e.Chunks)
-		}
-		if e.Kind == snapshot.KindDelta {
-			base = fmt.Sprint(e.BaseVersion)
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", e.Offset, kind, e.Version, base, orDash(string(e.Encoding)),
-			e.Bytes, rows, chunks, e.Created.Format(time.RFC3339), e.Signature, status)
-	}
-	return tw.Flush()
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
+	return snapshot.WriteTable(w, entries)
 }

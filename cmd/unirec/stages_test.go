@@ -7,26 +7,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/unirec/unirec/bench"
 	"github.com/unirec/unirec/bench/synth"
 	"github.com/unirec/unirec/stream/streamtest"
 )
 
 // startProcess starts one unirec command as its own process and returns
-// the address of kind (addrBroker, addrHTTP) it reports.
+// the address of kind (bench.AddrBroker, bench.AddrHTTP) it reports.
 func startProcess(t *testing.T, kind string, args ...string) string {
 	t.Helper()
 	var log lockedBuffer
-	c, err := startChild(exec.Command(unirecBin, args...), &log)
+	c, err := bench.StartChild(exec.Command(unirecBin, args...), &log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		c.stop()
+		c.Stop()
 		if t.Failed() {
 			t.Logf("unirec %v log:\n%s", args, log.String())
 		}
 	})
-	addrs, err := c.await(30*time.Second, kind)
+	addrs, err := c.Await(30*time.Second, kind)
 	if err != nil {
 		t.Fatalf("unirec %v: %v\n%s", args, err, log.String())
 	}
@@ -41,11 +42,11 @@ func TestStagesAsSeparateProcesses(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("snapshot:\n  interval: 300ms\ntrainer:\n  commit_interval: 300ms\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	broker := startProcess(t, addrBroker, "broker", "--config", cfg, "--port=-1", "--data-dir", filepath.Join(dir, "b"))
+	broker := startProcess(t, bench.AddrBroker, "broker", "--config", cfg, "--port=-1", "--data-dir", filepath.Join(dir, "b"))
 	common := []string{"--config", cfg, "--brokers", broker}
-	startProcess(t, addrHTTP, append([]string{"ingest", "--listen", "127.0.0.1:0"}, common...)...)
-	startProcess(t, addrHTTP, append([]string{"train", "--data-dir", filepath.Join(dir, "t"), "--listen", "127.0.0.1:0"}, common...)...)
-	api := startProcess(t, addrHTTP, append([]string{"serve", "--listen", "127.0.0.1:0"}, common...)...)
+	startProcess(t, bench.AddrHTTP, append([]string{"ingest", "--listen", "127.0.0.1:0"}, common...)...)
+	startProcess(t, bench.AddrHTTP, append([]string{"train", "--data-dir", filepath.Join(dir, "t"), "--listen", "127.0.0.1:0"}, common...)...)
+	api := startProcess(t, bench.AddrHTTP, append([]string{"serve", "--listen", "127.0.0.1:0"}, common...)...)
 	s := &system{broker: broker, api: api}
 	w := synth.NewWorld(synth.Options{Seed: 11, Start: time.Now().Add(-time.Hour), Step: 20 * time.Millisecond})
 	produceWorld(t, broker, w, 3000)

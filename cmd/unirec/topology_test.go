@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,21 +20,29 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/unirec/unirec/bench"
 	"github.com/unirec/unirec/bench/synth"
 	"github.com/unirec/unirec/stream"
 	"github.com/unirec/unirec/stream/streamtest"
 )
 
-// topology drives deploy/local/topology.sh.
+// topology drives deploy/local/topology.sh with BASE_PORT=0: every
+// process listens on a port it picks itself and reports it in its log.
 type topology struct {
 	t    *testing.T
 	dir  string
-	base int
 	env  []string
+	mu   sync.Mutex
+	from map[string]int // where the log of a process's current run starts
 }
 
 func (tp *topology) run(args ...string) {
 	tp.t.Helper()
+	if args[0] == "restart" {
+		tp.mu.Lock()
+		tp.from[args[1]] = len(tp.log(args[1]))
+		tp.mu.Unlock()
+	}
 	cmd := exec.Command("../../deploy/local/topology.sh", append(args[:1:1], append(args[1:], tp.dir)...)...)
 	cmd.Env = append(os.Environ(), tp.env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -41,26 +50,44 @@ func (tp *topology) run(args ...string) {
 	}
 }
 
-func (tp *topology) url(offset int) string { return fmt.Sprintf("http://127.0.0.1:%d", tp.base+offset) }
+func (tp *topology) log(name string) string {
+	b, _ := os.ReadFile(filepath.Join(tp.dir, "logs", name+".log"))
+	return string(b)
+}
+
+// url is the base URL of the process name, from the HTTP address its
+// current run reported (port 0, which nothing answers, until it has).
+func (tp *topology) url(name string) string {
+	tp.mu.Lock()
+	from := tp.from[name]
+	tp.mu.Unlock()
+	addr := "127.0.0.1:0"
+	for _, line := range strings.Split(tp.log(name)[from:], "\n") {
+		if kind, a, ok := bench.ReportedAddr(line); ok && kind == bench.AddrHTTP {
+			addr = a
+		}
+	}
+	return "http://" + addr
+}
 
 // leader returns which trainer holds the lease ("" when none answers so).
 func (tp *topology) leader() string {
-	for name, off := range map[string]int{"trainer-1": 82, "trainer-2": 84} {
+	for _, name := range []string{"trainer-1", "trainer-2"} {
 		var m struct {
 			Leader bool `json:"leader"`
 		}
-		if getJSON(context.Background(), tp.url(off)+"/v1/trainer/metrics", "", &m) == nil && m.Leader {
+		if getJSON(tp.url(name)+"/v1/trainer/metrics", &m) == nil && m.Leader {
 			return name
 		}
 	}
 	return ""
 }
 
-func (tp *topology) liveVersion(offset int) int64 {
+func (tp *topology) liveVersion(name string) int64 {
 	var m struct {
 		Version int64 `json:"version"`
 	}
-	getJSON(context.Background(), tp.url(offset)+"/v1/model", "", &m)
+	getJSON(tp.url(name)+"/v1/model", &m)
 	return m.Version
 }
 
@@ -73,8 +100,8 @@ func TestTopologySurvivesCrashes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs seven processes for about a minute")
 	}
-	tp := &topology{t: t, dir: t.TempDir(), base: freePortBlock(t, 93)}
-	tp.env = []string{"UNIREC_BIN=" + unirecBin, fmt.Sprintf("BASE_PORT=%d", tp.base), "LEASE_TIMEOUT=6s"}
+	tp := &topology{t: t, dir: t.TempDir(), from: map[string]int{}}
+	tp.env = []string{"UNIREC_BIN=" + unirecBin, "BASE_PORT=0", "LEASE_TIMEOUT=6s"}
 	tp.run("start")
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -88,7 +115,11 @@ func TestTopologySurvivesCrashes(t *testing.T) {
 		}
 		tp.run("stop")
 	})
-	broker := fmt.Sprintf("127.0.0.1:%d", tp.base+92)
+	b, err := os.ReadFile(filepath.Join(tp.dir, "broker.addr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	broker := strings.TrimSpace(string(b))
 	streamtest.WaitFor(t, 60*time.Second, "a leading trainer", func() bool { return tp.leader() != "" })
 
 	ctx, stopTraffic := context.WithCancel(context.Background())
@@ -106,20 +137,20 @@ func TestTopologySurvivesCrashes(t *testing.T) {
 	tp.run("kill", "ingest-1")
 	pause(500, 1500)
 	tp.run("restart", "ingest-1")
-	tp.measure("ingest-1 restart to HTTP up", func() bool { return tp.healthy(81) })
-	tp.measure("ingest-1 restart to committing events again", func() bool { return tp.metric(81, "unirec_ingest_events_consumed_total") > 0 })
+	tp.measure("ingest-1 restart to HTTP up", func() bool { return tp.healthy("ingest-1") })
+	tp.measure("ingest-1 restart to committing events again", func() bool { return tp.metric("ingest-1", "unirec_ingest_events_consumed_total") > 0 })
 	pause(1000, 3000)
 	old := tp.leader()
 	tp.run("kill", old)
 	tp.measure("trainer failover (leader killed to standby leading)", func() bool { l := tp.leader(); return l != "" && l != old })
 	tp.run("restart", old)
-	tp.measure(old+" restart to HTTP up (standby)", func() bool { return tp.healthy(map[string]int{"trainer-1": 82, "trainer-2": 84}[old]) })
+	tp.measure(old+" restart to HTTP up (standby)", func() bool { return tp.healthy(old) })
 	pause(1000, 3000)
 	tp.run("kill", "replica-home")
 	homeDown := ans.snapshot()
 	pause(500, 1500)
 	tp.run("restart", "replica-home")
-	tp.measure("replica-home restart to serving a model version", func() bool { return tp.liveVersion(90) > 0 })
+	tp.measure("replica-home restart to serving a model version", func() bool { return tp.liveVersion("replica-home") > 0 })
 	homeUp := ans.snapshot()
 	pause(3000, 4000)
 	stopTraffic()
@@ -129,7 +160,7 @@ func TestTopologySurvivesCrashes(t *testing.T) {
 		return examplesComplete(t, broker, &engaged)
 	})
 	streamtest.WaitFor(t, 60*time.Second, "the replicas to converge on one version", func() bool {
-		a, b := tp.liveVersion(80), tp.liveVersion(90)
+		a, b := tp.liveVersion("replica-search"), tp.liveVersion("replica-home")
 		return a > 0 && a == b
 	})
 	all := ans.snapshot()
@@ -149,10 +180,10 @@ func (tp *topology) measure(what string, cond func() bool) {
 	tp.t.Logf("measured: %s: %s", what, time.Since(start).Round(10*time.Millisecond))
 }
 
-// metric is the value of an unlabelled metric of the process on
-// base+offset (0 when it cannot be read).
-func (tp *topology) metric(offset int, name string) float64 {
-	resp, err := http.Get(tp.url(offset) + "/metrics")
+// metric is the value of an unlabelled metric of the process proc (0
+// when it cannot be read).
+func (tp *topology) metric(proc, name string) float64 {
+	resp, err := http.Get(tp.url(proc) + "/metrics")
 	if err != nil {
 		return 0
 	}
@@ -167,9 +198,9 @@ func (tp *topology) metric(offset int, name string) float64 {
 	return 0
 }
 
-// healthy says whether the process on base+offset answers /healthz.
-func (tp *topology) healthy(offset int) bool {
-	resp, err := http.Get(tp.url(offset) + "/healthz")
+// healthy says whether the process name answers /healthz.
+func (tp *topology) healthy(name string) bool {
+	resp, err := http.Get(tp.url(name) + "/healthz")
 	if err != nil {
 		return false
 	}
@@ -246,8 +277,8 @@ func produceLive(ctx context.Context, t *testing.T, broker string, engaged, impr
 // neither gives a 200 (model or fallback).
 func queryBoth(ctx context.Context, tp *topology, ans *answers) {
 	client := &http.Client{Timeout: time.Second}
-	ask := func(off int, body string) bool {
-		resp, err := client.Post(tp.url(off)+"/v1/recommend", "application/json", bytes.NewReader([]byte(body)))
+	ask := func(name, body string) bool {
+		resp, err := client.Post(tp.url(name)+"/v1/recommend", "application/json", bytes.NewReader([]byte(body)))
 		if err != nil {
 			return false
 		}
@@ -255,8 +286,8 @@ func queryBoth(ctx context.Context, tp *topology, ans *answers) {
 		return resp.StatusCode == 200
 	}
 	for ctx.Err() == nil {
-		a := ask(80, `{"use_case":"search","context":{"user_id":"u-1","query":"ocean"},"k":5}`)
-		b := ask(90, `{"use_case":"category_exploration","context":{"user_id":"u-1","category":"Documentary"},"k":5}`)
+		a := ask("replica-search", `{"use_case":"search","context":{"user_id":"u-1","query":"ocean"},"k":5}`)
+		b := ask("replica-home", `{"use_case":"category_exploration","context":{"user_id":"u-1","category":"Documentary"},"k":5}`)
 		ans.add(a, b)
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -21,6 +21,10 @@
 # the client's 45s), HOME_UPDATE_INTERVAL (1h):
 # broker BASE_PORT+92, ingest BASE_PORT+81/+83, trainers +82/+84,
 # replicas +80 (search, real-time) and +90 (notifications and the others).
+# BASE_PORT=0: every process listens on a port it picks itself and reports
+# the address it bound in its log ("broker: listening on ADDR", ", HTTP on
+# ADDR"); the broker's is kept in DIR/broker.addr for the others (and a
+# restarted broker takes the same port again).
 set -euo pipefail
 cmd=${1:-}
 if [ "$cmd" = kill ] || [ "$cmd" = restart ]; then
@@ -30,19 +34,48 @@ else
 fi
 bin=${UNIREC_BIN:-./bin/unirec}
 base=${BASE_PORT:-19000}
-broker="127.0.0.1:$((base + 92))"
+
+listen() { # offset: the HTTP address of a process
+  if [ "$base" = 0 ]; then echo 127.0.0.1:0; else echo "127.0.0.1:$((base + $1))"; fi
+}
+
+broker_port() { # the embedded broker's: BASE_PORT+92, or with BASE_PORT=0 the one it bound first (-1: a free one)
+  if [ "$base" != 0 ]; then echo $((base + 92))
+  elif [ -s "$dir/broker.addr" ]; then cut -d: -f2 "$dir/broker.addr"
+  else echo -1; fi
+}
 
 args_for() { # the command line of one process
+  local broker
+  broker=$(cat "$dir/broker.addr" 2>/dev/null || true)
   case "$1" in
-  broker) echo broker --config "$dir/common.yaml" --port $((base + 92)) --data-dir "$dir/data/broker" ;;
-  ingest-1) echo ingest --config "$dir/common.yaml" --brokers "$broker" --listen 127.0.0.1:$((base + 81)) ;;
-  ingest-2) echo ingest --config "$dir/common.yaml" --brokers "$broker" --listen 127.0.0.1:$((base + 83)) ;;
-  trainer-1) echo train --config "$dir/common.yaml" --brokers "$broker" --data-dir "$dir/data/trainer-1" --listen 127.0.0.1:$((base + 82)) ;;
-  trainer-2) echo train --config "$dir/common.yaml" --brokers "$broker" --data-dir "$dir/data/trainer-2" --listen 127.0.0.1:$((base + 84)) ;;
-  replica-search) echo serve --config "$dir/replica-search.yaml" --brokers "$broker" --listen 127.0.0.1:$((base + 80)) ;;
-  replica-home) echo serve --config "$dir/replica-home.yaml" --brokers "$broker" --listen 127.0.0.1:$((base + 90)) ;;
+  broker) echo broker --config "$dir/common.yaml" --port "$(broker_port)" --data-dir "$dir/data/broker" ;;
+  ingest-1) echo ingest --config "$dir/common.yaml" --brokers "$broker" --listen "$(listen 81)" ;;
+  ingest-2) echo ingest --config "$dir/common.yaml" --brokers "$broker" --listen "$(listen 83)" ;;
+  trainer-1) echo train --config "$dir/common.yaml" --brokers "$broker" --data-dir "$dir/data/trainer-1" --listen "$(listen 82)" ;;
+  trainer-2) echo train --config "$dir/common.yaml" --brokers "$broker" --data-dir "$dir/data/trainer-2" --listen "$(listen 84)" ;;
+  replica-search) echo serve --config "$dir/replica-search.yaml" --brokers "$broker" --listen "$(listen 80)" ;;
+  replica-home) echo serve --config "$dir/replica-home.yaml" --brokers "$broker" --listen "$(listen 90)" ;;
   *) echo "unknown process $1" >&2; exit 2 ;;
   esac
+}
+
+await_broker() { # until the broker accepts connections; its address in DIR/broker.addr
+  local addr=""
+  for _ in $(seq 1 100); do
+    if [ "$base" = 0 ]; then
+      addr=$(sed -n 's/.*broker: listening on \([^ ]*\).*/\1/p' "$dir/logs/broker.log" 2>/dev/null | tail -n 1)
+    else
+      addr="127.0.0.1:$((base + 92))"
+    fi
+    if [ -n "$addr" ] && (exec 3<>"/dev/tcp/${addr%:*}/${addr##*:}") 2>/dev/null; then
+      echo "$addr" >"$dir/broker.addr"
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "the broker did not start: see $dir/logs/broker.log" >&2
+  exit 1
 }
 
 alive() { # pid: running (a zombie left unreaped by init counts as stopped)
@@ -95,10 +128,15 @@ case "$cmd" in
 start)
   [ -x "$bin" ] || { echo "no unirec binary at $bin: run make build (or set UNIREC_BIN)" >&2; exit 1; }
   write_configs
+  rm -f "$dir/broker.addr"
   start_one broker
-  for i in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$((base + 92))) 2>/dev/null && break; sleep 0.1; done
+  await_broker
   for name in ingest-1 ingest-2 trainer-1 trainer-2 replica-search replica-home; do start_one "$name"; done
-  echo "broker $broker; replicas http://127.0.0.1:$((base + 80)) (search, related_items), http://127.0.0.1:$((base + 90)) (notifications, category_exploration)"
+  if [ "$base" = 0 ]; then
+    echo "broker $(cat "$dir/broker.addr"); each process reports its HTTP address in $dir/logs/NAME.log"
+  else
+    echo "broker $(cat "$dir/broker.addr"); replicas http://127.0.0.1:$((base + 80)) (search, related_items), http://127.0.0.1:$((base + 90)) (notifications, category_exploration)"
+  fi
   ;;
 kill)
   pid=$(cat "$dir/pids/$name.pid" 2>/dev/null || true)
@@ -136,6 +174,6 @@ stop)
   echo "stopped"
   ;;
 *)
-  sed -n '2,23p' "$0" >&2; exit 2
+  sed -n '2,27p' "$0" >&2; exit 2
   ;;
 esac
