@@ -3,6 +3,7 @@ package online
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -164,6 +165,14 @@ func (t *Trainer) Applied() int64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.applied
+}
+
+// Offsets returns the next offset to consume of every examples partition
+// the trainer has learned from (a copy).
+func (t *Trainer) Offsets() map[int32]int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return maps.Clone(t.offsets)
 }
 
 // Close commits and closes the store.

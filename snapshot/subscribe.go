@@ -21,9 +21,33 @@ type SubscriberOptions struct {
 	Topic  string
 	// Key verifies every manifest and control record (HMAC-SHA256); a
 	// record that fails is rejected. Nil accepts unsigned records.
-	Key     []byte
+	Key []byte
+	// ModelID, when set, is the only model whose manifests and control
+	// records are accepted (a key shared by two models cannot mix them).
+	ModelID string
+	// ControlMaxAge refuses control records created longer ago (a replayed
+	// old command); 0 takes DefaultControlMaxAge.
+	ControlMaxAge time.Duration
+	// Now is the clock control records are aged by (time.Now when nil).
+	Now     func() time.Time
 	Metrics *metrics.Set
 	Logf    func(format string, args ...any)
+}
+
+// DefaultControlMaxAge is how old a control record may be when a replica
+// reads it: the minimum retention of the snapshots topic.
+const DefaultControlMaxAge = time.Hour
+
+func (o *SubscriberOptions) ensureDefaults() {
+	if o.Metrics == nil {
+		o.Metrics = metrics.NewSet()
+	}
+	if o.ControlMaxAge <= 0 {
+		o.ControlMaxAge = DefaultControlMaxAge
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 }
 
 // Update is one complete, verified snapshot: a full one (the delta from an
@@ -56,11 +80,14 @@ const probeWindow = 256
 // snapshot after it to h.Apply in order, and control records to h.Control.
 // A delta is applied only on the version it was made from; after a gap (a
 // rejected or missing snapshot) deltas are skipped until the next full.
+// Versions only move forward: a snapshot whose version is not above the
+// newest one applied (a replayed old record) is refused without touching
+// the chain; only a signed rollback serves an older version. A control
+// record is obeyed only if it names this model, is younger than
+// ControlMaxAge and newer than the last one obeyed.
 // Rejections are logged and counted by reason. It returns when ctx ends.
 func Subscribe(ctx context.Context, opts SubscriberOptions, h Handler) error {
-	if opts.Metrics == nil {
-		opts.Metrics = metrics.NewSet()
-	}
+	opts.ensureDefaults()
 	start, err := findStart(ctx, opts)
 	if err != nil {
 		return err
@@ -85,14 +112,18 @@ func Subscribe(ctx context.Context, opts SubscriberOptions, h Handler) error {
 }
 
 // subscriber is the state of one subscription: the snapshot being
-// assembled and the version at the head of the applied chain.
+// assembled, the version at the head of the applied chain, the newest
+// version ever handed over and the creation time of the last control
+// record obeyed.
 type subscriber struct {
-	opts   SubscriberOptions
-	h      Handler
-	cur    assembly
-	head   int64
-	gap    bool
-	applyH *metrics.PrometheusHistogram
+	opts    SubscriberOptions
+	h       Handler
+	cur     assembly
+	head    int64
+	top     int64
+	gap     bool
+	lastCtl time.Time
+	applyH  *metrics.PrometheusHistogram
 }
 
 func (s *subscriber) reject(reason string, format string, args ...any) {
@@ -132,6 +163,16 @@ func (s *subscriber) control(r *kgo.Record) {
 		s.reject("corrupt", "control record at offset %d: %v", r.Offset, err)
 		return
 	}
+	if s.opts.ModelID != "" && c.ModelID != s.opts.ModelID {
+		s.reject("model_id", "control record at offset %d is for model %q, this replica serves %q", r.Offset, c.ModelID, s.opts.ModelID)
+		return
+	}
+	if age := s.opts.Now().Sub(c.Created); age > s.opts.ControlMaxAge || !c.Created.After(s.lastCtl) {
+		s.reject("replay", "control record at offset %d created %s (%s ago): older than the max age %s or not newer than the last one obeyed (%s)",
+			r.Offset, c.Created.Format(time.RFC3339Nano), age.Round(time.Second), s.opts.ControlMaxAge, s.lastCtl.Format(time.RFC3339Nano))
+		return
+	}
+	s.lastCtl = c.Created
 	if s.h.Control != nil {
 		s.h.Control(c)
 	}
@@ -139,6 +180,14 @@ func (s *subscriber) control(r *kgo.Record) {
 
 // snapshot applies a complete snapshot if it continues the chain.
 func (s *subscriber) snapshot(m *Manifest, payload []byte) {
+	if s.opts.ModelID != "" && m.ModelID != s.opts.ModelID {
+		s.reject("model_id", "version %d is of model %q, this replica serves %q", m.Version, m.ModelID, s.opts.ModelID)
+		return
+	}
+	if m.Version <= s.top {
+		s.reject("replay", "version %d is not above version %d, already applied; the served version is unchanged", m.Version, s.top)
+		return
+	}
 	if !continues(s.head, m) {
 		if !s.gap || s.head != 0 {
 			s.reject("gap", "delta version %d on base %d: the chain is at %d; waiting for the next full snapshot",
@@ -164,7 +213,7 @@ func (s *subscriber) snapshot(m *Manifest, payload []byte) {
 		s.reject("invalid", "version %d: %v", m.Version, err)
 	}
 	s.applyH.UpdateDuration(start)
-	s.head, s.gap = m.Version, false
+	s.head, s.top, s.gap = m.Version, m.Version, false
 }
 
 // continues says whether m can be applied on head, the version at the head
@@ -224,49 +273,64 @@ func (a *assembly) add(r *kgo.Record, key []byte) (*Manifest, []byte, error) {
 // findStart returns the offset of the newest full snapshot that the newest
 // manifest near the end of the topic names, or the topic's start.
 func findStart(ctx context.Context, opts SubscriberOptions) (int64, error) {
+	m, so, err := newest(ctx, opts)
+	if err != nil || m == nil || m.FullOffset < so {
+		return so, err
+	}
+	logf(opts.Logf, "snapshot: newest full snapshot starts at offset %d of %s", m.FullOffset, opts.Topic)
+	return m.FullOffset, nil
+}
+
+// NewestManifest returns the newest authentic manifest of opts.ModelID
+// among the last records of the topic, or nil when there is none: what
+// the previous leader published last (its offsets, its version).
+func NewestManifest(ctx context.Context, opts SubscriberOptions) (*Manifest, error) {
+	m, _, err := newest(ctx, opts)
+	return m, err
+}
+
+// newest reads the last probeWindow records of the topic and returns its
+// newest authentic manifest (nil if none) and the topic's start offset.
+func newest(ctx context.Context, opts SubscriberOptions) (*Manifest, int64, error) {
 	cl, err := kgo.NewClient(opts.Client.Opts()...)
 	if err != nil {
-		return 0, fmt.Errorf("cannot create snapshot client: %w", err)
+		return nil, 0, fmt.Errorf("cannot create snapshot client: %w", err)
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	starts, err := adm.ListStartOffsets(ctx, opts.Topic)
 	if err != nil {
-		return 0, fmt.Errorf("cannot list start offsets of %q: %w", opts.Topic, err)
+		return nil, 0, fmt.Errorf("cannot list start offsets of %q: %w", opts.Topic, err)
 	}
 	ends, err := adm.ListCommittedOffsets(ctx, opts.Topic)
 	if err != nil {
-		return 0, fmt.Errorf("cannot list end offsets of %q: %w", opts.Topic, err)
+		return nil, 0, fmt.Errorf("cannot list end offsets of %q: %w", opts.Topic, err)
 	}
 	so, _ := starts.Lookup(opts.Topic, 0)
 	eo, _ := ends.Lookup(opts.Topic, 0)
 	if so.Err != nil || eo.Err != nil {
-		return 0, fmt.Errorf("cannot find partition 0 of %q: %v %v", opts.Topic, so.Err, eo.Err)
+		return nil, 0, fmt.Errorf("cannot find partition 0 of %q: %v %v", opts.Topic, so.Err, eo.Err)
 	}
 	if eo.Offset <= so.Offset {
-		return so.Offset, nil
+		return nil, so.Offset, nil
 	}
-	full, err := probe(ctx, opts, max(so.Offset, eo.Offset-probeWindow), eo.Offset)
-	if err != nil || full < so.Offset {
-		return so.Offset, err
-	}
-	logf(opts.Logf, "snapshot: newest full snapshot starts at offset %d of %s", full, opts.Topic)
-	return full, nil
+	m, err := probe(ctx, opts, max(so.Offset, eo.Offset-probeWindow), eo.Offset)
+	return m, so.Offset, err
 }
 
-// probe reads [from, end) and returns the full offset named by the last
-// authentic manifest, or -1.
-func probe(ctx context.Context, opts SubscriberOptions, from, end int64) (int64, error) {
+// probe reads [from, end) and returns the last authentic manifest of the
+// model, or nil.
+func probe(ctx context.Context, opts SubscriberOptions, from, end int64) (*Manifest, error) {
 	cl, err := kgo.NewClient(append(opts.Client.Opts(),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{opts.Topic: {0: kgo.NewOffset().At(from)}}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxBytes(64<<20),
 	)...)
 	if err != nil {
-		return -1, fmt.Errorf("cannot create snapshot consumer: %w", err)
+		return nil, fmt.Errorf("cannot create snapshot consumer: %w", err)
 	}
 	defer cl.Close()
-	full := int64(-1)
+	var found *Manifest
 	for ctx.Err() == nil {
 		pollCtx, cancel := context.WithTimeout(ctx, time.Second)
 		fetches := cl.PollFetches(pollCtx)
@@ -275,15 +339,16 @@ func probe(ctx context.Context, opts SubscriberOptions, from, end int64) (int64,
 		fetches.EachRecord(func(r *kgo.Record) {
 			n, last = n+1, r.Offset
 			var m Manifest
-			if string(r.Key) == manifestKey && verify(opts.Key, r) == nil && json.Unmarshal(r.Value, &m) == nil {
-				full = m.FullOffset
+			if string(r.Key) == manifestKey && verify(opts.Key, r) == nil && json.Unmarshal(r.Value, &m) == nil &&
+				(opts.ModelID == "" || m.ModelID == opts.ModelID) {
+				found = &m
 			}
 		})
 		if n == 0 || last+2 >= end {
 			break
 		}
 	}
-	return full, nil
+	return found, nil
 }
 
 func logf(f func(string, ...any), format string, args ...any) {

@@ -119,6 +119,9 @@ type SnapshotConfig struct {
 	// comes from a file or an environment variable, never a flag.
 	HMACKeyFile string `yaml:"hmac_key_file"`
 	HMACKeyEnv  string `yaml:"hmac_key_env"`
+	// ControlMaxAge: replicas refuse control records (rollback, resume)
+	// created longer ago, so an old signed command cannot be replayed.
+	ControlMaxAge time.Duration `yaml:"control_max_age"`
 }
 
 // ServeConfig configures a serving replica.
@@ -181,7 +184,7 @@ func DefaultConfig() Config {
 		Trainer: TrainerConfig{CommitInterval: time.Second, MinCount: 1, LeaseGroup: "unirec-trainer", LeaseTopic: "unirec.trainer.lease",
 			LeaseSessionTimeout: 10 * time.Second, Listen: "localhost:8082"},
 		Snapshot: SnapshotConfig{Interval: time.Second, FullInterval: 5 * time.Minute, Encoding: snapshot.EncodingFloat32,
-			TransactionalID: "unirec-snapshot-publisher", ModelID: "unirec"},
+			TransactionalID: "unirec-snapshot-publisher", ModelID: "unirec", ControlMaxAge: snapshot.DefaultControlMaxAge},
 		Serve: ServeConfig{Listen: "localhost:8080", KeepVersions: 8, Checks: serve.DefaultChecks()},
 		Demo:  DemoConfig{Enabled: true, Rate: 50, Seed: 1},
 	}
@@ -308,8 +311,11 @@ func (s SnapshotConfig) validate() error {
 	if err := s.Encoding.Validate(); err != nil {
 		return err
 	}
-	if s.TransactionalID == "" {
-		return errors.New("snapshot.transactional_id is required")
+	if s.TransactionalID == "" || s.ModelID == "" {
+		return errors.New("snapshot.transactional_id and snapshot.model_id are required")
+	}
+	if s.ControlMaxAge < time.Second {
+		return fmt.Errorf("snapshot.control_max_age must be at least 1s (older control records are refused as replays), got %s", s.ControlMaxAge)
 	}
 	return nil
 }
