@@ -29,7 +29,11 @@ type SubscriberOptions struct {
 	// old command); 0 takes DefaultControlMaxAge.
 	ControlMaxAge time.Duration
 	// Now is the clock control records are aged by (time.Now when nil).
-	Now     func() time.Time
+	Now func() time.Time
+	// From, when set, is an offset the subscription starts at or before:
+	// the full snapshot of a version a restarted replica must rebuild (a
+	// rollback it kept). One no longer on the topic is ignored.
+	From    *int64
 	Metrics *metrics.Set
 	Logf    func(format string, args ...any)
 }
@@ -274,11 +278,23 @@ func (a *assembly) add(r *kgo.Record, key []byte) (*Manifest, []byte, error) {
 // manifest near the end of the topic names, or the topic's start.
 func findStart(ctx context.Context, opts SubscriberOptions) (int64, error) {
 	m, so, err := newest(ctx, opts)
-	if err != nil || m == nil || m.FullOffset < so {
+	if err != nil {
 		return so, err
 	}
-	logf(opts.Logf, "snapshot: newest full snapshot starts at offset %d of %s", m.FullOffset, opts.Topic)
-	return m.FullOffset, nil
+	start := so
+	if m != nil && m.FullOffset >= so {
+		start = m.FullOffset
+		logf(opts.Logf, "snapshot: newest full snapshot starts at offset %d of %s", start, opts.Topic)
+	}
+	if f := opts.From; f != nil && *f < start {
+		if *f < so {
+			logf(opts.Logf, "snapshot: offset %d of %s is no longer on the topic (it starts at %d)", *f, opts.Topic, so)
+			return start, nil
+		}
+		logf(opts.Logf, "snapshot: reading %s from offset %d, to rebuild the version a rollback holds", opts.Topic, *f)
+		start = *f
+	}
+	return start, nil
 }
 
 // NewestManifest returns the newest authentic manifest of opts.ModelID

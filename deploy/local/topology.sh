@@ -39,8 +39,8 @@ args_for() { # the command line of one process
   ingest-2) echo ingest --config "$dir/common.yaml" --brokers "$broker" --listen 127.0.0.1:$((base + 83)) ;;
   trainer-1) echo train --config "$dir/common.yaml" --brokers "$broker" --data-dir "$dir/data/trainer-1" --listen 127.0.0.1:$((base + 82)) ;;
   trainer-2) echo train --config "$dir/common.yaml" --brokers "$broker" --data-dir "$dir/data/trainer-2" --listen 127.0.0.1:$((base + 84)) ;;
-  replica-search) echo serve --config "$dir/replica-search.yaml" --brokers "$broker" --listen 127.0.0.1:$((base + 80)) ;;
-  replica-home) echo serve --config "$dir/replica-home.yaml" --brokers "$broker" --listen 127.0.0.1:$((base + 90)) ;;
+  replica-search) echo serve --config "$dir/replica-search.yaml" --brokers "$broker" --data-dir "$dir/data/replica-search" --listen 127.0.0.1:$((base + 80)) ;;
+  replica-home) echo serve --config "$dir/replica-home.yaml" --brokers "$broker" --data-dir "$dir/data/replica-home" --listen 127.0.0.1:$((base + 90)) ;;
   *) echo "unknown process $1" >&2; exit 2 ;;
   esac
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -262,6 +263,7 @@ func StartReplica(p *Process) (*serve.Replica, error) {
 		p.Logf("serve: no snapshot.hmac_key_file or snapshot.hmac_key_env: snapshots are not authenticated")
 	}
 	opts := cfg.Serve.ReplicaOptions(reg)
+	opts.StateFile = filepath.Join(cfg.DataDir, "serve", "rollback.json")
 	opts.AdminToken, opts.APIToken, opts.Metrics, opts.Logf = cfg.Secrets.AdminToken, cfg.Secrets.APIToken, p.Metrics, p.Logf
 	r, err := serve.NewReplica(opts)
 	if err != nil {
@@ -285,8 +287,12 @@ func StartReplica(p *Process) (*serve.Replica, error) {
 		}
 		return nil
 	}
+	var from *int64
+	if o, ok := r.RestoreFrom(); ok {
+		from = &o
+	}
 	p.Go("subscribe", func(ctx context.Context) error {
-		return snapshot.Subscribe(ctx, snapshot.SubscriberOptions{Client: cfg.Kafka, Topic: cfg.Topics.Snapshots, Key: key,
+		return snapshot.Subscribe(ctx, snapshot.SubscriberOptions{Client: cfg.Kafka, Topic: cfg.Topics.Snapshots, Key: key, From: from,
 			ModelID: cfg.Snapshot.ModelID, ControlMaxAge: cfg.Snapshot.ControlMaxAge, Metrics: p.Metrics, Logf: p.Logf},
 			snapshot.Handler{Apply: apply, Control: r.Control})
 	})

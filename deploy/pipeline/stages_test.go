@@ -12,6 +12,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/unirec/unirec/serve"
 	"github.com/unirec/unirec/snapshot"
 	"github.com/unirec/unirec/stream"
 	"github.com/unirec/unirec/stream/streamtest"
@@ -104,4 +105,71 @@ func TestNewLeaderPublishesOnlyOnceCaughtUp(t *testing.T) {
 	if first := published[0]; first.Offsets[0] < 40 || first.Version <= 3 {
 		t.Fatalf("the new leader's first snapshot is version %d at offset %d; want above version 3, at offset 40 or more", first.Version, first.Offsets[0])
 	}
+}
+
+// startReplica starts a replica process of cfg and returns it and its
+// replica.
+func startReplica(t *testing.T, cfg Config) (*Process, *serve.Replica) {
+	t.Helper()
+	p := NewProcess(context.Background(), cfg, t.Logf)
+	r, err := StartReplica(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, r
+}
+
+// A rollback outlives the replica: restarted on the same data dir, after
+// newer full snapshots were published, the replica rebuilds the
+// rolled-back-to version from its full snapshot and serves it, with the
+// newest version applied behind it; resume ends it for good.
+func TestRollbackSurvivesReplicaRestart(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Snapshot.FullInterval = 200 * time.Millisecond
+	trainer := NewProcess(context.Background(), cfg, t.Logf)
+	if err := StartTrainer(trainer); err != nil {
+		t.Fatal(err)
+	}
+	defer trainer.Stop()
+	first, r := startReplica(t, cfg)
+	defer first.Stop()
+	versions := func(r *serve.Replica, n int) {
+		t.Helper()
+		streamtest.WaitFor(t, 30*time.Second, fmt.Sprintf("%d versions", n), func() bool {
+			if len(r.Versions()) < n {
+				produceExamples(t, cfg, 10)
+				return false
+			}
+			return true
+		})
+	}
+	versions(r, 3)
+	target := r.Versions()[0]
+	if err := r.Rollback(target); err != nil {
+		t.Fatal(err)
+	}
+	head := func(r *serve.Replica) int64 { vs := r.Versions(); return vs[len(vs)-1] }
+	streamtest.WaitFor(t, 30*time.Second, "a newer full snapshot", func() bool {
+		produceExamples(t, cfg, 10)
+		return head(r) > target+8
+	})
+	if err := first.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	second, r2 := startReplica(t, cfg)
+	defer second.Stop()
+	streamtest.WaitFor(t, 30*time.Second, fmt.Sprintf("the restarted replica to hold version %d", target), func() bool {
+		m := r2.Model()
+		return m != nil && m.Version == target && head(r2) > target+8
+	})
+	r2.Resume()
+	if err := second.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	third, r3 := startReplica(t, cfg)
+	defer third.Stop()
+	streamtest.WaitFor(t, 30*time.Second, "the newest version after resume and restart", func() bool {
+		m := r3.Model()
+		return m != nil && m.Version > target+8
+	})
 }
