@@ -21,6 +21,9 @@ type ListOptions struct {
 	// ModelID, when set, flags records of another model, as replicas
 	// refuse them.
 	ModelID string
+	// MaxBytes bounds one snapshot's buffered chunks, as replicas do (0:
+	// DefaultMaxBytes).
+	MaxBytes int
 }
 
 // Entry is one snapshot (its manifest) or control record on the topic, as
@@ -63,7 +66,10 @@ const (
 // and after a break only a full restarts the chain, as in Subscribe). It
 // does not decode payloads. Bad records are reported, not errors.
 func List(ctx context.Context, opts ListOptions) ([]Entry, error) {
-	l := &lister{key: opts.Key, model: opts.ModelID}
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = DefaultMaxBytes
+	}
+	l := &lister{key: opts.Key, model: opts.ModelID, cur: assembly{limit: opts.MaxBytes}}
 	if err := stream.ReadPartition(ctx, opts.Client, opts.Topic, 0, l.record); err != nil {
 		return nil, fmt.Errorf("cannot list snapshots: %w", err)
 	}

@@ -30,6 +30,11 @@ type SubscriberOptions struct {
 	ControlMaxAge time.Duration
 	// Now is the clock control records are aged by (time.Now when nil).
 	Now func() time.Time
+	// MaxBytes bounds the chunk bytes buffered for one snapshot before its
+	// manifest is checked (chunks are not authenticated until then); a
+	// snapshot over it is dropped and its chunks counted as too_large. 0
+	// takes DefaultMaxBytes.
+	MaxBytes int
 	// From, when set, is an offset the subscription starts at or before:
 	// the full snapshot of a version a restarted replica must rebuild (a
 	// rollback it kept). One no longer on the topic is ignored.
@@ -38,6 +43,11 @@ type SubscriberOptions struct {
 	Logf    func(format string, args ...any)
 }
 
+// DefaultMaxBytes is the default bound of one snapshot's buffered chunk
+// bytes: 1 GiB, about four times the compressed full snapshot of a
+// million rows of dim 64 in float32.
+const DefaultMaxBytes = 1 << 30
+
 // DefaultControlMaxAge is how old a control record may be when a replica
 // reads it: the minimum retention of the snapshots topic.
 const DefaultControlMaxAge = time.Hour
@@ -45,6 +55,9 @@ const DefaultControlMaxAge = time.Hour
 func (o *SubscriberOptions) ensureDefaults() {
 	if o.Metrics == nil {
 		o.Metrics = metrics.NewSet()
+	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = DefaultMaxBytes
 	}
 	if o.ControlMaxAge <= 0 {
 		o.ControlMaxAge = DefaultControlMaxAge
@@ -105,7 +118,7 @@ func Subscribe(ctx context.Context, opts SubscriberOptions, h Handler) error {
 		return fmt.Errorf("cannot create snapshot consumer: %w", err)
 	}
 	defer cl.Close()
-	s := &subscriber{opts: opts, h: h, applyH: opts.Metrics.GetOrCreatePrometheusHistogram("unirec_snapshot_apply_seconds")}
+	s := &subscriber{opts: opts, h: h, cur: assembly{limit: opts.MaxBytes}, applyH: opts.Metrics.GetOrCreatePrometheusHistogram("unirec_snapshot_apply_seconds")}
 	for ctx.Err() == nil {
 		pollCtx, cancel := context.WithTimeout(ctx, time.Second)
 		fetches := cl.PollFetches(pollCtx)
@@ -136,8 +149,11 @@ func (s *subscriber) reject(reason string, format string, args ...any) {
 }
 
 func reason(err error) string {
-	if errors.Is(err, ErrUnauthenticated) {
+	switch {
+	case errors.Is(err, ErrUnauthenticated):
 		return "unauthenticated"
+	case errors.Is(err, ErrTooLarge):
+		return "too_large"
 	}
 	return "corrupt"
 }
@@ -227,19 +243,29 @@ func continues(head int64, m *Manifest) bool {
 	return m.Kind != KindDelta || (head != 0 && m.BaseVersion == head)
 }
 
-// assembly collects the chunks of one snapshot.
+// assembly collects the chunks of one snapshot. The chunks are not
+// authenticated until their manifest arrives, so what it buffers is
+// bounded: at most limit bytes of chunk data (0: no bound), one snapshot
+// at a time (a chunk of another version drops the buffered ones).
 type assembly struct {
 	version int64
 	chunks  [][]byte
 	crcs    []uint32
 	have    int
+	bytes   int
+	limit   int
+	over    bool // the version went over limit: its chunks are refused
 }
+
+// ErrTooLarge is returned for a chunk that would make the snapshot being
+// assembled exceed its byte bound; the snapshot is dropped.
+var ErrTooLarge = errors.New("snapshot over its byte bound")
 
 // add takes one record; when it completes a snapshot it returns its
 // verified manifest and compressed payload.
 func (a *assembly) add(r *kgo.Record, key []byte) (*Manifest, []byte, error) {
 	if string(r.Key) == manifestKey {
-		defer func() { *a = assembly{} }()
+		defer func() { *a = assembly{limit: a.limit} }()
 		if err := verify(key, r); err != nil {
 			return nil, nil, err
 		}
@@ -253,7 +279,7 @@ func (a *assembly) add(r *kgo.Record, key []byte) (*Manifest, []byte, error) {
 		if !slices.Equal(a.crcs, m.ChunkCRCs) {
 			return nil, nil, fmt.Errorf("%w: chunks of version %d do not match the manifest's checksums", ErrCorrupt, m.Version)
 		}
-		var payload []byte
+		payload := make([]byte, 0, a.bytes)
 		for _, c := range a.chunks {
 			payload = append(payload, c...)
 		}
@@ -263,13 +289,22 @@ func (a *assembly) add(r *kgo.Record, key []byte) (*Manifest, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if a.over && c.version == a.version {
+		return nil, nil, fmt.Errorf("%w: chunk %d of version %d refused, the version is over %d bytes", ErrTooLarge, c.index, c.version, a.limit)
+	}
 	if c.version != a.version || len(a.chunks) != c.total {
-		*a = assembly{version: c.version, chunks: make([][]byte, c.total), crcs: make([]uint32, c.total)}
+		*a = assembly{version: c.version, chunks: make([][]byte, c.total), crcs: make([]uint32, c.total), limit: a.limit}
+	}
+	n := a.bytes - len(a.chunks[c.index]) + len(c.data)
+	if a.limit > 0 && n > a.limit {
+		*a = assembly{version: c.version, limit: a.limit, over: true}
+		return nil, nil, fmt.Errorf("%w: chunk %d of version %d would buffer %d bytes, over %d (snapshot.max_bytes); the version is dropped",
+			ErrTooLarge, c.index, c.version, n, a.limit)
 	}
 	if a.chunks[c.index] == nil {
 		a.have++
 	}
-	a.chunks[c.index] = c.data
+	a.chunks[c.index], a.bytes = c.data, n
 	a.crcs[c.index] = chunkCRC(r.Value)
 	return nil, nil, nil
 }

@@ -3,6 +3,7 @@ package snapshot
 import (
 	"context"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -459,5 +460,46 @@ func TestWhenAFullIsPublished(t *testing.T) {
 		if deltas > 1000 {
 			t.Fatal("no full snapshot after 1000 deltas")
 		}
+	}
+}
+
+// A flood of unauthenticated chunks (valid CRCs, one version claiming
+// 1,000 chunks) is buffered only up to MaxBytes: the chunks beyond are
+// refused and counted as too_large, and the next real snapshot applies.
+func TestChunkFloodIsBounded(t *testing.T) {
+	e := newEnv(t, testKey, EncodingFloat32)
+	set := metrics.NewSet()
+	var mu sync.Mutex
+	var applied []int64
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Subscribe(ctx, SubscriberOptions{Client: e.copts, Topic: topic, Key: testKey, MaxBytes: 64 << 10, Metrics: set},
+			Handler{Apply: func(u *Update) error {
+				mu.Lock()
+				applied = append(applied, u.Manifest.Version)
+				mu.Unlock()
+				return nil
+			}})
+	}()
+	defer func() { cancel(); <-done }()
+	cl, err := kgo.NewClient(append(e.copts.Opts(), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	chunks := encodeChunks(99, make([]byte, 1000*4096), 4096)
+	var flood []*kgo.Record
+	for i, c := range chunks[:40] {
+		flood = append(flood, &kgo.Record{Topic: topic, Key: []byte("chunk/" + strconv.Itoa(i)), Value: c})
+	}
+	if err := cl.ProduceSync(context.Background(), flood...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	good := e.publish(true)
+	streamtest.WaitFor(t, 30*time.Second, "the real snapshot", func() bool { mu.Lock(); defer mu.Unlock(); return len(applied) == 1 })
+	if n := set.GetOrCreateCounter(`unirec_snapshot_rejected_total{reason="too_large"}`).Get(); n != 24 || applied[0] != good.Version {
+		t.Fatalf("%d chunks refused as too large, want 24 (16 x 4 KiB fit in 64 KiB); applied %v", n, applied)
 	}
 }

@@ -68,7 +68,7 @@ func listSnapshots(ctx context.Context, args []string, w io.Writer) error {
 		return err
 	}
 	key := cfg.Secrets.SnapshotKey
-	entries, err := snapshot.List(ctx, snapshot.ListOptions{Client: cfg.Kafka, Topic: cfg.Topics.Snapshots, Key: key, ModelID: cfg.Snapshot.ModelID})
+	entries, err := snapshot.List(ctx, snapshot.ListOptions{Client: cfg.Kafka, Topic: cfg.Topics.Snapshots, Key: key, ModelID: cfg.Snapshot.ModelID, MaxBytes: cfg.Snapshot.MaxBytes})
 	if err != nil {
 		return err
 	}

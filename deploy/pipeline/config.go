@@ -122,6 +122,10 @@ type SnapshotConfig struct {
 	// ControlMaxAge: replicas refuse control records (rollback, resume)
 	// created longer ago, so an old signed command cannot be replayed.
 	ControlMaxAge time.Duration `yaml:"control_max_age"`
+	// MaxBytes bounds the chunk bytes a replica buffers for one snapshot
+	// before its manifest is checked; set it above the largest full
+	// snapshot (unirec_snapshot_bytes{kind="full"}).
+	MaxBytes int `yaml:"max_bytes"`
 }
 
 // ServeConfig configures a serving replica.
@@ -184,7 +188,8 @@ func DefaultConfig() Config {
 		Trainer: TrainerConfig{CommitInterval: time.Second, MinCount: 1, LeaseGroup: "unirec-trainer", LeaseTopic: "unirec.trainer.lease",
 			LeaseSessionTimeout: 10 * time.Second, Listen: "localhost:8082"},
 		Snapshot: SnapshotConfig{Interval: time.Second, FullInterval: 5 * time.Minute, Encoding: snapshot.EncodingFloat32,
-			TransactionalID: "unirec-snapshot-publisher", ModelID: "unirec", ControlMaxAge: snapshot.DefaultControlMaxAge},
+			TransactionalID: "unirec-snapshot-publisher", ModelID: "unirec", ControlMaxAge: snapshot.DefaultControlMaxAge,
+			MaxBytes: snapshot.DefaultMaxBytes},
 		Serve: ServeConfig{Listen: "localhost:8080", KeepVersions: 8, Checks: serve.DefaultChecks()},
 		Demo:  DemoConfig{Enabled: true, Rate: 50, Seed: 1},
 	}
@@ -313,6 +318,9 @@ func (s SnapshotConfig) validate() error {
 	}
 	if s.TransactionalID == "" || s.ModelID == "" {
 		return errors.New("snapshot.transactional_id and snapshot.model_id are required")
+	}
+	if s.MaxBytes < 1<<20 {
+		return fmt.Errorf("snapshot.max_bytes must be at least 1 MiB (1048576), and above the largest full snapshot; got %d", s.MaxBytes)
 	}
 	if s.ControlMaxAge < time.Second {
 		return fmt.Errorf("snapshot.control_max_age must be at least 1s (older control records are refused as replays), got %s", s.ControlMaxAge)

@@ -292,7 +292,7 @@ func StartReplica(p *Process) (*serve.Replica, error) {
 		from = &o
 	}
 	p.Go("subscribe", func(ctx context.Context) error {
-		return snapshot.Subscribe(ctx, snapshot.SubscriberOptions{Client: cfg.Kafka, Topic: cfg.Topics.Snapshots, Key: key, From: from,
+		return snapshot.Subscribe(ctx, snapshot.SubscriberOptions{Client: cfg.Kafka, Topic: cfg.Topics.Snapshots, Key: key, From: from, MaxBytes: cfg.Snapshot.MaxBytes,
 			ModelID: cfg.Snapshot.ModelID, ControlMaxAge: cfg.Snapshot.ControlMaxAge, Metrics: p.Metrics, Logf: p.Logf},
 			snapshot.Handler{Apply: apply, Control: r.Control})
 	})
