@@ -105,6 +105,10 @@ type TrainerConfig struct {
 	LeaseTopic          string        `yaml:"lease_topic"`
 	LeaseSessionTimeout time.Duration `yaml:"lease_session_timeout"`
 	Listen              string        `yaml:"listen"`
+	// ResetOffsets: what to do when the stored offsets are no longer on
+	// the examples topic: "" fails at start with the fix, "earliest" or
+	// "latest" continue there (flag --reset-offsets, for one start).
+	ResetOffsets string `yaml:"reset_offsets"`
 }
 
 // SnapshotConfig configures snapshot publication and verification.
@@ -336,5 +340,6 @@ func (c Config) TrainerOptions() online.TrainerOptions {
 	return online.TrainerOptions{
 		Model: c.Model, Dir: filepath.Join(c.DataDir, "trainer"), Client: c.Kafka, Topic: c.Topics.Examples,
 		CommitInterval: c.Trainer.CommitInterval, MaxRows: c.Trainer.MaxRows, MinCount: c.Trainer.MinCount, TTL: c.Trainer.TTL,
+		ResetOffsets: c.Trainer.ResetOffsets,
 	}
 }
