@@ -91,6 +91,10 @@ type Trainer struct {
 	progress *Progress
 	scratch  scratch
 	counters trainerCounters
+	// broken is the error of an example that failed part-way: its partial
+	// changes (rows, sightings) are in memory without its offset, so
+	// nothing is committed again; a restart resumes from the last commit.
+	broken error
 }
 
 type popKey struct{ task, item string }
@@ -193,11 +197,18 @@ func (t *Trainer) Offsets() map[int32]int64 {
 	return maps.Clone(t.offsets)
 }
 
-// Close commits and closes the store.
+// Close commits and closes the store. After an example failed part-way
+// it commits nothing: the store keeps its last commit, rows and offsets
+// together, and a restart applies that example again, once.
 func (t *Trainer) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	err := t.commitLocked()
+	var err error
+	if t.broken != nil {
+		t.logf("trainer: an example failed part-way (%v): its changes and those since the last commit are discarded; a restart learns them again from the committed offsets", t.broken)
+	} else {
+		err = t.commitLocked()
+	}
 	if cerr := t.store.Close(); err == nil {
 		err = cerr
 	}
@@ -254,6 +265,7 @@ func (t *Trainer) applyBatch(b *batch) error {
 				t.opts.Logf("trainer: skipping undecodable example %d/%d: %v", p.partition, p.offset, p.err)
 			}
 		} else if err := t.learn(&p.ex, p.ctxIDs, p.itemIDs); err != nil {
+			t.broken = err
 			return err
 		}
 		t.offsets[p.partition] = p.offset + 1
@@ -372,6 +384,9 @@ func (t *Trainer) Commit() error {
 // commitLocked writes everything changed since the last commit with the
 // offsets in one synced batch, then evicts clean rows above MaxRows.
 func (t *Trainer) commitLocked() error {
+	if t.broken != nil {
+		return fmt.Errorf("cannot commit the parameter store: an example failed part-way and its partial changes must not be saved without its offset: %w", t.broken)
+	}
 	if err := t.store.commit(t); err != nil {
 		return err
 	}
