@@ -13,11 +13,16 @@ import (
 // popularity and the watermark.
 
 // Apply learns from one example (progressive validation first). It fails
-// only when the parameter store does.
+// only when the parameter store does; the trainer then commits nothing
+// more (see Close).
 func (t *Trainer) Apply(ex *stream.Example) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.apply(ex)
+	if err := t.apply(ex); err != nil {
+		t.broken = err
+		return err
+	}
+	return nil
 }
 
 func (t *Trainer) apply(ex *stream.Example) error {

@@ -2,8 +2,10 @@ package online
 
 import (
 	"context"
+	"errors"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/unirec/unirec/online/model"
@@ -35,7 +37,9 @@ type prepared struct {
 
 // prepare polls cl until ctx ends and sends full batches to ready. An
 // empty poll still sends an empty batch, so the learner commits on time.
-func (t *Trainer) prepare(ctx context.Context, cl *kgo.Client, free <-chan *batch, ready chan<- *batch) {
+// An offset out of range (records deleted while running) ends it with
+// ErrOffsetOutOfRange: the client does not rewind silently.
+func (t *Trainer) prepare(ctx context.Context, cl *kgo.Client, free <-chan *batch, ready chan<- *batch) error {
 	var b *batch
 	send := func() bool {
 		select {
@@ -59,8 +63,13 @@ func (t *Trainer) prepare(ctx context.Context, cl *kgo.Client, free <-chan *batc
 		pollCtx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		fetches := cl.PollFetches(pollCtx)
 		cancel()
+		for _, fe := range fetches.Errors() {
+			if errors.Is(fe.Err, kerr.OffsetOutOfRange) {
+				return outOfRange(fe.Topic, fe.Partition, t.Offsets()[fe.Partition], "the broker no longer has it")
+			}
+		}
 		if ctx.Err() != nil || !next() {
-			return
+			return nil
 		}
 		ok := true
 		fetches.EachRecord(func(r *kgo.Record) {
@@ -75,9 +84,10 @@ func (t *Trainer) prepare(ctx context.Context, cl *kgo.Client, free <-chan *batc
 			b.add(t.feat, r)
 		})
 		if !ok || !send() {
-			return
+			return nil
 		}
 	}
+	return nil
 }
 
 // add decodes and featurizes r into the next slot of b.

@@ -2,14 +2,19 @@ package online_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/unirec/unirec/online"
 	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
+	"github.com/unirec/unirec/stream/streamtest"
 )
 
 // A trainer stopped mid-stream and restarted on the same Pebble directory
@@ -136,5 +141,88 @@ func TestUndecodableExampleIsSkipped(t *testing.T) {
 	}
 	if c.Offsets[0] != 3 || c.Applied != 2 {
 		t.Fatalf("offset %d, applied %d: want 3 and 2 (the bad record skipped)", c.Offsets[0], c.Applied)
+	}
+}
+
+// A stored offset the examples topic no longer has (records deleted below
+// it while the trainer was down) fails Run with an error naming the topic,
+// partition, offset and the fix, instead of silently relearning the topic
+// from its start; reset_offsets earliest or latest continues as asked.
+func TestOffsetOutOfRangeFailsLoudly(t *testing.T) {
+	b, err := stream.StartBroker(stream.BrokerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	copts := stream.Plaintext(b.Addr())
+	cl, err := kgo.NewClient(append(copts.Opts(), kgo.DefaultProduceTopic("examples"))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	if err := stream.EnsureTopics(ctx, cl, []stream.TopicSpec{{Name: "examples", Partitions: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	produce := func(n int) {
+		var recs []*kgo.Record
+		for i := range n {
+			ex := stream.Example{Task: "search", ItemID: fmt.Sprint("m-", i%5), Label: float32(i % 2), Weight: 1, EventTime: int64(i),
+				Context: []stream.Field{{Name: "user_id", Value: "u-1"}}}
+			recs = append(recs, &kgo.Record{Value: stream.AppendExample(nil, &ex)})
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	run := func(reset string, until func(*online.Trainer) bool) (int64, error) {
+		t.Helper()
+		tr, err := online.OpenTrainer(online.TrainerOptions{Model: model.DefaultModelConfig(), Dir: dir, Client: copts,
+			Topic: "examples", CommitInterval: time.Millisecond, ResetOffsets: reset, Logf: t.Logf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- tr.Run(rctx) }()
+		var rerr error
+		streamtest.WaitFor(t, 30*time.Second, "the trainer", func() bool {
+			select {
+			case rerr = <-done:
+				return true
+			default:
+				return until(tr)
+			}
+		})
+		cancel()
+		if rerr == nil {
+			rerr = <-done
+		}
+		applied := tr.Applied()
+		if err := tr.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return applied, rerr
+	}
+	produce(30)
+	if n, err := run("", func(tr *online.Trainer) bool { return tr.Applied() == 30 }); err != nil || n != 30 {
+		t.Fatalf("first run: applied %d, %v", n, err)
+	}
+	produce(10)
+	adm := kadm.NewClient(cl)
+	del := kadm.Offsets{}
+	del.Add(kadm.Offset{Topic: "examples", Partition: 0, At: 35})
+	if res, err := adm.DeleteRecords(ctx, del); err != nil || res.Error() != nil {
+		t.Fatalf("delete records: %v %v", err, res.Error())
+	}
+	_, err = run("", func(*online.Trainer) bool { return false })
+	for _, want := range []string{"examples partition 0 up to offset 30", "offsets 35 to 40", "--reset-offsets=earliest", "--reset-offsets=latest"} {
+		if !errors.Is(err, online.ErrOffsetOutOfRange) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("restart below the topic's start: got %v, want ErrOffsetOutOfRange saying %q", err, want)
+		}
+	}
+	if n, err := run(online.ResetEarliest, func(tr *online.Trainer) bool { return tr.Offsets()[0] == 40 }); err != nil || n != 35 {
+		t.Fatalf("reset earliest: applied %d (want 30 + the 5 records left), %v", n, err)
 	}
 }

@@ -2,7 +2,9 @@ package online
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -32,10 +34,25 @@ type TrainerOptions struct {
 	MinCount int
 	// TTL expires rows and sightings unused for this long in event time;
 	// 0 never expires.
-	TTL     time.Duration
-	Metrics *metrics.Set
-	Logf    func(format string, args ...any)
+	TTL time.Duration
+	// ResetOffsets says what to do with a stored offset the examples topic
+	// no longer has (records deleted, topic recreated): "" fails with
+	// ErrOffsetOutOfRange, ResetEarliest relearns from the topic's start,
+	// ResetLatest skips to its end.
+	ResetOffsets string
+	Metrics      *metrics.Set
+	Logf         func(format string, args ...any)
 }
+
+// The ResetOffsets choices.
+const (
+	ResetEarliest = "earliest"
+	ResetLatest   = "latest"
+)
+
+// ErrOffsetOutOfRange is returned by Run when a stored offset is outside
+// the examples topic and TrainerOptions.ResetOffsets is empty.
+var ErrOffsetOutOfRange = errors.New("trainer offset out of range")
 
 type taskState struct {
 	p                  *model.TaskParams
@@ -74,6 +91,10 @@ type Trainer struct {
 	progress *Progress
 	scratch  scratch
 	counters trainerCounters
+	// broken is the error of an example that failed part-way: its partial
+	// changes (rows, sightings) are in memory without its offset, so
+	// nothing is committed again; a restart resumes from the last commit.
+	broken error
 }
 
 type popKey struct{ task, item string }
@@ -153,6 +174,8 @@ func (o TrainerOptions) Validate() error {
 		return fmt.Errorf("trainer.min_count must not be negative, got %d", o.MinCount)
 	case o.TTL < 0:
 		return fmt.Errorf("trainer.ttl must not be negative, got %s", o.TTL)
+	case o.ResetOffsets != "" && o.ResetOffsets != ResetEarliest && o.ResetOffsets != ResetLatest:
+		return fmt.Errorf("trainer.reset_offsets must be empty (fail), %q or %q, got %q", ResetEarliest, ResetLatest, o.ResetOffsets)
 	}
 	return nil
 }
@@ -167,11 +190,26 @@ func (t *Trainer) Applied() int64 {
 	return t.applied
 }
 
-// Close commits and closes the store.
+// Offsets returns the next offset to consume of every examples partition
+// the trainer has learned from (a copy).
+func (t *Trainer) Offsets() map[int32]int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return maps.Clone(t.offsets)
+}
+
+// Close commits and closes the store. After an example failed part-way
+// it commits nothing: the store keeps its last commit, rows and offsets
+// together, and a restart applies that example again, once.
 func (t *Trainer) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	err := t.commitLocked()
+	var err error
+	if t.broken != nil {
+		t.logf("trainer: an example failed part-way (%v): its changes and those since the last commit are discarded; a restart learns them again from the committed offsets", t.broken)
+	} else {
+		err = t.commitLocked()
+	}
 	if cerr := t.store.Close(); err == nil {
 		err = cerr
 	}
@@ -195,9 +233,10 @@ func (t *Trainer) Run(ctx context.Context) error {
 	for range batchesInFlight + 1 {
 		free <- &batch{}
 	}
+	var perr error
 	go func() {
 		defer close(ready)
-		t.prepare(ctx, cl, free, ready)
+		perr = t.prepare(ctx, cl, free, ready)
 	}()
 	var aerr error
 	for b := range ready {
@@ -207,6 +246,9 @@ func (t *Trainer) Run(ctx context.Context) error {
 			}
 		}
 		free <- b
+	}
+	if aerr == nil {
+		aerr = perr
 	}
 	return aerr
 }
@@ -224,6 +266,7 @@ func (t *Trainer) applyBatch(b *batch) error {
 				t.opts.Logf("trainer: skipping undecodable example %d/%d: %v", p.partition, p.offset, p.err)
 			}
 		} else if err := t.learn(&p.ex, p.ctxIDs, p.itemIDs); err != nil {
+			t.broken = err
 			return err
 		}
 		t.offsets[p.partition] = p.offset + 1
@@ -250,24 +293,86 @@ func (t *Trainer) consumer(ctx context.Context) (*kgo.Client, error) {
 	if !ok || td.Err != nil {
 		return nil, fmt.Errorf("cannot find topic %q: %v", t.opts.Topic, td.Err)
 	}
-	parts := map[int32]kgo.Offset{}
-	t.mu.Lock()
-	for _, p := range td.Partitions.Numbers() {
-		if o, ok := t.offsets[p]; ok {
-			parts[p] = kgo.NewOffset().At(o)
-		} else {
-			parts[p] = kgo.NewOffset().AtStart()
-		}
+	parts, err := t.startOffsets(ctx, kadm.NewClient(admin), td.Partitions.Numbers())
+	if err != nil {
+		return nil, err
 	}
-	t.mu.Unlock()
+	reset := kgo.NoResetOffset() // out of range while running: an error, never a silent rewind
+	switch t.opts.ResetOffsets {
+	case ResetEarliest:
+		reset = kgo.NewOffset().AtStart()
+	case ResetLatest:
+		reset = kgo.NewOffset().AtEnd()
+	}
 	cl, err := kgo.NewClient(append(t.opts.Client.Opts(),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{t.opts.Topic: parts}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(reset),
 	)...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create examples consumer: %w", err)
 	}
 	return cl, nil
+}
+
+// startOffsets returns where to consume each partition: its stored offset,
+// or the start for a partition never consumed. A stored offset outside the
+// partition's records fails with ErrOffsetOutOfRange unless ResetOffsets
+// says where to go instead (logged, and stored with the next commit).
+func (t *Trainer) startOffsets(ctx context.Context, adm *kadm.Client, partitions []int32) (map[int32]kgo.Offset, error) {
+	starts, err := adm.ListStartOffsets(ctx, t.opts.Topic)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list start offsets of %q: %w", t.opts.Topic, err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, t.opts.Topic)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list end offsets of %q: %w", t.opts.Topic, err)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	parts := map[int32]kgo.Offset{}
+	for _, p := range partitions {
+		o, ok := t.offsets[p]
+		if !ok {
+			parts[p] = kgo.NewOffset().AtStart()
+			continue
+		}
+		so, _ := starts.Lookup(t.opts.Topic, p)
+		eo, _ := ends.Lookup(t.opts.Topic, p)
+		if so.Err != nil || eo.Err != nil {
+			return nil, fmt.Errorf("cannot list offsets of %s partition %d: %v %v", t.opts.Topic, p, so.Err, eo.Err)
+		}
+		if o >= so.Offset && o <= eo.Offset {
+			parts[p] = kgo.NewOffset().At(o)
+			continue
+		}
+		to := so.Offset
+		switch t.opts.ResetOffsets {
+		case ResetLatest:
+			to = eo.Offset
+		case "":
+			return nil, outOfRange(t.opts.Topic, p, o, fmt.Sprintf("it holds offsets %d to %d", so.Offset, eo.Offset))
+		}
+		t.logf("trainer: stored offset %d of %s partition %d is out of range [%d, %d]; reset_offsets %s: continuing at %d",
+			o, t.opts.Topic, p, so.Offset, eo.Offset, t.opts.ResetOffsets, to)
+		parts[p] = kgo.NewOffset().At(to)
+		t.offsets[p] = to
+	}
+	return parts, nil
+}
+
+// outOfRange is the error of a stored offset the topic no longer has,
+// with the fix.
+func outOfRange(topic string, p int32, offset int64, why string) error {
+	return fmt.Errorf("%w: the parameter store learned %s partition %d up to offset %d, but %s (records deleted, or the topic recreated). "+
+		"Restart with --reset-offsets=earliest to learn from the topic's first record (examples kept since may be learned twice) "+
+		"or --reset-offsets=latest to skip to its end (examples in between are not learned), or set trainer.reset_offsets",
+		ErrOffsetOutOfRange, topic, p, offset, why)
+}
+
+func (t *Trainer) logf(format string, args ...any) {
+	if t.opts.Logf != nil {
+		t.opts.Logf(format, args...)
+	}
 }
 
 // Commit writes parameters and offsets to the store now.
@@ -280,6 +385,9 @@ func (t *Trainer) Commit() error {
 // commitLocked writes everything changed since the last commit with the
 // offsets in one synced batch, then evicts clean rows above MaxRows.
 func (t *Trainer) commitLocked() error {
+	if t.broken != nil {
+		return fmt.Errorf("cannot commit the parameter store: an example failed part-way and its partial changes must not be saved without its offset: %w", t.broken)
+	}
 	if err := t.store.commit(t); err != nil {
 		return err
 	}

@@ -15,17 +15,21 @@ import (
 // Versions built from deltas share every row and item vector they did not
 // change with the version before (copy on write).
 type Model struct {
-	Version   int64
-	Kind      string
-	Watermark time.Time
-	Applied   int64
-	Config    model.ModelConfig
-	Progress  map[string]model.TaskProgress
-	feat      model.Featurizer
-	rows      *rowTable
-	tasks     map[string]model.TaskParams
-	items     []model.Item
-	index     map[string]int
+	Version int64
+	Kind    string
+	// FullOffset is the topic offset of the full snapshot this version's
+	// chain starts from (-1: unknown): where a restarted replica reads from
+	// to rebuild it (a durable rollback).
+	FullOffset int64
+	Watermark  time.Time
+	Applied    int64
+	Config     model.ModelConfig
+	Progress   map[string]model.TaskProgress
+	feat       model.Featurizer
+	rows       *rowTable
+	tasks      map[string]model.TaskParams
+	items      []model.Item
+	index      map[string]int
 	// itemFeats are the shared-space feature ids of each item and featItems
 	// the items each feature id is part of, so a delta recomputes only the
 	// vectors of items whose rows changed.
@@ -54,7 +58,7 @@ func NewModel(u *snapshot.Update) *Model {
 func (m *Model) next(u *snapshot.Update) *Model {
 	man, d := u.Manifest, u.Delta
 	n := &Model{
-		Version: man.Version, Kind: man.Kind, Watermark: man.Watermark, Applied: man.Applied, Config: man.Config,
+		Version: man.Version, Kind: man.Kind, FullOffset: man.FullOffset, Watermark: man.Watermark, Applied: man.Applied, Config: man.Config,
 		Progress: man.Progress, feat: model.Featurizer{Isolated: man.Config.Isolated},
 		rows: m.rows.with(d.IDs, d.Row, d.Deleted), tasks: maps.Clone(m.tasks), popular: maps.Clone(m.popular),
 		items: m.items, index: m.index, itemFeats: m.itemFeats, featItems: m.featItems, matrices: map[string][]float32{},

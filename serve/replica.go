@@ -25,6 +25,11 @@ type ReplicaOptions struct {
 	// KeepVersions is how many recent versions stay available for
 	// rollback.
 	KeepVersions int
+	// StateFile, when set, keeps a rollback across restarts: a rollback
+	// writes it, resume removes it, and a replica that finds it holds the
+	// version it names as soon as it has rebuilt it (RestoreFrom says
+	// where to read the snapshots topic from).
+	StateFile string
 	// AdminToken enables the admin endpoints (rollback, resume) for
 	// requests bearing it; empty disables them.
 	AdminToken []byte
@@ -62,6 +67,7 @@ type Replica struct {
 
 	mu      sync.Mutex // serialises Apply, Rollback and Resume
 	history []*Model   // recent versions, oldest first
+	pending *heldState // a rollback read from StateFile, until its version is rebuilt
 
 	versionG *metrics.Gauge
 }
@@ -88,6 +94,10 @@ func NewReplica(opts ReplicaOptions) (*Replica, error) {
 	}
 	r := &Replica{opts: opts, useCases: map[string]*useCase{}, pop: NewPopularity()}
 	if err := r.initEnvironments(); err != nil {
+		return nil, err
+	}
+	var err error
+	if r.pending, err = readHeld(opts.StateFile); err != nil {
 		return nil, err
 	}
 	for name := range r.useCases { // exported from the start, so dashboards show zeros, not gaps

@@ -60,8 +60,10 @@ func (r *Replica) modelFor(u *useCase, now time.Time) (*Model, string) {
 }
 
 // remember keeps m among the recent versions and hands it to use cases
-// pinned to it. Callers hold r.mu.
+// pinned to it, and holds it when it is the version of a rollback read
+// back from the state file. Callers hold r.mu.
 func (r *Replica) remember(m *Model) {
+	r.restore(m)
 	r.history = append(r.history, m)
 	if n := len(r.history) - r.opts.KeepVersions; n > 0 {
 		r.history = slices.Delete(r.history, 0, n)
@@ -101,6 +103,19 @@ func (r *Replica) Rollback(version int64) error {
 		return fmt.Errorf("cannot roll back to version %d: not among the recent versions %v", version, vs)
 	}
 	m := r.history[i]
+	if err := writeHeld(r.opts.StateFile, heldState{Version: m.Version, FullOffset: m.FullOffset}); err != nil {
+		return err
+	}
+	r.pending = nil
+	r.holdLocked(m)
+	r.opts.Metrics.GetOrCreateCounter("unirec_serve_rollbacks_total").Inc()
+	r.logf("serve: rolled back to version %d; new versions are applied behind it until resume", version)
+	return nil
+}
+
+// holdLocked makes m live for realtime and interval use cases. Callers
+// hold r.mu.
+func (r *Replica) holdLocked(m *Model) {
 	r.hold.Store(m)
 	now := r.opts.Now()
 	for _, u := range r.useCases {
@@ -110,16 +125,17 @@ func (r *Replica) Rollback(version int64) error {
 			u.mu.Unlock()
 		}
 	}
-	r.opts.Metrics.GetOrCreateCounter("unirec_serve_rollbacks_total").Inc()
 	r.versionG.Set(float64(m.Version))
-	r.logf("serve: rolled back to version %d; new versions are applied behind it until resume", version)
-	return nil
 }
 
 // Resume ends a rollback: the newest version is live again.
 func (r *Replica) Resume() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if err := removeHeld(r.opts.StateFile); err != nil {
+		r.logf("serve: %v; a restart would roll back again", err)
+	}
+	r.pending = nil
 	r.hold.Store(nil)
 	if h := r.good.Load(); h != nil {
 		r.versionG.Set(float64(h.Version))

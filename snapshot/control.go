@@ -12,12 +12,16 @@ import (
 )
 
 // Control is an operator command published on the snapshots topic; every
-// subscribed replica carries it out.
+// subscribed replica carries it out. Its signature covers the model id and
+// the creation time, so a replica refuses a record of another model, one
+// older than its max age or one not newer than the last it obeyed: a
+// signed record cannot be replayed.
 type Control struct {
 	// Action is ActionRollback (serve Version and hold it) or ActionResume
 	// (serve the newest version again).
 	Action  string    `json:"action"`
 	Version int64     `json:"version,omitempty"`
+	ModelID string    `json:"model_id"`
 	Created time.Time `json:"created"`
 }
 
@@ -34,6 +38,8 @@ func (c Control) Validate() error {
 		return fmt.Errorf("rollback needs a version > 0, got %d", c.Version)
 	case c.Action != ActionRollback && c.Action != ActionResume:
 		return fmt.Errorf("unknown control action %q (want %q or %q)", c.Action, ActionRollback, ActionResume)
+	case c.Created.IsZero():
+		return fmt.Errorf("control record needs its creation time")
 	}
 	return nil
 }

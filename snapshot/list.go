@@ -21,6 +21,12 @@ type ListOptions struct {
 	// Key checks signatures; nil reports signed records as unchecked and
 	// accepts unsigned ones, as a replica without a key does.
 	Key []byte
+	// ModelID, when set, flags records of another model, as replicas
+	// refuse them.
+	ModelID string
+	// MaxBytes bounds one snapshot's buffered chunks, as replicas do (0:
+	// DefaultMaxBytes).
+	MaxBytes int
 }
 
 // Entry is one snapshot (its manifest) or control record on the topic, as
@@ -42,7 +48,10 @@ type Entry struct {
 	Action        string    `json:"action,omitempty"` // control records
 	Signature     string    `json:"signature"`        // Signature*
 	// Usable is false when a replica would refuse it: corrupt, unsigned or
-	// forged while a key is configured, or a delta off the chain.
+	// forged while a key is configured, of another model, a delta off the
+	// chain, or a replay (a version not above one before it, a control
+	// record not newer than one before it). Whether a control record is
+	// older than a replica's max age depends on when it is read: not judged.
 	Usable   bool     `json:"usable"`
 	Problems []string `json:"problems,omitempty"`
 }
@@ -60,7 +69,10 @@ const (
 // and after a break only a full restarts the chain, as in Subscribe). It
 // does not decode payloads. Bad records are reported, not errors.
 func List(ctx context.Context, opts ListOptions) ([]Entry, error) {
-	l := &lister{key: opts.Key}
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = DefaultMaxBytes
+	}
+	l := &lister{key: opts.Key, model: opts.ModelID, cur: assembly{limit: opts.MaxBytes}}
 	if err := stream.ReadPartition(ctx, opts.Client, opts.Topic, 0, l.record); err != nil {
 		return nil, fmt.Errorf("cannot list snapshots: %w", err)
 	}
@@ -72,14 +84,25 @@ func List(ctx context.Context, opts ListOptions) ([]Entry, error) {
 }
 
 // lister is the state of List: the snapshot being assembled, the problems
-// of its chunks, and the head of the usable chain.
+// of its chunks, the head of the usable chain, the newest usable version
+// and the newest usable control record's creation time.
 type lister struct {
 	key       []byte
+	model     string
 	cur       assembly
 	problems  []string
 	lastChunk int64
-	head      int64
+	head, top int64
+	lastCtl   time.Time
 	out       []Entry
+}
+
+// foreign says why a record of model id is refused, or "".
+func (l *lister) foreign(id string) string {
+	if l.model != "" && id != l.model {
+		return fmt.Sprintf("model %q, replicas serve %q", id, l.model)
+	}
+	return ""
 }
 
 func (l *lister) record(r *kgo.Record) error {
@@ -117,7 +140,16 @@ func (l *lister) control(r *kgo.Record) Entry {
 	if !l.accepted(e.Signature) {
 		e.Problems = append(e.Problems, "signature "+e.Signature)
 	}
+	if why := l.foreign(c.ModelID); why != "" {
+		e.Problems = append(e.Problems, why)
+	}
+	if len(e.Problems) == 0 && !c.Created.After(l.lastCtl) {
+		e.Problems = append(e.Problems, fmt.Sprintf("replayed: not newer than the control record of %s", l.lastCtl.Format(time.RFC3339Nano)))
+	}
 	e.Usable = len(e.Problems) == 0
+	if e.Usable {
+		l.lastCtl = c.Created
+	}
 	return e
 }
 
@@ -136,6 +168,9 @@ func (l *lister) manifest(r *kgo.Record) Entry {
 	if !l.accepted(e.Signature) {
 		e.Problems = append(e.Problems, "signature "+e.Signature)
 	}
+	if why := l.foreign(m.ModelID); why != "" {
+		e.Problems = append(e.Problems, why)
+	}
 	got, payload, err := l.cur.add(r, nil)
 	if err != nil {
 		e.Problems = append(e.Problems, err.Error())
@@ -146,12 +181,16 @@ func (l *lister) manifest(r *kgo.Record) Entry {
 	if len(e.Problems) > 0 {
 		return e
 	}
+	if m.Version <= l.top {
+		e.Problems = append(e.Problems, fmt.Sprintf("replayed: version %d is not above version %d before it", m.Version, l.top))
+		return e
+	}
 	if !continues(l.head, &m) {
 		e.Problems = append(e.Problems, l.offChain(&m))
 		l.head = 0
 		return e
 	}
-	e.Usable, l.head = true, m.Version
+	e.Usable, l.head, l.top = true, m.Version, m.Version
 	return e
 }
 

@@ -121,7 +121,7 @@ func TestListFlagsBadSnapshots(t *testing.T) {
 func TestListWithoutKey(t *testing.T) {
 	e := newEnv(t, testKey, EncodingFloat32)
 	e.publish(true)
-	if err := PublishControl(context.Background(), e.copts, topic, nil, Control{Action: ActionResume}); err != nil {
+	if err := PublishControl(context.Background(), e.copts, topic, nil, Control{Action: ActionResume, Created: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := List(context.Background(), ListOptions{Client: e.copts, Topic: topic})
@@ -157,4 +157,32 @@ func FuzzList(f *testing.F) {
 			}
 		}
 	})
+}
+
+// List flags a replayed copy of an old signed snapshot and of an obeyed
+// control record, as replicas refuse them.
+func TestListFlagsReplays(t *testing.T) {
+	e := newEnv(t, testKey, EncodingFloat32)
+	first := e.publish(true)
+	e.publish(false)
+	ctx := context.Background()
+	if err := PublishControl(ctx, e.copts, topic, testKey, Control{Action: ActionResume, ModelID: "test", Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	replayRecords(t, e.copts, func(r *kgo.Record) bool {
+		return r.Offset <= first.FullOffset+int64(first.Chunks) || string(r.Key) == controlKey
+	})
+	entries, err := List(ctx, ListOptions{Client: e.copts, Topic: topic, Key: testKey, ModelID: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var replays int
+	for _, en := range entries {
+		if !en.Usable && strings.Contains(strings.Join(en.Problems, ";"), "replayed") {
+			replays++
+		}
+	}
+	if n := len(entries); replays != 2 || n != 5 {
+		t.Fatalf("%d entries, %d flagged as replays; want 5 and 2: %+v", n, replays, entries)
+	}
 }

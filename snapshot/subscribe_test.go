@@ -3,6 +3,7 @@ package snapshot
 import (
 	"context"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -312,7 +313,9 @@ func TestGapWaitsForTheNextFull(t *testing.T) {
 	sameModel(t, f, e.pub.prev)
 }
 
-// Control records reach the handler; unsigned ones are rejected.
+// Control records reach the handler; unsigned ones, ones of another
+// model, ones older than the max age (injected clock) and a replayed copy
+// of an obeyed one are rejected and counted.
 func TestControlRecords(t *testing.T) {
 	e := newEnv(t, testKey, EncodingFloat32)
 	var mu sync.Mutex
@@ -320,25 +323,94 @@ func TestControlRecords(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	set := metrics.NewSet()
+	now := time.Unix(1_800_000_000, 0)
 	go func() {
 		defer close(done)
-		Subscribe(ctx, SubscriberOptions{Client: e.copts, Topic: topic, Key: testKey, Metrics: set},
+		Subscribe(ctx, SubscriberOptions{Client: e.copts, Topic: topic, Key: testKey, ModelID: "test", ControlMaxAge: time.Hour,
+			Now: func() time.Time { return now }, Metrics: set, Logf: t.Logf},
 			Handler{Apply: func(*Update) error { return nil }, Control: func(c Control) { mu.Lock(); got = append(got, c); mu.Unlock() }})
 	}()
 	defer func() { cancel(); <-done }()
-	if err := PublishControl(context.Background(), e.copts, topic, nil, Control{Action: ActionRollback, Version: 7}); err != nil {
-		t.Fatal(err)
+	publish := func(key []byte, c Control) {
+		t.Helper()
+		if err := PublishControl(context.Background(), e.copts, topic, key, c); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := PublishControl(context.Background(), e.copts, topic, testKey, Control{Action: ActionRollback, Version: 3}); err != nil {
-		t.Fatal(err)
-	}
-	if err := PublishControl(context.Background(), e.copts, topic, testKey, Control{Action: "explode"}); err == nil || !strings.Contains(err.Error(), "unknown control action") {
+	publish(nil, Control{Action: ActionRollback, Version: 7, ModelID: "test", Created: now})
+	publish(testKey, Control{Action: ActionRollback, Version: 5, ModelID: "other", Created: now})
+	publish(testKey, Control{Action: ActionRollback, Version: 4, ModelID: "test", Created: now.Add(-2 * time.Hour)})
+	publish(testKey, Control{Action: ActionRollback, Version: 3, ModelID: "test", Created: now.Add(-time.Minute)})
+	publish(testKey, Control{Action: ActionResume, ModelID: "test", Created: now})
+	if err := PublishControl(context.Background(), e.copts, topic, testKey, Control{Action: "explode", Created: now}); err == nil || !strings.Contains(err.Error(), "unknown control action") {
 		t.Fatalf("bad action: got %v", err)
 	}
-	streamtest.WaitFor(t, 30*time.Second, "the signed control record", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
-	if got[0].Version != 3 || set.GetOrCreateCounter(`unirec_snapshot_rejected_total{reason="unauthenticated"}`).Get() != 1 {
-		t.Fatalf("got %+v", got)
+	replayRecords(t, e.copts, func(r *kgo.Record) bool { return strings.Contains(string(r.Value), `"version":3`) })
+	rejected := func(reason string) uint64 {
+		return set.GetOrCreateCounter(`unirec_snapshot_rejected_total{reason="` + reason + `"}`).Get()
 	}
+	streamtest.WaitFor(t, 30*time.Second, "the replayed control record to be refused", func() bool { return rejected("replay") == 2 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 || got[0].Version != 3 || got[1].Action != ActionResume || rejected("unauthenticated") != 1 || rejected("model_id") != 1 {
+		t.Fatalf("got %+v; rejected: unauthenticated %d, model_id %d", got, rejected("unauthenticated"), rejected("model_id"))
+	}
+}
+
+// replayRecords copies, as an attacker with write access to the topic
+// but without the key could, every record of the topic that keep selects
+// (value and headers, signature included) to its end.
+func replayRecords(t *testing.T, copts stream.ClientOptions, keep func(*kgo.Record) bool) {
+	t.Helper()
+	cl, err := kgo.NewClient(append(copts.Opts(), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var copies []*kgo.Record
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		f := cl.PollFetches(ctx)
+		cancel()
+		if f.Empty() {
+			break
+		}
+		f.EachRecord(func(r *kgo.Record) {
+			if keep(r) {
+				copies = append(copies, &kgo.Record{Topic: topic, Partition: 0, Key: r.Key, Value: r.Value, Headers: r.Headers})
+			}
+		})
+	}
+	if len(copies) == 0 {
+		t.Fatal("nothing to replay")
+	}
+	if err := cl.ProduceSync(context.Background(), copies...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A replayed copy of an old signed full snapshot (every chunk and its
+// manifest, re-produced as they were) is refused as a replay and counted;
+// the chain and the served version are unchanged, and the next delta of
+// the real chain still applies.
+func TestReplayedSnapshotIsRefused(t *testing.T) {
+	e := newEnv(t, testKey, EncodingFloat32)
+	first := e.publish(true)
+	f := e.follow(testKey)
+	second := e.publish(false)
+	streamtest.WaitFor(t, 30*time.Second, "the delta", func() bool { return f.version() == second.Version })
+	replayRecords(t, e.copts, func(r *kgo.Record) bool { return r.Offset <= first.FullOffset+int64(first.Chunks) })
+	third := e.publish(false)
+	streamtest.WaitFor(t, 30*time.Second, "the next delta", func() bool { return f.version() == third.Version })
+	f.mu.Lock()
+	applied := f.applied
+	f.mu.Unlock()
+	if !reflect.DeepEqual(applied, []int64{first.Version, second.Version, third.Version}) || f.rejected("replay") != 1 {
+		t.Fatalf("applied %v, %d replays refused; want %d, %d, %d and one replay refused",
+			applied, f.rejected("replay"), first.Version, second.Version, third.Version)
+	}
+	sameModel(t, f, e.pub.prev)
 }
 
 // A full snapshot is published when full_interval has passed (injected
@@ -388,5 +460,46 @@ func TestWhenAFullIsPublished(t *testing.T) {
 		if deltas > 1000 {
 			t.Fatal("no full snapshot after 1000 deltas")
 		}
+	}
+}
+
+// A flood of unauthenticated chunks (valid CRCs, one version claiming
+// 1,000 chunks) is buffered only up to MaxBytes: the chunks beyond are
+// refused and counted as too_large, and the next real snapshot applies.
+func TestChunkFloodIsBounded(t *testing.T) {
+	e := newEnv(t, testKey, EncodingFloat32)
+	set := metrics.NewSet()
+	var mu sync.Mutex
+	var applied []int64
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Subscribe(ctx, SubscriberOptions{Client: e.copts, Topic: topic, Key: testKey, MaxBytes: 64 << 10, Metrics: set},
+			Handler{Apply: func(u *Update) error {
+				mu.Lock()
+				applied = append(applied, u.Manifest.Version)
+				mu.Unlock()
+				return nil
+			}})
+	}()
+	defer func() { cancel(); <-done }()
+	cl, err := kgo.NewClient(append(e.copts.Opts(), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	chunks := encodeChunks(99, make([]byte, 1000*4096), 4096)
+	var flood []*kgo.Record
+	for i, c := range chunks[:40] {
+		flood = append(flood, &kgo.Record{Topic: topic, Key: []byte("chunk/" + strconv.Itoa(i)), Value: c})
+	}
+	if err := cl.ProduceSync(context.Background(), flood...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	good := e.publish(true)
+	streamtest.WaitFor(t, 30*time.Second, "the real snapshot", func() bool { mu.Lock(); defer mu.Unlock(); return len(applied) == 1 })
+	if n := set.GetOrCreateCounter(`unirec_snapshot_rejected_total{reason="too_large"}`).Get(); n != 24 || applied[0] != good.Version {
+		t.Fatalf("%d chunks refused as too large, want 24 (16 x 4 KiB fit in 64 KiB); applied %v", n, applied)
 	}
 }

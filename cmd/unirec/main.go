@@ -105,6 +105,7 @@ type flags struct {
 	dataDir string
 	listen  string
 	only    string
+	reset   string
 }
 
 func newFlags(name string) *flags {
@@ -113,6 +114,9 @@ func newFlags(name string) *flags {
 	f.fs.StringVar(&f.brokers, "brokers", "", "comma-separated Kafka bootstrap brokers, overriding kafka.brokers")
 	f.fs.StringVar(&f.dataDir, "data-dir", "", "data directory, overriding data_dir")
 	f.fs.StringVar(&f.listen, "listen", "", "HTTP listen address of this process")
+	if name == "train" || name == "run" {
+		f.fs.StringVar(&f.reset, "reset-offsets", "", "when the trainer's stored offsets are no longer on the examples topic: earliest or latest (default: fail), overriding trainer.reset_offsets")
+	}
 	if name == "serve" || name == "run" {
 		f.fs.StringVar(&f.only, "use-cases", "", "comma-separated use cases this replica serves (default: all configured)")
 	}
@@ -140,6 +144,9 @@ func (f *flags) load(args []string) (pipeline.Config, error) {
 	}
 	if f.only != "" {
 		cfg.Serve.Only = strings.Split(f.only, ",")
+	}
+	if f.reset != "" {
+		cfg.Trainer.ResetOffsets = f.reset
 	}
 	err = cfg.Validate()
 	if err == nil {

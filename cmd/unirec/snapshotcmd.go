@@ -41,7 +41,7 @@ func publishControl(ctx context.Context, action string, args []string) error {
 		return err
 	}
 	key := cfg.Secrets.SnapshotKey
-	c := snapshot.Control{Action: action, Version: *to, Created: time.Now().UTC()}
+	c := snapshot.Control{Action: action, Version: *to, ModelID: cfg.Snapshot.ModelID, Created: time.Now().UTC()}
 	if action == snapshot.ActionResume {
 		c.Version = 0
 	}
@@ -66,7 +66,7 @@ func listSnapshots(ctx context.Context, args []string, w io.Writer) error {
 		return err
 	}
 	key := cfg.Secrets.SnapshotKey
-	entries, err := snapshot.List(ctx, snapshot.ListOptions{Client: cfg.Kafka, Topic: cfg.Topics.Snapshots, Key: key})
+	entries, err := snapshot.List(ctx, snapshot.ListOptions{Client: cfg.Kafka, Topic: cfg.Topics.Snapshots, Key: key, ModelID: cfg.Snapshot.ModelID, MaxBytes: cfg.Snapshot.MaxBytes})
 	if err != nil {
 		return err
 	}

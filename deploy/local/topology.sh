@@ -54,8 +54,8 @@ args_for() { # the command line of one process
   ingest-2) echo ingest --config "$dir/common.yaml" --brokers "$broker" --listen "$(listen 83)" ;;
   trainer-1) echo train --config "$dir/common.yaml" --brokers "$broker" --data-dir "$dir/data/trainer-1" --listen "$(listen 82)" ;;
   trainer-2) echo train --config "$dir/common.yaml" --brokers "$broker" --data-dir "$dir/data/trainer-2" --listen "$(listen 84)" ;;
-  replica-search) echo serve --config "$dir/replica-search.yaml" --brokers "$broker" --listen "$(listen 80)" ;;
-  replica-home) echo serve --config "$dir/replica-home.yaml" --brokers "$broker" --listen "$(listen 90)" ;;
+  replica-search) echo serve --config "$dir/replica-search.yaml" --brokers "$broker" --data-dir "$dir/data/replica-search" --listen "$(listen 80)" ;;
+  replica-home) echo serve --config "$dir/replica-home.yaml" --brokers "$broker" --data-dir "$dir/data/replica-home" --listen "$(listen 90)" ;;
   *) echo "unknown process $1" >&2; exit 2 ;;
   esac
 }

@@ -105,6 +105,10 @@ type TrainerConfig struct {
 	LeaseTopic          string        `yaml:"lease_topic"`
 	LeaseSessionTimeout time.Duration `yaml:"lease_session_timeout"`
 	Listen              string        `yaml:"listen"`
+	// ResetOffsets: what to do when the stored offsets are no longer on
+	// the examples topic: "" fails at start with the fix, "earliest" or
+	// "latest" continue there (flag --reset-offsets, for one start).
+	ResetOffsets string `yaml:"reset_offsets"`
 }
 
 // SnapshotConfig configures snapshot publication and verification.
@@ -119,6 +123,13 @@ type SnapshotConfig struct {
 	// comes from a file or an environment variable, never a flag.
 	HMACKeyFile string `yaml:"hmac_key_file"`
 	HMACKeyEnv  string `yaml:"hmac_key_env"`
+	// ControlMaxAge: replicas refuse control records (rollback, resume)
+	// created longer ago, so an old signed command cannot be replayed.
+	ControlMaxAge time.Duration `yaml:"control_max_age"`
+	// MaxBytes bounds the chunk bytes a replica buffers for one snapshot
+	// before its manifest is checked; set it above the largest full
+	// snapshot (unirec_snapshot_bytes{kind="full"}).
+	MaxBytes int `yaml:"max_bytes"`
 }
 
 // ServeConfig configures a serving replica.
@@ -181,7 +192,8 @@ func DefaultConfig() Config {
 		Trainer: TrainerConfig{CommitInterval: time.Second, MinCount: 1, LeaseGroup: "unirec-trainer", LeaseTopic: "unirec.trainer.lease",
 			LeaseSessionTimeout: 10 * time.Second, Listen: "localhost:8082"},
 		Snapshot: SnapshotConfig{Interval: time.Second, FullInterval: 5 * time.Minute, Encoding: snapshot.EncodingFloat32,
-			TransactionalID: "unirec-snapshot-publisher", ModelID: "unirec"},
+			TransactionalID: "unirec-snapshot-publisher", ModelID: "unirec", ControlMaxAge: snapshot.DefaultControlMaxAge,
+			MaxBytes: snapshot.DefaultMaxBytes},
 		Serve: ServeConfig{Listen: "localhost:8080", KeepVersions: 8, Checks: serve.DefaultChecks()},
 		Demo:  DemoConfig{Enabled: true, Rate: 50, Seed: 1},
 	}
@@ -308,8 +320,14 @@ func (s SnapshotConfig) validate() error {
 	if err := s.Encoding.Validate(); err != nil {
 		return err
 	}
-	if s.TransactionalID == "" {
-		return errors.New("snapshot.transactional_id is required")
+	if s.TransactionalID == "" || s.ModelID == "" {
+		return errors.New("snapshot.transactional_id and snapshot.model_id are required")
+	}
+	if s.MaxBytes < 1<<20 {
+		return fmt.Errorf("snapshot.max_bytes must be at least 1 MiB (1048576), and above the largest full snapshot; got %d", s.MaxBytes)
+	}
+	if s.ControlMaxAge < time.Second {
+		return fmt.Errorf("snapshot.control_max_age must be at least 1s (older control records are refused as replays), got %s", s.ControlMaxAge)
 	}
 	return nil
 }
@@ -322,5 +340,6 @@ func (c Config) TrainerOptions() online.TrainerOptions {
 	return online.TrainerOptions{
 		Model: c.Model, Dir: filepath.Join(c.DataDir, "trainer"), Client: c.Kafka, Topic: c.Topics.Examples,
 		CommitInterval: c.Trainer.CommitInterval, MaxRows: c.Trainer.MaxRows, MinCount: c.Trainer.MinCount, TTL: c.Trainer.TTL,
+		ResetOffsets: c.Trainer.ResetOffsets,
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -149,14 +150,22 @@ func StartTrainer(p *Process) error {
 }
 
 // publishWhileLeading publishes snapshots until ctx ends (the lease is
-// lost). Its publisher's transactional id is every trainer's, so creating
-// it fences the publisher of a previous leader; versions continue above
-// VersionFloor.
+// lost), once the trainer has caught up with the previous leader (CatchUp).
+// Its publisher's transactional id is every trainer's, so creating it
+// fences the publisher of a previous leader; versions continue above
+// VersionFloor and the previous leader's newest version.
 func publishWhileLeading(ctx context.Context, p *Process, t *online.Trainer) error {
 	cfg := p.Config
+	prev, err := CatchUp(ctx, p, t)
+	if err != nil {
+		return err
+	}
 	floor, err := VersionFloor(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	if prev != nil {
+		floor = max(floor, prev.Version)
 	}
 	t.RaiseVersion(floor)
 	pub, err := snapshot.NewPublisher(snapshot.PublisherOptions{
@@ -171,6 +180,53 @@ func publishWhileLeading(ctx context.Context, p *Process, t *online.Trainer) err
 	defer pub.Close()
 	p.Logf("trainer: leading; publishing snapshots above version %d", floor)
 	return pub.Run(ctx)
+}
+
+// CatchUp returns once t has learned every example the newest snapshot on
+// the topic (the previous leader's last) had learned: its offsets are at
+// or past that manifest's. A standby that lags, or a trainer started on an
+// empty store, would otherwise publish a model behind what replicas serve,
+// under a higher version. It returns ctx's error when ctx ends first (the
+// lease is lost). It returns that manifest (nil when there is none): the
+// new leader's versions continue above its version too.
+func CatchUp(ctx context.Context, p *Process, t *online.Trainer) (*snapshot.Manifest, error) {
+	cfg := p.Config
+	prev, err := snapshot.NewestManifest(ctx, snapshot.SubscriberOptions{Client: cfg.Kafka, Topic: cfg.Topics.Snapshots,
+		Key: cfg.Secrets.SnapshotKey, ModelID: cfg.Snapshot.ModelID})
+	if err != nil || prev == nil {
+		return nil, err
+	}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for logged := false; ; logged = true {
+		part, have, want := behind(t.Offsets(), prev.Offsets)
+		if have >= want {
+			if logged {
+				p.Logf("trainer: caught up with version %d of the previous leader", prev.Version)
+			}
+			return prev, nil
+		}
+		if !logged {
+			p.Logf("trainer: leading; publishing nothing until caught up with version %d of the previous leader (%s partition %d: at offset %d of %d)",
+				prev.Version, cfg.Topics.Examples, part, have, want)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// behind returns a partition where have is behind want, with both
+// offsets, or have == want when none is.
+func behind(have, want map[int32]int64) (int32, int64, int64) {
+	for p, w := range want {
+		if have[p] < w {
+			return p, have[p], w
+		}
+	}
+	return 0, 0, 0
 }
 
 // VersionFloor is what a new leader's versions start above: the end offset
@@ -207,6 +263,7 @@ func StartReplica(p *Process) (*serve.Replica, error) {
 		p.Logf("serve: no snapshot.hmac_key_file or snapshot.hmac_key_env: snapshots are not authenticated")
 	}
 	opts := cfg.Serve.ReplicaOptions(reg)
+	opts.StateFile = filepath.Join(cfg.DataDir, "serve", "rollback.json")
 	opts.AdminToken, opts.APIToken, opts.Metrics, opts.Logf = cfg.Secrets.AdminToken, cfg.Secrets.APIToken, p.Metrics, p.Logf
 	r, err := serve.NewReplica(opts)
 	if err != nil {
@@ -230,8 +287,13 @@ func StartReplica(p *Process) (*serve.Replica, error) {
 		}
 		return nil
 	}
+	var from *int64
+	if o, ok := r.RestoreFrom(); ok {
+		from = &o
+	}
 	p.Go("subscribe", func(ctx context.Context) error {
-		return snapshot.Subscribe(ctx, snapshot.SubscriberOptions{Client: cfg.Kafka, Topic: cfg.Topics.Snapshots, Key: key, Metrics: p.Metrics, Logf: p.Logf},
+		return snapshot.Subscribe(ctx, snapshot.SubscriberOptions{Client: cfg.Kafka, Topic: cfg.Topics.Snapshots, Key: key, From: from, MaxBytes: cfg.Snapshot.MaxBytes,
+			ModelID: cfg.Snapshot.ModelID, ControlMaxAge: cfg.Snapshot.ControlMaxAge, Metrics: p.Metrics, Logf: p.Logf},
 			snapshot.Handler{Apply: apply, Control: r.Control})
 	})
 	p.Go("popularity", func(ctx context.Context) error {
