@@ -19,8 +19,8 @@ test: vet ## the whole test suite: unit, integration on the embedded broker, end
 	$(GO) test -count=1 -timeout 10m ./...
 	$(GO) test -count=1 -race -timeout 10m $(RACE_PKGS)
 
-test-faults: ## the long fault tests (kill -9 of the embedded broker mid-stream), skipped by `make test`
-	$(GO) test -count=1 -timeout 10m -run 'TestBrokerKill9IsExact' ./cmd/unirec -args -faults
+test-faults: ## the long fault tests (broker kill -9 mid-stream, ingest rebalance storm), skipped by `make test`
+	$(GO) test -count=1 -timeout 10m -run 'TestBrokerKill9IsExact|TestIngestRebalanceStormIsExact' ./cmd/unirec -args -faults
 
 vet: ## go vet, gofmt and go mod tidy -diff (go.mod says what is used directly)
 	$(GO) vet ./...
