@@ -4,7 +4,7 @@ BIN := bin/unirec
 # Packages with goroutines shared between components run under the race detector.
 RACE_PKGS := ./stream/... ./ingest/... ./online/... ./snapshot/... ./serve/...
 
-.PHONY: help build run test test-race vet fuzz bench bench-ingest bench-trainer bench-quality clean
+.PHONY: help build run test test-faults test-race vet fuzz bench bench-ingest bench-trainer bench-quality clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -18,6 +18,9 @@ run: build ## build and start everything in one process (broker :9092, API :8080
 test: vet ## the whole test suite: unit, integration on the embedded broker, end-to-end, race detector
 	$(GO) test -count=1 -timeout 10m ./...
 	$(GO) test -count=1 -race -timeout 10m $(RACE_PKGS)
+
+test-faults: ## the long fault tests (broker kill -9 mid-stream, ingest rebalance storm), skipped by `make test`
+	$(GO) test -count=1 -timeout 10m -run 'TestBrokerKill9IsExact|TestIngestRebalanceStormIsExact' ./cmd/unirec -args -faults
 
 vet: ## go vet, gofmt and go mod tidy -diff (go.mod says what is used directly)
 	$(GO) vet ./...

@@ -8,6 +8,7 @@ import (
 	"math"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
@@ -32,16 +33,19 @@ const (
 // Store is the Pebble-backed parameter store.
 type Store struct {
 	db  *pebble.DB
+	dir string
 	dim int
 }
 
-// OpenStore opens (or creates) the store in dir.
-func OpenStore(dir string, dim int) (*Store, error) {
-	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: pebbleLogger{}})
+// OpenStore opens (or creates) the store in dir on fs (nil: the
+// operating system's filesystem; tests pass a fault-injecting one).
+func OpenStore(dir string, dim int, fs vfs.FS) (*Store, error) {
+	fs = reportWriteErrors(fs, dir, log.Printf)
+	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: pebbleLogger{}, FS: fs})
 	if err != nil {
 		return nil, fmt.Errorf("cannot open parameter store at %q: %w", dir, err)
 	}
-	return &Store{db: db, dim: dim}, nil
+	return &Store{db: db, dir: dir, dim: dim}, nil
 }
 
 // pebbleLogger drops Pebble's informational messages (WAL replay on every
@@ -307,7 +311,8 @@ func (s *Store) commit(t *Trainer) error {
 		return err
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("cannot commit parameters: %w", err)
+		return fmt.Errorf("cannot commit parameter store at %q (rows and offsets %v, %d examples applied; nothing since the last commit is saved): %w",
+			s.dir, t.offsets, t.applied, err)
 	}
 	return nil
 }

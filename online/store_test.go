@@ -273,7 +273,7 @@ func TestPartialExampleIsNeverCommitted(t *testing.T) {
 	if err := tr.Close(); err != nil {
 		t.Fatal(err)
 	}
-	st, err := OpenStore(dir, tr.cfg.Dim) // the unreadable row goes, so the store loads
+	st, err := OpenStore(dir, tr.cfg.Dim, nil) // the unreadable row goes, so the store loads
 	if err != nil {
 		t.Fatal(err)
 	}

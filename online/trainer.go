@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -20,7 +21,10 @@ import (
 type TrainerOptions struct {
 	Model model.ModelConfig
 	// Dir is the Pebble directory of the parameter store.
-	Dir    string
+	Dir string
+	// FS is the filesystem of Dir; nil is the operating system's. Tests
+	// pass a fault-injecting one (pebble's vfs/errorfs).
+	FS     vfs.FS
 	Client stream.ClientOptions
 	Topic  string // the examples topic
 	// CommitInterval bounds the time between two store commits.
@@ -91,9 +95,10 @@ type Trainer struct {
 	progress *Progress
 	scratch  scratch
 	counters trainerCounters
-	// broken is the error of an example that failed part-way: its partial
-	// changes (rows, sightings) are in memory without its offset, so
-	// nothing is committed again; a restart resumes from the last commit.
+	// broken is the error of an example that failed part-way (its partial
+	// changes, rows and sightings, are in memory without its offset) or of
+	// a failed commit (Pebble must not be written again): nothing is
+	// committed again; a restart resumes from the last commit.
 	broken error
 }
 
@@ -128,7 +133,7 @@ func OpenTrainer(opts TrainerOptions) (*Trainer, error) {
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.NewSet()
 	}
-	st, err := OpenStore(opts.Dir, opts.Model.Dim)
+	st, err := OpenStore(opts.Dir, opts.Model.Dim, opts.FS)
 	if err != nil {
 		return nil, err
 	}
@@ -198,15 +203,15 @@ func (t *Trainer) Offsets() map[int32]int64 {
 	return maps.Clone(t.offsets)
 }
 
-// Close commits and closes the store. After an example failed part-way
-// it commits nothing: the store keeps its last commit, rows and offsets
-// together, and a restart applies that example again, once.
+// Close commits and closes the store. After an example failed part-way or
+// a commit failed it commits nothing: the store keeps its last commit,
+// rows and offsets together, and a restart applies the rest again, once.
 func (t *Trainer) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var err error
 	if t.broken != nil {
-		t.logf("trainer: an example failed part-way (%v): its changes and those since the last commit are discarded; a restart learns them again from the committed offsets", t.broken)
+		t.logf("trainer: stopped on a parameter store error (%v): the changes since the last commit are discarded; a restart learns them again from the committed offsets", t.broken)
 	} else {
 		err = t.commitLocked()
 	}
@@ -386,9 +391,10 @@ func (t *Trainer) Commit() error {
 // offsets in one synced batch, then evicts clean rows above MaxRows.
 func (t *Trainer) commitLocked() error {
 	if t.broken != nil {
-		return fmt.Errorf("cannot commit the parameter store: an example failed part-way and its partial changes must not be saved without its offset: %w", t.broken)
+		return fmt.Errorf("cannot commit the parameter store: the trainer stopped on an error (an example failed part-way, or a commit failed) and its changes since the last commit must not be saved: %w", t.broken)
 	}
 	if err := t.store.commit(t); err != nil {
+		t.broken = err // Pebble may hold the failed batch in memory: never commit again
 		return err
 	}
 	t.tab.committed()
