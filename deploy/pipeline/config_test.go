@@ -67,7 +67,11 @@ func TestBadConfigNamesTheField(t *testing.T) {
 		t.Helper()
 		p := filepath.Join(t.TempDir(), "c.yaml")
 		os.WriteFile(p, []byte(yaml), 0o644)
-		cfg, err := LoadConfig(p)
+		cfg, err := ReadConfig(p)
+		cfg.DataDir, cfg.Role = t.TempDir(), RoleAll // loads every secret
+		if err == nil {
+			err = cfg.Validate()
+		}
 		if err == nil {
 			err = cfg.LoadSecrets()
 		}
