@@ -44,31 +44,22 @@ func (c *Config) LoadSecrets() error {
 	if err := c.Kafka.Load(); err != nil {
 		return err
 	}
-	for _, f := range []struct {
-		field string
-		path  *string
-	}{{"snapshot.hmac_key_file", &c.Snapshot.HMACKeyFile}, {"serve.admin_token_file", &c.Serve.AdminTokenFile}, {"serve.api_token_file", &c.Serve.APITokenFile}} {
-		var err error
-		if *f.path, err = expandPath(f.field, *f.path); err != nil {
-			return err
-		}
-	}
 	if err := c.localSecrets(); err != nil {
 		return err
 	}
 	var s Secrets
 	var err error
 	if c.Role != RoleTool { // a tool neither signs, verifies nor guards rollbacks: it need not hold the key or the admin token
-		if s.SnapshotKey, err = snapshot.LoadKey(c.Snapshot.HMACKeyFile, c.Snapshot.HMACKeyEnv, "snapshot.hmac_key"); err != nil {
+		if s.SnapshotKey, err = loadSecret(&c.Snapshot.HMACKeyFile, c.Snapshot.HMACKeyEnv, "snapshot.hmac_key", "key"); err != nil {
 			return err
 		}
 	}
 	if c.Role == RoleStage || c.Role == RoleAll {
-		if s.AdminToken, err = snapshot.LoadSecret(c.Serve.AdminTokenFile, c.Serve.AdminTokenEnv, "serve.admin_token", "token"); err != nil {
+		if s.AdminToken, err = loadSecret(&c.Serve.AdminTokenFile, c.Serve.AdminTokenEnv, "serve.admin_token", "token"); err != nil {
 			return err
 		}
 	}
-	if s.APIToken, err = snapshot.LoadSecret(c.Serve.APITokenFile, c.Serve.APITokenEnv, "serve.api_token", "token"); err != nil {
+	if s.APIToken, err = loadSecret(&c.Serve.APITokenFile, c.Serve.APITokenEnv, "serve.api_token", "token"); err != nil {
 		return err
 	}
 	c.Secrets = s
@@ -165,6 +156,17 @@ func ensureSecretFile(path string) error {
 		return fmt.Errorf("cannot generate %q: %w", path, err)
 	}
 	return nil
+}
+
+// loadSecret expands the environment variables *file names (recording the
+// path it read) and loads the secret as snapshot.LoadSecret does.
+func loadSecret(file *string, env, field, what string) ([]byte, error) {
+	path, err := expandPath(field+"_file", *file)
+	if err != nil {
+		return nil, err
+	}
+	*file = path
+	return snapshot.LoadSecret(path, env, field, what)
 }
 
 // expandPath replaces $VAR and ${VAR} in the file path of field; a

@@ -187,12 +187,13 @@ func TestStagesRefuseToRunWithoutAKey(t *testing.T) {
 }
 
 // A process holds only the secrets it uses: a tool (ingest, topics,
-// status) loads neither the snapshot key nor the admin token, so a
-// deployment mounts them only where train and serve run.
+// status) loads neither the snapshot key nor the admin token (nor expands
+// their paths), so a deployment mounts them only where train and serve
+// run, from one shared config.
 func TestToolsLoadNeitherKeyNorAdminToken(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.EnsureDefaults()
-	cfg.Snapshot.HMACKeyFile, cfg.Serve.AdminTokenFile = "/nonexistent/snapshot-key", "/nonexistent/admin-token"
+	cfg.Snapshot.HMACKeyFile, cfg.Serve.AdminTokenFile = "${UNIREC_TEST_UNSET_DIR}/snapshot-key", "/nonexistent/admin-token"
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +201,7 @@ func TestToolsLoadNeitherKeyNorAdminToken(t *testing.T) {
 		t.Fatalf("tool: %v, key %q, token %q", err, cfg.Secrets.SnapshotKey, cfg.Secrets.AdminToken)
 	}
 	cfg.Role = RoleStage
-	if err := cfg.LoadSecrets(); err == nil || !strings.Contains(err.Error(), "snapshot.hmac_key_file") {
+	if err := cfg.LoadSecrets(); err == nil || !strings.Contains(err.Error(), "snapshot.hmac_key_file") || !strings.Contains(err.Error(), "UNIREC_TEST_UNSET_DIR") {
 		t.Fatalf("stage: %v", err)
 	}
 }
