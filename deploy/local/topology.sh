@@ -66,7 +66,8 @@ await_broker() { # until the broker accepts connections; its address in DIR/brok
   local addr=""
   for _ in $(seq 1 100); do
     if [ "$base" = 0 ]; then
-      addr=$(sed -n 's/.*broker: listening on \([^ ]*\).*/\1/p' "$dir/logs/broker.log" 2>/dev/null | tail -n 1)
+      # the log may not exist yet: the broker's shell opens it after it forked
+      addr=$(sed -n 's/.*broker: listening on \([^ ]*\).*/\1/p' "$dir/logs/broker.log" 2>/dev/null | tail -n 1 || true)
     else
       addr="127.0.0.1:$((base + 92))"
     fi
