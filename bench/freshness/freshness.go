@@ -135,7 +135,7 @@ type run struct {
 // snapshot settings.
 func (o Options) Config() (pipeline.Config, error) {
 	cfg := pipeline.DefaultConfig()
-	cfg.DataDir, cfg.Broker.Port = o.Dir, 0
+	cfg.DataDir, cfg.Broker.Port, cfg.Role = o.Dir, 0, pipeline.RoleAll // as `unirec run`: snapshots signed with a generated key
 	cfg.Snapshot.Interval, cfg.Snapshot.FullInterval, cfg.Snapshot.Encoding = o.Interval, o.FullInterval, o.Encoding
 	cfg.Demo.Enabled = false
 	cfg.EnsureDefaults()
@@ -308,7 +308,7 @@ func (p *run) coldStart(ctx context.Context) (time.Duration, int, error) {
 	defer cancel()
 	var applied atomic.Int64
 	start := time.Now()
-	go snapshot.Subscribe(ctx, snapshot.SubscriberOptions{Client: p.cfg.Kafka, Topic: p.cfg.Topics.Snapshots},
+	go snapshot.Subscribe(ctx, snapshot.SubscriberOptions{Client: p.cfg.Kafka, Topic: p.cfg.Topics.Snapshots, Key: p.cfg.Secrets.SnapshotKey},
 		snapshot.Handler{Apply: func(u *snapshot.Update) error { applied.Add(1); return r.Apply(u) }})
 	for ctx.Err() == nil {
 		if m := r.Model(); m != nil && m.Version >= want {

@@ -67,33 +67,64 @@ func brokerPort(flag, config int) int {
 }
 
 // welcome is what `unirec run` prints once everything is up: where it all
-// is, and a query and an event to try, the query with the API token's
-// header when one is configured (without it the query would get a 401).
+// is, where its secrets are (never the secrets themselves), and a query,
+// an event and an admin command to try, with the token headers they need
+// (without them the API answers 401).
 func welcome(broker, api string, cfg pipeline.Config) string {
 	demo := fmt.Sprintf("on (%.0f requests/s)", cfg.Demo.Rate)
 	if !cfg.Demo.Enabled {
 		demo = "off"
 	}
-	auth := ""
-	switch {
-	case cfg.Serve.APITokenFile != "":
-		auth = fmt.Sprintf(` -H "Authorization: Bearer $(cat %s)"`, cfg.Serve.APITokenFile)
-	case cfg.Serve.APITokenEnv != "":
-		auth = fmt.Sprintf(` -H "Authorization: Bearer $%s"`, cfg.Serve.APITokenEnv)
+	snapshots := "NOT authenticated (snapshot.insecure: true)"
+	if k := secretAt(cfg.Snapshot.HMACKeyFile, cfg.Snapshot.HMACKeyEnv); k != "" {
+		snapshots = "signed and verified with the HMAC key in " + k
+	}
+	admin := "disabled (no serve.admin_token_file or serve.admin_token_env)"
+	try := ""
+	if t := secretAt(cfg.Serve.AdminTokenFile, cfg.Serve.AdminTokenEnv); t != "" {
+		admin = fmt.Sprintf("http://%s/admin/rollback, /admin/resume (token in %s)", api, t)
+		try = fmt.Sprintf("  curl -s -X POST%s %s/admin/resume\n", bearer(cfg.Serve.AdminTokenFile, cfg.Serve.AdminTokenEnv), api)
 	}
 	return fmt.Sprintf(`
 unirec is running (data in %s)
   Kafka broker (embedded):  %s   topics: %s and %s (in), %s, %s, %s
   Status page:              http://%s/
   Serving API:              http://%s/v1/recommend   metrics: http://%s/metrics
+  Snapshots:                %s
+  Admin API:                %s
   Demo events:              %s
 
 Try:
   curl -s%s %s/v1/recommend -d '{"use_case":"search","context":{"user_id":"u-1","query":"space documentary","country":"US"},"k":5}'
   echo '{"event_id":"e-1","time":"%s","canvas":"notifications","action":"click","item_id":"m-1","context":{"user_id":"u-1"}}' | kcat -P -b %s -t %s
-Stop with Ctrl-C.
+%sStop with Ctrl-C.
 `, cfg.DataDir, broker, cfg.Topics.Events, cfg.Topics.Catalog, cfg.Topics.Examples, cfg.Topics.DeadLetters, cfg.Topics.Snapshots,
-		api, api, api, demo, auth, api, time.Now().UTC().Format(time.RFC3339), broker, cfg.Topics.Events)
+		api, api, api, snapshots, admin, demo, bearer(cfg.Serve.APITokenFile, cfg.Serve.APITokenEnv), api,
+		time.Now().UTC().Format(time.RFC3339), broker, cfg.Topics.Events, try)
+}
+
+// secretAt says where a secret configured by file or env is ("" when
+// neither is set).
+func secretAt(file, env string) string {
+	switch {
+	case file != "":
+		return file
+	case env != "":
+		return "$" + env
+	}
+	return ""
+}
+
+// bearer is the curl header option sending a secret configured by file or
+// env as a bearer token, without printing it ("" when neither is set).
+func bearer(file, env string) string {
+	switch {
+	case file != "":
+		return fmt.Sprintf(` -H "Authorization: Bearer $(cat %s)"`, file)
+	case env != "":
+		return fmt.Sprintf(` -H "Authorization: Bearer $%s"`, env)
+	}
+	return ""
 }
 
 // cmdBroker runs the embedded broker alone.

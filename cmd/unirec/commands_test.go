@@ -67,3 +67,33 @@ func TestWelcomeQueryBearsTheToken(t *testing.T) {
 		t.Errorf("token env:\n%s", w)
 	}
 }
+
+// The banner of `unirec run` says where its (generated) snapshot key and
+// admin token are, never what they are, and its admin command bears the
+// token.
+func TestWelcomeSaysWhereTheSecretsAre(t *testing.T) {
+	cfg := pipeline.DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.Role = pipeline.RoleAll
+	if err := cfg.LoadSecrets(); err != nil {
+		t.Fatal(err)
+	}
+	w := welcome("b:9092", "127.0.0.1:8080", cfg)
+	key, token := filepath.Join(cfg.DataDir, "secrets", "snapshot.key"), filepath.Join(cfg.DataDir, "secrets", "admin.token")
+	for _, want := range []string{
+		"Snapshots:                signed and verified with the HMAC key in " + key,
+		"Admin API:                http://127.0.0.1:8080/admin/rollback, /admin/resume (token in " + token + ")",
+		`curl -s -X POST -H "Authorization: Bearer $(cat ` + token + `)" 127.0.0.1:8080/admin/resume`,
+	} {
+		if !strings.Contains(w, want) {
+			t.Errorf("missing %q in:\n%s", want, w)
+		}
+	}
+	if strings.Contains(w, string(cfg.Secrets.SnapshotKey)) || strings.Contains(w, string(cfg.Secrets.AdminToken)) {
+		t.Errorf("the banner prints a secret:\n%s", w)
+	}
+	cfg.Snapshot.HMACKeyFile, cfg.Snapshot.Insecure = "", true
+	if w := welcome("b:9092", "127.0.0.1:8080", cfg); !strings.Contains(w, "Snapshots:                NOT authenticated (snapshot.insecure: true)") {
+		t.Errorf("insecure:\n%s", w)
+	}
+}

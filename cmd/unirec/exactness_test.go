@@ -138,7 +138,7 @@ func TestKill9TrainerIsExact(t *testing.T) {
 	defer b.Close()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "train.yaml")
-	if err := os.WriteFile(cfg, []byte("snapshot:\n  interval: 200ms\ntrainer:\n  commit_interval: 20ms\n  min_count: 2\n  ttl: 30m\n"), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte("snapshot:\n  interval: 200ms\n  hmac_key_file: "+testKey(t, dir)+"\ntrainer:\n  commit_interval: 20ms\n  min_count: 2\n  ttl: 30m\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	exs := synthStream(t, 20000)

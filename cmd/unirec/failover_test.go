@@ -101,7 +101,7 @@ func TestTrainerFailoverFencesTheZombie(t *testing.T) {
 	broker := c.ListenAddrs()[0]
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "train.yaml")
-	if err := os.WriteFile(cfg, []byte("snapshot:\n  interval: 100ms\ntrainer:\n  commit_interval: 50ms\n  lease_session_timeout: 1s\n"), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte("snapshot:\n  interval: 100ms\n  hmac_key_file: "+testKey(t, dir)+"\ntrainer:\n  commit_interval: 50ms\n  lease_session_timeout: 1s\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	exs := synthStream(t, 3000)

@@ -100,6 +100,7 @@ func isHelp(arg string) bool {
 // flags are the command-line overrides shared by every command.
 type flags struct {
 	fs      *flag.FlagSet
+	role    pipeline.Role
 	config  string
 	brokers string
 	dataDir string
@@ -109,7 +110,7 @@ type flags struct {
 }
 
 func newFlags(name string) *flags {
-	f := &flags{fs: flag.NewFlagSet("unirec "+name, flag.ContinueOnError)}
+	f := &flags{fs: flag.NewFlagSet("unirec "+name, flag.ContinueOnError), role: roleOf(name)}
 	f.fs.StringVar(&f.config, "config", "", "YAML config file (defaults apply to everything it leaves out)")
 	f.fs.StringVar(&f.brokers, "brokers", "", "comma-separated Kafka bootstrap brokers, overriding kafka.brokers")
 	f.fs.StringVar(&f.dataDir, "data-dir", "", "data directory, overriding data_dir")
@@ -121,6 +122,19 @@ func newFlags(name string) *flags {
 		f.fs.StringVar(&f.only, "use-cases", "", "comma-separated use cases this replica serves (default: all configured)")
 	}
 	return f
+}
+
+// roleOf is what command name runs: where its snapshot key comes from.
+func roleOf(name string) pipeline.Role {
+	switch name {
+	case "run":
+		return pipeline.RoleAll
+	case "train", "serve":
+		return pipeline.RoleStage
+	case "snapshot list", "snapshot rollback", "snapshot resume":
+		return pipeline.RoleOperator
+	}
+	return pipeline.RoleTool
 }
 
 // load parses args and the config file, applies the flag overrides,
@@ -148,6 +162,7 @@ func (f *flags) load(args []string) (pipeline.Config, error) {
 	if f.reset != "" {
 		cfg.Trainer.ResetOffsets = f.reset
 	}
+	cfg.Role = f.role
 	err = cfg.Validate()
 	if err == nil {
 		err = cfg.LoadSecrets()

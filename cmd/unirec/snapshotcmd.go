@@ -32,7 +32,8 @@ func cmdSnapshot(ctx context.Context, args []string) error {
 }
 
 // publishControl publishes a control record, signed with the snapshot
-// HMAC key when one is set, so every replica carries it out.
+// HMAC key (unsigned only with snapshot.insecure), so every replica
+// carries it out.
 func publishControl(ctx context.Context, action string, args []string) error {
 	f := newFlags("snapshot " + action)
 	to := f.fs.Int64("to", 0, "version to roll back to (rollback)")
@@ -76,7 +77,7 @@ func listSnapshots(ctx context.Context, args []string, w io.Writer) error {
 		return enc.Encode(entries)
 	}
 	if key == nil {
-		fmt.Fprintln(w, "no snapshot.hmac_key_file or snapshot.hmac_key_env: signatures are not checked")
+		fmt.Fprintln(w, "snapshot.insecure is true and no key is configured: signatures are not checked")
 	}
 	return snapshot.WriteTable(w, entries)
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,12 +36,25 @@ func startProcess(t *testing.T, kind string, args ...string) string {
 	return addrs[kind]
 }
 
+// testKey writes a random snapshot key file (mode 0600) in dir, as an
+// operator would for separate processes, and returns its path.
+func testKey(t *testing.T, dir string) string {
+	t.Helper()
+	b := make([]byte, 32)
+	rand.Read(b)
+	path := filepath.Join(dir, "snapshot.key")
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(b)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // Each stage runs as its own process against the brokers it is given, with
 // the same binary and config format, and together they serve a model.
 func TestStagesAsSeparateProcesses(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "stages.yaml")
-	if err := os.WriteFile(cfg, []byte("snapshot:\n  interval: 300ms\ntrainer:\n  commit_interval: 300ms\n"), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte("snapshot:\n  interval: 300ms\n  hmac_key_file: "+testKey(t, dir)+"\ntrainer:\n  commit_interval: 300ms\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	broker := startProcess(t, bench.AddrBroker, "broker", "--config", cfg, "--port=-1", "--data-dir", filepath.Join(dir, "b"))

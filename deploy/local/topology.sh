@@ -2,7 +2,9 @@
 # A realistic multi-process unirec topology on one machine, all plain
 # processes of the one binary: the embedded broker, 2 ingest processes, a
 # trainer and a standby trainer, and 2 serving replicas with different
-# use-case environments. Logs, data and pids live under one folder.
+# use-case environments. Logs, data, pids and secrets (the snapshot key and
+# the admin token, generated on the first start, mode 0600) live under one
+# folder.
 #
 #   deploy/local/topology.sh start [DIR]    # default DIR: ./topology
 #   deploy/local/topology.sh status [DIR]
@@ -64,7 +66,8 @@ await_broker() { # until the broker accepts connections; its address in DIR/brok
   local addr=""
   for _ in $(seq 1 100); do
     if [ "$base" = 0 ]; then
-      addr=$(sed -n 's/.*broker: listening on \([^ ]*\).*/\1/p' "$dir/logs/broker.log" 2>/dev/null | tail -n 1)
+      # the log may not exist yet: the broker's shell opens it after it forked
+      addr=$(sed -n 's/.*broker: listening on \([^ ]*\).*/\1/p' "$dir/logs/broker.log" 2>/dev/null | tail -n 1 || true)
     else
       addr="127.0.0.1:$((base + 92))"
     fi
@@ -96,11 +99,20 @@ start_one() { # name
   echo "started $name (pid $!)"
 }
 
+secret() { # file: 32 random bytes in hex, readable by its owner only; kept when it exists
+  [ -s "$1" ] || (umask 077 && mkdir -p "$(dirname "$1")" && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$1")
+}
+
 write_configs() {
   mkdir -p "$dir"
+  # Separate processes share one snapshot key (the trainers sign, the
+  # replicas verify); the replicas' admin endpoints want the admin token.
+  secret "$dir/secrets/snapshot.key"
+  secret "$dir/secrets/admin.token"
   cat >"$dir/common.yaml" <<YAML
 snapshot:
   interval: 1s
+  hmac_key_file: $dir/secrets/snapshot.key
 trainer:
   lease_session_timeout: ${LEASE_TIMEOUT:-10s}
 ingest:
@@ -109,7 +121,9 @@ YAML
   cat >"$dir/replica-search.yaml" <<YAML
 snapshot:
   interval: 1s
+  hmac_key_file: $dir/secrets/snapshot.key
 serve:
+  admin_token_file: $dir/secrets/admin.token
   use_cases:
     - {name: search, timeout: 50ms, updates: realtime}
     - {name: related_items, timeout: 50ms, updates: realtime}
@@ -117,7 +131,9 @@ YAML
   cat >"$dir/replica-home.yaml" <<YAML
 snapshot:
   interval: 1s
+  hmac_key_file: $dir/secrets/snapshot.key
 serve:
+  admin_token_file: $dir/secrets/admin.token
   use_cases:
     - {name: notifications, timeout: 200ms, updates: interval, update_interval: ${HOME_UPDATE_INTERVAL:-1h}}
     - {name: category_exploration, timeout: 100ms, updates: realtime}
@@ -174,6 +190,6 @@ stop)
   echo "stopped"
   ;;
 *)
-  sed -n '2,27p' "$0" >&2; exit 2
+  sed -n '2,29p' "$0" >&2; exit 2
   ;;
 esac

@@ -45,9 +45,36 @@ type Config struct {
 	Snapshot         SnapshotConfig    `yaml:"snapshot"`
 	Serve            ServeConfig       `yaml:"serve"`
 	Demo             DemoConfig        `yaml:"demo"`
+	// Role is what this process runs, set by its command before Validate
+	// (never in YAML); it decides where the snapshot key must come from.
+	Role Role `yaml:"-"`
 	// Secrets are loaded by LoadSecrets, never from the YAML itself.
 	Secrets Secrets `yaml:"-"`
 }
+
+// Role is what a process of a config runs: it decides whether the
+// snapshot key must be configured (Validate) or may be generated
+// (LoadSecrets).
+type Role int
+
+const (
+	// RoleTool signs and verifies no snapshot (broker, ingest, topics,
+	// dlq, status, benchmarks): a configured key is loaded, none is needed.
+	RoleTool Role = iota
+	// RoleStage signs or verifies snapshots in a process of its own
+	// (train, serve): every process must name the same key, unless
+	// snapshot.insecure is true.
+	RoleStage
+	// RoleOperator signs or checks snapshot records from the command line
+	// (snapshot list, rollback, resume): the configured key, else the one
+	// `unirec run` generated in data_dir, else it refuses (unless
+	// snapshot.insecure is true).
+	RoleOperator
+	// RoleAll runs every stage in one process (`unirec run`): the snapshot
+	// key and the admin token the config leaves unset are generated in
+	// data_dir/secrets on the first start and reused after.
+	RoleAll
+)
 
 // BrokerConfig configures the embedded broker.
 type BrokerConfig struct {
@@ -123,6 +150,10 @@ type SnapshotConfig struct {
 	// comes from a file or an environment variable, never a flag.
 	HMACKeyFile string `yaml:"hmac_key_file"`
 	HMACKeyEnv  string `yaml:"hmac_key_env"`
+	// Insecure lets separate processes sign and verify nothing when no
+	// key is configured (and `unirec run` generate none): it must be
+	// written, never a default.
+	Insecure bool `yaml:"insecure"`
 	// ControlMaxAge: replicas refuse control records (rollback, resume)
 	// created longer ago, so an old signed command cannot be replayed.
 	ControlMaxAge time.Duration `yaml:"control_max_age"`
@@ -277,6 +308,9 @@ func (c Config) Validate() error {
 	if err := c.Snapshot.validate(); err != nil {
 		return err
 	}
+	if c.Role == RoleStage && !c.Snapshot.keyConfigured() && !c.Snapshot.Insecure {
+		return errors.New(errNoKey)
+	}
 	if c.Serve.KeepVersions < 1 {
 		return errors.New("serve.keep_versions must be at least 1")
 	}
@@ -326,11 +360,24 @@ func (s SnapshotConfig) validate() error {
 	if s.MaxBytes < 1<<20 {
 		return fmt.Errorf("snapshot.max_bytes must be at least 1 MiB (1048576), and above the largest full snapshot; got %d", s.MaxBytes)
 	}
+	if s.Insecure && s.keyConfigured() {
+		return errors.New("snapshot.insecure is true but a key is configured (snapshot.hmac_key_file or snapshot.hmac_key_env): remove one")
+	}
 	if s.ControlMaxAge < time.Second {
 		return fmt.Errorf("snapshot.control_max_age must be at least 1s (older control records are refused as replays), got %s", s.ControlMaxAge)
 	}
 	return nil
 }
+
+// errNoKey is the error of a process that must sign or verify snapshots
+// without a key: it names the fields and the fix.
+const errNoKey = "snapshot.hmac_key_file or snapshot.hmac_key_env is required: separate processes sign (train) and verify " +
+	"(serve, snapshot list|rollback|resume) snapshots with one shared key; create one with " +
+	"`openssl rand -hex 32 > snapshot.key; chmod 600 snapshot.key`, name it in every process's config, " +
+	"or write snapshot.insecure: true to run without authentication"
+
+// keyConfigured says whether the config names a snapshot key.
+func (s SnapshotConfig) keyConfigured() bool { return s.HMACKeyFile != "" || s.HMACKeyEnv != "" }
 
 // Registry builds the canvas registry.
 func (c Config) Registry() (*ingest.Registry, error) { return ingest.NewRegistry(c.Canvases) }

@@ -29,10 +29,34 @@ func TestDeployConfigsParse(t *testing.T) {
 			t.Errorf("%s: %v", f, err)
 			continue
 		}
+		if f != filepath.Join("..", "unirec.yaml") {
+			checkSecureDeployment(t, f, c)
+		}
 		// The deployments (not the defaults file) let a killed ingest
 		// process's partitions move within seconds, as the topology does.
 		if f != filepath.Join("..", "unirec.yaml") && (c.Ingest.SessionTimeout == 0 || c.Ingest.SessionTimeout > 15*time.Second) {
 			t.Errorf("%s: ingest.session_timeout is %s; set 10s (the client default holds a dead process's partitions 45s)", f, c.Ingest.SessionTimeout)
+		}
+	}
+}
+
+// checkSecureDeployment: a shipped deployment authenticates snapshots and
+// the admin API (insecure only when written, and none is), its train and
+// serve processes start, and outside a container network (compose,
+// kubernetes: said in a comment there) nothing listens on every interface.
+func checkSecureDeployment(t *testing.T, f string, c Config) {
+	t.Helper()
+	if !c.Snapshot.keyConfigured() || c.Snapshot.Insecure || (c.Serve.AdminTokenFile == "" && c.Serve.AdminTokenEnv == "") {
+		t.Errorf("%s: names no snapshot key or admin token, or is insecure", f)
+	}
+	c.Role = RoleStage
+	if err := c.Validate(); err != nil {
+		t.Errorf("%s: train and serve would refuse it: %v", f, err)
+	}
+	container := strings.Contains(f, "compose") || strings.Contains(f, "kubernetes")
+	for _, l := range []string{c.Ingest.Listen, c.Trainer.Listen, c.Serve.Listen} {
+		if !container && (strings.HasPrefix(l, ":") || strings.HasPrefix(l, "0.0.0.0")) {
+			t.Errorf("%s: listens on every interface (%q) outside a container network", f, l)
 		}
 	}
 }
@@ -67,7 +91,11 @@ func TestBadConfigNamesTheField(t *testing.T) {
 		t.Helper()
 		p := filepath.Join(t.TempDir(), "c.yaml")
 		os.WriteFile(p, []byte(yaml), 0o644)
-		cfg, err := LoadConfig(p)
+		cfg, err := ReadConfig(p)
+		cfg.DataDir, cfg.Role = t.TempDir(), RoleAll // loads every secret
+		if err == nil {
+			err = cfg.Validate()
+		}
 		if err == nil {
 			err = cfg.LoadSecrets()
 		}

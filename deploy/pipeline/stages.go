@@ -108,6 +108,9 @@ func StartIngest(p *Process) error {
 // snapshot publisher; GET /v1/trainer/metrics says what it learned.
 func StartTrainer(p *Process) error {
 	cfg := p.Config
+	if err := cfg.keyLoaded(); err != nil {
+		return err
+	}
 	topts := cfg.TrainerOptions()
 	topts.Metrics, topts.Logf = p.Metrics, p.Logf
 	t, err := online.OpenTrainer(topts)
@@ -258,9 +261,12 @@ func StartReplica(p *Process) (*serve.Replica, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := cfg.keyLoaded(); err != nil {
+		return nil, err
+	}
 	key := cfg.Secrets.SnapshotKey
 	if key == nil {
-		p.Logf("serve: no snapshot.hmac_key_file or snapshot.hmac_key_env: snapshots are not authenticated")
+		p.Logf("serve: snapshot.insecure is true: snapshots and control records are not authenticated")
 	}
 	opts := cfg.Serve.ReplicaOptions(reg)
 	opts.StateFile = filepath.Join(cfg.DataDir, "serve", "rollback.json")

@@ -2,6 +2,9 @@ package pipeline
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -18,8 +21,9 @@ import (
 	"github.com/unirec/unirec/stream/streamtest"
 )
 
-// testConfig is the default config on a fresh embedded broker, with fast
-// intervals and its data in a temporary directory.
+// testConfig is the default config of `unirec run` on a fresh embedded
+// broker, with fast intervals and its data (and generated key) in a
+// temporary directory.
 func testConfig(t *testing.T) Config {
 	t.Helper()
 	b, err := stream.StartBroker(stream.BrokerOptions{})
@@ -29,7 +33,7 @@ func testConfig(t *testing.T) Config {
 	t.Cleanup(b.Close)
 	cfg := DefaultConfig()
 	cfg.EnsureDefaults()
-	cfg.DataDir, cfg.Kafka.Brokers = t.TempDir(), []string{b.Addr()}
+	cfg.DataDir, cfg.Kafka.Brokers, cfg.Role = t.TempDir(), []string{b.Addr()}, RoleAll // generates its snapshot key
 	cfg.Snapshot.Interval, cfg.Trainer.CommitInterval, cfg.Trainer.LeaseSessionTimeout = 50*time.Millisecond, 50*time.Millisecond, 6*time.Second
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -75,7 +79,10 @@ func TestNewLeaderPublishesOnlyOnceCaughtUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: cfg.Topics.Snapshots, Key: []byte("manifest"), Value: prev}).FirstErr(); err != nil {
+	mac := hmac.New(sha256.New, cfg.Secrets.SnapshotKey) // signed with the key, as the previous leader's was
+	mac.Write(prev)
+	sig := []kgo.RecordHeader{{Key: "unirec.hmac", Value: []byte(hex.EncodeToString(mac.Sum(nil)))}}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: cfg.Topics.Snapshots, Key: []byte("manifest"), Value: prev, Headers: sig}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 	produceExamples(t, cfg, 20)
