@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/snapshot"
@@ -102,5 +103,53 @@ func BenchmarkRecommendConcurrent(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// BenchmarkRankBatched ranks top 100 of a 100,000 x 64 matrix for B
+// queries, alone one after the other (the baseline: B passes) and in one
+// batched pass, interleaved in every iteration so both see the same
+// machine; exact and int8. It reports the time per query of each and
+// their ratio.
+func BenchmarkRankBatched(b *testing.B) {
+	mat, _ := benchMatrix(100000, 64)
+	qm := quantize(mat, 64)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, scoring := range []string{ScoringExact, ScoringInt8} {
+		for _, q := range []int{1, 4, 8, 16} {
+			b.Run(fmt.Sprintf("%s/queries=%d", scoring, q), func(b *testing.B) {
+				specs := make([]*scoreSpec, q)
+				for j := range specs {
+					cv := make([]float32, 64)
+					for i := range cv {
+						cv[i] = rng.Float32()*2 - 1
+					}
+					specs[j] = &scoreSpec{mat: mat, cv: cv, k: 100, shards: 1}
+					if scoring == ScoringInt8 {
+						specs[j].quant = qm
+					}
+				}
+				exact := make([]*scoreSpec, q)
+				for j, s := range specs {
+					e := *s
+					e.quant = nil
+					exact[j] = &e
+				}
+				var alone, batched time.Duration
+				for b.Loop() {
+					start := time.Now()
+					for _, s := range exact {
+						rankTop(s)
+					}
+					mid := time.Now()
+					rankBatch(specs)
+					alone, batched = alone+mid.Sub(start), batched+time.Since(mid)
+				}
+				per := func(d time.Duration) float64 { return float64(d) / float64(b.N*q) }
+				b.ReportMetric(per(alone)/1e3, "exact-alone-us/query")
+				b.ReportMetric(per(batched)/1e3, "pass-us/query")
+				b.ReportMetric(per(alone)/per(batched), "speedup")
+			})
+		}
 	}
 }

@@ -120,25 +120,36 @@ func quantizeQuery(cv []float32) ([]int16, float32) {
 // [lo, lo+len(dst)) into dst.
 func (qm *quantMatrix) scores(dst []float32, lo int, q []int16, qscale float32) {
 	dim := qm.dim
+	dotRows(dst, qm.w[lo*dim:(lo+len(dst))*dim], q)
+	scale, bias := qm.scale[lo:lo+len(dst)], qm.bias[lo:lo+len(dst)]
+	for j, bits := range dst {
+		dst[j] = float32(int32(math.Float32bits(bits)))*(scale[j]*qscale) + bias[j]
+	}
+}
+
+// dotRowsGo writes the int32 dot product of each of the len(dst) int8
+// rows of w with q as the bits of dst[j].
+func dotRowsGo(dst []float32, w []int8, q []int16) {
+	dim := len(q)
 	for j := range dst {
-		i := lo + j
-		dst[j] = float32(dot8(qm.w[i*dim:(i+1)*dim:(i+1)*dim], q))*(qm.scale[i]*qscale) + qm.bias[i]
+		dst[j] = math.Float32frombits(uint32(dot8(w[j*dim:(j+1)*dim:(j+1)*dim], q)))
 	}
 }
 
 // dot8 is the dot product of an int8 row and an int16 query of its length,
-// in four independent sums.
+// eight products per step into four independent sums (no bounds checks in
+// the loop).
 func dot8(a []int8, b []int16) int32 {
-	b = b[:len(a)]
 	var s0, s1, s2, s3 int32
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += int32(a[i]) * int32(b[i])
-		s1 += int32(a[i+1]) * int32(b[i+1])
-		s2 += int32(a[i+2]) * int32(b[i+2])
-		s3 += int32(a[i+3]) * int32(b[i+3])
+	for len(a) >= 8 && len(b) >= 8 {
+		x, y := a[:8:8], b[:8:8]
+		s0 += int32(x[0])*int32(y[0]) + int32(x[4])*int32(y[4])
+		s1 += int32(x[1])*int32(y[1]) + int32(x[5])*int32(y[5])
+		s2 += int32(x[2])*int32(y[2]) + int32(x[6])*int32(y[6])
+		s3 += int32(x[3])*int32(y[3]) + int32(x[7])*int32(y[7])
+		a, b = a[8:], b[8:]
 	}
-	for ; i < len(a); i++ {
+	for i := range min(len(a), len(b)) {
 		s0 += int32(a[i]) * int32(b[i])
 	}
 	return s0 + s1 + s2 + s3

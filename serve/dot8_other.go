@@ -1,0 +1,7 @@
+//go:build !amd64
+
+package serve
+
+// dotRows writes the int32 dot product of each of the len(dst) int8 rows
+// of w with q as the bits of dst[j].
+func dotRows(dst []float32, w []int8, q []int16) { dotRowsGo(dst, w, q) }
