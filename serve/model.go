@@ -36,7 +36,10 @@ type Model struct {
 	matrices map[string][]float32
 	// quant holds the int8 form of each matrix under serve.scoring int8
 	// (quant.go), nil otherwise.
-	quant   map[string]*quantMatrix
+	quant map[string]*quantMatrix
+	// dirty are the items whose vectors this version recomputed in the
+	// shared matrix (nil: every item, or per-task matrices).
+	dirty   map[int]bool
 	popular map[string][]model.Popular
 	// memory holds the memory lists by key (memory.go).
 	memory map[uint64]*memList
@@ -81,6 +84,7 @@ func (m *Model) next(u *snapshot.Update) *Model {
 		}
 	}
 	n.matrices[""] = n.updateMatrix(m.matrices[""], dirty)
+	n.dirty = dirty
 	return n
 }
 

@@ -38,16 +38,23 @@ func checkScoring(mode string) error {
 func rerankDepth(k int) int { return max(4*k, k+64) }
 
 // quantizeMatrices fills m.quant with the int8 form of each of its
-// matrices, reusing prev's where the matrix is the same (a delta that
-// changed no item vector).
+// matrices: prev's where the matrix is the same, prev's with the rows of
+// the items m recomputed quantized again after a delta, else in full.
 func (m *Model) quantizeMatrices(prev *Model) {
 	m.quant = make(map[string]*quantMatrix, len(m.matrices))
 	for task, mat := range m.matrices {
-		if prev != nil && prev.quant[task] != nil && sameSlice(prev.matrices[task], mat) {
-			m.quant[task] = prev.quant[task]
-			continue
+		var old *quantMatrix
+		if prev != nil {
+			old = prev.quant[task]
 		}
-		m.quant[task] = quantize(mat, m.Config.Dim)
+		switch {
+		case old != nil && sameSlice(prev.matrices[task], mat):
+			m.quant[task] = old
+		case old != nil && task == "" && m.dirty != nil && len(old.scale) <= len(mat)/(m.Config.Dim+1) && old.dim == m.Config.Dim:
+			m.quant[task] = old.update(mat, m.dirty)
+		default:
+			m.quant[task] = quantize(mat, m.Config.Dim)
+		}
 	}
 }
 
@@ -74,27 +81,51 @@ type quantMatrix struct {
 
 // quantize returns the int8 form of mat (rows of dim weights and a bias).
 func quantize(mat []float32, dim int) *quantMatrix {
-	d := dim + 1
-	n := len(mat) / d
+	n := len(mat) / (dim + 1)
 	qm := &quantMatrix{dim: dim, w: make([]int8, n*dim), scale: make([]float32, n), bias: make([]float32, n)}
 	for i := range n {
-		row := mat[i*d : i*d+dim]
-		m := float32(0)
-		for _, v := range row {
-			m = max(m, abs32(v))
-		}
-		qm.bias[i] = mat[i*d+dim]
-		if m == 0 {
-			continue
-		}
-		qm.scale[i] = m / 127
-		inv := 127 / m
-		out := qm.w[i*dim : (i+1)*dim]
-		for j, v := range row {
-			out[j] = int8(math.Round(float64(v * inv)))
-		}
+		qm.quantizeRow(mat, i)
 	}
 	return qm
+}
+
+// update returns a copy of qm for mat, a later version of its matrix in
+// which only the rows of dirty changed or were added.
+func (qm *quantMatrix) update(mat []float32, dirty map[int]bool) *quantMatrix {
+	n := len(mat) / (qm.dim + 1)
+	out := &quantMatrix{dim: qm.dim, w: make([]int8, n*qm.dim), scale: make([]float32, n), bias: make([]float32, n)}
+	copy(out.w, qm.w)
+	copy(out.scale, qm.scale)
+	copy(out.bias, qm.bias)
+	for i := range dirty {
+		out.quantizeRow(mat, i)
+	}
+	for i := len(qm.scale); i < n; i++ {
+		out.quantizeRow(mat, i)
+	}
+	return out
+}
+
+// quantizeRow sets row i of qm from row i of mat.
+func (qm *quantMatrix) quantizeRow(mat []float32, i int) {
+	dim, d := qm.dim, qm.dim+1
+	row := mat[i*d : i*d+dim]
+	m := float32(0)
+	for _, v := range row {
+		m = max(m, abs32(v))
+	}
+	qm.bias[i] = mat[i*d+dim]
+	out := qm.w[i*dim : (i+1)*dim]
+	if m == 0 {
+		qm.scale[i] = 0
+		clear(out)
+		return
+	}
+	qm.scale[i] = m / 127
+	inv := 127 / m
+	for j, v := range row {
+		out[j] = int8(math.Round(float64(v * inv)))
+	}
 }
 
 // quantizeQuery returns cv as int16 and its scale, bounded so that a dot

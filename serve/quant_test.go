@@ -1,10 +1,13 @@
 package serve
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/unirec/unirec/snapshot"
 )
 
 // TestDotRowsKernelsAgree: the AVX2 int8 kernel and the Go one give the
@@ -108,5 +111,35 @@ func TestScoringModeIsChecked(t *testing.T) {
 	}
 	if err := checkScoring("fp8"); err == nil || fmt.Sprint(err) != `serve.scoring must be exact or int8, got "fp8"` {
 		t.Errorf("fp8: %v", err)
+	}
+}
+
+// TestInt8MatrixFollowsDeltas: after a delta that changes some items and
+// adds others, the int8 matrix a replica updated in place of the changed
+// rows equals the one quantized afresh.
+func TestInt8MatrixFollowsDeltas(t *testing.T) {
+	items := catalog(3000)
+	r, _ := newTestReplica(t, ReplicaOptions{Scoring: ScoringInt8}, items)
+	prev := testCapture(t, 1, items)
+	items[7].score, items[2500].score = 5, -3
+	items = append(items, testItem{id: "new", typ: "video", score: 0.5})
+	next := testCapture(t, 2, items)
+	if err := r.Apply(snapshot.UpdateOf(prev, next)); err != nil {
+		t.Fatal(err)
+	}
+	m := r.head.Load()
+	if m.Kind != snapshot.KindDelta || len(m.dirty) == 0 || len(m.dirty) > 3 {
+		t.Fatalf("version kind %s with %d recomputed items, want a delta recomputing 3", m.Kind, len(m.dirty))
+	}
+	got, want := m.quant[""], quantize(m.matrices[""], m.Config.Dim)
+	if fmt.Sprint(got.w) != fmt.Sprint(want.w) || fmt.Sprint(got.scale) != fmt.Sprint(want.scale) || fmt.Sprint(got.bias) != fmt.Sprint(want.bias) {
+		t.Errorf("the int8 matrix updated by the delta differs from a fresh quantization")
+	}
+	resp, aerr := r.Recommend(context.Background(), &Request{UseCase: "notifications", K: 2, Context: user("u")})
+	if aerr != nil {
+		t.Fatal(aerr)
+	}
+	if ids := ids(resp.Items); fmt.Sprint(ids) != "[m-7 m-2999]" {
+		t.Errorf("int8 replica after the delta answers %v, want [m-7 m-2999]", ids)
 	}
 }
