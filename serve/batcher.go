@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"runtime"
 	"sync"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -199,5 +200,10 @@ func scoreBatchShard(specs []*scoreSpec, tops []*topK, dead []bool, lo, hi int) 
 		if live == 0 {
 			return
 		}
+		// Let requests waiting for this core reach the queue: a pass
+		// runs for milliseconds, far below Go's preemption, so without
+		// this the goroutines of requests that arrived meanwhile only
+		// run once it ends, find no queue, and every pass holds one query.
+		runtime.Gosched()
 	}
 }
