@@ -14,9 +14,14 @@ func dotRowsAVX2(dst []float32, w []int8, q []int16)
 // dim is a multiple of 16. Integer sums are exact, so both kernels give
 // the same bits.
 func dotRows(dst []float32, w []int8, q []int16) {
-	if cpu.X86.HasAVX2 && len(q)%16 == 0 && len(q) > 0 && len(w) >= len(dst)*len(q) {
+	if int8Fast(len(q)) && len(w) >= len(dst)*len(q) {
 		dotRowsAVX2(dst, w, q)
 		return
 	}
 	dotRowsGo(dst, w, q)
 }
+
+// int8Fast reports whether the int8 pass runs in AVX2 at dim: elsewhere
+// the pure-Go pass is slower than vek's float32 kernel, and int8 scoring
+// scores exactly instead.
+func int8Fast(dim int) bool { return cpu.X86.HasAVX2 && dim%16 == 0 && dim > 0 }

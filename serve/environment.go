@@ -225,6 +225,9 @@ func (r *Replica) initEnvironments() error {
 	if err := checkScoring(o.Scoring); err != nil {
 		return err
 	}
+	if o.Scoring == "" {
+		o.Scoring = ScoringInt8
+	}
 	o.Load.ensureDefaults()
 	r.limit = newLimiter(o.Load.MaxInFlight, o.Load.MaxQueue)
 	r.scorer = newBatcher(o.Load.BatchQueries, runtime.GOMAXPROCS(0))

@@ -42,9 +42,9 @@ type ReplicaOptions struct {
 	CandidateSets map[string][]string
 	// Load bounds the work of the replica (see LoadOptions).
 	Load LoadOptions
-	// Scoring is how the whole catalog is ranked: ScoringExact (the
-	// default) or ScoringInt8 (an int8 pass, the best candidates re-ranked
-	// exactly; quant.go).
+	// Scoring is how the whole catalog is ranked: ScoringInt8 (the
+	// default: an int8 pass, the best candidates re-ranked exactly;
+	// quant.go) or ScoringExact.
 	Scoring string
 }
 

@@ -531,7 +531,7 @@ func worldFlags(fs *flag.FlagSet, w *load.World) {
 
 func scoringFlags(fs *flag.FlagSet, s *load.Scoring) {
 	fs.IntVar(&s.BatchQueries, "batch-queries", 0, "the replica's serve.load.batch_queries (0: the default; 1: no batching)")
-	fs.StringVar(&s.Mode, "scoring", "exact", "the replica's serve.scoring: exact or int8")
+	fs.StringVar(&s.Mode, "scoring", "int8", "the replica's serve.scoring: int8 or exact")
 }
 
 // benchReplica serves a synthetic model, optionally applying a delta

@@ -141,8 +141,9 @@ type ServeConfig struct {
 	CandidateSets map[string][]string `yaml:"candidate_sets"`
 	// Load bounds a replica's concurrent work and recent history.
 	Load serve.LoadOptions `yaml:"load"`
-	// Scoring ranks the whole catalog exactly ("exact", the default) or by
-	// an int8 pass whose best candidates are re-ranked exactly ("int8").
+	// Scoring ranks the whole catalog by an int8 pass whose best
+	// candidates are re-ranked exactly ("int8", the default) or exactly
+	// ("exact").
 	Scoring string `yaml:"scoring"`
 	// Only restricts a replica to some use cases (flag --use-cases).
 	Only []string `yaml:"-"`
@@ -185,7 +186,7 @@ func DefaultConfig() Config {
 			LeaseSessionTimeout: 10 * time.Second, Listen: "localhost:8082"},
 		Snapshot: SnapshotConfig{Interval: time.Second, FullInterval: 5 * time.Minute, Encoding: snapshot.EncodingFloat32,
 			TransactionalID: "unirec-snapshot-publisher", ModelID: "unirec"},
-		Serve: ServeConfig{Listen: "localhost:8080", KeepVersions: 8, Checks: serve.DefaultChecks(), Scoring: serve.ScoringExact},
+		Serve: ServeConfig{Listen: "localhost:8080", KeepVersions: 8, Checks: serve.DefaultChecks(), Scoring: serve.ScoringInt8},
 		Demo:  DemoConfig{Enabled: true, Rate: 50, Seed: 1},
 	}
 }
