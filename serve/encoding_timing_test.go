@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"testing"
 
@@ -56,6 +57,50 @@ func BenchmarkEncoding(b *testing.B) {
 			b.ReportMetric(overlap, "top10-overlap")
 		})
 	}
+	// serve.scoring int8 on this trained model: float32 rows, an int8 pass
+	// over its 400 items, the best max(4k, k+64) re-ranked exactly.
+	b.Run("scoring=int8", func(b *testing.B) {
+		r, err := NewReplica(ReplicaOptions{Registry: reg, Scoring: ScoringInt8})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := r.Apply(exact); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+		}
+		for _, k := range []int{1, 10} {
+			b.ReportMetric(topOverlap(b, w, ref, r, k), fmt.Sprintf("top%d-overlap", k))
+		}
+	})
+}
+
+// topOverlap is the share of the exact top k (ref's) that got answers,
+// over 50 queries per canvas.
+func topOverlap(b *testing.B, w *synth.World, ref, got *Replica, k int) float64 {
+	hits, n := 0, 0
+	for _, canvas := range w.Canvases() {
+		for q := 0; q < 50; q++ {
+			ctx, _ := w.Query(canvas, q)
+			req := &Request{UseCase: canvas, Context: ctx, K: k}
+			ra, aerr := ref.Recommend(context.Background(), req)
+			rb, berr := got.Recommend(context.Background(), req)
+			if aerr != nil || berr != nil {
+				b.Fatal(aerr, berr)
+			}
+			top := map[string]bool{}
+			for _, it := range ra.Items {
+				top[it.ID] = true
+			}
+			for _, it := range rb.Items {
+				if top[it.ID] {
+					hits++
+				}
+			}
+			n += len(ra.Items)
+		}
+	}
+	return float64(hits) / float64(max(n, 1))
 }
 
 func replicaWith(b testing.TB, reg *ingest.Registry, u *snapshot.Update) *Replica {

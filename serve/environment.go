@@ -174,6 +174,10 @@ type LoadOptions struct {
 	// canvas (default DefaultPopularityItems); a new item beyond it evicts
 	// one of the least engaged (unirec_serve_popularity_evicted_total).
 	PopularityItems int `yaml:"popularity_items"`
+	// BatchQueries is how many concurrent whole-catalog rankings one pass
+	// over the item matrix scores at most (default DefaultBatchQueries; 1
+	// scores every request alone). Batching never waits: see batcher.go.
+	BatchQueries int `yaml:"batch_queries"`
 }
 
 // Validate checks the bounds; errors name the field.
@@ -182,7 +186,7 @@ func (o LoadOptions) Validate() error {
 		name string
 		v    int
 	}{{"max_in_flight", o.MaxInFlight}, {"max_queue", o.MaxQueue}, {"history_per_user", o.HistoryPerUser}, {"history_users", o.HistoryUsers},
-		{"popularity_items", o.PopularityItems}} {
+		{"popularity_items", o.PopularityItems}, {"batch_queries", o.BatchQueries}} {
 		if f.v < 0 {
 			return fmt.Errorf("serve.load.%s must not be negative, got %d", f.name, f.v)
 		}
@@ -206,6 +210,9 @@ func (o *LoadOptions) ensureDefaults() {
 	if o.PopularityItems == 0 {
 		o.PopularityItems = DefaultPopularityItems
 	}
+	if o.BatchQueries == 0 {
+		o.BatchQueries = DefaultBatchQueries
+	}
 }
 
 // initEnvironments resolves the use cases this replica serves and sets up
@@ -215,8 +222,17 @@ func (r *Replica) initEnvironments() error {
 	if err := o.Load.Validate(); err != nil {
 		return err
 	}
+	if err := checkScoring(o.Scoring); err != nil {
+		return err
+	}
+	if o.Scoring == "" {
+		o.Scoring = ScoringExact
+	}
 	o.Load.ensureDefaults()
 	r.limit = newLimiter(o.Load.MaxInFlight, o.Load.MaxQueue)
+	r.scorer = newBatcher(o.Load.BatchQueries, runtime.GOMAXPROCS(0))
+	r.scorer.passesDone = o.Metrics.GetOrCreateCounter("unirec_serve_scoring_passes_total")
+	r.scorer.jobsDone = o.Metrics.GetOrCreateCounter("unirec_serve_scoring_queries_total")
 	o.Metrics.GetOrCreateGauge("unirec_serve_in_flight", func() float64 { return float64(r.limit.inFlight()) })
 	o.Metrics.GetOrCreateGauge("unirec_serve_queued", func() float64 { return float64(r.limit.queued()) })
 	r.recent = NewHistory(o.Load.HistoryPerUser, o.Load.HistoryUsers)

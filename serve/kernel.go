@@ -59,6 +59,55 @@ type scoreSpec struct {
 	shards int
 	// expired reports whether the deadline has passed.
 	expired func() bool
+	// quant, when set, is the int8 copy of mat: the pass ranks by it and
+	// the best rankK candidates are re-ranked exactly (quant.go).
+	quant *quantMatrix
+}
+
+// query is a spec's context vector in the forms its kernel reads: extended
+// by a 1 (which picks up each item's bias), or quantized for quant.
+type query struct {
+	cv1    []float32
+	q      []int16
+	qscale float32
+}
+
+func (s *scoreSpec) query() query {
+	q := query{cv1: append(s.cv[:len(s.cv):len(s.cv)], 1)}
+	if s.quant != nil {
+		q.q, q.qscale = quantizeQuery(s.cv)
+	}
+	return q
+}
+
+// scoreBlock writes the logits (boosts added, bias not) of the items
+// [b, b+len(dst)) of the matrix into dst: exact, or by quant.
+func (s *scoreSpec) scoreBlock(dst []float32, b int, q *query) {
+	if s.quant != nil {
+		s.quant.scores(dst, b, q.q, q.qscale)
+	} else {
+		d := len(q.cv1)
+		scoreRows(dst, s.mat[b*d:(b+len(dst))*d], q.cv1)
+	}
+	addBoosts(dst, b, s.boosts)
+}
+
+// rankK is how many candidates the pass keeps: k, or the re-rank depth of
+// a quantized pass.
+func (s *scoreSpec) rankK() int {
+	if s.quant != nil {
+		return rerankDepth(s.k)
+	}
+	return s.k
+}
+
+// finish returns the k best of the pass's candidates, best first:
+// re-ranked by their exact logits after a quantized pass.
+func (s *scoreSpec) finish(top *topK) []scored {
+	if s.quant != nil {
+		return s.rerank(top.items)
+	}
+	return top.sorted()
 }
 
 // rankTop returns the k best allowed items, best first.
@@ -69,17 +118,17 @@ func rankTop(s *scoreSpec) ([]scored, error) {
 	}
 	shards := max(1, min(s.shards, n/blockItems))
 	if shards == 1 {
-		top := &topK{k: s.k}
+		top := &topK{k: s.rankK()}
 		if err := s.scoreShard(top, 0, n); err != nil {
 			return nil, err
 		}
-		return top.sorted(), nil
+		return s.finish(top), nil
 	}
 	tops := make([]*topK, shards)
 	errs := make([]error, shards)
 	var wg sync.WaitGroup
 	for j := range shards {
-		tops[j] = &topK{k: s.k}
+		tops[j] = &topK{k: s.rankK()}
 		lo, hi := n*j/shards, n*(j+1)/shards
 		wg.Go(func() { errs[j] = s.scoreShard(tops[j], lo, hi) })
 	}
@@ -87,19 +136,19 @@ func rankTop(s *scoreSpec) ([]scored, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, errDeadline
 	}
-	all := &topK{k: s.k}
+	all := &topK{k: s.rankK()}
 	for _, t := range tops {
 		for _, c := range t.items {
 			all.offer(c)
 		}
 	}
-	return all.sorted(), nil
+	return s.finish(all), nil
 }
 
 // scoreShard offers the items [lo, hi) (of the matrix, or of idx) to top.
 func (s *scoreSpec) scoreShard(top *topK, lo, hi int) error {
 	d := len(s.cv) + 1
-	cv1 := append(s.cv[:len(s.cv):len(s.cv)], 1)
+	q := s.query()
 	buf := make([]float32, min(blockItems, hi-lo))
 	for b := lo; b < hi; b += blockItems {
 		if s.expired != nil && s.expired() {
@@ -107,8 +156,7 @@ func (s *scoreSpec) scoreShard(top *topK, lo, hi int) error {
 		}
 		e := min(b+blockItems, hi)
 		if s.idx == nil {
-			scoreRows(buf, s.mat[b*d:e*d], cv1)
-			addBoosts(buf[:e-b], b, s.boosts)
+			s.scoreBlock(buf[:e-b], b, &q)
 		} else {
 			for j, i := range s.idx[b:e] {
 				row := s.mat[i*d : (i+1)*d : (i+1)*d]

@@ -74,13 +74,6 @@ func TestRankTopIsExact(t *testing.T) {
 	}
 }
 
-func abs32(x float32) float32 {
-	if x < 0 {
-		return -x
-	}
-	return x
-}
-
 // TestRankTopStopsAtTheDeadline: scoring gives up (in every shard) once
 // the deadline has passed.
 func TestRankTopStopsAtTheDeadline(t *testing.T) {

@@ -38,7 +38,13 @@ type Model struct {
 	// matrices holds the item matrix of the shared space under "", or one
 	// per task when the model is a set of isolated per-task models.
 	matrices map[string][]float32
-	popular  map[string][]model.Popular
+	// quant holds the int8 form of each matrix under serve.scoring int8
+	// (quant.go), nil otherwise.
+	quant map[string]*quantMatrix
+	// dirty are the items whose vectors this version recomputed in the
+	// shared matrix (nil: every item, or per-task matrices).
+	dirty   map[int]bool
+	popular map[string][]model.Popular
 	// memory holds the memory lists by key (memory.go).
 	memory map[uint64]*memList
 	// bad are the rows that failed a value check, with the reason; a
@@ -82,6 +88,7 @@ func (m *Model) next(u *snapshot.Update) *Model {
 		}
 	}
 	n.matrices[""] = n.updateMatrix(m.matrices[""], dirty)
+	n.dirty = dirty
 	return n
 }
 

@@ -61,14 +61,17 @@ func (t *topK) down(i int) {
 // sorted returns the kept candidates, best first (ties by index).
 func (t *topK) sorted() []scored {
 	out := slices.Clone(t.items)
-	slices.SortFunc(out, func(a, b scored) int {
-		switch {
-		case a.logit > b.logit:
-			return -1
-		case a.logit < b.logit:
-			return 1
-		}
-		return a.idx - b.idx
-	})
+	slices.SortFunc(out, bestFirst)
 	return out
+}
+
+// bestFirst orders candidates by logit, highest first, ties by index.
+func bestFirst(a, b scored) int {
+	switch {
+	case a.logit > b.logit:
+		return -1
+	case a.logit < b.logit:
+		return 1
+	}
+	return a.idx - b.idx
 }

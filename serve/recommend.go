@@ -119,6 +119,8 @@ func (r *Replica) rankModel(p *plan, m *Model) ([]Item, error) {
 	spec := &scoreSpec{mat: m.matrix(p.u.Canvas), cv: cv, bias: bias, boosts: boosts, shards: p.u.Parallelism, expired: r.expired(p)}
 	if p.ids != nil {
 		spec.idx = candidateIndexes(m, p.ids)
+	} else {
+		spec.quant = m.quantized(p.u.Canvas)
 	}
 	spec.allow = func(i int) bool {
 		it := &m.items[i]
@@ -130,7 +132,7 @@ func (r *Replica) rankModel(p *plan, m *Model) ([]Item, error) {
 	}
 	for {
 		spec.k = fetch
-		top, err := rankTop(spec)
+		top, err := r.rank(spec)
 		if err != nil {
 			return nil, err
 		}
@@ -145,6 +147,16 @@ func (r *Replica) rankModel(p *plan, m *Model) ([]Item, error) {
 		}
 		fetch *= 4
 	}
+}
+
+// rank ranks spec: a whole-catalog ranking in a pass shared with the
+// concurrent ones (batcher.go), unless batching is off; explicit
+// candidates alone.
+func (r *Replica) rank(spec *scoreSpec) ([]scored, error) {
+	if spec.idx != nil || r.scorer.max == 1 {
+		return rankTop(spec)
+	}
+	return r.scorer.rank(spec)
 }
 
 // observeScoring updates the use case's moving estimate of scoring time.

@@ -47,6 +47,10 @@ type ReplicaOptions struct {
 	CandidateSets map[string][]string
 	// Load bounds the work of the replica (see LoadOptions).
 	Load LoadOptions
+	// Scoring is how the whole catalog is ranked: ScoringExact (the
+	// default) or ScoringInt8 (an int8 pass, the best candidates
+	// re-ranked exactly; quant.go).
+	Scoring string
 }
 
 // Replica is one serving replica. It keeps the head of the snapshot chain,
@@ -64,6 +68,7 @@ type Replica struct {
 	recent   *History
 	avail    *Availability
 	limit    *limiter
+	scorer   *batcher // gathers concurrent whole-catalog rankings into passes
 
 	mu      sync.Mutex // serialises Apply, Rollback and Resume
 	history []*Model   // recent versions, oldest first
@@ -147,6 +152,9 @@ func (r *Replica) Apply(u *snapshot.Update) error {
 		return fmt.Errorf("%w: version %d is based on %d, head is %d", snapshot.ErrGap, m.Version, m.BaseVersion, have)
 	default:
 		next = head.next(u)
+	}
+	if r.opts.Scoring == ScoringInt8 {
+		next.quantizeMatrices(head)
 	}
 	why, err := r.opts.Checks.check(r.good.Load(), next, u.Delta)
 	r.head.Store(next)

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"time"
 
@@ -36,9 +38,22 @@ func (b World) Build() (*synth.World, *ingest.Registry, error) {
 	return synth.NewWorld(synth.Options{Seed: 1, Items: b.Items, Users: 1000}), reg, nil
 }
 
+// Scoring is how the bench replica scores: its serve.load.batch_queries
+// and serve.scoring.
+type Scoring struct {
+	BatchQueries int    `json:"batch_queries"`
+	Mode         string `json:"scoring"`
+}
+
+// Args are the flags of `unirec bench replica` that pass s on.
+func (s Scoring) Args() []string {
+	return []string{fmt.Sprint("--batch-queries=", s.BatchQueries), "--scoring=" + s.Mode}
+}
+
 // ReplicaOptions configures a replica serving a synthetic model.
 type ReplicaOptions struct {
 	World       World
+	Scoring     Scoring
 	Listen      string // HTTP listen address (port 0 picks one)
 	Parallelism int    // scoring parallelism of every use case
 	// Deltas applies a delta snapshot changing Fraction of the rows this
@@ -60,7 +75,8 @@ func ServeReplica(ctx context.Context, o ReplicaOptions, ready func(net.Addr)) e
 	for _, c := range w.Canvases() {
 		ucs = append(ucs, serve.UseCase{Name: c, Environment: serve.Environment{Parallelism: o.Parallelism}})
 	}
-	r, err := serve.NewReplica(serve.ReplicaOptions{Registry: reg, UseCases: ucs, Logf: o.Logf})
+	r, err := serve.NewReplica(serve.ReplicaOptions{Registry: reg, UseCases: ucs, Logf: o.Logf,
+		Load: serve.LoadOptions{BatchQueries: o.Scoring.BatchQueries}, Scoring: o.Scoring.Mode})
 	if err != nil {
 		return err
 	}
@@ -99,6 +115,8 @@ func ServeReplica(ctx context.Context, o ReplicaOptions, ready func(net.Addr)) e
 // LatencyOptions configures the serving load benchmark.
 type LatencyOptions struct {
 	World World
+	// Scoring is passed to the child replica (reported).
+	Scoring Scoring
 	// Target is the replica to load (host:port); empty starts
 	// `Exe bench replica` as a child process.
 	Target string
@@ -123,15 +141,19 @@ type LatencyOptions struct {
 
 // LatencyReport is everything bench latency measured.
 type LatencyReport struct {
-	Kernel      KernelFigures `json:"kernel"`
-	Baseline    *Result       `json:"baseline_healthz"`
-	AtRate      *Result       `json:"at_rate"`
-	Steps       []*Result     `json:"steps,omitempty"`
-	MaxRate     float64       `json:"max_rate_under_p99,omitempty"`
-	WithDeltas  *Result       `json:"with_deltas,omitempty"`
-	DeltasSeen  int64         `json:"deltas_applied_during_run,omitempty"`
-	Replica     string        `json:"replica"`
-	Parallelism int           `json:"parallelism"`
+	Kernel   KernelFigures `json:"kernel"`
+	Baseline *Result       `json:"baseline_healthz"`
+	AtRate   *Result       `json:"at_rate"`
+	Steps    []*Result     `json:"steps,omitempty"`
+	MaxRate  float64       `json:"max_rate_under_p99,omitempty"`
+	// UnbatchedBound is the rate the machine's cores sustain scoring one
+	// query per pass: cores / the single-query kernel time.
+	UnbatchedBound float64 `json:"unbatched_bound"`
+	WithDeltas     *Result `json:"with_deltas,omitempty"`
+	DeltasSeen     int64   `json:"deltas_applied_during_run,omitempty"`
+	Replica        string  `json:"replica"`
+	Parallelism    int     `json:"parallelism"`
+	Scoring        Scoring `json:"scoring"`
 }
 
 // Latency runs the serving load benchmark: the scoring kernel against memory bandwidth, open-loop runs against a replica next to a /healthz baseline at the same rate, optionally a step-up search for the highest rate under a p99 target and a run while deltas are applied; it writes a report directory.
@@ -147,10 +169,11 @@ func Latency(ctx context.Context, o LatencyOptions) error {
 	if err != nil {
 		return err
 	}
-	rep := &LatencyReport{Parallelism: f.Parallelism}
+	rep := &LatencyReport{Parallelism: f.Parallelism, Scoring: f.Scoring}
 	r := f.newReport() // before the runs: its start time and load average are theirs
 	fmt.Fprintf(f.Out, "scoring kernel on %d x %d float32 (one core)...\n", f.World.Items, f.World.Dim)
 	rep.Kernel = MeasureKernel(f.World.Items, f.World.Dim, 7)
+	rep.UnbatchedBound = float64(runtime.NumCPU()) / rep.Kernel.KernelTime.Seconds()
 	printKernel(f.Out, rep.Kernel)
 	target, stop, err := f.replica(ctx, 0)
 	if err != nil {
@@ -171,6 +194,8 @@ func Latency(ctx context.Context, o LatencyOptions) error {
 		ratio(rep.AtRate.All.P50, rep.Baseline.All.P50), ratio(rep.AtRate.All.P99, rep.Baseline.All.P99))
 	if f.FindMax {
 		rep.Steps, rep.MaxRate, err = f.stepUp(ctx, cl, w)
+		fmt.Fprintf(f.Out, "unbatched bound (%d cores / %s single-query kernel): %.0f requests/s; found %.2fx of it (batch_queries %d, scoring %s)\n",
+			runtime.NumCPU(), rep.Kernel.KernelTime.Round(time.Microsecond), rep.UnbatchedBound, rep.MaxRate/rep.UnbatchedBound, f.Scoring.BatchQueries, f.Scoring.Mode)
 	}
 	stop()
 	if err != nil {
@@ -214,7 +239,7 @@ func (f *LatencyOptions) runWithDeltas(ctx context.Context, w *synth.World, rep 
 func (f *LatencyOptions) stepUp(ctx context.Context, cl *client.Client, w *synth.World) ([]*Result, float64, error) {
 	var steps []*Result
 	best := 0.0
-	for _, rate := range []float64{50, 100, 250, 500, 750, 1000, 1250, 1500, 1750, 2000, 2500, 3000, 4000, 5000} {
+	for rate := 50.0; ; rate = nextRate(rate) {
 		res, err := f.run(ctx, cl, w, rate)
 		if err != nil {
 			return steps, best, err
@@ -227,6 +252,22 @@ func (f *LatencyOptions) stepUp(ctx context.Context, cl *client.Client, w *synth
 	}
 	fmt.Fprintf(f.Out, "\nhighest rate keeping p99 < %s (no errors, no fallbacks): %.0f requests/s\n", f.P99, best)
 	return steps, best, nil
+}
+
+// nextRate is the step after rate: 50, 100, 250, 500, 750, then +25%
+// (rounded to 50). There is no last step: the search ends when a run
+// fails (an open-loop generator that falls behind fails it too, since
+// latency counts from each request's due time).
+func nextRate(rate float64) float64 {
+	switch {
+	case rate < 100:
+		return 100
+	case rate < 250:
+		return 250
+	case rate < 750:
+		return rate + 250
+	}
+	return math.Round(rate*1.25/50) * 50
 }
 
 // run warms up, then measures one open-loop run at rate.
@@ -300,7 +341,8 @@ func printResult(w io.Writer, r *Result) {
 func (f *LatencyOptions) newReport() *bench.Report {
 	return bench.NewReport("latency", map[string]any{"items": f.World.Items, "dim": f.World.Dim, "queries": f.World.Queries, "k": f.K,
 		"rate": f.Rate, "duration": f.Duration.String(), "warmup": f.Warmup.String(), "find_max": f.FindMax, "p99_target": f.P99.String(),
-		"deltas": f.Deltas.String(), "delta_fraction": f.Fraction, "parallelism": f.Parallelism, "target": f.Target})
+		"deltas": f.Deltas.String(), "delta_fraction": f.Fraction, "parallelism": f.Parallelism, "target": f.Target,
+		"batch_queries": f.Scoring.BatchQueries, "scoring": f.Scoring.Mode})
 }
 
 // writeReport writes the report directory: the runs as a table, the
@@ -364,9 +406,9 @@ func (f *LatencyOptions) replica(ctx context.Context, deltas time.Duration) (str
 		return f.Target, func() {}, nil
 	}
 	fmt.Fprintf(f.Out, "starting a replica process serving %d items x %d dims...\n", f.World.Items, f.World.Dim)
-	c, err := bench.StartChild(exec.CommandContext(ctx, f.Exe, "bench", "replica", fmt.Sprint("--items=", f.World.Items), fmt.Sprint("--dim=", f.World.Dim),
-		fmt.Sprint("--queries=", f.World.Queries), fmt.Sprint("--parallelism=", f.Parallelism), "--deltas="+deltas.String(),
-		fmt.Sprint("--delta-fraction=", f.Fraction)), os.Stderr)
+	c, err := bench.StartChild(exec.CommandContext(ctx, f.Exe, append([]string{"bench", "replica", fmt.Sprint("--items=", f.World.Items), fmt.Sprint("--dim=", f.World.Dim),
+		fmt.Sprint("--queries=", f.World.Queries), fmt.Sprint("--parallelism=", f.Parallelism), "--deltas=" + deltas.String(),
+		fmt.Sprint("--delta-fraction=", f.Fraction)}, f.Scoring.Args()...)...), os.Stderr)
 	if err != nil {
 		return "", nil, fmt.Errorf("cannot start the bench replica: %w", err)
 	}

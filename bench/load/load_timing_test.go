@@ -3,6 +3,7 @@ package load
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/unirec/unirec/bench/synth"
 	"github.com/unirec/unirec/ingest"
@@ -40,4 +41,63 @@ func BenchmarkRecommendSynthetic100k(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// BenchmarkScoringInt8Synthetic100k ranks the serving benchmark's queries
+// (100,000 items, dim 64, top 100) with an exact replica and an int8 one
+// in turn, and reports each one's time per request and the share of the
+// exact top 100 the int8 replica answers (its overlap on this data).
+func BenchmarkScoringInt8Synthetic100k(b *testing.B) {
+	reg, err := ingest.NewRegistry(ingest.DefaultCanvases())
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := synth.NewWorld(synth.Options{Seed: 1, Items: 100000, Users: 1000})
+	m := NewModel(w, reg, 64, 100, 1)
+	full := m.Full()
+	replica := func(scoring string) *serve.Replica {
+		r, err := serve.NewReplica(serve.ReplicaOptions{Registry: reg, Scoring: scoring})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := r.Apply(full); err != nil {
+			b.Fatal(err)
+		}
+		return r
+	}
+	exact, int8 := replica(serve.ScoringExact), replica(serve.ScoringInt8)
+	var reqs []*serve.Request
+	for q := range 100 {
+		for _, c := range w.Canvases() {
+			ctx, _ := w.Query(c, q)
+			reqs = append(reqs, &serve.Request{UseCase: c, Context: ctx, K: 100})
+		}
+	}
+	var tExact, tInt8 time.Duration
+	hits, total, i := 0, 0, 0
+	for b.Loop() {
+		req := reqs[i%len(reqs)]
+		i++
+		start := time.Now()
+		want, aerr := exact.Recommend(context.Background(), req)
+		mid := time.Now()
+		got, berr := int8.Recommend(context.Background(), req)
+		tExact, tInt8 = tExact+mid.Sub(start), tInt8+time.Since(mid)
+		if aerr != nil || berr != nil {
+			b.Fatal(aerr, berr)
+		}
+		in := map[string]bool{}
+		for _, it := range want.Items {
+			in[it.ID] = true
+		}
+		for _, it := range got.Items {
+			if in[it.ID] {
+				hits++
+			}
+		}
+		total += len(want.Items)
+	}
+	b.ReportMetric(float64(tExact.Microseconds())/float64(b.N), "exact-us/req")
+	b.ReportMetric(float64(tInt8.Microseconds())/float64(b.N), "int8-us/req")
+	b.ReportMetric(float64(hits)/float64(max(total, 1)), "top100-overlap")
 }

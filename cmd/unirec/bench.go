@@ -261,12 +261,18 @@ func worldFlags(fs *flag.FlagSet, w *load.World) {
 	fs.IntVar(&w.Queries, "queries", 1000, "distinct query contexts per use case")
 }
 
+func scoringFlags(fs *flag.FlagSet, s *load.Scoring) {
+	fs.IntVar(&s.BatchQueries, "batch-queries", 0, "the replica's serve.load.batch_queries (0: the default; 1: no batching)")
+	fs.StringVar(&s.Mode, "scoring", "exact", "the replica's serve.scoring: exact or int8")
+}
+
 // benchReplica serves a synthetic model, optionally applying a delta
 // every --deltas, and prints "listening on ADDR" once ready.
 func benchReplica(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("unirec bench replica", flag.ContinueOnError)
 	o := load.ReplicaOptions{Logf: log.Printf}
 	worldFlags(fs, &o.World)
+	scoringFlags(fs, &o.Scoring)
 	fs.StringVar(&o.Listen, "listen", "127.0.0.1:0", "HTTP listen address")
 	fs.IntVar(&o.Parallelism, "parallelism", 1, "scoring parallelism of every use case")
 	fs.DurationVar(&o.Deltas, "deltas", 0, "apply a delta snapshot this often (0: none)")
@@ -282,6 +288,7 @@ func benchLatency(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("unirec bench latency", flag.ContinueOnError)
 	o := load.LatencyOptions{Out: os.Stdout, Progress: os.Stderr}
 	worldFlags(fs, &o.World)
+	scoringFlags(fs, &o.Scoring)
 	fs.StringVar(&o.Target, "target", "", "replica to load (host:port); empty starts `unirec bench replica` as a child process")
 	fs.IntVar(&o.K, "k", 100, "items per request")
 	fs.Float64Var(&o.Rate, "rate", 1000, "requests per second")

@@ -183,6 +183,10 @@ type ServeConfig struct {
 	CandidateSets map[string][]string `yaml:"candidate_sets"`
 	// Load bounds a replica's concurrent work and recent history.
 	Load serve.LoadOptions `yaml:"load"`
+	// Scoring ranks the whole catalog exactly ("exact", the default) or
+	// by an int8 pass whose best candidates are re-ranked exactly
+	// ("int8").
+	Scoring string `yaml:"scoring"`
 	// Only restricts a replica to some use cases (flag --use-cases).
 	Only []string `yaml:"-"`
 }
@@ -190,7 +194,7 @@ type ServeConfig struct {
 // ReplicaOptions returns the replica options the config describes.
 func (s ServeConfig) ReplicaOptions(reg *ingest.Registry) serve.ReplicaOptions {
 	return serve.ReplicaOptions{Registry: reg, UseCases: s.UseCases, Checks: s.Checks, KeepVersions: s.KeepVersions,
-		Only: s.Only, CandidateSets: s.CandidateSets, Load: s.Load}
+		Only: s.Only, CandidateSets: s.CandidateSets, Load: s.Load, Scoring: s.Scoring}
 }
 
 // SnapshotRetention is the retention of the snapshots topic: ten full
@@ -225,7 +229,7 @@ func DefaultConfig() Config {
 		Snapshot: SnapshotConfig{Interval: time.Second, FullInterval: 5 * time.Minute, Encoding: snapshot.EncodingFloat32,
 			TransactionalID: "unirec-snapshot-publisher", ModelID: "unirec", ControlMaxAge: snapshot.DefaultControlMaxAge,
 			MaxBytes: snapshot.DefaultMaxBytes},
-		Serve: ServeConfig{Listen: "localhost:8080", KeepVersions: 8, Checks: serve.DefaultChecks()},
+		Serve: ServeConfig{Listen: "localhost:8080", KeepVersions: 8, Checks: serve.DefaultChecks(), Scoring: serve.ScoringExact},
 		Demo:  DemoConfig{Enabled: true, Rate: 50, Seed: 1},
 	}
 }

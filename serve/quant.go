@@ -1,0 +1,219 @@
+package serve
+
+import (
+	"fmt"
+	"math"
+	"slices"
+)
+
+// Quantized scoring (serve.scoring: int8). The item matrix is also kept
+// as int8 weights with one float32 scale per row (max |w| / 127, as the
+// int8 snapshot encoding) and the float32 bias: a quarter of the bytes a
+// pass reads. A pass ranks by the approximate logits (the query quantized
+// to int16, products summed in int32) and keeps the best rerankDepth(k)
+// allowed items; those are re-ranked by their exact float32 logits, with
+// the kernel and the order of additions of the exact path, so every
+// answered item carries its exact score and the answer is the exact
+// order of the candidates. What it can miss is an item of the exact top
+// k that the approximate pass ranked below the depth: bench/README.md
+// gives the measured overlap with the exact top k (1.000 on the serving
+// benchmark's model). Exact stays the default: the quality tables were
+// measured with it, and int8's overlap on trained models with memory
+// boosts is not measured yet.
+
+// Scoring modes (ReplicaOptions.Scoring, serve.scoring).
+const (
+	ScoringExact = "exact"
+	ScoringInt8  = "int8"
+)
+
+// checkScoring checks a scoring mode ("" is the default, exact).
+func checkScoring(mode string) error {
+	switch mode {
+	case "", ScoringExact, ScoringInt8:
+		return nil
+	}
+	return fmt.Errorf("serve.scoring must be exact or int8, got %q", mode)
+}
+
+// rerankDepth is how many candidates of a quantized pass are re-ranked
+// exactly for a request of k.
+func rerankDepth(k int) int { return max(4*k, k+64) }
+
+// quantizeMatrices fills m.quant with the int8 form of each of its
+// matrices: prev's where the matrix is the same, prev's with the rows of
+// the items m recomputed quantized again after a delta, else in full;
+// none where the int8 pass would be slower than the exact one (no AVX2,
+// or a dim that is not a multiple of 16): that version scores exactly.
+func (m *Model) quantizeMatrices(prev *Model) {
+	if !int8Fast(m.Config.Dim) {
+		return
+	}
+	m.quant = make(map[string]*quantMatrix, len(m.matrices))
+	for task, mat := range m.matrices {
+		var old *quantMatrix
+		if prev != nil {
+			old = prev.quant[task]
+		}
+		switch {
+		case old != nil && sameSlice(prev.matrices[task], mat):
+			m.quant[task] = old
+		case old != nil && task == "" && m.dirty != nil && len(old.scale) <= len(mat)/(m.Config.Dim+1) && old.dim == m.Config.Dim:
+			m.quant[task] = old.update(mat, m.dirty)
+		default:
+			m.quant[task] = quantize(mat, m.Config.Dim)
+		}
+	}
+}
+
+// quantized returns the int8 form of the matrix scoring for task, nil
+// when the version has none.
+func (m *Model) quantized(task string) *quantMatrix {
+	if m.Config.Isolated {
+		return m.quant[task]
+	}
+	return m.quant[""]
+}
+
+func sameSlice(a, b []float32) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// quantMatrix is an item matrix (rows of dim weights and a bias) in int8.
+type quantMatrix struct {
+	dim   int
+	w     []int8    // n x dim
+	scale []float32 // per row
+	bias  []float32 // per row, exact
+}
+
+// quantize returns the int8 form of mat (rows of dim weights and a bias).
+func quantize(mat []float32, dim int) *quantMatrix {
+	n := len(mat) / (dim + 1)
+	qm := &quantMatrix{dim: dim, w: make([]int8, n*dim), scale: make([]float32, n), bias: make([]float32, n)}
+	for i := range n {
+		qm.quantizeRow(mat, i)
+	}
+	return qm
+}
+
+// update returns a copy of qm for mat, a later version of its matrix in
+// which only the rows of dirty changed or were added.
+func (qm *quantMatrix) update(mat []float32, dirty map[int]bool) *quantMatrix {
+	n := len(mat) / (qm.dim + 1)
+	out := &quantMatrix{dim: qm.dim, w: make([]int8, n*qm.dim), scale: make([]float32, n), bias: make([]float32, n)}
+	copy(out.w, qm.w)
+	copy(out.scale, qm.scale)
+	copy(out.bias, qm.bias)
+	for i := range dirty {
+		out.quantizeRow(mat, i)
+	}
+	for i := len(qm.scale); i < n; i++ {
+		out.quantizeRow(mat, i)
+	}
+	return out
+}
+
+// quantizeRow sets row i of qm from row i of mat.
+func (qm *quantMatrix) quantizeRow(mat []float32, i int) {
+	dim, d := qm.dim, qm.dim+1
+	row := mat[i*d : i*d+dim]
+	m := float32(0)
+	for _, v := range row {
+		m = max(m, abs32(v))
+	}
+	qm.bias[i] = mat[i*d+dim]
+	out := qm.w[i*dim : (i+1)*dim]
+	if m == 0 {
+		qm.scale[i] = 0
+		clear(out)
+		return
+	}
+	qm.scale[i] = m / 127
+	inv := 127 / m
+	for j, v := range row {
+		out[j] = int8(math.Round(float64(v * inv)))
+	}
+}
+
+// quantizeQuery returns cv as int16 and its scale, bounded so that a dot
+// product with an int8 row cannot overflow int32.
+func quantizeQuery(cv []float32) ([]int16, float32) {
+	limit := float32(min(32767, math.MaxInt32/(127*max(len(cv), 1))))
+	m := float32(0)
+	for _, v := range cv {
+		m = max(m, abs32(v))
+	}
+	q := make([]int16, len(cv))
+	if m == 0 {
+		return q, 0
+	}
+	inv := limit / m
+	for i, v := range cv {
+		q[i] = int16(math.Round(float64(v * inv)))
+	}
+	return q, m / limit
+}
+
+// scores writes the approximate logits (bias included) of the items
+// [lo, lo+len(dst)) into dst.
+func (qm *quantMatrix) scores(dst []float32, lo int, q []int16, qscale float32) {
+	dim := qm.dim
+	dotRows(dst, qm.w[lo*dim:(lo+len(dst))*dim], q)
+	scale, bias := qm.scale[lo:lo+len(dst)], qm.bias[lo:lo+len(dst)]
+	for j, bits := range dst {
+		dst[j] = float32(int32(math.Float32bits(bits)))*(scale[j]*qscale) + bias[j]
+	}
+}
+
+// dotRowsGo writes the int32 dot product of each of the len(dst) int8
+// rows of w with q as the bits of dst[j].
+func dotRowsGo(dst []float32, w []int8, q []int16) {
+	dim := len(q)
+	for j := range dst {
+		dst[j] = math.Float32frombits(uint32(dot8(w[j*dim:(j+1)*dim:(j+1)*dim], q)))
+	}
+}
+
+// dot8 is the dot product of an int8 row and an int16 query of its length,
+// eight products per step into four independent sums (no bounds checks in
+// the loop).
+func dot8(a []int8, b []int16) int32 {
+	var s0, s1, s2, s3 int32
+	for len(a) >= 8 && len(b) >= 8 {
+		x, y := a[:8:8], b[:8:8]
+		s0 += int32(x[0])*int32(y[0]) + int32(x[4])*int32(y[4])
+		s1 += int32(x[1])*int32(y[1]) + int32(x[5])*int32(y[5])
+		s2 += int32(x[2])*int32(y[2]) + int32(x[6])*int32(y[6])
+		s3 += int32(x[3])*int32(y[3]) + int32(x[7])*int32(y[7])
+		a, b = a[8:], b[8:]
+	}
+	for i := range min(len(a), len(b)) {
+		s0 += int32(a[i]) * int32(b[i])
+	}
+	return s0 + s1 + s2 + s3
+}
+
+// rerank returns the k best of cands by their exact logits, computed as
+// the exact pass computes them (the same kernel on the row, then the
+// boost, then the bias), best first (ties by index).
+func (s *scoreSpec) rerank(cands []scored) []scored {
+	d := len(s.cv) + 1
+	cv1 := append(s.cv[:len(s.cv):len(s.cv)], 1)
+	out := make([]scored, len(cands))
+	var z [1]float32
+	for j, c := range cands {
+		scoreRows(z[:], s.mat[c.idx*d:(c.idx+1)*d], cv1)
+		addBoosts(z[:], c.idx, s.boosts)
+		out[j] = scored{idx: c.idx, logit: z[0] + s.bias}
+	}
+	slices.SortFunc(out, bestFirst)
+	return out[:min(s.k, len(out))]
+}
+
+func abs32(x float32) float32 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
