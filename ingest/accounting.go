@@ -10,17 +10,22 @@ import (
 // still pending in an open window. Pending impressions also move in and out
 // of a process with their partition (restored, released), so per process:
 //
-//	consumed + restored = example + joined + duplicate + sampled_out + dead_letter + released + pending
+//	consumed + restored = example + joined + duplicate + sampled_out + dead_letter + repartitioned + released + pending
+//
+// A repartitioned event is consumed twice: once where it was produced
+// (outcome repartitioned) and once from the repartition topic (its real
+// outcome).
 const (
-	outcomeExample    = iota // the event produced an example
-	outcomeJoined            // merged into an example another event produced
-	outcomeDuplicate         // same event_id (or impression) seen before
-	outcomeSampledOut        // unengaged impression dropped by negative_keep_rate
-	outcomeDeadLetter        // written to the dead-letter topic
+	outcomeExample       = iota // the event produced an example
+	outcomeJoined               // merged into an example another event produced
+	outcomeDuplicate            // same event_id (or impression) seen before
+	outcomeSampledOut           // unengaged impression dropped by negative_keep_rate
+	outcomeDeadLetter           // written to the dead-letter topic
+	outcomeRepartitioned        // routed to the partition of its key through the repartition topic
 	numOutcomes
 )
 
-var outcomeNames = [numOutcomes]string{"example", "joined", "duplicate", "sampled_out", "dead_letter"}
+var outcomeNames = [numOutcomes]string{"example", "joined", "duplicate", "sampled_out", "dead_letter", "repartitioned"}
 
 // tally counts what one partition's share of the open transaction did. Each
 // partition is processed by one goroutine, so tallies need no locks.

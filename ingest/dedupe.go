@@ -53,8 +53,14 @@ func (d *dedupe) add(h uint64, t int64) {
 }
 
 // dedupeKey is the changelog key of the segment that starts at an offset
-// of the events partition: unique, and the same when a batch is retried.
-func dedupeKey(offset int64) string { return fmt.Sprintf("d%016x", offset) }
+// of the events partition, or of the repartition partition when routed:
+// unique, and the same when a batch is retried.
+func dedupeKey(offset int64, routed bool) string {
+	if routed {
+		return fmt.Sprintf("dr%016x", offset)
+	}
+	return fmt.Sprintf("d%016x", offset)
+}
 
 // seal ends the open segment under key and returns its changelog value, or
 // nil when it is empty.

@@ -21,6 +21,16 @@ type Options struct {
 	// Changelog is the compacted topic holding the join state; it has as many
 	// partitions as the events topic.
 	Changelog string
+	// Partitions is the partition count of the events topic (and of
+	// Topics.Repartition and the changelog). When set, an events record
+	// whose partition is not the one Kafka's default partitioner gives its
+	// routing key (request_id, else context.user_id, else event_id) is
+	// produced to that partition of Topics.Repartition, counted as
+	// "repartitioned", and handled when read back from there (never routed
+	// again). The loop must consume both topics co-partitioned
+	// (stream.TxLoopOptions.CoTopics). 0 handles every event where it is
+	// (tests that place events on partitions by hand).
+	Partitions int32
 	// Client reaches the cluster, to restore state from the changelog.
 	Client stream.ClientOptions
 	// AllowedLateness is how far (in event time) behind the newest event of
@@ -236,7 +246,7 @@ func (g *Ingester) Process(_ context.Context, recs []*kgo.Record, emit func(*kgo
 func (g *Ingester) processPartition(st *partition, recs []*kgo.Record, now int64) {
 	for _, r := range recs {
 		if !st.open {
-			st.open, st.firstOffset = true, r.Offset
+			st.open, st.firstOffset, st.firstRouted = true, r.Offset, r.Topic == g.opts.Topics.Repartition && r.Topic != ""
 		}
 		before := st.watermark
 		g.handle(st, r, now)
@@ -269,8 +279,9 @@ func (g *Ingester) flush(st *partition) {
 	clear(st.dirty)
 	st.pool.flush(log)
 	if st.open {
-		if v := st.seen.seal(dedupeKey(st.firstOffset)); v != nil {
-			log(dedupeKey(st.firstOffset), v)
+		key := dedupeKey(st.firstOffset, st.firstRouted)
+		if v := st.seen.seal(key); v != nil {
+			log(key, v)
 		}
 		st.open = false
 		keys, forgot := st.seen.shrink(g.opts.MaxDedupeIDs)
@@ -319,6 +330,9 @@ func (g *Ingester) handle(st *partition, r *kgo.Record, now int64) {
 		g.deadLetter(st, r, rej)
 		return
 	}
+	if g.route(st, r, e) {
+		return
+	}
 	t := e.Time.UnixMilli()
 	if skew := g.opts.MaxFutureSkew; t > now+skew.Milliseconds() {
 		g.deadLetter(st, r, reject(ReasonFuture, "event time %s is %s ahead of the wall clock, max future skew is %s",
@@ -352,6 +366,24 @@ func (g *Ingester) handle(st *partition, r *kgo.Record, now int64) {
 		return
 	}
 	g.engagement(st, c, ex)
+}
+
+// route produces an event read from the wrong partition of the events
+// topic to its partition of the repartition topic, in the open
+// transaction, and reports whether it did.
+func (g *Ingester) route(st *partition, r *kgo.Record, e *Event) bool {
+	n := g.opts.Partitions
+	if n <= 0 || r.Topic != g.opts.Topics.Events {
+		return false
+	}
+	key := routingKey(e)
+	p := keyPartition(key, n)
+	if p == st.id {
+		return false
+	}
+	st.tally.outcomes[outcomeRepartitioned]++
+	st.emit(&kgo.Record{Topic: g.opts.Topics.Repartition, Partition: p, Key: []byte(key), Value: r.Value, Headers: r.Headers})
+	return true
 }
 
 func (g *Ingester) deadLetter(st *partition, r *kgo.Record, rej *Rejection) {

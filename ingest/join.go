@@ -49,6 +49,7 @@ type partition struct {
 	wmDirty     bool
 	open        bool
 	firstOffset int64
+	firstRouted bool // firstOffset is of the repartition topic
 
 	pool itemPool // items engaged with, per canvas, for negative sampling
 	// meta is the last metadata events carried for each item, so a sampled
@@ -173,7 +174,8 @@ func appendJoinKey(dst []byte, requestID, itemID string) []byte {
 }
 
 // Changelog keys: "p" + pair (pending impression), "w" (watermark),
-// "d" + offset (a segment of the de-duplication set), "c" + canvas + NUL +
+// "d" + offset or "dr" + offset of the repartition topic (a segment of
+// the de-duplication set), "c" + canvas + NUL +
 // item (engagement count of an item, for negative sampling).
 
 // watermarkKey is the changelog key of the partition's watermark.

@@ -88,3 +88,38 @@ func checkReplicas(s TopicSpec, d kadm.TopicDetail) []string {
 	return []string{fmt.Sprintf("%s has %d of %d partitions with only %d replicas, topics.replication_factor needs %d "+
 		"(reassign its partitions to more brokers, or lower topics.replication_factor)", s.Name, short, len(d.Partitions), fewest, s.Replicas)}
 }
+
+// CoPartitions returns the partition count that topics share, or an error
+// listing their counts when they differ: co-partitioned topics (events,
+// repartition, changelog) must have the same number, or a key's state
+// would be looked for in two places.
+func CoPartitions(ctx context.Context, copts ClientOptions, topics ...string) (int32, error) {
+	cl, err := kgo.NewClient(copts.Opts()...)
+	if err != nil {
+		return 0, fmt.Errorf("cannot create kafka client: %w", err)
+	}
+	defer cl.Close()
+	details, err := kadm.NewClient(cl).ListTopics(ctx, topics...)
+	if err != nil {
+		return 0, fmt.Errorf("cannot describe topics: %w", err)
+	}
+	var n int32
+	counts := make([]string, len(topics))
+	same := true
+	for i, t := range topics {
+		d := details[t]
+		if d.Err != nil {
+			return 0, fmt.Errorf("cannot describe topic %q: %w (create it with `unirec topics create`)", t, d.Err)
+		}
+		c := int32(len(d.Partitions))
+		counts[i] = fmt.Sprintf("%s has %d", t, c)
+		if i == 0 {
+			n = c
+		}
+		same = same && c == n
+	}
+	if !same || n == 0 {
+		return 0, fmt.Errorf("topics must have the same number of partitions: %s (add partitions to the smaller ones)", strings.Join(counts, ", "))
+	}
+	return n, nil
+}

@@ -37,6 +37,24 @@ func TestCheckTopics(t *testing.T) {
 	}
 }
 
+// Co-partitioned topics must have the same partition count; the error
+// names each topic's count and the fix.
+func TestCoPartitions(t *testing.T) {
+	cl := brokerClient(t)
+	ctx := context.Background()
+	if err := EnsureTopics(ctx, cl, []TopicSpec{{Name: "a", Partitions: 3}, {Name: "b", Partitions: 3}, {Name: "c", Partitions: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	copts := Plaintext(cl.OptValue(kgo.SeedBrokers).([]string)...)
+	if n, err := CoPartitions(ctx, copts, "a", "b"); n != 3 || err != nil {
+		t.Errorf("a, b: %d %v, want 3", n, err)
+	}
+	_, err := CoPartitions(ctx, copts, "a", "c")
+	if err == nil || !strings.Contains(err.Error(), "a has 3, c has 2") {
+		t.Errorf("a, c: %v, want both counts", err)
+	}
+}
+
 // Topics with fewer replicas than topics.replication_factor are refused
 // (the embedded broker reports one replica per partition), and creating
 // topics with more replicas than there are brokers fails at once.

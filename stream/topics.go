@@ -14,7 +14,12 @@ import (
 // Topics names every topic unirec reads or writes, and how many replicas
 // each of their partitions has.
 type Topics struct {
-	Events      string `yaml:"events"`
+	Events string `yaml:"events"`
+	// Repartition carries events that arrived on a partition of Events
+	// other than the one their key hashes to (unkeyed, keyed by something
+	// else, another partitioner), to that partition; ingest consumes it
+	// with Events, co-partitioned. Same partition count as Events.
+	Repartition string `yaml:"repartition"`
 	Examples    string `yaml:"examples"`
 	DeadLetters string `yaml:"dead_letters"`
 	Snapshots   string `yaml:"snapshots"`
@@ -29,6 +34,7 @@ type Topics struct {
 func DefaultTopics() Topics {
 	return Topics{
 		Events:      "unirec.events",
+		Repartition: "unirec.events.repartition",
 		Examples:    "unirec.examples",
 		DeadLetters: "unirec.deadletters",
 		Snapshots:   "unirec.snapshots",
@@ -47,6 +53,7 @@ func (t *Topics) EnsureDefaults() {
 		}
 	}
 	fill(&t.Events, d.Events)
+	fill(&t.Repartition, d.Repartition)
 	fill(&t.Examples, d.Examples)
 	fill(&t.DeadLetters, d.DeadLetters)
 	fill(&t.Snapshots, d.Snapshots)
@@ -62,13 +69,15 @@ type TopicSpec struct {
 	Configs  map[string]string
 }
 
-// Layout returns the specs of all topics. The examples and snapshots topics
+// Layout returns the specs of all topics. The repartition topic has as many
+// partitions as the events topic (ingest's co-partitioning). The examples and snapshots topics
 // have one partition: the trainer's model is a deterministic function of the
 // examples log order, and a snapshot chain must be read in order.
 func (t Topics) Layout(eventPartitions int32) []TopicSpec {
 	rf := t.ReplicationFactor
 	return []TopicSpec{
 		{Name: t.Events, Partitions: eventPartitions, Replicas: rf},
+		{Name: t.Repartition, Partitions: eventPartitions, Replicas: rf},
 		{Name: t.DeadLetters, Partitions: 1, Replicas: rf},
 		{Name: t.Examples, Partitions: 1, Replicas: rf},
 		{Name: t.Snapshots, Partitions: 1, Replicas: rf, Configs: map[string]string{"max.message.bytes": strconv.Itoa(MaxRecordBytes * 2)}},

@@ -38,6 +38,13 @@ type TxLoopOptions struct {
 	Group           string
 	TransactionalID string
 	Topic           string
+	// CoTopics are consumed with Topic and co-partitioned with it: they have
+	// as many partitions, and partition p of each belongs to the stage's
+	// partition p (its records share p's state). The group then uses the
+	// range balancer, which gives equal-numbered partitions of equally
+	// partitioned topics to the same member (the default cooperative-sticky
+	// balancer does not).
+	CoTopics []string
 	// Tick is the longest time between two Process calls when no records
 	// arrive, so that time-based work (closing join windows) still happens.
 	Tick time.Duration
@@ -46,7 +53,7 @@ type TxLoopOptions struct {
 	ExtraOpts []kgo.Opt
 }
 
-// RunTxLoop consumes opts.Topic in a consumer group and runs stage on every
+// RunTxLoop consumes opts.Topic (and opts.CoTopics) in a consumer group and runs stage on every
 // batch inside a Kafka transaction that also commits the consumed offsets:
 // outputs and offsets become visible together or not at all. It returns when
 // ctx ends.
@@ -68,7 +75,7 @@ func RunTxLoop(ctx context.Context, opts TxLoopOptions, stage Stage) error {
 	}
 	kopts := append(opts.Client.Opts(),
 		kgo.ConsumerGroup(opts.Group),
-		kgo.ConsumeTopics(opts.Topic),
+		kgo.ConsumeTopics(append([]string{opts.Topic}, opts.CoTopics...)...),
 		kgo.TransactionalID(opts.TransactionalID),
 		// A stage names the partition of every record it emits: a
 		// changelog record must land in the partition of its state.
@@ -77,18 +84,21 @@ func RunTxLoop(ctx context.Context, opts TxLoopOptions, stage Stage) error {
 		kgo.RequireStableFetchOffsets(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			logf("txloop %s: assigned %v", opts.TransactionalID, m[opts.Topic])
-			queue(false, m[opts.Topic])
+			logf("txloop %s: assigned %v", opts.TransactionalID, m)
+			queue(false, stagePartitions(m))
 		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			logf("txloop %s: revoked %v", opts.TransactionalID, m[opts.Topic])
-			queue(true, m[opts.Topic])
+			logf("txloop %s: revoked %v", opts.TransactionalID, m)
+			queue(true, stagePartitions(m))
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			logf("txloop %s: lost %v", opts.TransactionalID, m[opts.Topic])
-			queue(true, m[opts.Topic])
+			logf("txloop %s: lost %v", opts.TransactionalID, m)
+			queue(true, stagePartitions(m))
 		}),
 	)
+	if len(opts.CoTopics) > 0 {
+		kopts = append(kopts, kgo.Balancers(kgo.RangeBalancer()))
+	}
 	kopts = append(kopts, opts.ExtraOpts...)
 	sess, err := kgo.NewGroupTransactSession(kopts...)
 	if err != nil {
@@ -115,6 +125,9 @@ func RunTxLoop(ctx context.Context, opts TxLoopOptions, stage Stage) error {
 			return nil
 		}
 		if err := o.apply(ctx, take()); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while restoring
+			}
 			return err
 		}
 		fetches.EachError(func(t string, p int32, err error) {
@@ -129,11 +142,30 @@ func RunTxLoop(ctx context.Context, opts TxLoopOptions, stage Stage) error {
 		if len(again) > 0 {
 			logf("txloop %s: transaction aborted, restoring %v", opts.TransactionalID, again)
 			if err := o.apply(ctx, []ownership{{parts: again}}); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// stagePartitions is the stage partitions of an assignment or revocation
+// of the consumed topics: the union of their partition numbers, sorted
+// (co-partitioned topics name the same ones).
+func stagePartitions(m map[string][]int32) []int32 {
+	var parts []int32
+	for _, ps := range m {
+		for _, p := range ps {
+			if !slices.Contains(parts, p) {
+				parts = append(parts, p)
+			}
+		}
+	}
+	slices.Sort(parts)
+	return parts
 }
 
 // ownership is one assignment or revocation of partitions.

@@ -23,7 +23,12 @@ type IngestOptions struct {
 	Canvases        []ingest.Canvas // default ingest.DefaultCanvases()
 	AllowedLateness time.Duration
 	MaxEventBytes   int
-	Progress        io.Writer // progress bars (nil: none)
+	// Unkeyed produces events without a key (kcat's default): the
+	// producer's sticky partitioner spreads them, and ingest routes the
+	// three quarters off their request's partition through the
+	// repartition topic. Otherwise they are keyed by request id.
+	Unkeyed  bool
+	Progress io.Writer // progress bars (nil: none)
 }
 
 const (
@@ -46,14 +51,15 @@ func Ingest(ctx context.Context, opts IngestOptions) (*Result, error) {
 	defer run.br.Close()
 	res, reg, copts := run.res, run.reg, run.copts
 	topics := stream.DefaultTopics()
-	if err := produceEvents(ctx, copts, topics, opts.Events, opts.Progress); err != nil {
+	if err := produceEvents(ctx, copts, topics, opts.Events, opts.Unkeyed, opts.Progress); err != nil {
 		return nil, err
 	}
 	raw, err := rawConsume(ctx, copts, topics.Events, opts.Events, opts.Progress)
 	if err != nil {
 		return nil, err
 	}
-	floor, err := runTxLoop(ctx, copts, topics.Events, "copy", opts.Events, opts.Progress, &copyStage{})
+	cs := &countingStage{Stage: &copyStage{}}
+	floor, err := runTxLoop(ctx, copts, stream.TxLoopOptions{Topic: topics.Events}, "copy", opts.Events, opts.Progress, cs, cs.committed.Load)
 	if err != nil {
 		return nil, err
 	}
@@ -61,9 +67,15 @@ func Ingest(ctx context.Context, opts IngestOptions) (*Result, error) {
 		return nil, err
 	}
 	res.HeapBefore = liveHeap()
-	ing := ingest.New(ingest.Options{Registry: reg, Topics: topics, Changelog: ingestChangelog, Client: copts,
-		AllowedLateness: opts.AllowedLateness, MaxEventBytes: opts.MaxEventBytes, Metrics: metrics.NewSet()})
-	st, err := runTxLoop(ctx, copts, topics.Events, "ingest", opts.Events, opts.Progress, ing)
+	set := metrics.NewSet()
+	ing := ingest.New(ingest.Options{Registry: reg, Topics: topics, Changelog: ingestChangelog, Client: copts, Partitions: ingestPartitions,
+		AllowedLateness: opts.AllowedLateness, MaxEventBytes: opts.MaxEventBytes, Metrics: set})
+	// an event is done once handled in its partition: routed ones are
+	// consumed twice, once as "repartitioned"
+	consumed := set.GetOrCreateCounter("unirec_ingest_events_consumed_total")
+	routed := set.GetOrCreateCounter(`unirec_ingest_events_total{outcome="repartitioned"}`)
+	st, err := runTxLoop(ctx, copts, stream.TxLoopOptions{Topic: topics.Events, CoTopics: []string{topics.Repartition}}, "ingest",
+		opts.Events, opts.Progress, ing, func() int64 { return int64(consumed.Get()) - int64(routed.Get()) })
 	if err != nil {
 		return nil, err
 	}
@@ -71,12 +83,14 @@ func Ingest(ctx context.Context, opts IngestOptions) (*Result, error) {
 	return res, nil
 }
 
-// runTxLoop measures the exactly-once loop running stage over n events, in
-// its own consumer group, until every event is in a committed transaction.
-func runTxLoop(ctx context.Context, copts stream.ClientOptions, topic, name string, n int, progress io.Writer, stage stream.Stage) (phase, error) {
-	cs := &countingStage{Stage: stage}
-	return runPhase(ctx, name, n, progress, cs.committed.Load, func(ctx context.Context) error {
-		return stream.RunTxLoop(ctx, stream.TxLoopOptions{Client: copts, Group: "bench-" + name, TransactionalID: "bench-" + name, Topic: topic}, cs)
+// runTxLoop measures the exactly-once loop (topics of lo) running stage
+// over n events, in its own consumer group, until done (the events handled
+// in committed transactions) reaches n.
+func runTxLoop(ctx context.Context, copts stream.ClientOptions, lo stream.TxLoopOptions, name string, n int, progress io.Writer,
+	stage stream.Stage, done func() int64) (phase, error) {
+	lo.Client, lo.Group, lo.TransactionalID = copts, "bench-"+name, "bench-"+name
+	return runPhase(ctx, name, n, progress, done, func(ctx context.Context) error {
+		return stream.RunTxLoop(ctx, lo, stage)
 	})
 }
 
@@ -99,9 +113,9 @@ func dropTopic(ctx context.Context, copts stream.ClientOptions, topic string) er
 	return nil
 }
 
-// produceEvents produces n synthetic events keyed by request id, creating
-// the topics ingest needs.
-func produceEvents(ctx context.Context, copts stream.ClientOptions, topics stream.Topics, n int, progress io.Writer) error {
+// produceEvents produces n synthetic events keyed by request id (or
+// unkeyed), creating the topics ingest needs.
+func produceEvents(ctx context.Context, copts stream.ClientOptions, topics stream.Topics, n int, unkeyed bool, progress io.Writer) error {
 	specs := append(topics.Layout(ingestPartitions),
 		stream.TopicSpec{Name: ingestChangelog, Partitions: ingestPartitions, Configs: map[string]string{"cleanup.policy": "compact"}},
 		stream.TopicSpec{Name: copyTopic, Partitions: 1})
@@ -112,7 +126,14 @@ func produceEvents(ctx context.Context, copts stream.ClientOptions, topics strea
 			if err != nil {
 				return fmt.Errorf("cannot encode event: %w", err)
 			}
-			emit([]byte(ev.RequestID), v)
+			key := []byte(ev.RequestID) // the contract: request id, else user id
+			if ev.RequestID == "" {
+				key = []byte(ev.Context["user_id"])
+			}
+			if unkeyed {
+				key = nil
+			}
+			emit(key, v)
 		}
 		return nil
 	})

@@ -235,6 +235,7 @@ func benchThroughput(ctx context.Context, args []string) error {
 	events := fs.Int("events", 0, fmt.Sprintf("events (ingest) or examples (trainer) per stage (default %d / %d)", throughput.DefaultEvents, throughput.DefaultExamples))
 	config := fs.String("config", "", "unirec config whose canvases, ingest, model and trainer settings are measured")
 	report := fs.String("report", "", "report directory (default bench-reports/throughput-<time>)")
+	unkeyed := fs.Bool("unkeyed", false, "ingest: produce events without a key, so ingest routes most through the repartition topic")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -243,9 +244,10 @@ func benchThroughput(ctx context.Context, args []string) error {
 		return err
 	}
 	return throughput.RunReport(ctx, *stage, *events,
-		throughput.IngestOptions{Canvases: cfg.Canvases, AllowedLateness: cfg.Ingest.AllowedLateness, MaxEventBytes: cfg.Ingest.MaxEventBytes, Progress: os.Stderr},
+		throughput.IngestOptions{Canvases: cfg.Canvases, AllowedLateness: cfg.Ingest.AllowedLateness, MaxEventBytes: cfg.Ingest.MaxEventBytes,
+			Unkeyed: *unkeyed, Progress: os.Stderr},
 		throughput.TrainerOptions{Canvases: cfg.Canvases, Trainer: cfg.TrainerOptions(), Progress: os.Stderr},
-		map[string]any{"stage": *stage, "events": *events, "config": *config, "canvases": len(cfg.Canvases), "ingest": cfg.Ingest, "model": cfg.Model, "trainer": cfg.Trainer},
+		map[string]any{"stage": *stage, "events": *events, "unkeyed": *unkeyed, "config": *config, "canvases": len(cfg.Canvases), "ingest": cfg.Ingest, "model": cfg.Model, "trainer": cfg.Trainer},
 		bench.ReportDir(*report, "throughput"), os.Stdout)
 }
 

@@ -145,7 +145,7 @@ func TestTopicSpecsCoverEveryTopic(t *testing.T) {
 	for _, s := range TopicSpecs(cfg) {
 		got[s.Name] = s.Replicas
 	}
-	for _, name := range []string{cfg.Topics.Events, cfg.Topics.Examples, cfg.Topics.Snapshots, cfg.Topics.DeadLetters,
+	for _, name := range []string{cfg.Topics.Events, cfg.Topics.Repartition, cfg.Topics.Examples, cfg.Topics.Snapshots, cfg.Topics.DeadLetters,
 		cfg.Topics.Catalog, cfg.Ingest.Changelog, cfg.Trainer.LeaseTopic} {
 		if got[name] != 3 {
 			t.Errorf("topic %q: replicas %d in the specs, want 3", name, got[name])

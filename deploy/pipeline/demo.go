@@ -56,7 +56,11 @@ func runDemo(ctx context.Context, p *Process) error {
 			if err != nil {
 				return fmt.Errorf("cannot encode demo event: %w", err)
 			}
-			cl.Produce(ctx, &kgo.Record{Key: []byte(ev.RequestID), Value: b}, func(_ *kgo.Record, err error) {
+			key := ev.RequestID // the contract: request id, else user id
+			if key == "" {
+				key = ev.Context["user_id"]
+			}
+			cl.Produce(ctx, &kgo.Record{Key: []byte(key), Value: b}, func(_ *kgo.Record, err error) {
 				if err != nil && ctx.Err() == nil {
 					p.Logf("demo: produce: %v", err)
 				}

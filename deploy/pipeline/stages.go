@@ -83,11 +83,11 @@ func StartIngest(p *Process) error {
 		return err
 	}
 	catalog := ingest.NewCatalog(p.Metrics)
-	ing := ingest.New(ingest.Options{
+	opts := ingest.Options{
 		Registry: reg, Topics: cfg.Topics, Changelog: cfg.Ingest.Changelog, Client: cfg.Kafka,
 		AllowedLateness: cfg.Ingest.AllowedLateness, MaxFutureSkew: cfg.Ingest.MaxFutureSkew, MaxEventBytes: cfg.Ingest.MaxEventBytes,
 		MaxDedupeIDs: cfg.Ingest.MaxDedupeIDs, MaxPoolItems: cfg.Ingest.MaxPoolItems, Catalog: catalog, Metrics: p.Metrics, Logf: p.Logf,
-	})
+	}
 	var extra []kgo.Opt
 	if d := cfg.Ingest.SessionTimeout; d > 0 {
 		extra = append(extra, kgo.SessionTimeout(d), kgo.RebalanceTimeout(d), kgo.HeartbeatInterval(d/3))
@@ -96,9 +96,17 @@ func StartIngest(p *Process) error {
 		return catalog.Follow(ctx, cfg.Kafka, cfg.Topics.Catalog, p.Logf)
 	})
 	p.Go("ingest", func(ctx context.Context) error {
+		// events read from a partition other than their key's are routed
+		// through the repartition topic, consumed co-partitioned
+		n, err := stream.CoPartitions(ctx, cfg.Kafka, cfg.Topics.Events, cfg.Topics.Repartition, cfg.Ingest.Changelog)
+		if err != nil {
+			return err
+		}
+		opts.Partitions = n
+		ing := ingest.New(opts)
 		return stream.RunTxLoop(ctx, stream.TxLoopOptions{
 			Client: cfg.Kafka, Group: cfg.Ingest.Group, TransactionalID: cfg.Ingest.TransactionalID,
-			Topic: cfg.Topics.Events, Logf: p.Logf, ExtraOpts: extra,
+			Topic: cfg.Topics.Events, CoTopics: []string{cfg.Topics.Repartition}, Logf: p.Logf, ExtraOpts: extra,
 		}, ing)
 	})
 	return nil
