@@ -1,6 +1,8 @@
 package online
 
 import (
+	"slices"
+
 	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
 )
@@ -11,9 +13,14 @@ import (
 // logit.
 func (t *Trainer) memoryTerm(ex *stream.Example, ts *taskState) float32 {
 	s := &t.scratch
-	s.memKeys = t.cfg.Memory.MemoryKeys(s.memKeys[:0], ex.Task, ex.Context)
+	if ex.Task != s.memTask || !slices.Equal(ex.Context, s.memCtx) {
+		// A positive and its sampled negatives share one context: their
+		// keys are hashed once.
+		s.memKeys = t.cfg.Memory.MemoryKeys(s.memKeys[:0], ex.Task, ex.Context)
+		s.memUser = model.MemoryUser(ex.Context)
+		s.memTask, s.memCtx = ex.Task, append(s.memCtx[:0], ex.Context...)
+	}
 	s.memX = s.memX[:0]
-	s.memUser = model.MemoryUser(ex.Context)
 	var m float32
 	for _, k := range s.memKeys {
 		x := model.MemoryFeature(t.mem.count(k.ID, ex.ItemID, s.memUser, ex.EventTime, t.watermark))

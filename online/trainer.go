@@ -119,6 +119,8 @@ type scratch struct {
 	memKeys             []model.MemoryKey
 	memX                []float32 // memory features of memKeys
 	memUser             uint64    // the example's user (model.MemoryUser)
+	memTask             string    // the task and context memKeys and memUser are of
+	memCtx              []stream.Field
 }
 
 // OpenTrainer opens the parameter store and loads the model it holds (up

@@ -18,8 +18,15 @@ import (
 // own k, bias, boosts, filter and deadline (TestBatchedEqualsSingle).
 
 // DefaultBatchQueries is how many queries one pass scores at most, unless
-// LoadOptions.BatchQueries says otherwise.
-const DefaultBatchQueries = 8
+// LoadOptions.BatchQueries says otherwise: 1, each request alone. On the
+// 2-core host, open loop at 250 req/s from a separate process, batches of
+// up to 8 doubled p99 (20.7 ms against 10.9 ms alone, bench/README.md):
+// the pass yields its core between blocks so that waiting requests can
+// join it, and those yields cost more than the shared reads save while
+// the load generator shares the cores. Batching pays in bursts of many
+// concurrent queries (BenchmarkBurstBatchedVsAlone: 2x); turn it on where
+// measured.
+const DefaultBatchQueries = 1
 
 // batcher gathers concurrent full-catalog ranking jobs into passes. There
 // is no timer: a job that finds fewer than passes passes running starts one
