@@ -135,7 +135,9 @@ func TestStoreFaultsStopTheTrainerAndResumeExactly(t *testing.T) {
 			again := openTest(t, TrainerOptions{Dir: dir, Client: copts, Topic: "examples", CommitInterval: time.Millisecond})
 			committed := capture(t, again)
 			off := again.Offsets()[0]
-			if off != committed.Applied || off < n/3 || off >= n {
+			// The fault may strike after the last commit (a sync at
+			// close): then the store holds every example, still consistent.
+			if off != committed.Applied || off < n/3 || off > n {
 				t.Fatalf("reopened store: offset %d, applied %d (fault armed at %d of %d): rows and offsets disagree", off, committed.Applied, n/3, n)
 			}
 			prefix := openTest(t, TrainerOptions{})
