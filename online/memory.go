@@ -41,10 +41,15 @@ type memCount struct {
 // memory holds every list and which keys changed (or were dropped) since
 // the last commit and since the last capture.
 type memory struct {
-	cfg     model.MemoryConfig
-	ttl     int64 // ms; 0 never expires
-	lists   map[uint64]*memList
-	dirty   map[uint64]struct{} // changed or deleted since the last commit
+	cfg   model.MemoryConfig
+	ttl   int64 // ms; 0 never expires
+	lists map[uint64]*memList
+	dirty map[uint64]struct{} // changed or deleted since the last commit
+	// items holds, per dirty key, the items set or evicted since the last
+	// commit (the store writes a record per item); cleared the keys whose
+	// list was dropped since (their records are deleted first).
+	items   map[uint64]map[string]struct{}
+	cleared map[uint64]struct{}
 	changed map[uint64]struct{} // changed or deleted since the last capture
 	// exported holds the lists as the last capture exported them: a
 	// capture re-exports only the changed ones, and an unchanged list
@@ -54,6 +59,7 @@ type memory struct {
 
 func newMemory(cfg model.MemoryConfig, ttl int64) *memory {
 	return &memory{cfg: cfg, ttl: ttl, lists: map[uint64]*memList{}, dirty: map[uint64]struct{}{},
+		items: map[uint64]map[string]struct{}{}, cleared: map[uint64]struct{}{},
 		changed: map[uint64]struct{}{}, exported: map[uint64]model.MemoryList{}}
 }
 
@@ -95,12 +101,13 @@ func (m *memory) add(key uint64, item string, user uint64, w float64, at, waterm
 		l = &memList{counts: map[string]memCount{}, ref: at}
 		m.lists[key] = l
 	}
-	m.rebase(l, at)
+	m.rebase(key, l, at)
 	c, ok := l.counts[item]
 	if !ok && len(l.counts) >= m.cfg.ItemsPerContext {
 		low := smallest(l.counts)
 		c = memCount{n: l.counts[low].n, err: l.counts[low].n}
 		delete(l.counts, low)
+		m.markItem(key, low)
 	}
 	v := w / model.Decay(l.ref, at, m.cfg.HalfLife)
 	if c.user != user {
@@ -110,12 +117,12 @@ func (m *memory) add(key uint64, item string, user uint64, w float64, at, waterm
 	c.own += v
 	l.counts[item] = c
 	l.last = max(l.last, at)
-	m.mark(key)
+	m.markItem(key, item)
 }
 
 // rebase keeps stored values finite under a half-life: once at is 64
 // half-lives past ref, every count is brought to at.
-func (m *memory) rebase(l *memList, at int64) {
+func (m *memory) rebase(key uint64, l *memList, at int64) {
 	h := m.cfg.HalfLife.Milliseconds()
 	if h <= 0 || at-l.ref < 64*h {
 		return
@@ -125,6 +132,10 @@ func (m *memory) rebase(l *memList, at int64) {
 		l.counts[item] = memCount{n: c.n * f, err: c.err * f, own: c.own * f, user: c.user}
 	}
 	l.ref = at
+	m.cleared[key] = struct{}{} // every item changed: rewrite the list
+	for item := range l.counts {
+		m.markItem(key, item)
+	}
 }
 
 // smallest is the item with the smallest n, ties to the greatest id.
@@ -156,7 +167,27 @@ func (m *memory) makeRoom() {
 
 func (m *memory) drop(key uint64) {
 	delete(m.lists, key)
+	delete(m.items, key)
+	m.cleared[key] = struct{}{}
 	m.mark(key)
+}
+
+// markItem marks key's list and its item changed.
+func (m *memory) markItem(key uint64, item string) {
+	m.mark(key)
+	its := m.items[key]
+	if its == nil {
+		its = map[string]struct{}{}
+		m.items[key] = its
+	}
+	its[item] = struct{}{}
+}
+
+// committed forgets what the last commit wrote.
+func (m *memory) committed() {
+	clear(m.dirty)
+	clear(m.items)
+	clear(m.cleared)
 }
 
 func (m *memory) mark(key uint64) {

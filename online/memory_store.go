@@ -11,62 +11,89 @@ import (
 )
 
 // The memory's records in the parameter store, written in the same batch
-// as the rows and offsets: a list per key (ref, last, then each item with
-// n, err, own and user) and each task's memory weights with their
-// accumulators.
+// as the rows and offsets: per list a header (x + key: ref and last) and a
+// record per item (x + key + item: n, err, own and user), so a commit
+// writes only the items that changed (a list of 100 items rewritten whole
+// for one count made the memory most of the trainer's Pebble writes), and
+// each task's memory weights with their accumulators.
 
 var errMemoryRecord = errors.New("truncated or malformed record")
 
-// memItemBytes is the size of an item's values in a list record.
+// memItemBytes is the size of an item record's value.
 const memItemBytes = 32
+
+func memKey(key uint64) []byte {
+	k := rowKey(key)
+	k[0] = prefixMem
+	return k
+}
 
 func commitMemory(b *pebble.Batch, m *memory) error {
 	for key := range m.dirty {
-		k := rowKey(key)
-		k[0] = prefixMem
-		var err error
-		if l := m.lists[key]; l == nil {
-			err = b.Delete(k, nil)
-		} else {
-			err = b.Set(k, encodeMemList(l), nil)
+		k := memKey(key)
+		if _, ok := m.cleared[key]; ok {
+			end := memKey(key + 1)
+			if key == math.MaxUint64 {
+				end = []byte{prefixMem + 1}
+			}
+			if err := b.DeleteRange(k, end, nil); err != nil {
+				return err
+			}
 		}
-		if err != nil {
+		l := m.lists[key]
+		if l == nil {
+			continue
+		}
+		if err := b.Set(k, encodeMemHeader(l), nil); err != nil {
 			return err
+		}
+		for item := range m.items[key] {
+			ik := append(memKey(key), item...)
+			var err error
+			if c, ok := l.counts[item]; ok {
+				err = b.Set(ik, encodeMemCount(c), nil)
+			} else {
+				err = b.Delete(ik, nil)
+			}
+			if err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-func encodeMemList(l *memList) []byte {
+func encodeMemHeader(l *memList) []byte {
 	b := binary.LittleEndian.AppendUint64(nil, uint64(l.ref))
-	b = binary.LittleEndian.AppendUint64(b, uint64(l.last))
-	for _, item := range slices.Sorted(maps.Keys(l.counts)) {
-		b = binary.AppendUvarint(b, uint64(len(item)))
-		b = append(b, item...)
-		c := l.counts[item]
-		for _, v := range [...]uint64{math.Float64bits(c.n), math.Float64bits(c.err), math.Float64bits(c.own), c.user} {
-			b = binary.LittleEndian.AppendUint64(b, v)
-		}
+	return binary.LittleEndian.AppendUint64(b, uint64(l.last))
+}
+
+func encodeMemCount(c memCount) []byte {
+	b := make([]byte, 0, memItemBytes)
+	for _, v := range [...]uint64{math.Float64bits(c.n), math.Float64bits(c.err), math.Float64bits(c.own), c.user} {
+		b = binary.LittleEndian.AppendUint64(b, v)
 	}
 	return b
 }
 
-func decodeMemList(b []byte) (*memList, error) {
-	if len(b) < 16 {
-		return nil, errMemoryRecord
-	}
-	l := &memList{counts: map[string]memCount{}, ref: int64(binary.LittleEndian.Uint64(b)), last: int64(binary.LittleEndian.Uint64(b[8:]))}
-	for b = b[16:]; len(b) > 0; {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || uint64(len(b)-k) < n+memItemBytes {
-			return nil, errMemoryRecord
+// loadMemRecord reads one memory record (a list header or an item) into m;
+// a list's header sorts before its items.
+func loadMemRecord(m *memory, k, v []byte) error {
+	key := binary.BigEndian.Uint64(k[1:9])
+	if len(k) == 9 {
+		if len(v) != 16 {
+			return errMemoryRecord
 		}
-		item, v := string(b[k:k+int(n)]), b[k+int(n):]
-		f := func(i int) float64 { return math.Float64frombits(binary.LittleEndian.Uint64(v[8*i:])) }
-		l.counts[item] = memCount{n: f(0), err: f(1), own: f(2), user: binary.LittleEndian.Uint64(v[24:])}
-		b = v[memItemBytes:]
+		m.lists[key] = &memList{counts: map[string]memCount{}, ref: int64(binary.LittleEndian.Uint64(v)), last: int64(binary.LittleEndian.Uint64(v[8:]))}
+		return nil
 	}
-	return l, nil
+	l := m.lists[key]
+	if l == nil || len(v) != memItemBytes {
+		return errMemoryRecord
+	}
+	f := func(i int) float64 { return math.Float64frombits(binary.LittleEndian.Uint64(v[8*i:])) }
+	l.counts[string(k[9:])] = memCount{n: f(0), err: f(1), own: f(2), user: binary.LittleEndian.Uint64(v[24:])}
+	return nil
 }
 
 func encodeMemoryWeights(ts *taskState) []byte {

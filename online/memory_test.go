@@ -108,3 +108,32 @@ func TestMemoryCountLeavesUserOut(t *testing.T) {
 		}
 	}
 }
+
+// The memory's per-item store records survive restarts exactly: lists
+// bounded to 3 items (evictions), 30 contexts (drops and re-creations)
+// and a one-second half-life (rebases), the trainer closed and reopened
+// every 400 examples, end with the model of a trainer that never stopped.
+func TestMemoryRecordsSurviveRestarts(t *testing.T) {
+	cfg := model.DefaultModelConfig()
+	cfg.Memory.ItemsPerContext, cfg.Memory.MaxContexts, cfg.Memory.HalfLife = 3, 30, time.Second
+	exs := synthExamples(t, 800)
+	clean := openTest(t, TrainerOptions{Model: cfg})
+	applyAll(t, clean, exs)
+	want := capture(t, clean)
+	clean.Close()
+	dir := t.TempDir()
+	for start := 0; start < len(exs); start += 400 {
+		tr := openTest(t, TrainerOptions{Model: cfg, Dir: dir})
+		applyAll(t, tr, exs[start:min(start+400, len(exs))])
+		if err := tr.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := openTest(t, TrainerOptions{Model: cfg, Dir: dir})
+	defer last.Close()
+	got := capture(t, last)
+	if len(got.Memory) == 0 {
+		t.Fatal("no memory lists: the test exercises nothing")
+	}
+	sameModel(t, want, got)
+}

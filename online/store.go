@@ -205,12 +205,10 @@ func (s *Store) loadEntry(t *Trainer, k, v []byte) error {
 			return fmt.Errorf("cannot load memory weights of unknown task %q", k[1:])
 		}
 		return decodeMemoryWeights(v, ts)
-	case k[0] == prefixMem && len(k) == 9:
-		l, err := decodeMemList(v)
-		if err != nil {
-			return fmt.Errorf("cannot decode memory list %x: %w", k, err)
+	case k[0] == prefixMem && len(k) >= 9:
+		if err := loadMemRecord(t.mem, k, v); err != nil {
+			return fmt.Errorf("cannot decode memory record %x: %w", k, err)
 		}
-		t.mem.lists[binary.BigEndian.Uint64(k[1:])] = l
 	case k[0] == prefixItem:
 		var m stream.ItemMeta
 		if err := decodeItem(v, &m); err != nil {

@@ -405,7 +405,7 @@ func (t *Trainer) commitLocked() error {
 	clear(t.dirtyTasks)
 	clear(t.dirtyItems)
 	clear(t.dirtyPop)
-	clear(t.mem.dirty)
+	t.mem.committed()
 	t.lastCommit = time.Now()
 	t.counters.commits.Inc()
 	if t.opts.MaxRows > 0 && t.tab.len() > t.opts.MaxRows*9/10 {
