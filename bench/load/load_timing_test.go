@@ -11,29 +11,51 @@ import (
 	"github.com/unirec/unirec/snapshot"
 )
 
-// BenchmarkRecommendSynthetic100k is one request of the serving benchmark
-// in process (no HTTP): a 100,000-item synthetic model of dim 64, top 100.
-func BenchmarkRecommendSynthetic100k(b *testing.B) {
+// synthetic100k is the serving benchmark's world in process: the
+// registry, a 100,000-item synthetic model of dim 64 and 100 queries per
+// canvas asking for the top 100.
+type synthetic100k struct {
+	reg  *ingest.Registry
+	m    *Model
+	reqs []*serve.Request
+}
+
+func newSynthetic100k(b *testing.B) *synthetic100k {
+	b.Helper()
 	reg, err := ingest.NewRegistry(ingest.DefaultCanvases())
 	if err != nil {
 		b.Fatal(err)
 	}
 	w := synth.NewWorld(synth.Options{Seed: 1, Items: 100000, Users: 1000})
-	m := NewModel(w, reg, 64, 100, 1)
-	r, err := serve.NewReplica(serve.ReplicaOptions{Registry: reg})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := r.Apply(m.Full()); err != nil {
-		b.Fatal(err)
-	}
-	var reqs []*serve.Request
+	f := &synthetic100k{reg: reg, m: NewModel(w, reg, 64, 100, 1)}
 	for q := range 100 {
 		for _, c := range w.Canvases() {
 			ctx, _ := w.Query(c, q)
-			reqs = append(reqs, &serve.Request{UseCase: c, Context: ctx, K: 100})
+			f.reqs = append(f.reqs, &serve.Request{UseCase: c, Context: ctx, K: 100})
 		}
 	}
+	return f
+}
+
+// replica returns a replica of f's registry with opts that applied u.
+func (f *synthetic100k) replica(b *testing.B, opts serve.ReplicaOptions, u *snapshot.Update) *serve.Replica {
+	b.Helper()
+	opts.Registry = f.reg
+	r, err := serve.NewReplica(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := r.Apply(u); err != nil {
+		b.Fatal(err)
+	}
+	return r
+}
+
+// BenchmarkRecommendSynthetic100k is one request of the serving benchmark
+// in process (no HTTP): a 100,000-item synthetic model of dim 64, top 100.
+func BenchmarkRecommendSynthetic100k(b *testing.B) {
+	f := newSynthetic100k(b)
+	r, reqs := f.replica(b, serve.ReplicaOptions{}, f.m.Full()), f.reqs
 	b.ResetTimer()
 	i := 0
 	for b.Loop() {
@@ -49,31 +71,10 @@ func BenchmarkRecommendSynthetic100k(b *testing.B) {
 // in turn, and reports each one's time per request and the share of the
 // exact top 100 the int8 replica answers (its overlap on this data).
 func BenchmarkScoringInt8Synthetic100k(b *testing.B) {
-	reg, err := ingest.NewRegistry(ingest.DefaultCanvases())
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := synth.NewWorld(synth.Options{Seed: 1, Items: 100000, Users: 1000})
-	m := NewModel(w, reg, 64, 100, 1)
-	full := m.Full()
-	replica := func(scoring string) *serve.Replica {
-		r, err := serve.NewReplica(serve.ReplicaOptions{Registry: reg, Scoring: scoring})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := r.Apply(full); err != nil {
-			b.Fatal(err)
-		}
-		return r
-	}
-	exact, int8 := replica(serve.ScoringExact), replica(serve.ScoringInt8)
-	var reqs []*serve.Request
-	for q := range 100 {
-		for _, c := range w.Canvases() {
-			ctx, _ := w.Query(c, q)
-			reqs = append(reqs, &serve.Request{UseCase: c, Context: ctx, K: 100})
-		}
-	}
+	f := newSynthetic100k(b)
+	full, reqs := f.m.Full(), f.reqs
+	exact := f.replica(b, serve.ReplicaOptions{Scoring: serve.ScoringExact}, full)
+	int8 := f.replica(b, serve.ReplicaOptions{Scoring: serve.ScoringInt8}, full)
 	var tExact, tInt8 time.Duration
 	hits, total, i := 0, 0, 0
 	for b.Loop() {
@@ -110,34 +111,12 @@ func BenchmarkScoringInt8Synthetic100k(b *testing.B) {
 // each one's time per request and their ratio: the serving cost of the
 // memory term.
 func BenchmarkMemoryBoostsSynthetic100k(b *testing.B) {
-	reg, err := ingest.NewRegistry(ingest.DefaultCanvases())
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := synth.NewWorld(synth.Options{Seed: 1, Items: 100000, Users: 1000})
-	m := NewModel(w, reg, 64, 100, 1)
-	replica := func(withLists bool) *serve.Replica {
-		c := *m.Capture
-		if !withLists {
-			c.Memory = nil
-		}
-		r, err := serve.NewReplica(serve.ReplicaOptions{Registry: reg})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := r.Apply(snapshot.UpdateOf(nil, &c)); err != nil {
-			b.Fatal(err)
-		}
-		return r
-	}
-	with, without := replica(true), replica(false)
-	var reqs []*serve.Request
-	for q := range 100 {
-		for _, c := range w.Canvases() {
-			ctx, _ := w.Query(c, q)
-			reqs = append(reqs, &serve.Request{UseCase: c, Context: ctx, K: 100})
-		}
-	}
+	f := newSynthetic100k(b)
+	noLists := *f.m.Capture
+	noLists.Memory = nil
+	with := f.replica(b, serve.ReplicaOptions{}, f.m.Full())
+	without := f.replica(b, serve.ReplicaOptions{}, snapshot.UpdateOf(nil, &noLists))
+	reqs := f.reqs
 	var tWith, tWithout time.Duration
 	i := 0
 	for b.Loop() {
