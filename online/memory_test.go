@@ -63,22 +63,10 @@ func TestMemoryLeavesTheUsersOwnHistoryOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := OpenTrainer(TrainerOptions{Model: model.DefaultModelConfig(), Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := openTest(t, TrainerOptions{})
 	defer tr.Close()
-	exs := ownHistoryWorld(reg)
-	for i := range exs {
-		if err := tr.Apply(&exs[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c, err := tr.Capture()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w := c.Tasks["search"].Memory["query"]; !(w > 0) {
+	applyAll(t, tr, ownHistoryWorld(reg))
+	if w := capture(t, tr).Tasks["search"].Memory["query"]; !(w > 0) {
 		t.Errorf("memory weight of (search, query) %g, want > 0: other users' engagements predict the list's items", w)
 	}
 }
