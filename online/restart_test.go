@@ -21,21 +21,8 @@ import (
 // applies every example exactly once: offsets are committed with the
 // parameters they produced.
 func TestRestartResumesExactly(t *testing.T) {
-	b, err := stream.StartBroker(stream.BrokerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	copts := stream.Plaintext(b.Addr())
-	cl, err := kgo.NewClient(append(copts.Opts(), kgo.DefaultProduceTopic("examples"))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	copts, cl := examplesTopic(t)
 	ctx := context.Background()
-	if err := stream.EnsureTopics(ctx, cl, []stream.TopicSpec{{Name: "examples", Partitions: 1}}); err != nil {
-		t.Fatal(err)
-	}
 	const n = 20000
 	produce := func(from, to int) {
 		var recs []*kgo.Record
@@ -94,21 +81,8 @@ func TestRestartResumesExactly(t *testing.T) {
 // An undecodable record is skipped and its offset still advances: the
 // trainer neither stalls on it nor reads it again after a restart.
 func TestUndecodableExampleIsSkipped(t *testing.T) {
-	b, err := stream.StartBroker(stream.BrokerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	copts := stream.Plaintext(b.Addr())
-	cl, err := kgo.NewClient(append(copts.Opts(), kgo.DefaultProduceTopic("examples"))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	copts, cl := examplesTopic(t)
 	ctx := context.Background()
-	if err := stream.EnsureTopics(ctx, cl, []stream.TopicSpec{{Name: "examples", Partitions: 1}}); err != nil {
-		t.Fatal(err)
-	}
 	good := stream.Example{Task: "search", ItemID: "m-1", Label: 1, Weight: 1, EventTime: 1,
 		Context: []stream.Field{{Name: "user_id", Value: "u-1"}}}
 	recs := []*kgo.Record{{Value: stream.AppendExample(nil, &good)}, {Value: []byte("not an example")}, {Value: stream.AppendExample(nil, &good)}}
@@ -149,21 +123,8 @@ func TestUndecodableExampleIsSkipped(t *testing.T) {
 // partition, offset and the fix, instead of silently relearning the topic
 // from its start; reset_offsets earliest or latest continues as asked.
 func TestOffsetOutOfRangeFailsLoudly(t *testing.T) {
-	b, err := stream.StartBroker(stream.BrokerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	copts := stream.Plaintext(b.Addr())
-	cl, err := kgo.NewClient(append(copts.Opts(), kgo.DefaultProduceTopic("examples"))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	copts, cl := examplesTopic(t)
 	ctx := context.Background()
-	if err := stream.EnsureTopics(ctx, cl, []stream.TopicSpec{{Name: "examples", Partitions: 1}}); err != nil {
-		t.Fatal(err)
-	}
 	produce := func(n int) {
 		var recs []*kgo.Record
 		for i := range n {
@@ -216,7 +177,7 @@ func TestOffsetOutOfRangeFailsLoudly(t *testing.T) {
 	if res, err := adm.DeleteRecords(ctx, del); err != nil || res.Error() != nil {
 		t.Fatalf("delete records: %v %v", err, res.Error())
 	}
-	_, err = run("", func(*online.Trainer) bool { return false })
+	_, err := run("", func(*online.Trainer) bool { return false })
 	for _, want := range []string{"examples partition 0 up to offset 30", "offsets 35 to 40", "--reset-offsets=earliest", "--reset-offsets=latest"} {
 		if !errors.Is(err, online.ErrOffsetOutOfRange) || !strings.Contains(err.Error(), want) {
 			t.Fatalf("restart below the topic's start: got %v, want ErrOffsetOutOfRange saying %q", err, want)
@@ -225,4 +186,26 @@ func TestOffsetOutOfRangeFailsLoudly(t *testing.T) {
 	if n, err := run(online.ResetEarliest, func(tr *online.Trainer) bool { return tr.Offsets()[0] == 40 }); err != nil || n != 35 {
 		t.Fatalf("reset earliest: applied %d (want 30 + the 5 records left), %v", n, err)
 	}
+}
+
+// examplesTopic starts an embedded broker with a one-partition "examples"
+// topic and returns plain client options for it and a client that
+// produces to the topic; all are closed when the test ends.
+func examplesTopic(t *testing.T) (stream.ClientOptions, *kgo.Client) {
+	t.Helper()
+	b, err := stream.StartBroker(stream.BrokerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	copts := stream.Plaintext(b.Addr())
+	cl, err := kgo.NewClient(append(copts.Opts(), kgo.DefaultProduceTopic("examples"))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	if err := stream.EnsureTopics(context.Background(), cl, []stream.TopicSpec{{Name: "examples", Partitions: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	return copts, cl
 }
