@@ -21,11 +21,9 @@ func (t *Trainer) Capture() (*model.Capture, error) {
 		t.version--
 		return nil, err
 	}
-	d := t.cfg.Dim + 1
 	c := &model.Capture{
 		Config: t.cfg, Version: t.version, Offsets: maps.Clone(t.offsets),
 		Watermark: t.watermark, Applied: t.applied,
-		IDs: make([]uint64, 0, t.tab.len()), Weights: make([]float32, 0, t.tab.len()*d),
 		Tasks: map[string]model.TaskParams{}, Popular: map[string][]model.Popular{}, Progress: t.progress.All(),
 	}
 	if err := t.captureRows(c); err != nil {
@@ -62,14 +60,22 @@ func topPopular(m map[string]float64, n int) []model.Popular {
 	return out
 }
 
-// captureRows copies the weights of every live row into c, in id order.
+// captureRows copies the weights of every live row into c, in id order:
+// in memory, the previous capture's rows with those committed since merged
+// in (export.go); with a memory bound, every row read from Pebble.
 func (t *Trainer) captureRows(c *model.Capture) error {
 	d := t.cfg.Dim + 1
 	if !t.paging {
+		if t.export.valid {
+			c.IDs, c.Weights = t.export.update(t.tab)
+			return nil
+		}
+		c.IDs, c.Weights = make([]uint64, 0, t.tab.len()), make([]float32, 0, t.tab.len()*d)
 		for _, id := range slices.Sorted(maps.Keys(t.tab.index)) {
 			c.IDs = append(c.IDs, id)
 			c.Weights = append(c.Weights, t.tab.w(t.tab.index[id])...)
 		}
+		t.export.set(c.IDs, c.Weights)
 		return nil
 	}
 	var stale []uint64

@@ -75,6 +75,7 @@ type Trainer struct {
 	mu        sync.Mutex
 	store     *Store
 	tab       *table
+	export    rowExport // rows as the last capture saw them
 	adm       *admission
 	paging    bool // rows may be in Pebble only
 	tasks     map[string]*taskState
@@ -398,6 +399,9 @@ func (t *Trainer) commitLocked() error {
 	if err := t.store.commit(t); err != nil {
 		t.broken = err // Pebble may hold the failed batch in memory: never commit again
 		return err
+	}
+	if !t.paging {
+		t.export.record(t.tab, t.deletedRows)
 	}
 	t.tab.committed()
 	clear(t.deletedRows)

@@ -1,0 +1,71 @@
+package online
+
+import (
+	"maps"
+	"slices"
+)
+
+// rowExport is the trainer's rows as the last capture saw them: ids in
+// order and their weights, shared read-only with that capture. The next
+// capture merges only the rows committed since (changed) into a new copy,
+// so taking a snapshot costs a copy of the model plus a sort of what
+// changed, not a sort and a scattered read of every row under the
+// trainer's lock. With a memory bound (paging) rows live in Pebble and
+// every capture scans it instead: the export is then not kept.
+type rowExport struct {
+	valid   bool
+	ids     []uint64
+	weights []float32
+	changed map[uint64]struct{} // written or deleted since the last capture
+}
+
+// reset forgets the export: the next capture reads every row.
+func (e *rowExport) reset() {
+	e.valid, e.ids, e.weights = false, nil, nil
+	clear(e.changed)
+}
+
+// record notes the rows a commit writes or deletes.
+func (e *rowExport) record(tb *table, deleted map[uint64]struct{}) {
+	if !e.valid {
+		return
+	}
+	if e.changed == nil {
+		e.changed = map[uint64]struct{}{}
+	}
+	for id := range deleted {
+		e.changed[id] = struct{}{}
+	}
+	tb.eachDirty(func(slot int32) { e.changed[tb.ids[slot]] = struct{}{} })
+}
+
+// set makes ids and weights (sorted, as a capture holds them) the export.
+func (e *rowExport) set(ids []uint64, weights []float32) {
+	e.valid, e.ids, e.weights = true, ids, weights
+	clear(e.changed)
+}
+
+// update returns a new export: the previous one with every changed row
+// replaced by its weights in tb, or removed when tb no longer holds it.
+// The previous arrays are left untouched (a capture still holds them).
+func (e *rowExport) update(tb *table) ([]uint64, []float32) {
+	d := tb.dim + 1
+	ch := slices.Sorted(maps.Keys(e.changed))
+	ids := make([]uint64, 0, len(e.ids)+len(ch))
+	w := make([]float32, 0, (len(e.ids)+len(ch))*d)
+	i := 0
+	for _, id := range ch {
+		j, found := slices.BinarySearch(e.ids[i:], id)
+		j += i
+		ids, w = append(ids, e.ids[i:j]...), append(w, e.weights[i*d:j*d]...)
+		if i = j; found {
+			i++
+		}
+		if slot, ok := tb.index[id]; ok {
+			ids, w = append(ids, id), append(w, tb.w(slot)...)
+		}
+	}
+	ids, w = append(ids, e.ids[i:]...), append(w, e.weights[i*d:]...)
+	e.set(ids, w)
+	return ids, w
+}
