@@ -181,6 +181,10 @@ func (l *lister) manifest(r *kgo.Record) Entry {
 	if len(e.Problems) > 0 {
 		return e
 	}
+	if fullOfHead(l.head, l.top, &m) {
+		e.Usable = true // a cold replica may start here
+		return e
+	}
 	if m.Version <= l.top {
 		e.Problems = append(e.Problems, fmt.Sprintf("replayed: version %d is not above version %d before it", m.Version, l.top))
 		return e

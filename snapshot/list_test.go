@@ -45,9 +45,12 @@ func TestListFlagsBadSnapshots(t *testing.T) {
 	ctx := context.Background()
 	delta := func() int64 {
 		e.train(5)
-		m, err := e.pub.publish(ctx, false)
+		m, err := e.pub.Publish(ctx)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if m.Kind != KindDelta {
+			t.Fatalf("version %d is a %s snapshot, want a delta", m.Version, m.Kind)
 		}
 		return m.Version
 	}

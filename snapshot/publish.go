@@ -36,8 +36,9 @@ type PublisherOptions struct {
 	Metrics *metrics.Set
 	Logf    func(format string, args ...any)
 	Now     func() time.Time
-	// OnPublish, when set, is called by Run after every committed snapshot
-	// with the time its capture and transaction took (benchmarks).
+	// OnPublish, when set, is called after every committed snapshot with
+	// the time its capture (for a full written after its delta: its own
+	// encoding) and transaction took (benchmarks).
 	OnPublish func(m *Manifest, took time.Duration)
 }
 
@@ -75,7 +76,7 @@ func (o *PublisherOptions) ensureDefaults() {
 		o.ChunkSize = stream.MaxRecordBytes
 	}
 	if o.Interval <= 0 {
-		o.Interval = time.Second
+		o.Interval = 200 * time.Millisecond
 	}
 	if o.FullInterval <= 0 {
 		o.FullInterval = 5 * time.Minute
@@ -125,16 +126,11 @@ func (p *Publisher) Run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 		}
-		start := time.Now()
-		m, err := p.PublishIfChanged(ctx)
-		if err != nil {
+		if _, err := p.PublishIfChanged(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
-		}
-		if m != nil && p.opts.OnPublish != nil {
-			p.opts.OnPublish(m, time.Since(start))
 		}
 	}
 }
@@ -148,25 +144,54 @@ func (p *Publisher) PublishIfChanged(ctx context.Context) (*Manifest, error) {
 	return p.Publish(ctx)
 }
 
-// Publish captures the model and publishes it as one transaction (chunks,
-// then the manifest): a full snapshot when FullInterval has passed since
-// the last one or when the deltas since then add up to more bytes than it
-// (so a cold replica never reads more than about twice a full snapshot),
-// else the delta since the previous snapshot.
+// Publish captures the model and publishes the delta since the previous
+// snapshot, each snapshot as one transaction (chunks, then the manifest).
+// When a full snapshot is due (FullInterval has passed since the last one,
+// or the deltas since then add up to more bytes than it, so that a cold
+// replica never reads more than about twice a full snapshot), it then
+// publishes the same version again in full: replicas that follow already
+// serve it from the delta and skip it, cold ones start from it, and the
+// full's larger encoding never delays what the delta brings. The first
+// snapshot of a publisher is a full one only. It returns the last
+// manifest written.
 func (p *Publisher) Publish(ctx context.Context) (*Manifest, error) {
-	full := p.prev == nil || p.opts.Now().Sub(p.lastFull) >= p.opts.FullInterval || p.deltaBytes >= p.fullBytes
-	return p.publish(ctx, full)
+	start := time.Now()
+	c, err := p.capture()
+	if err != nil {
+		return nil, err
+	}
+	if p.prev == nil {
+		return p.write(ctx, c, true, start)
+	}
+	due := p.opts.Now().Sub(p.lastFull) >= p.opts.FullInterval || p.deltaBytes >= p.fullBytes
+	m, err := p.write(ctx, c, false, start)
+	if err != nil || !due {
+		return m, err
+	}
+	return p.write(ctx, c, true, time.Now())
 }
 
-// PublishFull publishes a full snapshot now.
-func (p *Publisher) PublishFull(ctx context.Context) (*Manifest, error) { return p.publish(ctx, true) }
-
-func (p *Publisher) publish(ctx context.Context, full bool) (*Manifest, error) {
+// PublishFull publishes a full snapshot of a new capture now.
+func (p *Publisher) PublishFull(ctx context.Context) (*Manifest, error) {
 	start := time.Now()
+	c, err := p.capture()
+	if err != nil {
+		return nil, err
+	}
+	return p.write(ctx, c, true, start)
+}
+
+func (p *Publisher) capture() (*model.Capture, error) {
 	c, err := p.trainer.Capture()
 	if err != nil {
 		return nil, fmt.Errorf("cannot capture model: %w", err)
 	}
+	return c, nil
+}
+
+// write publishes c in full or as the delta from the previous snapshot;
+// start is when its work began.
+func (p *Publisher) write(ctx context.Context, c *model.Capture, full bool, start time.Time) (*Manifest, error) {
 	m := &Manifest{
 		ModelID: p.opts.ModelID, Version: c.Version, Kind: KindFull, FullVersion: c.Version, FullOffset: -1,
 		Encoding: p.opts.Encoding, Config: c.Config, Offsets: c.Offsets, Watermark: unixMilli(c.Watermark),
@@ -201,6 +226,9 @@ func (p *Publisher) publish(ctx context.Context, full bool) (*Manifest, error) {
 	p.opts.Metrics.GetOrCreateGauge(fmt.Sprintf("unirec_snapshot_bytes{kind=%q}", m.Kind), nil).Set(float64(m.Bytes))
 	p.opts.Metrics.GetOrCreateGauge(fmt.Sprintf("unirec_snapshot_rows{kind=%q}", m.Kind), nil).Set(float64(m.Rows))
 	p.publishH.UpdateDuration(start)
+	if p.opts.OnPublish != nil {
+		p.opts.OnPublish(m, time.Since(start))
+	}
 	return m, nil
 }
 

@@ -99,7 +99,8 @@ const probeWindow = 256
 // rejected or missing snapshot) deltas are skipped until the next full.
 // Versions only move forward: a snapshot whose version is not above the
 // newest one applied (a replayed old record) is refused without touching
-// the chain; only a signed rollback serves an older version. A control
+// the chain, except a full copy of the version at the head, which the
+// publisher writes after its delta for cold replicas and is skipped; only a signed rollback serves an older version. A control
 // record is obeyed only if it names this model, is younger than
 // ControlMaxAge and newer than the last one obeyed.
 // Rejections are logged and counted by reason. It returns when ctx ends.
@@ -204,6 +205,10 @@ func (s *subscriber) snapshot(m *Manifest, payload []byte) {
 		s.reject("model_id", "version %d is of model %q, this replica serves %q", m.Version, m.ModelID, s.opts.ModelID)
 		return
 	}
+	if fullOfHead(s.head, s.top, m) {
+		s.opts.Metrics.GetOrCreateCounter("unirec_snapshot_full_skipped_total").Inc()
+		return
+	}
 	if m.Version <= s.top {
 		s.reject("replay", "version %d is not above version %d, already applied; the served version is unchanged", m.Version, s.top)
 		return
@@ -234,6 +239,14 @@ func (s *subscriber) snapshot(m *Manifest, payload []byte) {
 	}
 	s.applyH.UpdateDuration(start)
 	s.head, s.top, s.gap = m.Version, m.Version, false
+}
+
+// fullOfHead says whether m is the full copy of the version at the head
+// of the chain, which a publisher writes right after that version's delta
+// for cold replicas to start from (Publish): a replica that applied the
+// delta serves it already.
+func fullOfHead(head, top int64, m *Manifest) bool {
+	return m.Kind == KindFull && head != 0 && m.Version == head && head == top
 }
 
 // continues says whether m can be applied on head, the version at the head

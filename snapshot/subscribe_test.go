@@ -3,6 +3,7 @@ package snapshot
 import (
 	"context"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -133,6 +134,13 @@ func (f *follower) apply(u *Update) error {
 	f.applied = append(f.applied, u.Manifest.Version)
 	f.kinds = append(f.kinds, u.Manifest.Kind)
 	return nil
+}
+
+// seen returns the kinds and versions applied, in order.
+func (f *follower) seen() ([]string, []int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.kinds), slices.Clone(f.applied)
 }
 
 func (f *follower) version() int64 {
@@ -411,6 +419,52 @@ func TestReplayedSnapshotIsRefused(t *testing.T) {
 			applied, f.rejected("replay"), first.Version, second.Version, third.Version)
 	}
 	sameModel(t, f, e.pub.prev)
+}
+
+// A full snapshot that falls due goes out after the delta of the same
+// version, so the delta is never held back by the full's encoding: a
+// replica following the chain applies the delta and skips the full
+// (counted, not rejected); a replica starting cold begins at the full.
+func TestDueFullFollowsItsDelta(t *testing.T) {
+	e := newEnv(t, testKey, EncodingFloat32)
+	now := time.Unix(1_800_000_000, 0)
+	pub, err := NewPublisher(PublisherOptions{Client: e.copts, Topic: topic, TransactionalID: "due", FullInterval: time.Hour, Key: testKey,
+		Now: func() time.Time { return now }}, e.tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	var written []*Manifest
+	pub.opts.OnPublish = func(m *Manifest, _ time.Duration) { written = append(written, m) }
+	e.train(300)
+	first, err := pub.Publish(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := e.follow(testKey)
+	streamtest.WaitFor(t, 30*time.Second, "the first full", func() bool { return f.version() == first.Version })
+	e.train(5)
+	now = now.Add(time.Hour)
+	full, err := pub.Publish(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(written) != 3 || written[1].Kind != KindDelta || full.Kind != KindFull || full != written[2] || full.Version != written[1].Version {
+		t.Fatalf("published %d snapshots, the second call returned a %s of version %d; want a full, then a delta and a full of one version", len(written), full.Kind, full.Version)
+	}
+	streamtest.WaitFor(t, 30*time.Second, "the full skipped", func() bool {
+		return f.set.GetOrCreateCounter("unirec_snapshot_full_skipped_total").Get() == 1
+	})
+	if kinds, _ := f.seen(); !slices.Equal(kinds, []string{KindFull, KindDelta}) || f.rejected("replay") != 0 {
+		t.Fatalf("the following replica applied %v and refused %d replays; want the first full and the delta, none refused", kinds, f.rejected("replay"))
+	}
+	sameModel(t, f, pub.prev)
+	cold := e.follow(testKey)
+	streamtest.WaitFor(t, 30*time.Second, "the cold replica", func() bool { return cold.version() == full.Version })
+	if kinds, applied := cold.seen(); !slices.Equal(kinds, []string{KindFull}) {
+		t.Fatalf("the cold replica applied %v %v; want only the full of version %d", kinds, applied, full.Version)
+	}
+	sameModel(t, cold, pub.prev)
 }
 
 // A full snapshot is published when full_interval has passed (injected

@@ -98,11 +98,12 @@ func (o *Options) fill() {
 	if o.SampleEvery <= 0 {
 		o.SampleEvery = 100
 	}
+	def := pipeline.DefaultConfig().Snapshot
 	if o.Interval <= 0 {
-		o.Interval = time.Second
+		o.Interval = def.Interval
 	}
 	if o.FullInterval <= 0 {
-		o.FullInterval = 5 * time.Minute
+		o.FullInterval = def.FullInterval
 	}
 	if o.Encoding == "" {
 		o.Encoding = snapshot.EncodingFloat32

@@ -11,6 +11,7 @@ var (
 	rate     = flag.Float64("freshness.rate", 20_000, "events per second")
 	duration = flag.Duration("freshness.duration", 20*time.Second, "measured phase")
 	reqRate  = flag.Float64("freshness.request-rate", 200, "recommend requests per second during the run")
+	interval = flag.Duration("freshness.interval", 0, "snapshot.interval (0: the config default)")
 	skip     = flag.Bool("freshness.skip-ingest", false, "produce examples straight to the examples topic (trainer -> snapshot -> replica only)")
 )
 
@@ -19,7 +20,7 @@ var (
 //
 //	go test -run '^$' -bench Freshness -benchtime 1x ./bench/freshness
 func BenchmarkFreshness(b *testing.B) {
-	rep, err := Run(context.Background(), Options{Dir: b.TempDir(), Rate: *rate, Duration: *duration, SkipIngest: *skip, RequestRate: *reqRate, Logf: b.Logf})
+	rep, err := Run(context.Background(), Options{Dir: b.TempDir(), Rate: *rate, Duration: *duration, Interval: *interval, SkipIngest: *skip, RequestRate: *reqRate, Logf: b.Logf})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -218,10 +218,11 @@ func benchFreshness(ctx context.Context, args []string) error {
 	warmup := f.fs.Duration("warmup", 5*time.Second, "warm-up before measuring")
 	reqRate := f.fs.Float64("request-rate", 200, "recommend requests per second during the run")
 	skipIngest := f.fs.Bool("skip-ingest", false, "produce examples straight to the examples topic: trainer -> snapshot -> replica only")
+	interval := f.fs.Duration("interval", 0, "snapshot.interval (default: the config default)")
 	if err := f.fs.Parse(args); err != nil {
 		return err
 	}
-	o := freshness.Options{Rate: cmp.Or(f.rate, 20_000), Duration: *duration, Warmup: *warmup, SkipIngest: *skipIngest, RequestRate: *reqRate,
+	o := freshness.Options{Rate: cmp.Or(f.rate, 20_000), Duration: *duration, Warmup: *warmup, SkipIngest: *skipIngest, RequestRate: *reqRate, Interval: *interval,
 		Logf: func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }, Progress: os.Stderr}
 	return freshness.RunReport(ctx, o, f.reportDir("freshness"), os.Stdout)
 }

@@ -226,7 +226,7 @@ func DefaultConfig() Config {
 		Model: model.DefaultModelConfig(),
 		Trainer: TrainerConfig{CommitInterval: time.Second, MinCount: 1, LeaseGroup: "unirec-trainer", LeaseTopic: "unirec.trainer.lease",
 			LeaseSessionTimeout: 10 * time.Second, Listen: "localhost:8082"},
-		Snapshot: SnapshotConfig{Interval: time.Second, FullInterval: 5 * time.Minute, Encoding: snapshot.EncodingFloat32,
+		Snapshot: SnapshotConfig{Interval: 200 * time.Millisecond, FullInterval: 5 * time.Minute, Encoding: snapshot.EncodingFloat32,
 			TransactionalID: "unirec-snapshot-publisher", ModelID: "unirec", ControlMaxAge: snapshot.DefaultControlMaxAge,
 			MaxBytes: snapshot.DefaultMaxBytes},
 		Serve: ServeConfig{Listen: "localhost:8080", KeepVersions: 8, Checks: serve.DefaultChecks(), Scoring: serve.ScoringExact},
