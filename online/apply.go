@@ -2,7 +2,6 @@ package online
 
 import (
 	"math"
-	"time"
 
 	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
@@ -26,26 +25,24 @@ func (t *Trainer) Apply(ex *stream.Example) error {
 }
 
 func (t *Trainer) apply(ex *stream.Example) error {
-	s := &t.scratch
-	s.ctxIDs = t.feat.Context(s.ctxIDs[:0], ex.Task, ex.Context, time.UnixMilli(ex.EventTime))
-	s.itemIDs = t.feat.Item(s.itemIDs[:0], ex.Task, ex.ItemID, ex.Item)
-	return t.learn(ex, s.ctxIDs, s.itemIDs)
+	t.scratch.f.featurize(t.feat, t.cfg.Memory, ex)
+	return t.learn(ex, &t.scratch.f)
 }
 
-// learn applies an example whose features are ctxIDs and itemIDs.
-func (t *Trainer) learn(ex *stream.Example, ctxIDs, itemIDs []uint64) error {
+// learn applies an example whose features are f.
+func (t *Trainer) learn(ex *stream.Example, f *features) error {
 	s := &t.scratch
 	now := ex.EventTime
-	if t.opts.MaxRows > 0 && t.tab.len()+len(ctxIDs)+len(itemIDs) > t.opts.MaxRows {
+	if t.opts.MaxRows > 0 && t.tab.len()+len(f.ctx)+len(f.item) > t.opts.MaxRows {
 		if err := t.commitLocked(); err != nil {
 			return err
 		}
 	}
 	var err error
-	if s.ctxSlots, err = t.lookup(s.ctxSlots[:0], ctxIDs, now); err != nil {
+	if s.ctxSlots, err = t.lookup(s.ctxSlots[:0], f.ctx, now); err != nil {
 		return err
 	}
-	if s.itemSlots, err = t.lookup(s.itemSlots[:0], itemIDs, now); err != nil {
+	if s.itemSlots, err = t.lookup(s.itemSlots[:0], f.item, now); err != nil {
 		return err
 	}
 	s.ctxRows, s.itemRows = t.rowsOf(s.ctxRows[:0], s.ctxSlots), t.rowsOf(s.itemRows[:0], s.itemSlots)
@@ -55,7 +52,7 @@ func (t *Trainer) learn(ex *stream.Example, ctxIDs, itemIDs []uint64) error {
 	model.ItemVector(s.v, s.itemRows)
 	z := model.Logit(s.cp, ctxBias, s.v)
 	if t.cfg.Memory.Enabled {
-		z += t.memoryTerm(ex, ts)
+		z += t.memoryTerm(ex, f, ts)
 	}
 	t.progress.Observe(ex.Task, model.Sigmoid(z), ex.Label, ex.Weight)
 	dz, ok := t.cfg.Gradient(model.Sigmoid(t.cfg.TrainingLogit(z, ex.SampleProb)), ex.Label, ex.Weight)
@@ -63,7 +60,7 @@ func (t *Trainer) learn(ex *stream.Example, ctxIDs, itemIDs []uint64) error {
 		t.update(ts, dz)
 	}
 	if t.cfg.Memory.Enabled {
-		t.updateMemory(ex, ts, dz, ok)
+		t.updateMemory(ex, f, ts, dz, ok)
 	}
 	t.track(ex)
 	return nil

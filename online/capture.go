@@ -17,7 +17,7 @@ func (t *Trainer) Capture() (*model.Capture, error) {
 	defer t.mu.Unlock()
 	t.sweepExpired()
 	t.version++
-	if err := t.commitLocked(); err != nil {
+	if err := t.syncLocked(); err != nil {
 		t.version--
 		return nil, err
 	}

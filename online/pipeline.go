@@ -28,11 +28,31 @@ type batch struct {
 }
 
 type prepared struct {
-	partition       int32
-	offset          int64
-	err             error
-	ex              stream.Example
-	ctxIDs, itemIDs []uint64
+	partition int32
+	offset    int64
+	err       error
+	ex        stream.Example
+	f         features
+}
+
+// features are what learning from an example reads besides its fields:
+// pure functions of the example and the model's config (feature ids,
+// memory keys, the user), so the first stage computes them beside the
+// learner.
+type features struct {
+	ctx, item []uint64
+	mem       []model.MemoryKey
+	user      uint64
+}
+
+// featurize fills f for ex.
+func (f *features) featurize(feat model.Featurizer, mem model.MemoryConfig, ex *stream.Example) {
+	f.ctx = feat.Context(f.ctx[:0], ex.Task, ex.Context, time.UnixMilli(ex.EventTime))
+	f.item = feat.Item(f.item[:0], ex.Task, ex.ItemID, ex.Item)
+	f.mem, f.user = mem.MemoryKeys(f.mem[:0], ex.Task, ex.Context), 0
+	if len(f.mem) > 0 {
+		f.user = model.MemoryUser(ex.Context)
+	}
 }
 
 // prepare polls cl until ctx ends and sends full batches to ready. An
@@ -81,7 +101,7 @@ func (t *Trainer) prepare(ctx context.Context, cl *kgo.Client, free <-chan *batc
 					return
 				}
 			}
-			b.add(t.feat, r)
+			b.add(t.feat, t.cfg.Memory, r)
 		})
 		if !ok || !send() {
 			return nil
@@ -91,7 +111,7 @@ func (t *Trainer) prepare(ctx context.Context, cl *kgo.Client, free <-chan *batc
 }
 
 // add decodes and featurizes r into the next slot of b.
-func (b *batch) add(f model.Featurizer, r *kgo.Record) {
+func (b *batch) add(f model.Featurizer, mem model.MemoryConfig, r *kgo.Record) {
 	if b.n == len(b.recs) {
 		b.recs = append(b.recs, prepared{})
 	}
@@ -101,7 +121,5 @@ func (b *batch) add(f model.Featurizer, r *kgo.Record) {
 	if p.err = stream.DecodeExample(r.Value, &p.ex); p.err != nil {
 		return
 	}
-	ex := &p.ex
-	p.ctxIDs = f.Context(p.ctxIDs[:0], ex.Task, ex.Context, time.UnixMilli(ex.EventTime))
-	p.itemIDs = f.Item(p.itemIDs[:0], ex.Task, ex.ItemID, ex.Item)
+	p.f.featurize(f, mem, &p.ex)
 }

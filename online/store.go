@@ -264,10 +264,27 @@ func decodeItem(b []byte, m *stream.ItemMeta) error {
 	return nil
 }
 
-// commit writes the dirty state of t and its offsets in one synced batch.
-func (s *Store) commit(t *Trainer) error {
+// commitBatch returns one batch holding the dirty state of t and its
+// offsets (copies: t may change once it returns), for write.
+func (s *Store) commitBatch(t *Trainer) (*pebble.Batch, error) {
 	b := s.db.NewBatch()
+	if err := s.fillCommit(b, t); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// write syncs a commit batch and closes it; what says what it holds.
+func (s *Store) write(b *pebble.Batch, what string) error {
 	defer b.Close()
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("cannot commit parameter store at %q (%s; nothing since the last commit is saved): %w", s.dir, what, err)
+	}
+	return nil
+}
+
+func (s *Store) fillCommit(b *pebble.Batch, t *Trainer) error {
 	if err := s.commitRows(b, t); err != nil {
 		return err
 	}
@@ -305,14 +322,7 @@ func (s *Store) commit(t *Trainer) error {
 	st = binary.LittleEndian.AppendUint64(st, uint64(t.watermark))
 	st = binary.LittleEndian.AppendUint64(st, uint64(t.applied))
 	st = binary.LittleEndian.AppendUint64(st, uint64(t.version))
-	if err := b.Set([]byte(metaState), st, nil); err != nil {
-		return err
-	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("cannot commit parameter store at %q (rows and offsets %v, %d examples applied; nothing since the last commit is saved): %w",
-			s.dir, t.offsets, t.applied, err)
-	}
-	return nil
+	return b.Set([]byte(metaState), st, nil)
 }
 
 // commitRows writes deleted rows, dirty rows and admission counters: the

@@ -87,6 +87,7 @@ type Trainer struct {
 	applied   int64           // examples applied, ever
 	version   int64           // last snapshot version taken from this store
 
+	inflight    chan error          // the commit being synced, nil when none
 	deletedRows map[uint64]struct{} // expired since the last commit
 	dirtyTasks  map[string]struct{}
 	dirtyItems  map[string]struct{}
@@ -112,16 +113,12 @@ type trainerCounters struct {
 
 // scratch holds the per-example buffers of apply.
 type scratch struct {
-	ctxIDs, itemIDs     []uint64
-	ctxSlots, itemSlots []int32 // -1: feature without a row (not admitted)
+	f                   features // of an example applied directly (Apply)
+	ctxSlots, itemSlots []int32  // -1: feature without a row (not admitted)
 	ctxRows, itemRows   [][]float32
 	c, cp, v, gc, gv    []float32
 	grad, vals          []float32
-	memKeys             []model.MemoryKey
-	memX                []float32 // memory features of memKeys
-	memUser             uint64    // the example's user (model.MemoryUser)
-	memTask             string    // the task and context memKeys and memUser are of
-	memCtx              []stream.Field
+	memX                []float32 // memory features of the example's memory keys
 }
 
 // OpenTrainer opens the parameter store and loads the model it holds (up
@@ -212,11 +209,11 @@ func (t *Trainer) Offsets() map[int32]int64 {
 func (t *Trainer) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var err error
+	err := t.awaitCommit()
 	if t.broken != nil {
 		t.logf("trainer: stopped on a parameter store error (%v): the changes since the last commit are discarded; a restart learns them again from the committed offsets", t.broken)
 	} else {
-		err = t.commitLocked()
+		err = t.syncLocked()
 	}
 	if cerr := t.store.Close(); err == nil {
 		err = cerr
@@ -273,7 +270,7 @@ func (t *Trainer) applyBatch(b *batch) error {
 			if t.opts.Logf != nil {
 				t.opts.Logf("trainer: skipping undecodable example %d/%d: %v", p.partition, p.offset, p.err)
 			}
-		} else if err := t.learn(&p.ex, p.ctxIDs, p.itemIDs); err != nil {
+		} else if err := t.learn(&p.ex, &p.f); err != nil {
 			t.broken = err
 			return err
 		}
@@ -383,24 +380,65 @@ func (t *Trainer) logf(format string, args ...any) {
 	}
 }
 
-// Commit writes parameters and offsets to the store now.
+// Commit writes parameters and offsets to the store now; they are durable
+// when it returns.
 func (t *Trainer) Commit() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.commitLocked()
+	return t.syncLocked()
+}
+
+// syncLocked commits and waits until the commit is on disk.
+func (t *Trainer) syncLocked() error {
+	if err := t.commitLocked(); err != nil {
+		return err
+	}
+	return t.awaitCommit()
+}
+
+// awaitCommit waits for the commit in flight, if any; when it failed, the
+// trainer is broken (Pebble may hold the failed batch in memory: it is
+// never written again).
+func (t *Trainer) awaitCommit() error {
+	if t.inflight == nil {
+		return nil
+	}
+	err := <-t.inflight
+	t.inflight = nil
+	if err != nil {
+		t.broken = err
+	}
+	return err
 }
 
 // commitLocked writes everything changed since the last commit with the
-// offsets in one synced batch, then evicts clean rows above MaxRows.
+// offsets in one synced batch. The batch is built here, a copy of the
+// state; without a memory bound it is synced by a goroutine of its own
+// while learning goes on (the next commit, a capture and Close wait for
+// it: durable), with one it is synced here, then clean rows above MaxRows
+// are evicted (a row must be on disk before it leaves memory).
 func (t *Trainer) commitLocked() error {
+	if err := t.awaitCommit(); err != nil {
+		return err
+	}
 	if t.broken != nil {
 		return fmt.Errorf("cannot commit the parameter store: the trainer stopped on an error (an example failed part-way, or a commit failed) and its changes since the last commit must not be saved: %w", t.broken)
 	}
-	if err := t.store.commit(t); err != nil {
-		t.broken = err // Pebble may hold the failed batch in memory: never commit again
+	b, err := t.store.commitBatch(t)
+	if err != nil {
+		t.broken = err
 		return err
 	}
-	if !t.paging {
+	what := fmt.Sprintf("rows and offsets %v, %d examples applied", t.offsets, t.applied)
+	if t.paging {
+		if err := t.store.write(b, what); err != nil {
+			t.broken = err // Pebble may hold the failed batch in memory: never commit again
+			return err
+		}
+	} else {
+		done := make(chan error, 1)
+		t.inflight = done
+		go func() { done <- t.store.write(b, what) }()
 		t.export.record(t.tab, t.deletedRows)
 	}
 	t.tab.committed()
