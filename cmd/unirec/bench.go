@@ -8,12 +8,15 @@ import (
 	"log"
 	"net"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/unirec/unirec/bench"
+	"github.com/unirec/unirec/bench/datasets"
 	"github.com/unirec/unirec/bench/freshness"
 	"github.com/unirec/unirec/bench/load"
 	"github.com/unirec/unirec/bench/synth"
@@ -30,13 +33,14 @@ const benchUsage = `Usage:
   unirec bench freshness [flags] event -> served model time through the whole pipeline at a steady rate
   unirec bench latency [flags]   serving load: open loop at a fixed rate against a replica process
   unirec bench throughput [flags] ingest and trainer records/s vs raw consume and a floor, same run
+  unirec bench shards  [flags]   a sharded trainer on paper: row exchange and owner balance on a real log
 
 Every run writes a report directory (report.md, report.json, SVG plots).
 Run "unirec bench <command> -h" for the flags of a command.
 `
 
 func cmdBench(ctx context.Context, args []string) error {
-	sub, err := subcommand(args, benchUsage+benchServeUsage, "produce", "replay", "eval", "freshness", "throughput", "latency", "replica")
+	sub, err := subcommand(args, benchUsage+benchServeUsage, "produce", "replay", "eval", "freshness", "throughput", "shards", "latency", "replica")
 	if err != nil {
 		return err
 	}
@@ -51,6 +55,8 @@ func cmdBench(ctx context.Context, args []string) error {
 		return benchFreshness(ctx, args[1:])
 	case "throughput":
 		return benchThroughput(ctx, args[1:])
+	case "shards":
+		return benchShards(args[1:])
 	}
 	sub, err = subcommand(args, benchServeUsage, "latency", "replica")
 	if err != nil {
@@ -315,4 +321,87 @@ func benchLatency(ctx context.Context, args []string) error {
 		return fmt.Errorf("cannot find the unirec binary: %w", err)
 	}
 	return load.Latency(ctx, o)
+}
+
+// benchShards simulates the sharded trainer of DESIGN.md ("Sharding the
+// trainer") on a data set's log: for each number of processes and step
+// size, the rows exchanged per example and how evenly owners are loaded.
+func benchShards(args []string) error {
+	f := newBenchFlags("shards")
+	dataset := f.fs.String("dataset", "movielens", "movielens, movietweetings or openbandit")
+	path := f.fs.String("path", "", "data set path (default: the shared data directory)")
+	config := f.fs.String("config", "bench/movielens.yaml", "unirec config whose canvases and model dim apply")
+	procs := f.fs.String("processes", "2,4,8,16", "trainer processes, comma-separated")
+	steps := f.fs.String("steps", "256,1024,4096", "examples per synchronous step, comma-separated")
+	replicate := f.fs.String("replicate", "0,64", "most updated rows every process holds, comma-separated counts to compare")
+	negatives := f.fs.Int("negatives", 4, "sampled negatives per positive")
+	if err := f.fs.Parse(args); err != nil {
+		return err
+	}
+	ps, err := positiveInts("--processes", *procs)
+	if err != nil {
+		return err
+	}
+	bs, err := positiveInts("--steps", *steps)
+	if err != nil {
+		return err
+	}
+	rs, err := counts("--replicate", *replicate)
+	if err != nil {
+		return err
+	}
+	cfg, err := pipeline.LoadConfig(*config)
+	if err != nil {
+		return err
+	}
+	reg, err := cfg.Registry()
+	if err != nil {
+		return err
+	}
+	evs, err := datasets.Load(*dataset, *path, false)
+	if err != nil {
+		return err
+	}
+	rate := cmp.Or(f.rate, 20_000)
+	rep := bench.NewReport("shards", map[string]any{"dataset": *dataset, "config": *config, "negatives": *negatives, "rate": rate})
+	exs := bench.ShardLog(reg, evs, *negatives, 1)
+	rep.Figure("events", len(evs))
+	rep.Figure("examples", len(exs))
+	var figs []bench.ShardFigures
+	for _, r := range rs {
+		for _, p := range ps {
+			for _, b := range bs {
+				figs = append(figs, bench.SimulateShards(exs, p, b, cfg.Model.Dim, r))
+			}
+		}
+	}
+	rep.Figure("points", figs)
+	t := bench.ShardTable(figs, rate)
+	rep.AddTable(t)
+	dir := f.reportDir("shards")
+	fmt.Printf("%s: %d events -> %d examples (%d negatives each), dim %d\n\n%s\nreport in %s\n",
+		*dataset, len(evs), len(exs), *negatives, cfg.Model.Dim, bench.MarkdownTable(t.Header, t.Rows), dir)
+	return rep.Write(dir)
+}
+
+// positiveInts parses a comma-separated list of positive integers.
+func positiveInts(flagName, s string) ([]int, error) {
+	out, err := counts(flagName, s)
+	if err == nil && slices.Contains(out, 0) {
+		err = fmt.Errorf("%s: 0 is not a positive integer", flagName)
+	}
+	return out, err
+}
+
+// counts parses a comma-separated list of integers >= 0.
+func counts(flagName, s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("%s: %q is not a count", flagName, f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
