@@ -292,3 +292,16 @@ func TestPartialExampleIsNeverCommitted(t *testing.T) {
 		}
 	}
 }
+
+// Closing a trainer twice (a deferred Close after an explicit one) does
+// nothing the second time: no commit on the closed store.
+func TestCloseTwiceIsHarmless(t *testing.T) {
+	tr := openTest(t, TrainerOptions{})
+	applyAll(t, tr, synthExamples(t, 50))
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}

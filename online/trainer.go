@@ -88,6 +88,7 @@ type Trainer struct {
 	version   int64           // last snapshot version taken from this store
 
 	inflight    chan error          // the commit being synced, nil when none
+	closed      bool
 	deletedRows map[uint64]struct{} // expired since the last commit
 	dirtyTasks  map[string]struct{}
 	dirtyItems  map[string]struct{}
@@ -206,9 +207,14 @@ func (t *Trainer) Offsets() map[int32]int64 {
 // Close commits and closes the store. After an example failed part-way or
 // a commit failed it commits nothing: the store keeps its last commit,
 // rows and offsets together, and a restart applies the rest again, once.
+// Closing again does nothing.
 func (t *Trainer) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.closed {
+		return nil
+	}
+	t.closed = true
 	err := t.awaitCommit()
 	if t.broken != nil {
 		t.logf("trainer: stopped on a parameter store error (%v): the changes since the last commit are discarded; a restart learns them again from the committed offsets", t.broken)

@@ -18,6 +18,7 @@ import (
 	"github.com/unirec/unirec/bench"
 	"github.com/unirec/unirec/bench/datasets"
 	"github.com/unirec/unirec/bench/freshness"
+	"github.com/unirec/unirec/bench/growth"
 	"github.com/unirec/unirec/bench/load"
 	"github.com/unirec/unirec/bench/synth"
 	"github.com/unirec/unirec/bench/throughput"
@@ -34,13 +35,14 @@ const benchUsage = `Usage:
   unirec bench latency [flags]   serving load: open loop at a fixed rate against a replica process
   unirec bench throughput [flags] ingest and trainer records/s vs raw consume and a floor, same run
   unirec bench shards  [flags]   a sharded trainer on paper: row exchange and owner balance on a real log
+  unirec bench growth  [flags]   trainer, Pebble, snapshot and replica sizes and times as users and items grow
 
 Every run writes a report directory (report.md, report.json, SVG plots).
 Run "unirec bench <command> -h" for the flags of a command.
 `
 
 func cmdBench(ctx context.Context, args []string) error {
-	sub, err := subcommand(args, benchUsage+benchServeUsage, "produce", "replay", "eval", "freshness", "throughput", "shards", "latency", "replica")
+	sub, err := subcommand(args, benchUsage+benchServeUsage, "produce", "replay", "eval", "freshness", "throughput", "shards", "growth", "latency", "replica")
 	if err != nil {
 		return err
 	}
@@ -57,6 +59,8 @@ func cmdBench(ctx context.Context, args []string) error {
 		return benchThroughput(ctx, args[1:])
 	case "shards":
 		return benchShards(args[1:])
+	case "growth":
+		return benchGrowth(ctx, args[1:])
 	}
 	sub, err = subcommand(args, benchServeUsage, "latency", "replica")
 	if err != nil {
@@ -404,4 +408,42 @@ func counts(flagName, s string) ([]int, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// benchGrowth measures what the trainer, its store, snapshots and a replica
+// hold, and how long applies and queries take, at each users x items point.
+func benchGrowth(ctx context.Context, args []string) error {
+	f := newBenchFlags("growth")
+	points := f.fs.String("points", "10000x10000,100000x10000,1000000x10000,10000000x10000,100000x100000,100000x1000000",
+		"users x items, comma-separated")
+	perUser := f.fs.Int("per-user", 2, "engagements per user (each with one negative)")
+	if err := f.fs.Parse(args); err != nil {
+		return err
+	}
+	var ps []growth.Point
+	for _, s := range strings.Split(*points, ",") {
+		var p growth.Point
+		if _, err := fmt.Sscanf(strings.TrimSpace(s), "%dx%d", &p.Users, &p.Items); err != nil || p.Users <= 0 || p.Items <= 0 {
+			return fmt.Errorf("--points: %q is not USERSxITEMS with both positive", s)
+		}
+		ps = append(ps, p)
+	}
+	dir, err := os.MkdirTemp("", "unirec-growth")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	rep := bench.NewReport("growth", map[string]any{"points": *points, "per_user": *perUser})
+	figs, err := growth.Run(ctx, growth.Options{Points: ps, Dir: dir, PerUser: *perUser,
+		Logf: func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }})
+	if err != nil {
+		return err
+	}
+	rep.Figure("points", figs)
+	t := growth.Table(figs)
+	rep.AddTable(t)
+	rep.AddPlot("growth-users.svg", "Memory and storage against users (smallest catalog)", growth.Plot(figs))
+	out := f.reportDir("growth")
+	fmt.Printf("%s\nreport in %s\n", bench.MarkdownTable(t.Header, t.Rows), out)
+	return rep.Write(out)
 }
