@@ -87,7 +87,7 @@ type Trainer struct {
 	applied   int64           // examples applied, ever
 	version   int64           // last snapshot version taken from this store
 
-	inflight    chan error          // the commit being synced, nil when none
+	inflight    chan error // the commit being synced, nil when none
 	closed      bool
 	deletedRows map[uint64]struct{} // expired since the last commit
 	dirtyTasks  map[string]struct{}
