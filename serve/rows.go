@@ -1,20 +1,74 @@
 package serve
 
-import "maps"
+import (
+	"cmp"
+	"maps"
+	"math/bits"
+	"slices"
+)
 
 // rowTable holds a version's rows as an immutable base (from the last full
 // snapshot or compaction) and an overlay of the rows changed since, so a
 // delta copies only the overlay, not every row. A deleted row is an empty,
-// non-nil slice in the overlay.
+// non-nil slice in the overlay. The base is two arrays, ids in order and
+// their rows end to end: 8 bytes per row beside its weights, where a map
+// of row slices took about 60, and built by one sort and one copy.
 type rowTable struct {
-	base, over map[uint64][]float32
-	n          int // rows present
+	base *rowBase
+	over map[uint64][]float32
+	n    int // rows present
+}
+
+// rowBase is an immutable set of rows of stride floats, sorted by id.
+// Feature ids are hashes, spread evenly, so dir finds a row's
+// neighbourhood from the id's top bits: dir[p] is the first index whose
+// id starts with p (shift bits dropped), about 16 rows per entry.
+type rowBase struct {
+	ids    []uint64
+	w      []float32
+	stride int
+	dir    []int32
+	shift  uint
 }
 
 var deleted = []float32{}
 
 func newRowTable() *rowTable {
-	return &rowTable{base: map[uint64][]float32{}, over: map[uint64][]float32{}}
+	return &rowTable{base: &rowBase{}, over: map[uint64][]float32{}}
+}
+
+// get returns the row of id, or nil.
+func (b *rowBase) get(id uint64) []float32 {
+	if len(b.ids) == 0 {
+		return nil
+	}
+	p := id >> b.shift
+	lo, hi := int(b.dir[p]), int(b.dir[p+1])
+	i, ok := slices.BinarySearch(b.ids[lo:hi], id)
+	if !ok {
+		return nil
+	}
+	i += lo
+	return b.w[i*b.stride : (i+1)*b.stride : (i+1)*b.stride]
+}
+
+// index builds dir once the ids are in place.
+func (b *rowBase) index() *rowBase {
+	k := max(bits.Len(uint(len(b.ids)))-4, 0)
+	b.shift = 64 - uint(k)
+	if k == 0 {
+		b.shift = 63 // one entry: every id >> 63 is 0 or 1
+		k = 1
+	}
+	b.dir = make([]int32, 1<<k+1)
+	i := 0
+	for p := range b.dir {
+		for i < len(b.ids) && b.ids[i]>>b.shift < uint64(p) {
+			i++
+		}
+		b.dir[p] = int32(i)
+	}
+	return b
 }
 
 // get returns the row of id, or nil.
@@ -25,7 +79,7 @@ func (t *rowTable) get(id uint64) []float32 {
 		}
 		return r
 	}
-	return t.base[id]
+	return t.base.get(id)
 }
 
 // len is the number of rows present.
@@ -51,40 +105,75 @@ func (t *rowTable) with(ids []uint64, row func(int) []float32, del []uint64) *ro
 			n.over[id] = deleted
 		}
 	}
-	if len(n.over) > len(n.base)/2 {
+	if len(n.over) > len(n.base.ids)/2 {
 		n.compact()
 	}
 	return n
 }
 
-// fromRows builds a table of the given rows in one sized map.
+// fromRows builds a table of the given rows (distinct ids) as one base.
 func fromRows(ids []uint64, row func(int) []float32) *rowTable {
-	base := make(map[uint64][]float32, len(ids))
-	for i, id := range ids {
-		base[id] = row(i)
+	order := make([]int, len(ids))
+	for i := range order {
+		order[i] = i
 	}
-	return &rowTable{base: base, over: map[uint64][]float32{}, n: len(base)}
+	if !slices.IsSorted(ids) {
+		slices.SortFunc(order, func(a, b int) int { return cmp.Compare(ids[a], ids[b]) })
+	}
+	b := &rowBase{ids: make([]uint64, 0, len(ids))}
+	for _, i := range order {
+		b.add(ids[i], row(i), len(ids))
+	}
+	return &rowTable{base: b.index(), over: map[uint64][]float32{}, n: len(b.ids)}
 }
 
-// compact merges the overlay into a new base.
-func (t *rowTable) compact() {
-	base := make(map[uint64][]float32, t.n)
-	for id, r := range t.base {
-		base[id] = r
+// add appends a row (ids in order); the first sizes the weights for n rows.
+func (b *rowBase) add(id uint64, r []float32, n int) {
+	if b.w == nil {
+		b.stride, b.w = len(r), make([]float32, 0, n*len(r))
 	}
-	for id, r := range t.over {
-		if len(r) == 0 {
-			delete(base, id)
-		} else {
-			base[id] = r
+	b.ids, b.w = append(b.ids, id), append(b.w, r...)
+}
+
+// compact merges the overlay into a new base, copying the base's
+// unchanged rows a run at a time.
+func (t *rowTable) compact() {
+	b, old := &rowBase{ids: make([]uint64, 0, t.n)}, t.base
+	keep := func(from, to int) {
+		if from < to {
+			b.stride = old.stride
+			b.ids, b.w = append(b.ids, old.ids[from:to]...), append(b.w, old.w[from*old.stride:to*old.stride]...)
 		}
 	}
-	t.base, t.over = base, map[uint64][]float32{}
+	b.w = make([]float32, 0, t.n*max(old.stride, 1))
+	i := 0
+	for _, id := range slices.Sorted(maps.Keys(t.over)) {
+		j, found := slices.BinarySearch(old.ids[i:], id)
+		keep(i, i+j)
+		if i += j; found {
+			i++ // replaced or deleted
+		}
+		if r := t.over[id]; len(r) > 0 {
+			b.stride = len(r)
+			b.ids, b.w = append(b.ids, id), append(b.w, r...)
+		}
+	}
+	keep(i, len(old.ids))
+	t.base, t.over = b.index(), map[uint64][]float32{}
 }
 
 // all returns every row (for tests and checks).
 func (t *rowTable) all() map[uint64][]float32 {
-	c := &rowTable{base: t.base, over: t.over}
-	c.compact()
-	return c.base
+	out := map[uint64][]float32{}
+	for i, id := range t.base.ids {
+		out[id] = t.base.w[i*t.base.stride : (i+1)*t.base.stride]
+	}
+	for id, r := range t.over {
+		if len(r) == 0 {
+			delete(out, id)
+		} else {
+			out[id] = r
+		}
+	}
+	return out
 }

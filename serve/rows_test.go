@@ -1,7 +1,9 @@
 package serve
 
 import (
+	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -64,4 +66,42 @@ func clone(m map[uint64][]float32) map[uint64][]float32 {
 		out[k] = v
 	}
 	return out
+}
+
+// Rows under ids spread over the whole 64-bit range, as feature hashes
+// are, are all found through the base's directory, before and after a
+// compaction, and ids never set are not.
+func TestRowTableFindsHashedIDs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	want := map[uint64][]float32{}
+	var ids []uint64
+	for len(ids) < 5000 {
+		id := rng.Uint64()
+		if _, dup := want[id]; !dup {
+			ids = append(ids, id)
+			want[id] = []float32{float32(len(ids)), 1, 2}
+		}
+	}
+	tab := fromRows(ids, func(i int) []float32 { return want[ids[i]] })
+	more := make([]uint64, 3000) // overlay past half the base: compacted
+	for i := range more {
+		more[i] = rng.Uint64()
+		want[more[i]] = []float32{-float32(i), 1, 2}
+	}
+	for _, tb := range []*rowTable{tab, tab.with(more, func(i int) []float32 { return want[more[i]] }, ids[:100])} {
+		for id, r := range want {
+			if got := tb.get(id); tb != tab && slices.Contains(ids[:100], id) {
+				if got != nil {
+					t.Fatalf("deleted id %x found", id)
+				}
+			} else if (tb == tab && slices.Contains(more, id)) != (got == nil) || got != nil && !reflect.DeepEqual(got, r) {
+				t.Fatalf("id %x: got %v, want %v", id, got, r)
+			}
+		}
+		for range 1000 {
+			if id := rng.Uint64(); want[id] == nil && tb.get(id) != nil {
+				t.Fatalf("id %x never set is found", id)
+			}
+		}
+	}
 }

@@ -86,51 +86,20 @@ func Run(ctx context.Context, o Options) ([]Figures, error) {
 	return out, nil
 }
 
-// measure trains on one point's log and measures it.
+// measure trains on one point's log and measures it: the trainer first,
+// closed and unreachable before the replica is built and measured.
 func measure(ctx context.Context, o Options, reg *ingest.Registry, p Point, dir string) (Figures, error) {
 	f := Figures{Users: p.Users, Items: p.Items}
 	base := heap()
-	tr, err := online.OpenTrainer(online.TrainerOptions{Dir: dir, Model: o.Model, CommitInterval: time.Hour})
+	full, delta, err := train(o, reg, p, dir, base, &f)
 	if err != nil {
-		return f, err
-	}
-	defer tr.Close()
-	l := newSynthLog(reg, p, o.PerUser)
-	start := time.Now()
-	if f.Examples, err = l.apply(tr, l.size()); err != nil {
-		return f, err
-	}
-	f.Train = time.Since(start)
-	full, err := tr.Capture()
-	if err != nil {
-		return f, err
-	}
-	f.Rows, f.TrainerHeap = len(full.IDs), heap()-base
-	if _, f.FullBytes, err = snapshot.Encoded(snapshot.Diff(nil, full), full.Config, snapshot.EncodingFloat32); err != nil {
-		return f, err
-	}
-	more, err := l.apply(tr, max(1, l.size()/100))
-	if err != nil {
-		return f, err
-	}
-	f.Examples += more
-	next, err := tr.Capture()
-	if err != nil {
-		return f, err
-	}
-	delta := snapshot.UpdateOf(full, next)
-	f.DeltaRows = len(delta.Delta.IDs)
-	if _, f.DeltaBytes, err = snapshot.Encoded(delta.Delta, next.Config, snapshot.EncodingFloat32); err != nil {
-		return f, err
-	}
-	if err := tr.Close(); err != nil {
 		return f, err
 	}
 	if f.Pebble, err = dirSize(dir); err != nil {
 		return f, err
 	}
 	cold := snapshot.UpdateOf(nil, full)
-	full, next = nil, nil
+	full = nil
 	r, err := replicaOf(reg, cold, delta, &f)
 	if err != nil {
 		return f, err
@@ -140,6 +109,45 @@ func measure(ctx context.Context, o Options, reg *ingest.Registry, p Point, dir 
 	f.Query, err = queryTime(ctx, r)
 	runtime.KeepAlive(r)
 	return f, err
+}
+
+// train learns the point's log, measures the trainer's heap and the full
+// snapshot, learns 1% more and returns the full capture and the delta.
+func train(o Options, reg *ingest.Registry, p Point, dir string, base int64, f *Figures) (*model.Capture, *snapshot.Update, error) {
+	tr, err := online.OpenTrainer(online.TrainerOptions{Dir: dir, Model: o.Model, CommitInterval: time.Hour})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer tr.Close()
+	l := newSynthLog(reg, p, o.PerUser)
+	start := time.Now()
+	if f.Examples, err = l.apply(tr, l.size()); err != nil {
+		return nil, nil, err
+	}
+	f.Train = time.Since(start)
+	full, err := tr.Capture()
+	if err != nil {
+		return nil, nil, err
+	}
+	f.Rows, f.TrainerHeap = len(full.IDs), heap()-base
+	if _, f.FullBytes, err = snapshot.Encoded(snapshot.Diff(nil, full), full.Config, snapshot.EncodingFloat32); err != nil {
+		return nil, nil, err
+	}
+	more, err := l.apply(tr, max(1, l.size()/100))
+	if err != nil {
+		return nil, nil, err
+	}
+	f.Examples += more
+	next, err := tr.Capture()
+	if err != nil {
+		return nil, nil, err
+	}
+	delta := snapshot.UpdateOf(full, next)
+	f.DeltaRows = len(delta.Delta.IDs)
+	if _, f.DeltaBytes, err = snapshot.Encoded(delta.Delta, next.Config, snapshot.EncodingFloat32); err != nil {
+		return nil, nil, err
+	}
+	return full, delta, tr.Close()
 }
 
 // replicaOf builds a replica from a full snapshot, applies a delta and
