@@ -121,6 +121,12 @@ func (n *Model) addItems(items []model.Item) map[int]bool {
 	return dirty
 }
 
+// itemFeature says whether id is a feature of an item of m.
+func (m *Model) itemFeature(id uint64) bool {
+	_, ok := m.featItems[id]
+	return ok
+}
+
 // updateMatrix copies the previous item matrix and recomputes the vectors
 // of the dirty items.
 func (n *Model) updateMatrix(prev []float32, dirty map[int]bool) []float32 {

@@ -51,6 +51,10 @@ type ReplicaOptions struct {
 	// default) or ScoringInt8 (an int8 pass, the best candidates
 	// re-ranked exactly; quant.go).
 	Scoring string
+	// RowsDir, when set, is where each version's base rows are spilled to
+	// a file read with pread (spill.go): the heap keeps 8 bytes per row
+	// instead of its weights, for more users than memory.
+	RowsDir string
 }
 
 // Replica is one serving replica. It keeps the head of the snapshot chain,
@@ -92,6 +96,9 @@ func NewReplica(opts ReplicaOptions) (*Replica, error) {
 		opts.Checks = DefaultChecks()
 	}
 	if err := opts.Checks.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkRowsDir(opts.RowsDir); err != nil {
 		return nil, err
 	}
 	if opts.KeepVersions <= 0 {
@@ -155,6 +162,13 @@ func (r *Replica) Apply(u *snapshot.Update) error {
 	}
 	if r.opts.Scoring == ScoringInt8 {
 		next.quantizeMatrices(head)
+	}
+	if r.opts.RowsDir != "" {
+		// A new base is seen by no request yet: it can move to its file.
+		if err := next.rows.spill(r.opts.RowsDir, newSpillStats(r.opts.Metrics), next.itemFeature); err != nil {
+			r.opts.Metrics.GetOrCreateCounter("unirec_serve_rows_spill_errors_total").Inc()
+			r.logf("serve: version %d keeps its rows in memory: %v", m.Version, err)
+		}
 	}
 	why, err := r.opts.Checks.check(r.good.Load(), next, u.Delta)
 	r.head.Store(next)

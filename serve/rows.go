@@ -4,7 +4,10 @@ import (
 	"cmp"
 	"maps"
 	"math/bits"
+	"os"
 	"slices"
+
+	"github.com/VictoriaMetrics/metrics"
 )
 
 // rowTable holds a version's rows as an immutable base (from the last full
@@ -25,10 +28,14 @@ type rowTable struct {
 // id starts with p (shift bits dropped), about 16 rows per entry.
 type rowBase struct {
 	ids    []uint64
-	w      []float32
+	w      []float32 // nil once spilled to file (spill.go)
 	stride int
 	dir    []int32
 	shift  uint
+
+	file       *os.File
+	hot        map[uint64][]float32 // spilled rows also kept in memory
+	readErrors *metrics.Counter
 }
 
 var deleted = []float32{}
@@ -39,16 +46,31 @@ func newRowTable() *rowTable {
 
 // get returns the row of id, or nil.
 func (b *rowBase) get(id uint64) []float32 {
+	if r, ok := b.hot[id]; ok {
+		return r
+	}
+	if i, ok := b.find(id); ok {
+		return b.row(i)
+	}
+	return nil
+}
+
+// find returns the index of id.
+func (b *rowBase) find(id uint64) (int, bool) {
 	if len(b.ids) == 0 {
-		return nil
+		return 0, false
 	}
 	p := id >> b.shift
 	lo, hi := int(b.dir[p]), int(b.dir[p+1])
 	i, ok := slices.BinarySearch(b.ids[lo:hi], id)
-	if !ok {
-		return nil
+	return i + lo, ok
+}
+
+// row returns row i, from memory or from the spill file.
+func (b *rowBase) row(i int) []float32 {
+	if b.file != nil {
+		return b.readRow(i)
 	}
-	i += lo
 	return b.w[i*b.stride : (i+1)*b.stride : (i+1)*b.stride]
 }
 
@@ -82,6 +104,15 @@ func (t *rowTable) get(id uint64) []float32 {
 	return t.base.get(id)
 }
 
+// has says whether id has a row, without reading it.
+func (t *rowTable) has(id uint64) bool {
+	if r, ok := t.over[id]; ok {
+		return len(r) > 0
+	}
+	_, ok := t.base.find(id)
+	return ok
+}
+
 // len is the number of rows present.
 func (t *rowTable) len() int { return t.n }
 
@@ -94,13 +125,13 @@ func (t *rowTable) with(ids []uint64, row func(int) []float32, del []uint64) *ro
 	}
 	n := &rowTable{base: t.base, over: maps.Clone(t.over), n: t.n}
 	for i, id := range ids {
-		if n.get(id) == nil {
+		if !n.has(id) {
 			n.n++
 		}
 		n.over[id] = row(i)
 	}
 	for _, id := range del {
-		if n.get(id) != nil {
+		if n.has(id) {
 			n.n--
 			n.over[id] = deleted
 		}
@@ -136,20 +167,31 @@ func (b *rowBase) add(id uint64, r []float32, n int) {
 }
 
 // compact merges the overlay into a new base, copying the base's
-// unchanged rows a run at a time.
+// unchanged rows a run at a time. When a spilled base cannot be read, t
+// stays as it was (base and overlay, still whole) and the failure is
+// counted.
 func (t *rowTable) compact() {
 	b, old := &rowBase{ids: make([]uint64, 0, t.n)}, t.base
-	keep := func(from, to int) {
-		if from < to {
-			b.stride = old.stride
-			b.ids, b.w = append(b.ids, old.ids[from:to]...), append(b.w, old.w[from*old.stride:to*old.stride]...)
-		}
-	}
 	b.w = make([]float32, 0, t.n*max(old.stride, 1))
+	keep := func(from, to int) error {
+		if from >= to {
+			return nil
+		}
+		b.stride, b.ids = old.stride, append(b.ids, old.ids[from:to]...)
+		if old.file == nil {
+			b.w = append(b.w, old.w[from*old.stride:to*old.stride]...)
+			return nil
+		}
+		var err error
+		b.w, err = old.appendRows(b.w, from, to)
+		return err
+	}
 	i := 0
 	for _, id := range slices.Sorted(maps.Keys(t.over)) {
 		j, found := slices.BinarySearch(old.ids[i:], id)
-		keep(i, i+j)
+		if keep(i, i+j) != nil {
+			return
+		}
 		if i += j; found {
 			i++ // replaced or deleted
 		}
@@ -158,7 +200,9 @@ func (t *rowTable) compact() {
 			b.ids, b.w = append(b.ids, id), append(b.w, r...)
 		}
 	}
-	keep(i, len(old.ids))
+	if keep(i, len(old.ids)) != nil {
+		return
+	}
 	t.base, t.over = b.index(), map[uint64][]float32{}
 }
 
@@ -166,7 +210,7 @@ func (t *rowTable) compact() {
 func (t *rowTable) all() map[uint64][]float32 {
 	out := map[uint64][]float32{}
 	for i, id := range t.base.ids {
-		out[id] = t.base.w[i*t.base.stride : (i+1)*t.base.stride]
+		out[id] = t.base.row(i)
 	}
 	for id, r := range t.over {
 		if len(r) == 0 {

@@ -37,7 +37,10 @@ type Options struct {
 	// comes with one sampled negative.
 	PerUser int
 	Model   model.ModelConfig
-	Logf    func(format string, args ...any)
+	// Spill gives the replica a serve.rows_dir (a folder under Dir): its
+	// base rows live in files read with pread instead of its heap.
+	Spill bool
+	Logf  func(format string, args ...any)
 }
 
 // Figures are what one point measured.
@@ -95,12 +98,16 @@ func measure(ctx context.Context, o Options, reg *ingest.Registry, p Point, dir 
 	if err != nil {
 		return f, err
 	}
-	if f.Pebble, err = dirSize(dir); err != nil {
+	if f.Pebble, err = dirSize(dir); err != nil { // before the replica's rows files
 		return f, err
 	}
 	cold := snapshot.UpdateOf(nil, full)
 	full = nil
-	r, err := replicaOf(reg, cold, delta, &f)
+	rowsDir := ""
+	if o.Spill {
+		rowsDir = filepath.Join(dir, "replica-rows")
+	}
+	r, err := replicaOf(reg, rowsDir, cold, delta, &f)
 	if err != nil {
 		return f, err
 	}
@@ -152,8 +159,8 @@ func train(o Options, reg *ingest.Registry, p Point, dir string, base int64, f *
 
 // replicaOf builds a replica from a full snapshot, applies a delta and
 // times both.
-func replicaOf(reg *ingest.Registry, full, delta *snapshot.Update, f *Figures) (*serve.Replica, error) {
-	r, err := serve.NewReplica(serve.ReplicaOptions{Registry: reg})
+func replicaOf(reg *ingest.Registry, rowsDir string, full, delta *snapshot.Update, f *Figures) (*serve.Replica, error) {
+	r, err := serve.NewReplica(serve.ReplicaOptions{Registry: reg, RowsDir: rowsDir})
 	if err != nil {
 		return nil, err
 	}

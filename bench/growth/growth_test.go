@@ -25,4 +25,11 @@ func TestGrowthMeasuresEveryFigure(t *testing.T) {
 	if len(Table(figs).Rows) != 2 || len(Plot(figs)) == 0 {
 		t.Fatal("no table or plot")
 	}
+	spilled, err := Run(context.Background(), Options{Dir: t.TempDir(), Points: []Point{{Users: 3000, Items: 100}}, Spill: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, in := spilled[0].ReplicaHeap, figs[1].ReplicaHeap; got >= in {
+		t.Fatalf("a replica with its rows spilled holds %d heap bytes, one with them in memory %d", got, in)
+	}
 }

@@ -417,6 +417,7 @@ func benchGrowth(ctx context.Context, args []string) error {
 	points := f.fs.String("points", "10000x10000,100000x10000,1000000x10000,10000000x10000,100000x100000,100000x1000000",
 		"users x items, comma-separated")
 	perUser := f.fs.Int("per-user", 2, "engagements per user (each with one negative)")
+	spill := f.fs.Bool("rows-dir", false, "give the replica a serve.rows_dir: base rows in files read with pread, not in its heap")
 	if err := f.fs.Parse(args); err != nil {
 		return err
 	}
@@ -433,8 +434,8 @@ func benchGrowth(ctx context.Context, args []string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	rep := bench.NewReport("growth", map[string]any{"points": *points, "per_user": *perUser})
-	figs, err := growth.Run(ctx, growth.Options{Points: ps, Dir: dir, PerUser: *perUser,
+	rep := bench.NewReport("growth", map[string]any{"points": *points, "per_user": *perUser, "rows_dir": *spill})
+	figs, err := growth.Run(ctx, growth.Options{Points: ps, Dir: dir, PerUser: *perUser, Spill: *spill,
 		Logf: func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }})
 	if err != nil {
 		return err

@@ -187,6 +187,10 @@ type ServeConfig struct {
 	// by an int8 pass whose best candidates are re-ranked exactly
 	// ("int8").
 	Scoring string `yaml:"scoring"`
+	// RowsDir, when set, holds each version's base rows in files read with
+	// pread instead of the heap (more users than memory); "" keeps them in
+	// memory.
+	RowsDir string `yaml:"rows_dir"`
 	// Only restricts a replica to some use cases (flag --use-cases).
 	Only []string `yaml:"-"`
 }
@@ -194,7 +198,7 @@ type ServeConfig struct {
 // ReplicaOptions returns the replica options the config describes.
 func (s ServeConfig) ReplicaOptions(reg *ingest.Registry) serve.ReplicaOptions {
 	return serve.ReplicaOptions{Registry: reg, UseCases: s.UseCases, Checks: s.Checks, KeepVersions: s.KeepVersions,
-		Only: s.Only, CandidateSets: s.CandidateSets, Load: s.Load, Scoring: s.Scoring}
+		Only: s.Only, CandidateSets: s.CandidateSets, Load: s.Load, Scoring: s.Scoring, RowsDir: s.RowsDir}
 }
 
 // SnapshotRetention is the retention of the snapshots topic: ten full
