@@ -32,6 +32,7 @@ type ingestProc struct {
 	args   []string
 	listen string // the HTTP address its current run reported
 	cmd    *exec.Cmd
+	exited chan struct{} // closed when the current run has exited
 	log    *lockedBuffer
 }
 
@@ -42,7 +43,7 @@ func startIngestProc(t *testing.T, cfg string) *ingestProc {
 	p.start()
 	t.Cleanup(func() {
 		p.cmd.Process.Signal(os.Interrupt)
-		p.cmd.Wait()
+		<-p.exited
 		if t.Failed() {
 			t.Logf("unirec %v log:\n%s", p.args, p.log.String())
 		}
@@ -56,7 +57,8 @@ func (p *ingestProc) start() {
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	p.cmd = c.Cmd
+	p.cmd, p.exited = c.Cmd, make(chan struct{})
+	go func(cmd *exec.Cmd, exited chan struct{}) { cmd.Wait(); close(exited) }(p.cmd, p.exited)
 	addrs, err := c.Await(30*time.Second, bench.AddrHTTP)
 	if err != nil {
 		p.t.Fatalf("unirec %v: %v\n%s", p.args, err, p.log.String())
@@ -70,9 +72,23 @@ func (p *ingestProc) kill9AndRestart() {
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		p.t.Fatal(err)
 	}
-	p.cmd.Wait()
+	<-p.exited
 	fmt.Fprintf(p.log, "--- killed with SIGKILL, restarting ---\n")
 	p.start()
+}
+
+// restartIfExited starts the process again when it has exited by itself,
+// as the shipped supervisors do (systemd Restart=always, compose
+// restart: on-failure, a Kubernetes Deployment), and says whether it did.
+func (p *ingestProc) restartIfExited() bool {
+	select {
+	case <-p.exited:
+	default:
+		return false
+	}
+	fmt.Fprintf(p.log, "--- exited by itself (%v), restarted as a supervisor would ---\n", p.cmd.ProcessState)
+	p.start()
+	return true
 }
 
 // metrics scrapes the process' /metrics; nil while it does not answer.

@@ -21,7 +21,7 @@ import (
 // stop stops the process gracefully (it leaves the group) and waits.
 func (p *ingestProc) stop() {
 	p.cmd.Process.Signal(os.Interrupt)
-	p.cmd.Wait()
+	<-p.exited
 	fmt.Fprintf(p.log, "--- stopped (left the group) ---\n")
 }
 
