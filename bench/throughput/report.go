@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"runtime"
 	"slices"
 
 	"github.com/unirec/unirec/bench"
@@ -14,14 +15,14 @@ import (
 // rate and its floor, measured in the same run.
 func Table(results []*Result) bench.Table {
 	t := bench.Table{Title: "Throughput (records/s; ratios against baselines measured in the same run)",
-		Header: []string{"stage", "records", "rate", "raw consume", "stage / raw", "floor", "floor rate", "stage / floor", "live heap before", "peak heap", "VmHWM"}}
+		Header: []string{"stage", "CPUs", "records", "rate", "raw consume", "stage / raw", "floor", "floor rate", "stage / floor", "live heap before", "peak heap", "VmHWM"}}
 	mib := func(b uint64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 	for _, r := range results {
-		t.Rows = append(t.Rows, []string{r.Stage, fmt.Sprint(r.Records), fmt.Sprintf("%.0f", r.Rate), fmt.Sprintf("%.0f", r.RawRate),
+		t.Rows = append(t.Rows, []string{r.Stage, fmt.Sprint(r.CPUs), fmt.Sprint(r.Records), fmt.Sprintf("%.0f", r.Rate), fmt.Sprintf("%.0f", r.RawRate),
 			fmt.Sprintf("%.2f", r.RawRatio), r.Floor, fmt.Sprintf("%.0f", r.FloorRate), fmt.Sprintf("%.2f", r.FloorRatio),
 			mib(r.HeapBefore), mib(r.PeakHeap), mib(r.VmHWM)})
 		for _, name := range slices.Sorted(maps.Keys(r.Variants)) {
-			t.Rows = append(t.Rows, []string{r.Stage + ", " + name, fmt.Sprint(r.Records), fmt.Sprintf("%.0f", r.Variants[name]),
+			t.Rows = append(t.Rows, []string{r.Stage + ", " + name, fmt.Sprint(r.CPUs), fmt.Sprint(r.Records), fmt.Sprintf("%.0f", r.Variants[name]),
 				"", fmt.Sprintf("%.2f", ratio(r.Variants[name], r.RawRate)), "", "", fmt.Sprintf("%.2f", ratio(r.Variants[name], r.FloorRate)), "", "", ""})
 		}
 	}
@@ -56,19 +57,38 @@ func thin(tl []bench.Sample, gap float64) []bench.Sample {
 // RunReport is `unirec bench throughput`: it measures the stages as
 // Stages does, writes the report (config says what was measured) to dir
 // and prints the results to out.
-func RunReport(ctx context.Context, stage string, n int, in IngestOptions, tr TrainerOptions, config map[string]any, dir string, out io.Writer) error {
+func RunReport(ctx context.Context, stage string, n int, cpus []int, in IngestOptions, tr TrainerOptions, config map[string]any, dir string, out io.Writer) error {
 	rep := bench.NewReport("throughput", config)
-	results, err := Stages(ctx, stage, n, in, tr)
-	if err != nil {
-		return err
+	if len(cpus) == 0 {
+		cpus = []int{runtime.GOMAXPROCS(0)}
+	}
+	var results []*Result
+	for _, c := range cpus {
+		prev := runtime.GOMAXPROCS(c)
+		rs, err := Stages(ctx, stage, n, in, tr)
+		runtime.GOMAXPROCS(prev)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			r.CPUs = c
+		}
+		results = append(results, rs...)
 	}
 	table := Table(results)
 	rep.AddTable(table)
 	rep.Figure("stages", results)
+	first := map[string]float64{}
 	for _, r := range results {
-		rep.AddPlot("throughput-"+r.Stage+".svg", r.Stage+" throughput over time", Plot(r))
-		fmt.Fprintf(out, "%s: %.0f records/s = %.2fx the raw consume rate (%.0f/s) and %.2fx its floor (%s, %.0f/s), same run\n",
-			r.Stage, r.Rate, r.RawRatio, r.RawRate, r.FloorRatio, r.Floor, r.FloorRate)
+		rep.AddPlot(fmt.Sprintf("throughput-%s-%dcpu.svg", r.Stage, r.CPUs), fmt.Sprintf("%s throughput over time, %d CPUs", r.Stage, r.CPUs), Plot(r))
+		fmt.Fprintf(out, "%s, %d CPUs: %.0f records/s = %.2fx the raw consume rate (%.0f/s) and %.2fx its floor (%s, %.0f/s), same run",
+			r.Stage, r.CPUs, r.Rate, r.RawRatio, r.RawRate, r.FloorRatio, r.Floor, r.FloorRate)
+		if base, ok := first[r.Stage]; ok {
+			fmt.Fprintf(out, "; %.2fx its rate on %d CPUs", r.Rate/base, cpus[0])
+		} else {
+			first[r.Stage] = r.Rate
+		}
+		fmt.Fprintln(out)
 	}
 	if err := rep.Write(dir); err != nil {
 		return err

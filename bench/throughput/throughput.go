@@ -20,7 +20,9 @@ import (
 
 // Result is what one stage's run measured. Rates are records per second.
 type Result struct {
-	Stage      string  `json:"stage"`
+	Stage string `json:"stage"`
+	// CPUs is GOMAXPROCS during the run (RunReport's cpus).
+	CPUs       int     `json:"cpus"`
 	Records    int     `json:"records"`
 	Rate       float64 `json:"rate"`
 	RawRate    float64 `json:"raw_consume_rate"` // plain franz-go consumer, same topic

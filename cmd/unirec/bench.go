@@ -247,18 +247,26 @@ func benchThroughput(ctx context.Context, args []string) error {
 	config := fs.String("config", "", "unirec config whose canvases, ingest, model and trainer settings are measured")
 	report := fs.String("report", "", "report directory (default bench-reports/throughput-<time>)")
 	unkeyed := fs.Bool("unkeyed", false, "ingest: produce events without a key, so ingest routes most through the repartition topic")
+	cpuList := fs.String("cpus", "", "run each stage with GOMAXPROCS set to each of these, comma-separated (default: as started; taskset limits the machine too)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	var cpus []int
+	if *cpuList != "" {
+		var err error
+		if cpus, err = positiveInts("--cpus", *cpuList); err != nil {
+			return err
+		}
 	}
 	cfg, err := pipeline.LoadConfig(*config)
 	if err != nil {
 		return err
 	}
-	return throughput.RunReport(ctx, *stage, *events,
+	return throughput.RunReport(ctx, *stage, *events, cpus,
 		throughput.IngestOptions{Canvases: cfg.Canvases, AllowedLateness: cfg.Ingest.AllowedLateness, MaxEventBytes: cfg.Ingest.MaxEventBytes,
 			Unkeyed: *unkeyed, Progress: os.Stderr},
 		throughput.TrainerOptions{Canvases: cfg.Canvases, Trainer: cfg.TrainerOptions(), Progress: os.Stderr},
-		map[string]any{"stage": *stage, "events": *events, "unkeyed": *unkeyed, "config": *config, "canvases": len(cfg.Canvases), "ingest": cfg.Ingest, "model": cfg.Model, "trainer": cfg.Trainer},
+		map[string]any{"stage": *stage, "events": *events, "unkeyed": *unkeyed, "cpus": *cpuList, "config": *config, "canvases": len(cfg.Canvases), "ingest": cfg.Ingest, "model": cfg.Model, "trainer": cfg.Trainer},
 		bench.ReportDir(*report, "throughput"), os.Stdout)
 }
 
