@@ -80,7 +80,11 @@ func RunReport(ctx context.Context, stage string, n int, cpus []int, in IngestOp
 	rep.Figure("stages", results)
 	first := map[string]float64{}
 	for _, r := range results {
-		rep.AddPlot(fmt.Sprintf("throughput-%s-%dcpu.svg", r.Stage, r.CPUs), fmt.Sprintf("%s throughput over time, %d CPUs", r.Stage, r.CPUs), Plot(r))
+		name := "throughput-" + r.Stage
+		if len(cpus) > 1 {
+			name += fmt.Sprintf("-%dcpu", r.CPUs)
+		}
+		rep.AddPlot(name+".svg", fmt.Sprintf("%s throughput over time, %d CPUs", r.Stage, r.CPUs), Plot(r))
 		fmt.Fprintf(out, "%s, %d CPUs: %.0f records/s = %.2fx the raw consume rate (%.0f/s) and %.2fx its floor (%s, %.0f/s), same run",
 			r.Stage, r.CPUs, r.Rate, r.RawRatio, r.RawRate, r.FloorRatio, r.Floor, r.FloorRate)
 		if base, ok := first[r.Stage]; ok {

@@ -104,10 +104,11 @@ func TestBenchFreshnessSmoke(t *testing.T) {
 }
 
 // Smoke test: bench throughput measures both stages on a few thousand
-// records and writes positive rates, ratios and plots.
+// records, on the one CPU --cpus asks for, and writes positive rates,
+// ratios and plots.
 func TestBenchThroughputSmoke(t *testing.T) {
 	rep := filepath.Join(t.TempDir(), "throughput")
-	out := runBench(t, "throughput", "--events", "3000", "--report", rep)
+	out := runBench(t, "throughput", "--events", "3000", "--cpus", "1", "--report", rep)
 	checkReport(t, rep, "throughput-ingest.svg", "throughput-trainer.svg")
 	var got struct {
 		Figures struct {
@@ -119,11 +120,11 @@ func TestBenchThroughputSmoke(t *testing.T) {
 		t.Fatalf("%d stages in the report, want ingest and trainer\n%s", len(got.Figures.Stages), out)
 	}
 	for _, r := range got.Figures.Stages {
-		if r.Records != 3000 || r.Rate <= 0 || r.RawRate <= 0 || r.FloorRate <= 0 || r.RawRatio <= 0 || r.VmHWM == 0 || r.PeakHeap == 0 {
+		if r.Records != 3000 || r.CPUs != 1 || r.Rate <= 0 || r.RawRate <= 0 || r.FloorRate <= 0 || r.RawRatio <= 0 || r.VmHWM == 0 || r.PeakHeap == 0 {
 			t.Errorf("%s: %+v", r.Stage, r)
 		}
 	}
-	if !strings.Contains(out, "| ingest | 3000 |") || !strings.Contains(out, "| trainer | 3000 |") {
+	if !strings.Contains(out, "| ingest | 1 | 3000 |") || !strings.Contains(out, "| trainer | 1 | 3000 |") {
 		t.Errorf("throughput output lacks the table:\n%s", out)
 	}
 }
