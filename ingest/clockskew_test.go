@@ -22,13 +22,14 @@ type send struct {
 
 // Event times far in the past and the future (to years ahead, around the
 // skew's edge, exactly on it) against an injected wall clock that moves
-// forward: every event sent is accounted for exactly once (an example, a
+// forward and, one batch in ten, steps back up to five minutes (an NTP
+// correction): every event sent is accounted for exactly once (an example, a
 // counted duplicate, a pending impression, or a dead letter whose reason
 // is future exactly when it is beyond clock + max_future_skew, and late
 // only when older than its partition's watermark minus the lateness), the
 // counters balance, and no watermark - a partition's, or the newest event
 // time of the examples, which is the trainer's and so the replica's -
-// ever passes wall clock + skew.
+// ever passes the latest wall clock reading + skew.
 func TestClockSkewIsAccountedAndBounded(t *testing.T) {
 	const skew, lateness = 2 * time.Minute, 5 * time.Second
 	for _, seed := range []uint64{1, 2, 3} {
@@ -40,8 +41,16 @@ func TestClockSkewIsAccountedAndBounded(t *testing.T) {
 			watermark := map[int32]time.Time{} // the oracle's: newest accepted event time per partition
 			var examplesMax time.Time          // the trainer's watermark: newest example event time
 			var outcomes = map[string]int{}    // what the sends became
+			latest := s.now // the latest wall clock reading: the clock also steps back
 			for b := range 40 {
-				s.now = s.now.Add(time.Duration(rng.IntN(60_000)) * time.Millisecond)
+				if rng.IntN(10) == 0 { // an NTP correction: up to five minutes back
+					s.now = s.now.Add(-time.Duration(rng.IntN(300_000)) * time.Millisecond)
+				} else {
+					s.now = s.now.Add(time.Duration(rng.IntN(60_000)) * time.Millisecond)
+				}
+				if s.now.After(latest) {
+					latest = s.now
+				}
 				var batch []any
 				var these []int
 				byValue := map[string][]int{} // the sends of this batch by value, in order
@@ -85,8 +94,8 @@ func TestClockSkewIsAccountedAndBounded(t *testing.T) {
 							t.Fatal(err)
 						}
 						at := time.UnixMilli(ex.EventTime)
-						if at.After(s.now.Add(skew)) {
-							t.Fatalf("batch %d: example %s at %s, beyond clock %s + skew", b, ex.EventID, at, s.now)
+						if at.After(latest.Add(skew)) {
+							t.Fatalf("batch %d: example %s at %s, beyond the latest clock %s + skew", b, ex.EventID, at, latest)
 						}
 						if at.After(examplesMax) {
 							examplesMax = at
@@ -133,15 +142,15 @@ func TestClockSkewIsAccountedAndBounded(t *testing.T) {
 					}
 				}
 				for p := int32(0); p < 2; p++ {
-					if w, ok := out.watermark(p); ok && w.After(s.now.Add(skew)) {
-						t.Fatalf("batch %d: partition %d watermark %s passed clock %s + skew", b, p, w, s.now)
+					if w, ok := out.watermark(p); ok && w.After(latest.Add(skew)) {
+						t.Fatalf("batch %d: partition %d watermark %s passed the latest clock %s + skew", b, p, w, latest)
 					}
 					if w, ok := out.watermark(p); ok && !w.Equal(watermark[p]) {
 						t.Fatalf("batch %d: partition %d watermark %s, the newest accepted event time is %s", b, p, w, watermark[p])
 					}
 				}
-				if examplesMax.After(s.now.Add(skew)) {
-					t.Fatalf("batch %d: the examples' watermark %s passed clock %s + skew", b, examplesMax, s.now)
+				if examplesMax.After(latest.Add(skew)) {
+					t.Fatalf("batch %d: the examples' watermark %s passed the latest clock %s + skew", b, examplesMax, latest)
 				}
 			}
 			for i, sd := range sends { // every late dead letter was older than the watermark minus lateness
