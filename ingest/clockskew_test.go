@@ -41,7 +41,7 @@ func TestClockSkewIsAccountedAndBounded(t *testing.T) {
 			watermark := map[int32]time.Time{} // the oracle's: newest accepted event time per partition
 			var examplesMax time.Time          // the trainer's watermark: newest example event time
 			var outcomes = map[string]int{}    // what the sends became
-			latest := s.now // the latest wall clock reading: the clock also steps back
+			latest := s.now                    // the latest wall clock reading: the clock also steps back
 			for b := range 40 {
 				if rng.IntN(10) == 0 { // an NTP correction: up to five minutes back
 					s.now = s.now.Add(-time.Duration(rng.IntN(300_000)) * time.Millisecond)
