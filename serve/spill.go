@@ -10,10 +10,12 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 )
 
-// A spilled base keeps its ids (8 bytes a row) and directory in memory and
-// its rows in a file the replica reads with pread: a replica with more
-// users than memory serves them from the OS page cache, and its heap
-// grows by 8 bytes per row instead of the row's weights (serve.rows_dir).
+// A spilled base keeps its ids (8 bytes a row) and directory in memory,
+// with the item-feature rows every delta reads, and its other rows in a
+// file the replica reads with pread: a replica with more users than
+// memory serves them from the OS page cache, and its heap grows by about
+// 16 bytes per user (measured: ids, directory, overlay) instead of the
+// row's weights (serve.rows_dir).
 // The file is unlinked as soon as it is created, so a crash leaves
 // nothing behind; it is closed when no version refers to its base.
 
