@@ -16,6 +16,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,27 +61,35 @@ type Report struct {
 	Events, Samples, Unseen   int
 	AchievedRate              float64
 	FreshP50, FreshP99, Fresh time.Duration // Fresh is the max
-	Fulls, Deltas             int
-	FullBytes, DeltaBytes     int // newest full's and mean delta's compressed sizes
-	DeltaRows, TotalRows      int // mean rows per delta; rows of the model
-	PublishP50, PublishP99    time.Duration
-	ApplyP50, ApplyP99        time.Duration
-	ReqP50, ReqP99            time.Duration // during the run
-	OverlapN                  int           // requests that overlapped an apply
-	OverlapP99, OtherP99      time.Duration // p99 of those, and of the others in the same run
-	BaseP50, BaseP99          time.Duration // pipeline idle, no deltas arriving
-	ColdStart                 time.Duration // a new replica to serve the newest version
-	ColdApplied               int           // snapshots it applied to get there
+	// Where a sampled event's time went: until the first snapshot whose
+	// watermark includes it was committed (ingest, trainer, the wait for
+	// the next capture, the publication), then until a replica served it
+	// (fetch, verify, decode, apply).
+	ToPublishP50, ToPublishP99 time.Duration
+	ToServeP50, ToServeP99     time.Duration
+	Fulls, Deltas              int
+	FullBytes, DeltaBytes      int // newest full's and mean delta's compressed sizes
+	DeltaRows, TotalRows       int // mean rows per delta; rows of the model
+	PublishP50, PublishP99     time.Duration
+	ApplyP50, ApplyP99         time.Duration
+	ReqP50, ReqP99             time.Duration // during the run
+	OverlapN                   int           // requests that overlapped an apply
+	OverlapP99, OtherP99       time.Duration // p99 of those, and of the others in the same run
+	BaseP50, BaseP99           time.Duration // pipeline idle, no deltas arriving
+	ColdStart                  time.Duration // a new replica to serve the newest version
+	ColdApplied                int           // snapshots it applied to get there
 	// The distributions behind the percentiles, for plots.
 	FreshAll, ReqAll, BaseAll, ApplyAll, PublishAll []time.Duration `json:"-"`
 }
 
 func (r *Report) String() string {
 	return fmt.Sprintf(`events %d at %.0f/s; freshness over %d sampled events (%d never seen): p50 %s p99 %s max %s
+of which produced -> in a published snapshot p50 %s p99 %s; published -> served p50 %s p99 %s
 snapshots: %d full (newest %d bytes), %d deltas (mean %d bytes, %d of %d rows); publish p50 %s p99 %s; replica apply p50 %s p99 %s
 recommend latency during the run: p50 %s p99 %s; p99 of the %d requests overlapping an apply %s vs the others %s (ratio %.2f); idle baseline p50 %s p99 %s
 cold start: a new replica serves the newest version after %s (%d snapshots applied)`,
 		r.Events, r.AchievedRate, r.Samples, r.Unseen, r.FreshP50, r.FreshP99, r.Fresh,
+		r.ToPublishP50, r.ToPublishP99, r.ToServeP50, r.ToServeP99,
 		r.Fulls, r.FullBytes, r.Deltas, r.DeltaBytes, r.DeltaRows, r.TotalRows, r.PublishP50, r.PublishP99, r.ApplyP50, r.ApplyP99,
 		r.ReqP50, r.ReqP99, r.OverlapN, r.OverlapP99, r.OtherP99, float64(r.OverlapP99)/float64(max(r.OtherP99, 1)), r.BaseP50, r.BaseP99, r.ColdStart, r.ColdApplied)
 }
@@ -124,6 +133,7 @@ type run struct {
 	replica *serve.Replica
 
 	mu                sync.Mutex
+	pubs              []published // every committed snapshot, in order
 	publish, apply    []time.Duration
 	applying          []span
 	fullB, deltaB     []int
@@ -189,10 +199,18 @@ func (r *run) start(p *pipeline.Process) error {
 	return err
 }
 
+// published is when a snapshot was committed and the newest event time
+// it includes.
+type published struct {
+	at        time.Time
+	watermark int64 // ms
+}
+
 // published records a committed snapshot.
 func (r *run) published(m *snapshot.Manifest, took time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.pubs = append(r.pubs, published{at: time.Now(), watermark: m.Watermark.UnixMilli()})
 	r.publish = append(r.publish, took)
 	if m.Kind == snapshot.KindFull {
 		r.fullB, r.lastFull = append(r.fullB, m.Bytes), m.Bytes
@@ -262,7 +280,8 @@ func (p *run) measure(ctx context.Context) (*Report, error) {
 	samples := make(chan sample, 1<<16)
 	fresh := make(chan []time.Duration, 1)
 	unseen := make(chan int, 1)
-	go func() { f, u := p.watch(ctx, samples); fresh <- f; unseen <- u }()
+	var toPub, toServe []time.Duration
+	go func() { f, u, tp, ts := p.watch(ctx, samples); toPub, toServe = tp, ts; fresh <- f; unseen <- u }()
 	lat := make(chan []span, 1)
 	reqCtx, stopReq := context.WithCancel(ctx)
 	go func() { lat <- p.requests(reqCtx, nil) }()
@@ -280,6 +299,8 @@ func (p *run) measure(ctx context.Context) (*Report, error) {
 	rep.Unseen = <-unseen
 	rep.Samples, rep.FreshAll = len(f), f
 	rep.FreshP50, rep.FreshP99, rep.Fresh = bench.Percentile(f, 0.5), bench.Percentile(f, 0.99), bench.Percentile(f, 1)
+	rep.ToPublishP50, rep.ToPublishP99 = bench.Percentile(toPub, 0.5), bench.Percentile(toPub, 0.99)
+	rep.ToServeP50, rep.ToServeP99 = bench.Percentile(toServe, 0.5), bench.Percentile(toServe, 0.99)
 	reqs := <-lat
 	all := durations(reqs)
 	rep.ReqP50, rep.ReqP99, rep.ReqAll = bench.Percentile(all, 0.5), bench.Percentile(all, 0.99), all
@@ -382,11 +403,12 @@ func (p *run) encode(ev *ingest.Event) ([]byte, error) {
 }
 
 // watch polls the replica's live model and measures, for each sample, the
-// time from production until the model's watermark includes it. Samples
-// still unseen 10 s after production ends are counted, not measured.
-func (p *run) watch(ctx context.Context, samples <-chan sample) ([]time.Duration, int) {
+// time from production until the model's watermark includes it, and how
+// that time splits at the first committed snapshot that includes it.
+// Samples still unseen 10 s after production ends are counted, not
+// measured.
+func (p *run) watch(ctx context.Context, samples <-chan sample) (fresh []time.Duration, unseen int, toPub, toServe []time.Duration) {
 	var pending []sample
-	var out []time.Duration
 	open := true
 	var deadline time.Time
 	for ctx.Err() == nil {
@@ -407,7 +429,10 @@ func (p *run) watch(ctx context.Context, samples <-chan sample) ([]time.Duration
 			now := time.Now()
 			i := 0
 			for ; i < len(pending) && pending[i].eventTime <= wm; i++ {
-				out = append(out, now.Sub(pending[i].produced))
+				fresh = append(fresh, now.Sub(pending[i].produced))
+				if at, ok := p.publishedAt(pending[i].eventTime); ok {
+					toPub, toServe = append(toPub, at.Sub(pending[i].produced)), append(toServe, now.Sub(at))
+				}
 			}
 			pending = pending[i:]
 		}
@@ -416,7 +441,19 @@ func (p *run) watch(ctx context.Context, samples <-chan sample) ([]time.Duration
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	return out, len(pending)
+	return fresh, len(pending), toPub, toServe
+}
+
+// publishedAt is when the first snapshot including event time t (ms) was
+// committed.
+func (p *run) publishedAt(t int64) (time.Time, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i := sort.Search(len(p.pubs), func(i int) bool { return p.pubs[i].watermark >= t })
+	if i == len(p.pubs) {
+		return time.Time{}, false
+	}
+	return p.pubs[i].at, true
 }
 
 // requests sends recommend requests at RequestRate until ctx ends and

@@ -17,8 +17,9 @@ func (rep *Report) AddTo(r *bench.Report) {
 	r.Figure("freshness", rep)
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
 	r.AddTable(bench.Table{Title: "Freshness (event produced -> a replica answers with a model that includes it)",
-		Header: []string{"events/s", "p50", "p99", "max", "sampled", "never seen"},
-		Rows:   [][]string{{fmt.Sprintf("%.0f", rep.AchievedRate), ms(rep.FreshP50), ms(rep.FreshP99), ms(rep.Fresh), fmt.Sprint(rep.Samples), fmt.Sprint(rep.Unseen)}}})
+		Header: []string{"events/s", "p50", "p99", "max", "sampled", "never seen", "to a published snapshot p50 / p99", "published -> served p50 / p99"},
+		Rows: [][]string{{fmt.Sprintf("%.0f", rep.AchievedRate), ms(rep.FreshP50), ms(rep.FreshP99), ms(rep.Fresh), fmt.Sprint(rep.Samples), fmt.Sprint(rep.Unseen),
+			ms(rep.ToPublishP50) + " / " + ms(rep.ToPublishP99), ms(rep.ToServeP50) + " / " + ms(rep.ToServeP99)}}})
 	r.AddTable(bench.Table{Title: "Snapshots and serving during the run",
 		Header: []string{"fulls", "deltas", "newest full bytes", "mean delta bytes", "publish p99", "apply p99", "request p99", "request p99 overlapping an apply", "idle request p99"},
 		Rows: [][]string{{fmt.Sprint(rep.Fulls), fmt.Sprint(rep.Deltas), fmt.Sprint(rep.FullBytes), fmt.Sprint(rep.DeltaBytes),

@@ -98,7 +98,7 @@ func TestBenchFreshnessSmoke(t *testing.T) {
 	rep := filepath.Join(t.TempDir(), "fresh")
 	out := runBench(t, "freshness", "--rate", "500", "--warmup", "2s", "--duration", "2s", "--request-rate", "20", "--report", rep)
 	checkReport(t, rep, "freshness-cdf.svg", "latency-cdf.svg", "apply-publish-cdf.svg")
-	if !strings.Contains(out, "freshness over") {
+	if !strings.Contains(out, "freshness over") || !strings.Contains(out, "produced -> in a published snapshot") {
 		t.Errorf("freshness output: %s", out)
 	}
 }
