@@ -19,12 +19,6 @@ type rowExport struct {
 	changed map[uint64]struct{} // written or deleted since the last capture
 }
 
-// reset forgets the export: the next capture reads every row.
-func (e *rowExport) reset() {
-	e.valid, e.ids, e.weights = false, nil, nil
-	clear(e.changed)
-}
-
 // record notes the rows a commit writes or deletes.
 func (e *rowExport) record(tb *table, deleted map[uint64]struct{}) {
 	if !e.valid {
