@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"os"
 	"os/exec"
@@ -89,14 +88,7 @@ func TestBrokerKill9IsExact(t *testing.T) {
 	for i := 0; i < total; i++ {
 		evs := w.Next()
 		requests = append(requests, evs)
-		recs := make([]*kgo.Record, 0, len(evs))
-		for _, e := range evs {
-			v, _ := json.Marshal(e)
-			recs = append(recs, &kgo.Record{Key: []byte(e.RequestID), Value: v})
-		}
-		if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
+		produceRequest(t, cl, evs)
 		events += len(evs)
 		if i == killAt {
 			streamtest.WaitFor(t, 60*time.Second, "ingest to commit events", func() bool {
@@ -125,31 +117,8 @@ func TestBrokerKill9IsExact(t *testing.T) {
 		return consumerCaughtUp(t, cl, "kill-test", cfg.Topics.Events) && pendingZero(a)
 	})
 	want := expectedExamples(requests)
-	got := readExamples(t, cfg)
-	extra, missing, twice := 0, 0, 0
-	for id, n := range got.count {
-		if _, ok := want[id]; !ok {
-			extra++
-			t.Errorf("unexpected example from event %s", id)
-		} else if n != 1 {
-			twice++
-			t.Errorf("event %s has %d examples, want exactly 1 (offsets %v)", id, n, got.offsets[id])
-		}
-	}
-	for id := range want {
-		if got.count[id] == 0 {
-			missing++
-			t.Errorf("no example from event %s", id)
-		}
-	}
-	deadLetters := 0
-	if err := stream.ReadPartition(context.Background(), cfg.Kafka, cfg.Topics.DeadLetters, 0, func(r *kgo.Record) error {
-		deadLetters++
-		t.Errorf("dead letter %.60s: %s", r.Value, stream.Header(r, stream.HeaderReason))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	missing, twice, extra := checkExactlyOnce(t, want, readExamples(t, cfg))
+	deadLetters := checkNoDeadLetters(t, cfg)
 	m := a.metrics()
 	t.Logf("%d events, %d expected examples: %d missing, %d more than once, %d unexpected, %d dead letters; broker down %s; ingest counted %v duplicates; ingest restarted %d times after exiting",
 		events, len(want), missing, twice, extra, deadLetters, down.Round(time.Millisecond), m[`unirec_ingest_events_total{outcome="duplicate"}`], restarts)

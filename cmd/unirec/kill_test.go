@@ -193,23 +193,12 @@ func TestIngestExactlyOnceAcrossKill9(t *testing.T) {
 	defer cl.Close()
 	w := synth.NewWorld(synth.Options{Seed: 5, Step: 20 * time.Millisecond})
 	var requests [][]ingest.Event
-	produce := func(evs []ingest.Event) {
-		t.Helper()
-		recs := make([]*kgo.Record, 0, len(evs))
-		for _, e := range evs {
-			v, _ := json.Marshal(e)
-			recs = append(recs, &kgo.Record{Key: []byte(e.RequestID), Value: v})
-		}
-		if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	const total, secondAt, killAt = 3000, 300, 1000
 	events := 0
 	for i := 0; i < total; i++ {
 		evs := w.Next()
 		requests = append(requests, evs)
-		produce(evs)
+		produceRequest(t, cl, evs)
 		events += len(evs)
 		switch i {
 		case secondAt: // a owns every partition; b joins and takes half
@@ -228,7 +217,7 @@ func TestIngestExactlyOnceAcrossKill9(t *testing.T) {
 	// whichever process now owns its partition.
 	dups := 0
 	for _, evs := range requests[:30] {
-		produce(evs)
+		produceRequest(t, cl, evs)
 		dups += len(evs)
 	}
 	events += dups
@@ -243,21 +232,7 @@ func TestIngestExactlyOnceAcrossKill9(t *testing.T) {
 	streamtest.WaitFor(t, 90*time.Second, "every event committed and every window closed", func() bool {
 		return consumerCaughtUp(t, cl, "kill-test", cfg.Topics.Events) && pendingZero(a, c)
 	})
-	got := readExamples(t, cfg)
-	for id, n := range got.count {
-		if _, ok := want[id]; !ok {
-			t.Errorf("unexpected example from event %s", id)
-		} else if n != 1 {
-			t.Errorf("event %s has %d examples, want exactly 1 (last %+v, offsets %v)", id, n, got.ex[id], got.offsets[id])
-		}
-	}
-	for id, ex := range want {
-		if got.count[id] == 0 {
-			t.Errorf("no example from event %s", id)
-		} else if got.ex[id] != ex {
-			t.Errorf("event %s: label %v weight %v, want %+v", id, got.ex[id].label, got.ex[id].weight, ex)
-		}
-	}
+	checkExactlyOnce(t, want, readExamples(t, cfg))
 	var duplicates float64
 	for name, p := range map[string]*ingestProc{"a (restarted)": a, "b": c} {
 		m := p.metrics()
@@ -282,6 +257,61 @@ func TestIngestExactlyOnceAcrossKill9(t *testing.T) {
 		})
 	}
 	t.Logf("%d events (%d sent twice), %d examples, each exactly once across a SIGKILL", events, dups, len(want))
+}
+
+// produceRequest produces the events of one synth request keyed by its
+// request id, as the documented producer contract says.
+func produceRequest(t *testing.T, cl *kgo.Client, evs []ingest.Event) {
+	t.Helper()
+	recs := make([]*kgo.Record, 0, len(evs))
+	for _, e := range evs {
+		v, _ := json.Marshal(e)
+		recs = append(recs, &kgo.Record{Key: []byte(e.RequestID), Value: v})
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkExactlyOnce fails t for every example got that want does not
+// expect, holds more than once, or labels or weighs otherwise, and for
+// every expected one missing; it returns how many were missing, more than
+// once and unexpected.
+func checkExactlyOnce(t *testing.T, want map[string]expectedExample, got examplesRead) (missing, twice, extra int) {
+	t.Helper()
+	for id, n := range got.count {
+		if _, ok := want[id]; !ok {
+			extra++
+			t.Errorf("unexpected example from event %s", id)
+		} else if n != 1 {
+			twice++
+			t.Errorf("event %s has %d examples, want exactly 1 (last %+v, offsets %v)", id, n, got.ex[id], got.offsets[id])
+		}
+	}
+	for id, ex := range want {
+		if got.count[id] == 0 {
+			missing++
+			t.Errorf("no example from event %s", id)
+		} else if got.ex[id] != ex {
+			t.Errorf("event %s: label %v weight %v, want %+v", id, got.ex[id].label, got.ex[id].weight, ex)
+		}
+	}
+	return missing, twice, extra
+}
+
+// checkNoDeadLetters fails t for every record on the dead-letters topic
+// and returns how many there were.
+func checkNoDeadLetters(t *testing.T, cfg pipeline.Config) int {
+	t.Helper()
+	n := 0
+	if err := stream.ReadPartition(context.Background(), cfg.Kafka, cfg.Topics.DeadLetters, 0, func(r *kgo.Record) error {
+		n++
+		t.Errorf("dead letter %.60s: %s", r.Value, stream.Header(r, stream.HeaderReason))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // consumerCaughtUp says whether the group committed the end offset of every

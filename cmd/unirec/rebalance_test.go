@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -80,14 +79,7 @@ func TestIngestRebalanceStormIsExact(t *testing.T) {
 	for i := 0; i < 2000; i++ {
 		evs := w.Next()
 		requests = append(requests, evs)
-		recs := make([]*kgo.Record, 0, len(evs))
-		for _, e := range evs {
-			v, _ := json.Marshal(e)
-			recs = append(recs, &kgo.Record{Key: []byte(e.RequestID), Value: v})
-		}
-		if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
+		produceRequest(t, cl, evs)
 		events += len(evs)
 		if act := storm[i]; act != nil {
 			act()
@@ -117,33 +109,8 @@ func TestIngestRebalanceStormIsExact(t *testing.T) {
 		}
 	}
 	want := expectedExamples(requests)
-	got := readExamples(t, cfg)
-	extra, missing, twice := 0, 0, 0
-	for id, n := range got.count {
-		if _, ok := want[id]; !ok {
-			extra++
-			t.Errorf("unexpected example from event %s", id)
-		} else if n != 1 {
-			twice++
-			t.Errorf("event %s has %d examples, want exactly 1 (offsets %v)", id, n, got.offsets[id])
-		}
-	}
-	for id, ex := range want {
-		if got.count[id] == 0 {
-			missing++
-			t.Errorf("no example from event %s", id)
-		} else if got.ex[id] != ex {
-			t.Errorf("event %s: label %v weight %v, want %+v", id, got.ex[id].label, got.ex[id].weight, ex)
-		}
-	}
-	deadLetters := 0
-	if err := stream.ReadPartition(context.Background(), cfg.Kafka, cfg.Topics.DeadLetters, 0, func(r *kgo.Record) error {
-		deadLetters++
-		t.Errorf("dead letter %.60s: %s", r.Value, stream.Header(r, stream.HeaderReason))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	missing, twice, extra := checkExactlyOnce(t, want, readExamples(t, cfg))
+	deadLetters := checkNoDeadLetters(t, cfg)
 	t.Logf("%d events, %d expected examples through 9 membership changes (request:members up %v): events consumed per member since its last start %v; %d missing, %d more than once, %d unexpected, %d dead letters",
 		events, len(want), changes, consumed, missing, twice, extra, deadLetters)
 }
