@@ -4,11 +4,9 @@ import (
 	"context"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/unirec/unirec/stream/streamtest"
@@ -86,19 +84,8 @@ func TestJunkChunkInsideATransactionIsRefused(t *testing.T) {
 // obeyed; the authentic record after them is.
 func TestForgedControlRecordsAreRefused(t *testing.T) {
 	e := newEnv(t, testKey, EncodingFloat32)
-	var mu sync.Mutex
-	var got []Control
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	set := metrics.NewSet()
 	now := time.Unix(1_800_000_000, 0)
-	go func() {
-		defer close(done)
-		Subscribe(ctx, SubscriberOptions{Client: e.copts, Topic: topic, Key: testKey, ModelID: "test", ControlMaxAge: time.Hour,
-			Now: func() time.Time { return now }, Metrics: set, Logf: t.Logf},
-			Handler{Apply: func(*Update) error { return nil }, Control: func(c Control) { mu.Lock(); got = append(got, c); mu.Unlock() }})
-	}()
-	defer func() { cancel(); <-done }()
+	w := e.watchControls(now)
 	if err := PublishControl(context.Background(), e.copts, topic, []byte("another-key-of-16+bytes"),
 		Control{Action: ActionRollback, Version: 2, ModelID: "test", Created: now}); err != nil {
 		t.Fatal(err)
@@ -120,13 +107,8 @@ func TestForgedControlRecordsAreRefused(t *testing.T) {
 	if err := PublishControl(context.Background(), e.copts, topic, testKey, Control{Action: ActionRollback, Version: 3, ModelID: "test", Created: now}); err != nil {
 		t.Fatal(err)
 	}
-	rejected := func(reason string) uint64 {
-		return set.GetOrCreateCounter(`unirec_snapshot_rejected_total{reason="` + reason + `"}`).Get()
-	}
-	streamtest.WaitFor(t, 30*time.Second, "the authentic record to be obeyed", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) > 0 })
-	mu.Lock()
-	defer mu.Unlock()
-	if len(got) != 1 || got[0].Version != 3 || rejected("unauthenticated") != 2 {
-		t.Fatalf("obeyed %+v, %d refused as unauthenticated; want only version 3 obeyed and both forgeries refused", got, rejected("unauthenticated"))
+	streamtest.WaitFor(t, 30*time.Second, "the authentic record to be obeyed", func() bool { return len(w.obeyed()) > 0 })
+	if got := w.obeyed(); len(got) != 1 || got[0].Version != 3 || w.rejected("unauthenticated") != 2 {
+		t.Fatalf("obeyed %+v, %d refused as unauthenticated; want only version 3 obeyed and both forgeries refused", got, w.rejected("unauthenticated"))
 	}
 }

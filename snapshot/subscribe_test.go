@@ -326,19 +326,8 @@ func TestGapWaitsForTheNextFull(t *testing.T) {
 // of an obeyed one are rejected and counted.
 func TestControlRecords(t *testing.T) {
 	e := newEnv(t, testKey, EncodingFloat32)
-	var mu sync.Mutex
-	var got []Control
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	set := metrics.NewSet()
 	now := time.Unix(1_800_000_000, 0)
-	go func() {
-		defer close(done)
-		Subscribe(ctx, SubscriberOptions{Client: e.copts, Topic: topic, Key: testKey, ModelID: "test", ControlMaxAge: time.Hour,
-			Now: func() time.Time { return now }, Metrics: set, Logf: t.Logf},
-			Handler{Apply: func(*Update) error { return nil }, Control: func(c Control) { mu.Lock(); got = append(got, c); mu.Unlock() }})
-	}()
-	defer func() { cancel(); <-done }()
+	w := e.watchControls(now)
 	publish := func(key []byte, c Control) {
 		t.Helper()
 		if err := PublishControl(context.Background(), e.copts, topic, key, c); err != nil {
@@ -354,15 +343,45 @@ func TestControlRecords(t *testing.T) {
 		t.Fatalf("bad action: got %v", err)
 	}
 	replayRecords(t, e.copts, func(r *kgo.Record) bool { return strings.Contains(string(r.Value), `"version":3`) })
-	rejected := func(reason string) uint64 {
-		return set.GetOrCreateCounter(`unirec_snapshot_rejected_total{reason="` + reason + `"}`).Get()
+	streamtest.WaitFor(t, 30*time.Second, "the replayed control record to be refused", func() bool { return w.rejected("replay") == 2 })
+	if got := w.obeyed(); len(got) != 2 || got[0].Version != 3 || got[1].Action != ActionResume || w.rejected("unauthenticated") != 1 || w.rejected("model_id") != 1 {
+		t.Fatalf("got %+v; rejected: unauthenticated %d, model_id %d", got, w.rejected("unauthenticated"), w.rejected("model_id"))
 	}
-	streamtest.WaitFor(t, 30*time.Second, "the replayed control record to be refused", func() bool { return rejected("replay") == 2 })
-	mu.Lock()
-	defer mu.Unlock()
-	if len(got) != 2 || got[0].Version != 3 || got[1].Action != ActionResume || rejected("unauthenticated") != 1 || rejected("model_id") != 1 {
-		t.Fatalf("got %+v; rejected: unauthenticated %d, model_id %d", got, rejected("unauthenticated"), rejected("model_id"))
-	}
+}
+
+// controlWatch is a subscriber of model "test" at an injected clock that
+// keeps the control records it obeys.
+type controlWatch struct {
+	mu  sync.Mutex
+	got []Control
+	set *metrics.Set
+}
+
+// watchControls subscribes to the topic with the test key and a one-hour
+// control max age at clock now, until the test ends.
+func (e *env) watchControls(now time.Time) *controlWatch {
+	w := &controlWatch{set: metrics.NewSet()}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Subscribe(ctx, SubscriberOptions{Client: e.copts, Topic: topic, Key: testKey, ModelID: "test", ControlMaxAge: time.Hour,
+			Now: func() time.Time { return now }, Metrics: w.set, Logf: e.t.Logf},
+			Handler{Apply: func(*Update) error { return nil }, Control: func(c Control) { w.mu.Lock(); w.got = append(w.got, c); w.mu.Unlock() }})
+	}()
+	e.t.Cleanup(func() { cancel(); <-done })
+	return w
+}
+
+// obeyed returns the control records obeyed so far.
+func (w *controlWatch) obeyed() []Control {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.got)
+}
+
+func (w *controlWatch) rejected(reason string) uint64 {
+	return w.set.GetOrCreateCounter(`unirec_snapshot_rejected_total{reason="` + reason + `"}`).Get()
 }
 
 // replayRecords copies, as an attacker with write access to the topic
