@@ -10,9 +10,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/unirec/unirec/ingest"
-	"github.com/unirec/unirec/online"
-	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/snapshot"
 )
 
@@ -154,27 +151,7 @@ func TestBatcherConcurrentCallers(t *testing.T) {
 // concurrent requests identically, with exclusions and parallel shards,
 // and with the memory boosts of a trained model.
 func TestReplicaBatchingIsExact(t *testing.T) {
-	reg, err := ingest.NewRegistry(ingest.DefaultCanvases())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := model.DefaultModelConfig()
-	cfg.Dim, cfg.Memory.Enabled = 4, true
-	tr, err := online.OpenTrainer(online.TrainerOptions{Model: cfg, Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	exs, owns := plantedCategories(reg, 3000)
-	for i := range exs {
-		if err := tr.Apply(&exs[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c, err := tr.Capture()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, reg, owns := trainedOnPlanted(t, 4, true, 3000)
 	var reqs []*Request
 	for cat := range owns {
 		reqs = append(reqs, &Request{UseCase: "category_exploration", K: 5, Exclude: owns[cat][:1],

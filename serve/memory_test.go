@@ -45,22 +45,23 @@ func plantedCategories(reg *ingest.Registry, n int) ([]stream.Example, map[strin
 	return exs, owns
 }
 
-// recallOfPlanted trains a dim-2 model on the planted world and returns
-// the recall@3 of each category's own items through a replica.
-func recallOfPlanted(t *testing.T, memory bool) float64 {
+// trainedOnPlanted trains a model of dim (memory on or off) on n
+// examples of the planted world and returns its capture, the registry and
+// each category's own items.
+func trainedOnPlanted(t *testing.T, dim int, memory bool, n int) (*model.Capture, *ingest.Registry, map[string][]string) {
 	t.Helper()
 	reg, err := ingest.NewRegistry(ingest.DefaultCanvases())
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := model.DefaultModelConfig()
-	cfg.Dim, cfg.Memory.Enabled = 2, memory
+	cfg.Dim, cfg.Memory.Enabled = dim, memory
 	tr, err := online.OpenTrainer(online.TrainerOptions{Model: cfg, Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tr.Close()
-	exs, owns := plantedCategories(reg, 6000)
+	exs, owns := plantedCategories(reg, n)
 	for i := range exs {
 		if err := tr.Apply(&exs[i]); err != nil {
 			t.Fatal(err)
@@ -70,6 +71,14 @@ func recallOfPlanted(t *testing.T, memory bool) float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c, reg, owns
+}
+
+// recallOfPlanted trains a dim-2 model on the planted world and returns
+// the recall@3 of each category's own items through a replica.
+func recallOfPlanted(t *testing.T, memory bool) float64 {
+	t.Helper()
+	c, reg, owns := trainedOnPlanted(t, 2, memory, 6000)
 	r := replicaWith(t, reg, snapshot.UpdateOf(nil, c))
 	hits := 0
 	for cat, items := range owns {
