@@ -33,6 +33,22 @@ func getModel(api string) modelState {
 	return m
 }
 
+// postResume posts /admin/resume to the replica at api with bearer as its
+// token (none when empty) and returns the status code.
+func postResume(t *testing.T, api, bearer string) int {
+	t.Helper()
+	req, _ := http.NewRequest("POST", "http://"+api+"/admin/resume", nil)
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 // getJSON GETs url into v; an answer other than 200 is an error.
 func getJSON(url string, v any) error {
 	resp, err := http.Get(url)
@@ -111,22 +127,10 @@ serve:
 		t.Fatalf("during the rollback: %+v", m)
 	}
 
-	post := func(token string) int {
-		req, _ := http.NewRequest("POST", "http://"+api+"/admin/resume", nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	if code := post("wrong"); code != http.StatusUnauthorized {
+	if code := postResume(t, api, "wrong"); code != http.StatusUnauthorized {
 		t.Fatalf("resume with a wrong token: %d", code)
 	}
-	if code := post("e2e-admin-token-0123456789"); code != http.StatusOK {
+	if code := postResume(t, api, "e2e-admin-token-0123456789"); code != http.StatusOK {
 		t.Fatalf("resume: %d", code)
 	}
 	if m := getModel(api); m.Held || m.Version <= target || !slices.Contains(m.Recent, m.Version) {

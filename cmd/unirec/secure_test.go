@@ -64,22 +64,10 @@ func TestRunIsSecureByDefault(t *testing.T) {
 		t.Fatal("an unsigned control record rolled the replica back")
 	}
 
-	post := func(bearer string) int {
-		req, _ := http.NewRequest("POST", "http://"+s.api+"/admin/resume", nil)
-		if bearer != "" {
-			req.Header.Set("Authorization", "Bearer "+bearer)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	if code := post(""); code != http.StatusUnauthorized {
+	if code := postResume(t, s.api, ""); code != http.StatusUnauthorized {
 		t.Errorf("admin resume without a token: %d, want 401", code)
 	}
-	if code := post(strings.TrimSpace(string(secret))); code != http.StatusOK {
+	if code := postResume(t, s.api, strings.TrimSpace(string(secret))); code != http.StatusOK {
 		t.Errorf("admin resume with the generated token: %d, want 200", code)
 	}
 }
