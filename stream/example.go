@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math"
 )
 
@@ -81,11 +82,53 @@ func AppendExample(dst []byte, e *Example) []byte {
 
 // DecodeExample decodes b into e, reusing e's slices.
 func DecodeExample(b []byte, e *Example) error {
-	d := decoder{b: b}
+	return decodeExample(decoder{b: b}, e)
+}
+
+// ExampleDecoder decodes examples as DecodeExample does, but returns one
+// string for equal names and ids it has recently seen (tasks, field names,
+// item and user ids, item types, titles and categories): a consumer that decodes a stream of
+// examples then allocates each recurring string about once, not once per
+// example. The cache is direct-mapped and bounded (stringCacheSlots
+// strings of up to stringCacheMax bytes); event and request ids, unique per
+// event, bypass it. Not safe for concurrent use.
+type ExampleDecoder struct {
+	seed    maphash.Seed
+	strings []string
+}
+
+const (
+	stringCacheSlots = 1 << 13
+	stringCacheMax   = 64
+)
+
+// NewExampleDecoder returns a decoder with an empty string cache.
+func NewExampleDecoder() *ExampleDecoder {
+	return &ExampleDecoder{seed: maphash.MakeSeed(), strings: make([]string, stringCacheSlots)}
+}
+
+// Decode decodes b into e, reusing e's slices.
+func (x *ExampleDecoder) Decode(b []byte, e *Example) error {
+	return decodeExample(decoder{b: b, cache: x}, e)
+}
+
+// of returns the cached string equal to b, caching it first on a miss.
+func (x *ExampleDecoder) of(b []byte) string {
+	if len(b) > stringCacheMax {
+		return string(b)
+	}
+	slot := &x.strings[maphash.Bytes(x.seed, b)&(stringCacheSlots-1)]
+	if *slot != string(b) {
+		*slot = string(b)
+	}
+	return *slot
+}
+
+func decodeExample(d decoder, e *Example) error {
 	if v := d.byte(); v != exampleCodecVersion {
 		return fmt.Errorf("%w: codec version %d, want %d", ErrBadExample, v, exampleCodecVersion)
 	}
-	e.Task, e.EventID, e.RequestID, e.ItemID, e.Action = d.string(), d.string(), d.string(), d.string(), d.string()
+	e.Task, e.EventID, e.RequestID, e.ItemID, e.Action = d.string(), d.unique(), d.unique(), d.string(), d.string()
 	e.EventTime = d.varint()
 	e.Label, e.Weight, e.SampleProb = d.float32(), d.float32(), d.float32()
 	e.Position = int32(d.varint())
@@ -114,10 +157,12 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, s...)
 }
 
-// decoder reads the primitives of the example codec; the first error sticks.
+// decoder reads the primitives of the example codec; the first error
+// sticks. Strings that recur come from cache when it is set.
 type decoder struct {
-	b   []byte
-	err error
+	b     []byte
+	err   error
+	cache *ExampleDecoder
 }
 
 func (d *decoder) fail(what string) {
@@ -167,14 +212,28 @@ func (d *decoder) count() int {
 	return int(n)
 }
 
+// string reads a string that may recur (a name or an id).
 func (d *decoder) string() string {
+	b := d.bytes()
+	if d.cache == nil || len(b) == 0 {
+		return string(b)
+	}
+	return d.cache.of(b)
+}
+
+// unique reads a string that does not recur (an event's own id).
+func (d *decoder) unique() string {
+	return string(d.bytes())
+}
+
+func (d *decoder) bytes() []byte {
 	n := d.count()
 	if d.err != nil {
-		return ""
+		return nil
 	}
-	s := string(d.b[:n])
+	b := d.b[:n]
 	d.b = d.b[n:]
-	return s
+	return b
 }
 
 func (d *decoder) float32() float32 {

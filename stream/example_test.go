@@ -3,8 +3,10 @@ package stream
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
+	"unsafe"
 )
 
 func TestExampleRoundTrip(t *testing.T) {
@@ -27,15 +29,57 @@ func TestExampleRoundTrip(t *testing.T) {
 	}
 }
 
+// TestExampleDecoderSharesRecurringStrings: the cached decoder returns the
+// same string for a recurring name or id (no allocation), a fresh one for
+// event ids, and the right strings whatever evicts whom.
+func TestExampleDecoderSharesRecurringStrings(t *testing.T) {
+	dec := NewExampleDecoder()
+	in := Example{Task: "search", EventID: "e-1", ItemID: "m-1", Context: []Field{{"user_id", "u-7"}}}
+	b := AppendExample(nil, &in)
+	var first, second Example
+	if err := dec.Decode(b, &first); err != nil {
+		t.Fatal(err)
+	}
+	if err := dec.Decode(b, &second); err != nil {
+		t.Fatal(err)
+	}
+	if unsafe.StringData(first.ItemID) != unsafe.StringData(second.ItemID) ||
+		unsafe.StringData(first.Context[0].Value) != unsafe.StringData(second.Context[0].Value) {
+		t.Errorf("a recurring item or user id was allocated again")
+	}
+	if unsafe.StringData(first.EventID) == unsafe.StringData(second.EventID) {
+		t.Errorf("event ids went through the cache")
+	}
+	for i := range 4 * stringCacheSlots { // more ids than slots: every slot is replaced
+		in.ItemID, in.Context[0].Value = fmt.Sprintf("item-%d", i), fmt.Sprintf("user-%d", i%97)
+		var out Example
+		if err := dec.Decode(AppendExample(nil, &in), &out); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(in, out) {
+			t.Fatalf("decoded %+v, want %+v", out, in)
+		}
+	}
+}
+
 // FuzzDecodeExample: no input makes the decoder panic, and whatever it
 // accepts re-encodes to bytes that decode and encode again to the same
 // bytes (NaN labels included, which DeepEqual cannot compare).
+// The cached decoder, shared by every input, decodes exactly the same.
 func FuzzDecodeExample(f *testing.F) {
 	f.Add(AppendExample(nil, &Example{Task: "t", Context: []Field{{"a", "b"}}}))
+	dec := NewExampleDecoder()
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var ex Example
-		if DecodeExample(b, &ex) != nil {
+		var ex, cached Example
+		err := DecodeExample(b, &ex)
+		if cerr := dec.Decode(b, &cached); (err == nil) != (cerr == nil) {
+			t.Fatalf("DecodeExample: %v, the cached decoder: %v", err, cerr)
+		}
+		if err != nil {
 			return
+		}
+		if !bytes.Equal(AppendExample(nil, &ex), AppendExample(nil, &cached)) {
+			t.Fatalf("the cached decoder decoded %+v, DecodeExample %+v", cached, ex)
 		}
 		enc := AppendExample(nil, &ex)
 		var again Example
