@@ -3,6 +3,7 @@ package online
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -42,6 +43,7 @@ type prepared struct {
 type features struct {
 	ctx, item []uint64
 	mem       []model.MemoryKey
+	memX      []float32 // memory features read for mem (readMemory)
 	user      uint64
 }
 
@@ -61,6 +63,7 @@ func (f *features) featurize(feat model.Featurizer, mem model.MemoryConfig, ex *
 // ErrOffsetOutOfRange: the client does not rewind silently.
 func (t *Trainer) prepare(ctx context.Context, cl *kgo.Client, free <-chan *batch, ready chan<- *batch) error {
 	var b *batch
+	dec := stream.NewExampleDecoder()
 	send := func() bool {
 		select {
 		case ready <- b:
@@ -101,7 +104,7 @@ func (t *Trainer) prepare(ctx context.Context, cl *kgo.Client, free <-chan *batc
 					return
 				}
 			}
-			b.add(t.feat, t.cfg.Memory, r)
+			b.add(dec, t.feat, t.cfg.Memory, r)
 		})
 		if !ok || !send() {
 			return nil
@@ -111,15 +114,47 @@ func (t *Trainer) prepare(ctx context.Context, cl *kgo.Client, free <-chan *batc
 }
 
 // add decodes and featurizes r into the next slot of b.
-func (b *batch) add(f model.Featurizer, mem model.MemoryConfig, r *kgo.Record) {
+func (b *batch) add(dec *stream.ExampleDecoder, f model.Featurizer, mem model.MemoryConfig, r *kgo.Record) {
 	if b.n == len(b.recs) {
 		b.recs = append(b.recs, prepared{})
 	}
 	p := &b.recs[b.n]
 	b.n++
 	p.partition, p.offset = r.Partition, r.Offset
-	if p.err = stream.DecodeExample(r.Value, &p.ex); p.err != nil {
+	if p.err = dec.Decode(r.Value, &p.ex); p.err != nil {
+		return
+	}
+	if b.n > 1 && sameContext(&b.recs[b.n-2], p) {
+		p.f.copyContext(&b.recs[b.n-2].f)
+		p.f.item = f.Item(p.f.item[:0], p.ex.Task, p.ex.ItemID, p.ex.Item)
 		return
 	}
 	p.f.featurize(f, mem, &p.ex)
+}
+
+// sameContext says whether q's example has the context features of p's:
+// the examples of one request (a positive and its negatives, the items of
+// one impression) share task, context and hour, so their context side is
+// featurized once.
+func sameContext(p, q *prepared) bool {
+	return p.err == nil && p.ex.Task == q.ex.Task && hourOf(p.ex.EventTime) == hourOf(q.ex.EventTime) &&
+		slices.Equal(p.ex.Context, q.ex.Context)
+}
+
+// hourOf is the hour since the epoch of a time in ms: context features
+// read the hour of day and the weekday, both functions of it.
+func hourOf(ms int64) int64 {
+	const hour = 3_600_000
+	h := ms / hour
+	if ms%hour < 0 {
+		h--
+	}
+	return h
+}
+
+// copyContext takes the context side (features, memory keys, user) of o.
+func (f *features) copyContext(o *features) {
+	f.ctx = append(f.ctx[:0], o.ctx...)
+	f.mem = append(f.mem[:0], o.mem...)
+	f.user = o.user
 }

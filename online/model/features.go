@@ -27,6 +27,16 @@ const (
 	fieldQuery    = "query"
 )
 
+// The namespaces' hashes, computed once: featurizing hashes them for every
+// example otherwise.
+var (
+	hTask, hQuery, hQueryPair = xxhash.Sum64String(nsTask), xxhash.Sum64String(nsQuery), xxhash.Sum64String(nsQueryPair)
+	hHour, hWeekday           = xxhash.Sum64String(nsHour), xxhash.Sum64String(nsWeekday)
+	hContext, hItem           = xxhash.Sum64String(nsContext), xxhash.Sum64String(NamespaceItem)
+	hItemType, hItemCat       = xxhash.Sum64String(nsItemType), xxhash.Sum64String(nsItemCat)
+	hItemTitle                = xxhash.Sum64String(nsItemTitle)
+)
+
 // Featurizer maps contexts and items to hashed feature ids. It allocates
 // nothing: ids are a namespace seed mixed with a hash of the value, and
 // tokens are hashed as they are scanned.
@@ -38,12 +48,17 @@ type Featurizer struct {
 
 // FeatureID is the hashed id of (namespace, value) for a task.
 func (f Featurizer) FeatureID(task, ns, value string) uint64 {
+	return f.featureID(task, xxhash.Sum64String(ns), value)
+}
+
+func (f Featurizer) featureID(task string, ns uint64, value string) uint64 {
 	return Mix64(f.seed(task, ns) ^ xxhash.Sum64String(value))
 }
 
-// seed is the hash of a namespace, and of the task in isolated mode.
-func (f Featurizer) seed(task, ns string) uint64 {
-	h := xxhash.Sum64String(ns)
+// seed is the hash of a namespace (ns, its hash), and of the task in
+// isolated mode.
+func (f Featurizer) seed(task string, ns uint64) uint64 {
+	h := ns
 	if f.Isolated {
 		h = Mix64(h ^ xxhash.Sum64String(task)*0x9e3779b97f4a7c15)
 	}
@@ -53,7 +68,7 @@ func (f Featurizer) seed(task, ns string) uint64 {
 // contextSeed is the seed of a context field's namespace ("c:" + name)
 // without building the string.
 func (f Featurizer) contextSeed(task, name string) uint64 {
-	h := Mix64(xxhash.Sum64String(nsContext) ^ xxhash.Sum64String(name))
+	h := Mix64(hContext ^ xxhash.Sum64String(name))
 	if f.Isolated {
 		h = Mix64(h ^ xxhash.Sum64String(task)*0x9e3779b97f4a7c15)
 	}
@@ -72,7 +87,7 @@ func Mix64(z uint64) uint64 {
 // unified context field (sentinel values included), query tokens and
 // bigrams, and the hour of day and day of week of t.
 func (f Featurizer) Context(dst []uint64, task string, ctx []stream.Field, t time.Time) []uint64 {
-	dst = append(dst, f.FeatureID(task, nsTask, task))
+	dst = append(dst, f.featureID(task, hTask, task))
 	for _, fl := range ctx {
 		if fl.Name == fieldQuery && fl.Value != "" {
 			n := len(dst)
@@ -84,13 +99,13 @@ func (f Featurizer) Context(dst []uint64, task string, ctx []stream.Field, t tim
 		dst = append(dst, Mix64(f.contextSeed(task, fl.Name)^xxhash.Sum64String(fl.Value)))
 	}
 	t = t.UTC()
-	dst = append(dst, Mix64(f.seed(task, nsHour)^uint64(t.Hour())))
-	return append(dst, Mix64(f.seed(task, nsWeekday)^uint64(t.Weekday())))
+	dst = append(dst, Mix64(f.seed(task, hHour)^uint64(t.Hour())))
+	return append(dst, Mix64(f.seed(task, hWeekday)^uint64(t.Weekday())))
 }
 
 // queryTokens appends the ids of the tokens of q and of its bigrams.
 func (f Featurizer) queryTokens(dst []uint64, task, q string) []uint64 {
-	tok, pair := f.seed(task, nsQuery), f.seed(task, nsQueryPair)
+	tok, pair := f.seed(task, hQuery), f.seed(task, hQueryPair)
 	var prev uint64
 	first := true
 	forEachToken(q, func(h uint64) {
@@ -107,18 +122,18 @@ func (f Featurizer) queryTokens(dst []uint64, task, q string) []uint64 {
 // (type, categories, title tokens), so an item with metadata but no history
 // still gets a vector. The first ItemIDRows ids are the identity rows.
 func (f Featurizer) Item(dst []uint64, task, id string, meta stream.ItemMeta) []uint64 {
-	dst = append(dst, f.FeatureID(task, NamespaceItem, id))
+	dst = append(dst, f.featureID(task, hItem, id))
 	if meta.Type != "" {
-		dst = append(dst, f.FeatureID(task, nsItemType, meta.Type))
+		dst = append(dst, f.featureID(task, hItemType, meta.Type))
 	}
 	if len(meta.Categories) > 0 {
-		cat := f.seed(task, nsItemCat)
+		cat := f.seed(task, hItemCat)
 		for _, c := range meta.Categories {
 			dst = append(dst, Mix64(cat^foldHash(c)))
 		}
 	}
 	if meta.Title != "" {
-		title := f.seed(task, nsItemTitle)
+		title := f.seed(task, hItemTitle)
 		forEachToken(meta.Title, func(h uint64) { dst = append(dst, Mix64(title^h)) })
 	}
 	return dst

@@ -99,7 +99,7 @@ func (c MemoryConfig) MemoryKeys(dst []MemoryKey, task string, ctx []stream.Fiel
 	if !c.Enabled {
 		return dst
 	}
-	seed := Mix64(xxhash.Sum64String("mem") ^ xxhash.Sum64String(task)*0x9e3779b97f4a7c15)
+	seed := Mix64(hMemory ^ xxhash.Sum64String(task)*0x9e3779b97f4a7c15)
 	for _, fl := range ctx {
 		if fl.Value == "" || fl.Value == sentinel || slices.Contains(c.Exclude, fl.Name) {
 			continue
@@ -112,6 +112,8 @@ func (c MemoryConfig) MemoryKeys(dst []MemoryKey, task string, ctx []stream.Fiel
 	}
 	return dst
 }
+
+var hMemory = xxhash.Sum64String("mem")
 
 // MemoryUserField is the context field that names the user: a memory
 // count read for an example leaves out the latest engagements of its own
