@@ -26,18 +26,28 @@ func (t *Trainer) Apply(ex *stream.Example) error {
 
 func (t *Trainer) apply(ex *stream.Example) error {
 	t.scratch.f.featurize(t.feat, t.cfg.Memory, ex)
-	return t.learn(ex, &t.scratch.f)
+	return t.learnInline(ex, &t.scratch.f)
 }
 
-// learn applies an example whose features are f.
-func (t *Trainer) learn(ex *stream.Example, f *features) error {
-	s := &t.scratch
-	now := ex.EventTime
+// learnInline applies an example whose features are f, reading its memory
+// features itself. With max_rows, rows are first paged out by a commit
+// when the example's could pass it: the commit must not hold the example's
+// own counts, so they are read after it.
+func (t *Trainer) learnInline(ex *stream.Example, f *features) error {
 	if t.opts.MaxRows > 0 && t.tab.len()+len(f.ctx)+len(f.item) > t.opts.MaxRows {
 		if err := t.commitLocked(); err != nil {
 			return err
 		}
 	}
+	wm := t.watermark
+	t.mem.readMemory(ex, f, &wm)
+	return t.learn(ex, f)
+}
+
+// learn applies an example whose features are f, memory features read.
+func (t *Trainer) learn(ex *stream.Example, f *features) error {
+	s := &t.scratch
+	now := ex.EventTime
 	var err error
 	if s.ctxSlots, err = t.lookup(s.ctxSlots[:0], f.ctx, now); err != nil {
 		return err
@@ -51,16 +61,12 @@ func (t *Trainer) learn(ex *stream.Example, f *features) error {
 	ctxBias := model.ContextVector(s.cp, s.c, ts.p, s.ctxRows)
 	model.ItemVector(s.v, s.itemRows)
 	z := model.Logit(s.cp, ctxBias, s.v)
-	if t.cfg.Memory.Enabled {
-		z += t.memoryTerm(ex, f, ts)
-	}
+	z += memoryTerm(f, ts)
 	t.progress.Observe(ex.Task, model.Sigmoid(z), ex.Label, ex.Weight)
 	dz, ok := t.cfg.Gradient(model.Sigmoid(t.cfg.TrainingLogit(z, ex.SampleProb)), ex.Label, ex.Weight)
 	if ok {
 		t.update(ts, dz)
-	}
-	if t.cfg.Memory.Enabled {
-		t.updateMemory(ex, f, ts, dz, ok)
+		t.learnMemory(f, ts, dz)
 	}
 	t.track(ex)
 	return nil

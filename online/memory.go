@@ -3,8 +3,10 @@ package online
 import (
 	"cmp"
 	"maps"
-	"math"
 	"slices"
+	"strings"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/unirec/unirec/online/model"
 )
@@ -17,11 +19,75 @@ import (
 // space-saving replacement, and contexts beyond max_contexts are dropped
 // least recently updated first, ties by key.
 
-// memList is one context's list: counts stored relative to ref.
+// memList is one context's list: counts stored relative to ref, in a
+// slice indexed by the items' hashes (a string-keyed map was most of the
+// memory's cost: every example reads a count, most of them absent).
 type memList struct {
-	counts map[string]memCount
-	ref    int64 // event time (ms) the stored counts are relative to
-	last   int64 // event time of the last update (expiry, eviction)
+	entries []memEntry
+	index   map[uint64]int32 // item hash -> position in entries
+	// collided is set once two items of the list shared a hash: the one
+	// not indexed is then found by a scan.
+	collided bool
+	ref      int64 // event time (ms) the stored counts are relative to
+	last     int64 // event time of the last update (expiry, eviction)
+}
+
+// memEntry is an item of a list: its count, and the commit generation
+// that last marked it for writing.
+type memEntry struct {
+	item string
+	hash uint64
+	memCount
+	marked uint64
+}
+
+func newMemList(ref int64) *memList {
+	return &memList{index: map[uint64]int32{}, ref: ref}
+}
+
+func itemHash(item string) uint64 { return xxhash.Sum64String(item) }
+
+// find returns the position of item (its hash h), -1 when absent.
+func (l *memList) find(item string, h uint64) int {
+	if i, ok := l.index[h]; ok && l.entries[i].item == item {
+		return int(i)
+	}
+	if l.collided {
+		for i := range l.entries {
+			if l.entries[i].item == item {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// insert appends item with count c and returns its position.
+func (l *memList) insert(item string, h uint64, c memCount) int {
+	i := len(l.entries)
+	l.entries = append(l.entries, memEntry{item: item, hash: h, memCount: c})
+	if _, taken := l.index[h]; taken {
+		l.collided = true
+	} else {
+		l.index[h] = int32(i)
+	}
+	return i
+}
+
+// remove deletes the entry at i; the last entry takes its place.
+func (l *memList) remove(i int) {
+	if j, ok := l.index[l.entries[i].hash]; ok && int(j) == i {
+		delete(l.index, l.entries[i].hash)
+	}
+	last := len(l.entries) - 1
+	if i != last {
+		l.entries[i] = l.entries[last]
+		if j, ok := l.index[l.entries[i].hash]; ok && int(j) == last {
+			l.index[l.entries[i].hash] = int32(i)
+		}
+	}
+	l.entries[last] = memEntry{}
+	l.entries = l.entries[:last]
 }
 
 // memCount is an item's space-saving count: n counts the engagements
@@ -45,10 +111,12 @@ type memory struct {
 	ttl   int64 // ms; 0 never expires
 	lists map[uint64]*memList
 	dirty map[uint64]struct{} // changed or deleted since the last commit
-	// items holds, per dirty key, the items set or evicted since the last
-	// commit (the store writes a record per item); cleared the keys whose
-	// list was dropped since (their records are deleted first).
-	items   map[uint64]map[string]struct{}
+	// touched holds the items set or evicted since the last commit (the
+	// store writes a record per item), each once per generation gen of
+	// commits; cleared the keys whose list was dropped or rewritten since
+	// (their records are deleted first).
+	touched []memRef
+	gen     uint64
 	cleared map[uint64]struct{}
 	changed map[uint64]struct{} // changed or deleted since the last capture
 	// exported holds the lists as the last capture exported them: a
@@ -57,9 +125,15 @@ type memory struct {
 	exported map[uint64]model.MemoryList
 }
 
+// memRef names an item of a list.
+type memRef struct {
+	key  uint64
+	item string
+}
+
 func newMemory(cfg model.MemoryConfig, ttl int64) *memory {
 	return &memory{cfg: cfg, ttl: ttl, lists: map[uint64]*memList{}, dirty: map[uint64]struct{}{},
-		items: map[uint64]map[string]struct{}{}, cleared: map[uint64]struct{}{},
+		gen: 1, cleared: map[uint64]struct{}{},
 		changed: map[uint64]struct{}{}, exported: map[uint64]model.MemoryList{}}
 }
 
@@ -74,17 +148,18 @@ func (m *memory) list(key uint64, watermark int64) *memList {
 	return l
 }
 
-// count is the decayed count of item in key's list at time at, without
-// the latest engagements of user (0: none known).
-func (m *memory) count(key uint64, item string, user uint64, at, watermark int64) float64 {
+// count is the decayed count of item (hash h) in key's list at time at,
+// without the latest engagements of user (0: none known).
+func (m *memory) count(key uint64, item string, h uint64, user uint64, at, watermark int64) float64 {
 	l := m.list(key, watermark)
 	if l == nil {
 		return 0
 	}
-	c, ok := l.counts[item]
-	if !ok {
+	i := l.find(item, h)
+	if i < 0 {
 		return 0
 	}
+	c := l.entries[i].memCount
 	n := c.n - c.err
 	if user != 0 && c.user == user {
 		n -= c.own
@@ -92,32 +167,36 @@ func (m *memory) count(key uint64, item string, user uint64, at, watermark int64
 	return max(0, n) * model.Decay(l.ref, at, m.cfg.HalfLife)
 }
 
-// add counts an engagement of weight w by user with item in key's list at
-// time at.
-func (m *memory) add(key uint64, item string, user uint64, w float64, at, watermark int64) {
+// add counts an engagement of weight w by user with item (hash h) in key's
+// list at time at.
+func (m *memory) add(key uint64, item string, h uint64, user uint64, w float64, at, watermark int64) {
 	l := m.list(key, watermark)
 	if l == nil {
 		m.makeRoom()
-		l = &memList{counts: map[string]memCount{}, ref: at}
+		l = newMemList(at)
 		m.lists[key] = l
 	}
 	m.rebase(key, l, at)
-	c, ok := l.counts[item]
-	if !ok && len(l.counts) >= m.cfg.ItemsPerContext {
-		low := smallest(l.counts)
-		c = memCount{n: l.counts[low].n, err: l.counts[low].n}
-		delete(l.counts, low)
-		m.markItem(key, low)
+	i := l.find(item, h)
+	if i < 0 {
+		var c memCount
+		if len(l.entries) >= m.cfg.ItemsPerContext {
+			low := l.smallest()
+			c = memCount{n: l.entries[low].n, err: l.entries[low].n}
+			m.touch(key, l, low)
+			l.remove(low)
+		}
+		i = l.insert(item, h, c)
 	}
+	e := &l.entries[i]
 	v := w / model.Decay(l.ref, at, m.cfg.HalfLife)
-	if c.user != user {
-		c.user, c.own = user, 0
+	if e.user != user {
+		e.user, e.own = user, 0
 	}
-	c.n += v
-	c.own += v
-	l.counts[item] = c
+	e.n += v
+	e.own += v
 	l.last = max(l.last, at)
-	m.markItem(key, item)
+	m.touch(key, l, i)
 }
 
 // rebase keeps stored values finite under a half-life: once at is 64
@@ -128,23 +207,23 @@ func (m *memory) rebase(key uint64, l *memList, at int64) {
 		return
 	}
 	f := model.Decay(l.ref, at, m.cfg.HalfLife)
-	for item, c := range l.counts {
-		l.counts[item] = memCount{n: c.n * f, err: c.err * f, own: c.own * f, user: c.user}
-	}
 	l.ref = at
 	m.cleared[key] = struct{}{} // every item changed: rewrite the list
-	for item := range l.counts {
-		m.markItem(key, item)
+	for i := range l.entries {
+		e := &l.entries[i]
+		e.n, e.err, e.own = e.n*f, e.err*f, e.own*f
+		m.touch(key, l, i)
 	}
 }
 
-// smallest is the item with the smallest n, ties to the greatest id.
-func smallest(counts map[string]memCount) string {
-	var low string
-	best := math.Inf(1)
-	for item, c := range counts {
-		if c.n < best || c.n == best && item > low {
-			low, best = item, c.n
+// smallest is the position of the item with the smallest n, ties to the
+// greatest id.
+func (l *memList) smallest() int {
+	low := 0
+	for i := 1; i < len(l.entries); i++ {
+		e, b := &l.entries[i], &l.entries[low]
+		if e.n < b.n || e.n == b.n && e.item > b.item {
+			low = i
 		}
 	}
 	return low
@@ -167,27 +246,26 @@ func (m *memory) makeRoom() {
 
 func (m *memory) drop(key uint64) {
 	delete(m.lists, key)
-	delete(m.items, key)
 	m.cleared[key] = struct{}{}
 	m.mark(key)
 }
 
-// markItem marks key's list and its item changed.
-func (m *memory) markItem(key uint64, item string) {
+// touch marks key's list and its item at i changed (once a generation).
+func (m *memory) touch(key uint64, l *memList, i int) {
 	m.mark(key)
-	its := m.items[key]
-	if its == nil {
-		its = map[string]struct{}{}
-		m.items[key] = its
+	if e := &l.entries[i]; e.marked != m.gen {
+		e.marked = m.gen
+		m.touched = append(m.touched, memRef{key, e.item})
 	}
-	its[item] = struct{}{}
 }
 
 // committed forgets what the last commit wrote.
 func (m *memory) committed() {
 	clear(m.dirty)
-	clear(m.items)
+	clear(m.touched)
+	m.touched = m.touched[:0]
 	clear(m.cleared)
+	m.gen++
 }
 
 func (m *memory) mark(key uint64) {
@@ -227,11 +305,12 @@ func (m *memory) capture() []model.MemoryList {
 }
 
 func (l *memList) export(key uint64) model.MemoryList {
-	ml := model.MemoryList{Key: key, Ref: l.ref, Items: make([]model.MemoryItem, 0, len(l.counts))}
-	for _, item := range slices.Sorted(maps.Keys(l.counts)) {
-		if c := l.counts[item]; c.n > c.err {
-			ml.Items = append(ml.Items, model.MemoryItem{Item: item, Count: c.n - c.err})
+	ml := model.MemoryList{Key: key, Ref: l.ref, Items: make([]model.MemoryItem, 0, len(l.entries))}
+	for i := range l.entries {
+		if c := l.entries[i].memCount; c.n > c.err {
+			ml.Items = append(ml.Items, model.MemoryItem{Item: l.entries[i].item, Count: c.n - c.err})
 		}
 	}
+	slices.SortFunc(ml.Items, func(a, b model.MemoryItem) int { return strings.Compare(a.Item, b.Item) })
 	return ml
 }

@@ -5,39 +5,52 @@ import (
 	"github.com/unirec/unirec/stream"
 )
 
-// memoryTerm reads the counts of ex's item in the lists of its context
-// (f.mem: before ex itself is counted, and without the latest engagements
-// of ex's own user) into the scratch features and returns the memory term
-// of the logit.
-func (t *Trainer) memoryTerm(ex *stream.Example, f *features, ts *taskState) float32 {
-	s := &t.scratch
-	s.memX = s.memX[:0]
+// Memory reading and counting depend only on the examples in log order
+// (and the watermark they raise), never on what the learner learned: an
+// example's counts are read before its own positive is counted, with the
+// watermark of the examples before it. So a batch's memory work runs in a
+// goroutine of its own, ahead of the learner and beside it, and the model
+// stays a pure function of the log (memory_stage.go).
+
+// readMemory reads the memory features of ex into f.memX (its counts before
+// ex itself is counted, without the latest engagements of ex's own user),
+// counts a positive in every list of its context, and raises the
+// watermark wm past ex as the learner's track does.
+func (m *memory) readMemory(ex *stream.Example, f *features, wm *int64) {
+	f.memX = f.memX[:0]
+	if len(f.mem) > 0 {
+		h := itemHash(ex.ItemID)
+		for _, k := range f.mem {
+			f.memX = append(f.memX, model.MemoryFeature(m.count(k.ID, ex.ItemID, h, f.user, ex.EventTime, *wm)))
+		}
+		if ex.Label > 0 && ex.Weight > 0 {
+			for _, k := range f.mem {
+				m.add(k.ID, ex.ItemID, h, f.user, float64(ex.Weight), ex.EventTime, *wm)
+			}
+		}
+	}
+	*wm = max(*wm, ex.EventTime)
+}
+
+// memoryTerm is the memory term of the logit: the weights of the example's
+// fields times the features readMemory read.
+func memoryTerm(f *features, ts *taskState) float32 {
 	var m float32
-	for _, k := range f.mem {
-		x := model.MemoryFeature(t.mem.count(k.ID, ex.ItemID, f.user, ex.EventTime, t.watermark))
-		s.memX = append(s.memX, x)
-		m += ts.p.Memory[k.Field] * x
+	for i, k := range f.mem {
+		m += ts.p.Memory[k.Field] * f.memX[i]
 	}
 	return m
 }
 
-// updateMemory takes one AdaGrad step on the weights of the features the
-// example read, then counts a positive in every list of its context.
-func (t *Trainer) updateMemory(ex *stream.Example, f *features, ts *taskState, dz float32, learn bool) {
-	s := &t.scratch
-	if learn {
-		lr := float32(t.cfg.Memory.LearningRate)
-		for i, k := range f.mem {
-			if x := s.memX[i]; x != 0 {
-				w, acc := ts.p.Memory[k.Field], ts.accMemory[k.Field]
-				adagrad(&w, &acc, dz*x, lr)
-				ts.p.Memory[k.Field], ts.accMemory[k.Field] = w, acc
-			}
-		}
-	}
-	if ex.Label > 0 && ex.Weight > 0 {
-		for _, k := range f.mem {
-			t.mem.add(k.ID, ex.ItemID, f.user, float64(ex.Weight), ex.EventTime, t.watermark)
+// learnMemory takes one AdaGrad step on the weights of the features the
+// example read.
+func (t *Trainer) learnMemory(f *features, ts *taskState, dz float32) {
+	lr := float32(t.cfg.Memory.LearningRate)
+	for i, k := range f.mem {
+		if x := f.memX[i]; x != 0 {
+			w, acc := ts.p.Memory[k.Field], ts.accMemory[k.Field]
+			adagrad(&w, &acc, dz*x, lr)
+			ts.p.Memory[k.Field], ts.accMemory[k.Field] = w, acc
 		}
 	}
 }

@@ -29,35 +29,36 @@ func memKey(key uint64) []byte {
 }
 
 func commitMemory(b *pebble.Batch, m *memory) error {
-	for key := range m.dirty {
-		k := memKey(key)
-		if _, ok := m.cleared[key]; ok {
-			end := memKey(key + 1)
-			if key == math.MaxUint64 {
-				end = []byte{prefixMem + 1}
-			}
-			if err := b.DeleteRange(k, end, nil); err != nil {
-				return err
-			}
+	for key := range m.cleared {
+		end := memKey(key + 1)
+		if key == math.MaxUint64 {
+			end = []byte{prefixMem + 1}
 		}
-		l := m.lists[key]
-		if l == nil {
-			continue
-		}
-		if err := b.Set(k, encodeMemHeader(l), nil); err != nil {
+		if err := b.DeleteRange(memKey(key), end, nil); err != nil {
 			return err
 		}
-		for item := range m.items[key] {
-			ik := append(memKey(key), item...)
-			var err error
-			if c, ok := l.counts[item]; ok {
-				err = b.Set(ik, encodeMemCount(c), nil)
-			} else {
-				err = b.Delete(ik, nil)
-			}
-			if err != nil {
+	}
+	for key := range m.dirty {
+		if l := m.lists[key]; l != nil {
+			if err := b.Set(memKey(key), encodeMemHeader(l), nil); err != nil {
 				return err
 			}
+		}
+	}
+	for _, r := range m.touched {
+		l := m.lists[r.key]
+		if l == nil {
+			continue // dropped: its records went with the range
+		}
+		ik := append(memKey(r.key), r.item...)
+		var err error
+		if i := l.find(r.item, itemHash(r.item)); i >= 0 {
+			err = b.Set(ik, encodeMemCount(l.entries[i].memCount), nil)
+		} else {
+			err = b.Delete(ik, nil)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -84,7 +85,9 @@ func loadMemRecord(m *memory, k, v []byte) error {
 		if len(v) != 16 {
 			return errMemoryRecord
 		}
-		m.lists[key] = &memList{counts: map[string]memCount{}, ref: int64(binary.LittleEndian.Uint64(v)), last: int64(binary.LittleEndian.Uint64(v[8:]))}
+		l := newMemList(int64(binary.LittleEndian.Uint64(v)))
+		l.last = int64(binary.LittleEndian.Uint64(v[8:]))
+		m.lists[key] = l
 		return nil
 	}
 	l := m.lists[key]
@@ -92,7 +95,8 @@ func loadMemRecord(m *memory, k, v []byte) error {
 		return errMemoryRecord
 	}
 	f := func(i int) float64 { return math.Float64frombits(binary.LittleEndian.Uint64(v[8*i:])) }
-	l.counts[string(k[9:])] = memCount{n: f(0), err: f(1), own: f(2), user: binary.LittleEndian.Uint64(v[24:])}
+	item := string(k[9:])
+	l.insert(item, itemHash(item), memCount{n: f(0), err: f(1), own: f(2), user: binary.LittleEndian.Uint64(v[24:])})
 	return nil
 }
 

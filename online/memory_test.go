@@ -76,23 +76,60 @@ func TestMemoryLeavesTheUsersOwnHistoryOut(t *testing.T) {
 func TestMemoryCountLeavesUserOut(t *testing.T) {
 	m := newMemory(model.DefaultMemoryConfig(), 0)
 	const key, alice, bob = 1, 11, 22
-	m.add(key, "x", alice, 1, 1000, 1000)
-	m.add(key, "x", alice, 2, 1001, 1001)
+	x := itemHash("x")
+	m.add(key, "x", x, alice, 1, 1000, 1000)
+	m.add(key, "x", x, alice, 2, 1001, 1001)
 	for _, c := range []struct {
 		user uint64
 		want float64
 	}{{alice, 0}, {bob, 3}, {0, 3}} {
-		if got := m.count(key, "x", c.user, 1002, 1002); got != c.want {
+		if got := m.count(key, "x", x, c.user, 1002, 1002); got != c.want {
 			t.Errorf("after alice x3: count for %d = %g, want %g", c.user, got, c.want)
 		}
 	}
-	m.add(key, "x", bob, 1, 1003, 1003)
+	m.add(key, "x", x, bob, 1, 1003, 1003)
 	for _, c := range []struct {
 		user uint64
 		want float64
 	}{{alice, 4}, {bob, 3}} {
-		if got := m.count(key, "x", c.user, 1004, 1004); got != c.want {
+		if got := m.count(key, "x", x, c.user, 1004, 1004); got != c.want {
 			t.Errorf("after bob x1: count for %d = %g, want %g", c.user, got, c.want)
+		}
+	}
+}
+
+// A list finds every item it holds and no other, through inserts and
+// removals, even when items share a hash: hashes are drawn from 3 values
+// here, so most items collide, and a map is the reference.
+func TestMemListFindsEveryItemWhateverItsHash(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	l, ref := newMemList(0), map[string]float64{}
+	hash := func(item string) uint64 { return itemHash(item) % 3 }
+	for step := range 5000 {
+		item := fmt.Sprintf("i%d", rng.IntN(40))
+		i := l.find(item, hash(item))
+		_, in := ref[item]
+		if (i >= 0) != in {
+			t.Fatalf("step %d: find(%s) = %d, but the list holds it: %v", step, item, i, in)
+		}
+		switch {
+		case in && rng.IntN(2) == 0:
+			l.remove(i)
+			delete(ref, item)
+		case in:
+			l.entries[i].n++
+			ref[item]++
+		default:
+			l.insert(item, hash(item), memCount{n: 1})
+			ref[item] = 1
+		}
+	}
+	if len(l.entries) != len(ref) {
+		t.Fatalf("%d entries, want %d", len(l.entries), len(ref))
+	}
+	for item, n := range ref {
+		if i := l.find(item, hash(item)); i < 0 || l.entries[i].n != n {
+			t.Errorf("%s: found at %d, want count %g", item, i, n)
 		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/unirec/unirec/bench/synth"
+	"github.com/unirec/unirec/ingest"
 	"github.com/unirec/unirec/online"
 	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
@@ -208,4 +212,81 @@ func examplesTopic(t *testing.T) (stream.ClientOptions, *kgo.Client) {
 		t.Fatal(err)
 	}
 	return copts, cl
+}
+
+// A trainer consuming the topic reads each batch's memory in a goroutine
+// beside the learner and shares context features within a request; one
+// applying the same examples one by one does neither, and one paging rows
+// through max_rows reads memory inline between its commits. All three
+// must hold the same model, memory lists (with evictions, rebases and
+// dropped and expired contexts) and registries.
+func TestRunLearnsWhatApplyLearns(t *testing.T) {
+	copts, cl := examplesTopic(t)
+	ctx := context.Background()
+	reg, err := ingest.NewRegistry(ingest.DefaultCanvases())
+	if err != nil {
+		t.Fatal(err)
+	}
+	exs := synth.NewWorld(synth.Options{Seed: 6}).Examples(reg, 3000)
+	var recs []*kgo.Record
+	for i := range exs {
+		recs = append(recs, &kgo.Record{Value: stream.AppendExample(nil, &exs[i])})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := model.DefaultModelConfig()
+	cfg.Memory.ItemsPerContext, cfg.Memory.HalfLife, cfg.Memory.MaxContexts = 4, time.Second, 50
+	run := func(maxRows int) *model.Capture {
+		tr, err := online.OpenTrainer(online.TrainerOptions{Model: cfg, Dir: t.TempDir(), Client: copts,
+			Topic: "examples", CommitInterval: 5 * time.Millisecond, MaxRows: maxRows, TTL: 3 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close()
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- tr.Run(rctx) }()
+		for deadline := time.Now().Add(60 * time.Second); tr.Applied() < int64(len(exs)) && time.Now().Before(deadline); {
+			time.Sleep(2 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		c, err := tr.Capture()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	applied, err := online.OpenTrainer(online.TrainerOptions{Model: cfg, Dir: t.TempDir(), TTL: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer applied.Close()
+	for i := range exs {
+		if err := applied.Apply(&exs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := applied.Capture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want.Memory) == 0 {
+		t.Fatal("the examples made no memory list")
+	}
+	for _, c := range []struct {
+		name string
+		got  *model.Capture
+	}{{"consumed", run(0)}, {"consumed with max_rows", run(256)}} {
+		if c.got.Applied != want.Applied || c.got.Watermark != want.Watermark || !slices.Equal(c.got.IDs, want.IDs) ||
+			!slices.Equal(c.got.Weights, want.Weights) || !reflect.DeepEqual(c.got.Tasks, want.Tasks) ||
+			!reflect.DeepEqual(c.got.Memory, want.Memory) || !reflect.DeepEqual(c.got.Items, want.Items) ||
+			!reflect.DeepEqual(c.got.Popular, want.Popular) {
+			t.Errorf("%s: the model differs from the one applied example by example (applied %d, want %d; %d rows, want %d; %d lists, want %d)",
+				c.name, c.got.Applied, want.Applied, len(c.got.IDs), len(want.IDs), len(c.got.Memory), len(want.Memory))
+		}
+	}
 }

@@ -119,7 +119,6 @@ type scratch struct {
 	ctxRows, itemRows   [][]float32
 	c, cp, v, gc, gv    []float32
 	grad, vals          []float32
-	memX                []float32 // memory features of the example's memory keys
 }
 
 // OpenTrainer opens the parameter store and loads the model it holds (up
@@ -270,17 +269,27 @@ func (t *Trainer) Run(ctx context.Context) error {
 func (t *Trainer) applyBatch(b *batch) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// Paging commits part-way through a batch, so the memory must then be
+	// exactly as far as the learner: read inline.
+	var ms *memoryStage
+	if t.cfg.Memory.Enabled && t.opts.MaxRows == 0 {
+		ms = t.startMemory(b)
+		defer ms.finish()
+	}
 	for i := range b.recs[:b.n] {
 		p := &b.recs[i]
 		if p.err != nil {
 			if t.opts.Logf != nil {
 				t.opts.Logf("trainer: skipping undecodable example %d/%d: %v", p.partition, p.offset, p.err)
 			}
-		} else if err := t.learn(&p.ex, &p.f); err != nil {
+		} else if err := t.learnRecord(ms, i, p); err != nil {
 			t.broken = err
 			return err
 		}
 		t.offsets[p.partition] = p.offset + 1
+	}
+	if ms != nil {
+		ms.finish()
 	}
 	if time.Since(t.lastCommit) >= t.opts.CommitInterval {
 		return t.commitLocked()
@@ -290,6 +299,16 @@ func (t *Trainer) applyBatch(b *batch) error {
 
 // consumer starts a read-committed consumer at the stored offsets of every
 // partition of the examples topic.
+// learnRecord learns record i of a batch, its memory read by ms or, without
+// one, inline.
+func (t *Trainer) learnRecord(ms *memoryStage, i int, p *prepared) error {
+	if ms == nil {
+		return t.learnInline(&p.ex, &p.f)
+	}
+	ms.await(i)
+	return t.learn(&p.ex, &p.f)
+}
+
 func (t *Trainer) consumer(ctx context.Context) (*kgo.Client, error) {
 	admin, err := kgo.NewClient(t.opts.Client.Opts()...)
 	if err != nil {
