@@ -29,10 +29,10 @@ func (t *Trainer) apply(ex *stream.Example) error {
 	return t.learnInline(ex, &t.scratch.f)
 }
 
-// learnInline applies an example whose features are f, reading its memory
-// features itself. With max_rows, rows are first paged out by a commit
-// when the example's could pass it: the commit must not hold the example's
-// own counts, so they are read after it.
+// learnInline applies an example whose features are f, doing the log
+// stage's work on it itself (logstage.go). With max_rows, rows are first
+// paged out by a commit when the example's could pass it: the commit must
+// not hold the example's own counts and registrations, so they come after.
 func (t *Trainer) learnInline(ex *stream.Example, f *features) error {
 	if t.opts.MaxRows > 0 && t.tab.len()+len(f.ctx)+len(f.item) > t.opts.MaxRows {
 		if err := t.commitLocked(); err != nil {
@@ -41,6 +41,7 @@ func (t *Trainer) learnInline(ex *stream.Example, f *features) error {
 	}
 	wm := t.watermark
 	t.mem.readMemory(ex, f, &wm)
+	t.register(ex)
 	return t.learn(ex, f)
 }
 
@@ -191,12 +192,17 @@ func initRow(w []float32, id uint64, scale float32) {
 	}
 }
 
-// track updates the item registry, popularity and the watermark.
+// track counts ex applied and raises the watermark past it.
 func (t *Trainer) track(ex *stream.Example) {
 	t.applied++
 	if ex.EventTime > t.watermark {
 		t.watermark = ex.EventTime
 	}
+}
+
+// register updates the item registry and popularity with ex: like the
+// memory, a function of the log alone, so it runs beside the learner.
+func (t *Trainer) register(ex *stream.Example) {
 	if old, ok := t.items[ex.ItemID]; !ok || (ex.Item.Type != "" && !sameMeta(old, ex.Item)) {
 		t.items[ex.ItemID] = cloneMeta(ex.Item)
 		t.dirtyItems[ex.ItemID] = struct{}{}

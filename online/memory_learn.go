@@ -10,7 +10,7 @@ import (
 // example's counts are read before its own positive is counted, with the
 // watermark of the examples before it. So a batch's memory work runs in a
 // goroutine of its own, ahead of the learner and beside it, and the model
-// stays a pure function of the log (memory_stage.go).
+// stays a pure function of the log (logstage.go).
 
 // readMemory reads the memory features of ex into f.memX (its counts before
 // ex itself is counted, without the latest engagements of ex's own user),

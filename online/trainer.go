@@ -269,11 +269,11 @@ func (t *Trainer) Run(ctx context.Context) error {
 func (t *Trainer) applyBatch(b *batch) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	// Paging commits part-way through a batch, so the memory must then be
-	// exactly as far as the learner: read inline.
-	var ms *memoryStage
-	if t.cfg.Memory.Enabled && t.opts.MaxRows == 0 {
-		ms = t.startMemory(b)
+	// Paging commits part-way through a batch, so the memory and the
+	// registries must then be exactly as far as the learner: kept inline.
+	var ms *logStage
+	if t.opts.MaxRows == 0 {
+		ms = t.startLogStage(b)
 		defer ms.finish()
 	}
 	for i := range b.recs[:b.n] {
@@ -299,9 +299,9 @@ func (t *Trainer) applyBatch(b *batch) error {
 
 // consumer starts a read-committed consumer at the stored offsets of every
 // partition of the examples topic.
-// learnRecord learns record i of a batch, its memory read by ms or, without
-// one, inline.
-func (t *Trainer) learnRecord(ms *memoryStage, i int, p *prepared) error {
+// learnRecord learns record i of a batch, the log stage's work on it done
+// by ms or, without one, inline.
+func (t *Trainer) learnRecord(ms *logStage, i int, p *prepared) error {
 	if ms == nil {
 		return t.learnInline(&p.ex, &p.f)
 	}
