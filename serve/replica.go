@@ -51,9 +51,9 @@ type ReplicaOptions struct {
 	// default) or ScoringInt8 (an int8 pass, the best candidates
 	// re-ranked exactly; quant.go).
 	Scoring string
-	// RowsDir, when set, is where each version's base rows are spilled to
-	// a file read with pread (spill.go): the heap keeps 8 bytes per row
-	// instead of its weights, for more users than memory.
+	// RowsDir, when set, is where each version's base rows and their ids
+	// are spilled to a file read with pread (spill.go): the heap keeps a
+	// directory of fixed size instead, for more users than memory.
 	RowsDir string
 }
 

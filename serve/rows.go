@@ -2,6 +2,7 @@ package serve
 
 import (
 	"cmp"
+	"encoding/binary"
 	"maps"
 	"math/bits"
 	"os"
@@ -25,20 +26,32 @@ type rowTable struct {
 // rowBase is an immutable set of rows of stride floats, sorted by id.
 // Feature ids are hashes, spread evenly, so dir finds a row's
 // neighbourhood from the id's top bits: dir[p] is the first index whose
-// id starts with p (shift bits dropped), about 16 rows per entry.
+// id starts with p (shift bits dropped), about 16 rows per entry in
+// memory, at most 1<<spillDirBits entries once spilled.
 type rowBase struct {
-	ids    []uint64
-	w      []float32 // nil once spilled to file (spill.go)
+	ids    []uint64  // nil once spilled to file (spill.go)
+	w      []float32 // nil once spilled
+	n      int       // rows
 	stride int
 	dir    []int32
 	shift  uint
 
 	file       *os.File
+	idsAt      int64                // offset of the ids in file
 	hot        map[uint64][]float32 // spilled rows also kept in memory
 	readErrors *metrics.Counter
 }
 
 var deleted = []float32{}
+
+// memDirBits bounds the directory of a base in memory (about 16 rows an
+// entry below it); spillDirBits that of a spilled one, whose ids are read
+// from the file a directory entry at a time: 65,537 entries (256 KiB) at
+// any size, so the heap does not grow with the rows.
+const (
+	memDirBits   = 32
+	spillDirBits = 16
+)
 
 func newRowTable() *rowTable {
 	return &rowTable{base: &rowBase{}, over: map[uint64][]float32{}}
@@ -57,13 +70,58 @@ func (b *rowBase) get(id uint64) []float32 {
 
 // find returns the index of id.
 func (b *rowBase) find(id uint64) (int, bool) {
-	if len(b.ids) == 0 {
+	if b.n == 0 {
 		return 0, false
 	}
 	p := id >> b.shift
 	lo, hi := int(b.dir[p]), int(b.dir[p+1])
+	if b.file != nil {
+		buf, err := b.readIDs(nil, lo, hi)
+		if err != nil {
+			return 0, false
+		}
+		i, ok := searchIDs(buf, id)
+		return i + lo, ok
+	}
 	i, ok := slices.BinarySearch(b.ids[lo:hi], id)
 	return i + lo, ok
+}
+
+// findAll says of each of ids whether the base holds it; a spilled base
+// reads each directory entry's ids once, however many ids fall in it.
+func (b *rowBase) findAll(ids []uint64) []bool {
+	in := make([]bool, len(ids))
+	if b.n == 0 {
+		return in
+	}
+	if b.file == nil {
+		for i, id := range ids {
+			_, in[i] = b.find(id)
+		}
+		return in
+	}
+	order := make([]int, len(ids))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(x, y int) int { return cmp.Compare(ids[x], ids[y]) })
+	if len(ids) > b.n/512 {
+		b.scanAll(ids, order, in)
+		return in
+	}
+	var buf []byte
+	cur, ok := uint64(0), false
+	for _, i := range order {
+		if p := ids[i] >> b.shift; !ok || p != cur {
+			var err error
+			if buf, err = b.readIDs(buf[:0], int(b.dir[p]), int(b.dir[p+1])); err != nil {
+				buf = buf[:0] // counted; its ids are taken as absent
+			}
+			cur, ok = p, true
+		}
+		_, in[i] = searchIDs(buf, ids[i])
+	}
+	return in
 }
 
 // row returns row i, from memory or from the spill file.
@@ -74,9 +132,29 @@ func (b *rowBase) row(i int) []float32 {
 	return b.w[i*b.stride : (i+1)*b.stride : (i+1)*b.stride]
 }
 
-// index builds dir once the ids are in place.
-func (b *rowBase) index() *rowBase {
-	k := max(bits.Len(uint(len(b.ids)))-4, 0)
+// scanAll is findAll for many ids (order sorts them): one sequential read
+// of the spilled ids, merged with them, costs less than a read per
+// directory entry (a delta of 1% of the rows touches most entries).
+func (b *rowBase) scanAll(ids []uint64, order []int, in []bool) {
+	var buf []byte
+	k := 0
+	const per = 1 << 17 // ids a read
+	for from := 0; from < b.n && k < len(order); from += per {
+		var err error
+		if buf, err = b.readIDs(buf, from, min(b.n, from+per)); err != nil {
+			return // counted; the rest are taken as absent
+		}
+		last := binary.LittleEndian.Uint64(buf[len(buf)-8:])
+		for ; k < len(order) && ids[order[k]] <= last; k++ {
+			_, in[order[k]] = searchIDs(buf, ids[order[k]])
+		}
+	}
+}
+
+// index builds dir once the ids are in place, of at most 1<<maxBits
+// entries.
+func (b *rowBase) index(maxBits int) *rowBase {
+	k := min(max(bits.Len(uint(len(b.ids)))-4, 0), maxBits)
 	b.shift = 64 - uint(k)
 	if k == 0 {
 		b.shift = 63 // one entry: every id >> 63 is 0 or 1
@@ -113,6 +191,14 @@ func (t *rowTable) has(id uint64) bool {
 	return ok
 }
 
+// present is has, with whether the base holds id already known.
+func (t *rowTable) present(id uint64, inBase bool) bool {
+	if r, ok := t.over[id]; ok {
+		return len(r) > 0
+	}
+	return inBase
+}
+
 // len is the number of rows present.
 func (t *rowTable) len() int { return t.n }
 
@@ -124,19 +210,20 @@ func (t *rowTable) with(ids []uint64, row func(int) []float32, del []uint64) *ro
 		return fromRows(ids, row)
 	}
 	n := &rowTable{base: t.base, over: maps.Clone(t.over), n: t.n}
+	inIDs, inDel := t.base.findAll(ids), t.base.findAll(del)
 	for i, id := range ids {
-		if !n.has(id) {
+		if !n.present(id, inIDs[i]) {
 			n.n++
 		}
 		n.over[id] = row(i)
 	}
-	for _, id := range del {
-		if n.has(id) {
+	for i, id := range del {
+		if n.present(id, inDel[i]) {
 			n.n--
 			n.over[id] = deleted
 		}
 	}
-	if len(n.over) > len(n.base.ids)/2 {
+	if len(n.over) > n.base.n/2 {
 		n.compact()
 	}
 	return n
@@ -155,7 +242,7 @@ func fromRows(ids []uint64, row func(int) []float32) *rowTable {
 	for _, i := range order {
 		b.add(ids[i], row(i), len(ids))
 	}
-	return &rowTable{base: b.index(), over: map[uint64][]float32{}, n: len(b.ids)}
+	return &rowTable{base: b.index(memDirBits), over: map[uint64][]float32{}, n: b.n}
 }
 
 // add appends a row (ids in order); the first sizes the weights for n rows.
@@ -163,7 +250,7 @@ func (b *rowBase) add(id uint64, r []float32, n int) {
 	if b.w == nil {
 		b.stride, b.w = len(r), make([]float32, 0, n*len(r))
 	}
-	b.ids, b.w = append(b.ids, id), append(b.w, r...)
+	b.ids, b.w, b.n = append(b.ids, id), append(b.w, r...), b.n+1
 }
 
 // compact merges the overlay into a new base, copying the base's
@@ -171,13 +258,18 @@ func (b *rowBase) add(id uint64, r []float32, n int) {
 // stays as it was (base and overlay, still whole) and the failure is
 // counted.
 func (t *rowTable) compact() {
-	b, old := &rowBase{ids: make([]uint64, 0, t.n)}, t.base
+	old := t.base
+	oldIDs, err := old.allIDs()
+	if err != nil {
+		return
+	}
+	b := &rowBase{ids: make([]uint64, 0, t.n)}
 	b.w = make([]float32, 0, t.n*max(old.stride, 1))
 	keep := func(from, to int) error {
 		if from >= to {
 			return nil
 		}
-		b.stride, b.ids = old.stride, append(b.ids, old.ids[from:to]...)
+		b.stride, b.ids, b.n = old.stride, append(b.ids, oldIDs[from:to]...), b.n+to-from
 		if old.file == nil {
 			b.w = append(b.w, old.w[from*old.stride:to*old.stride]...)
 			return nil
@@ -188,7 +280,7 @@ func (t *rowTable) compact() {
 	}
 	i := 0
 	for _, id := range slices.Sorted(maps.Keys(t.over)) {
-		j, found := slices.BinarySearch(old.ids[i:], id)
+		j, found := slices.BinarySearch(oldIDs[i:], id)
 		if keep(i, i+j) != nil {
 			return
 		}
@@ -197,19 +289,20 @@ func (t *rowTable) compact() {
 		}
 		if r := t.over[id]; len(r) > 0 {
 			b.stride = len(r)
-			b.ids, b.w = append(b.ids, id), append(b.w, r...)
+			b.ids, b.w, b.n = append(b.ids, id), append(b.w, r...), b.n+1
 		}
 	}
-	if keep(i, len(old.ids)) != nil {
+	if keep(i, len(oldIDs)) != nil {
 		return
 	}
-	t.base, t.over = b.index(), map[uint64][]float32{}
+	t.base, t.over = b.index(memDirBits), map[uint64][]float32{}
 }
 
 // all returns every row (for tests and checks).
 func (t *rowTable) all() map[uint64][]float32 {
 	out := map[uint64][]float32{}
-	for i, id := range t.base.ids {
+	ids, _ := t.base.allIDs()
+	for i, id := range ids {
 		out[id] = t.base.row(i)
 	}
 	for id, r := range t.over {

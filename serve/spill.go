@@ -6,16 +6,19 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
+	"sort"
 
 	"github.com/VictoriaMetrics/metrics"
 )
 
-// A spilled base keeps its ids (8 bytes a row) and directory in memory,
-// with the item-feature rows every delta reads, and its other rows in a
-// file the replica reads with pread: a replica with more users than
-// memory serves them from the OS page cache, and its heap grows by about
-// 16 bytes per user (measured: ids, directory, overlay) instead of the
-// row's weights (serve.rows_dir).
+// A spilled base keeps a bounded directory of its ids' top bits in
+// memory (spillDirBits), with the item-feature rows every delta reads, and
+// its rows and sorted ids in a file the replica reads with pread: a lookup
+// reads the ids of one directory entry, then the row. A replica with more
+// users than memory serves them from the OS page cache, and its heap does
+// not grow with them beyond the overlay of rows changed since the last
+// compaction (serve.rows_dir).
 // The file is unlinked as soon as it is created, so a crash leaves
 // nothing behind; it is closed when no version refers to its base.
 
@@ -43,7 +46,7 @@ func checkRowsDir(dir string) error {
 // yet: Replica.Apply spills before it publishes.
 func (t *rowTable) spill(dir string, st spillStats, keep func(id uint64) bool) error {
 	b := t.base
-	if b.file != nil || len(b.ids) == 0 {
+	if b.file != nil || b.n == 0 {
 		return nil
 	}
 	f, err := os.CreateTemp(dir, "rows-*")
@@ -56,10 +59,16 @@ func (t *rowTable) spill(dir string, st spillStats, keep func(id uint64) bool) e
 	}
 	if err := writeFloats(f, b.w); err != nil {
 		f.Close()
-		return fmt.Errorf("cannot spill %d rows to serve.rows_dir: %w", len(b.ids), err)
+		return fmt.Errorf("cannot spill %d rows to serve.rows_dir: %w", b.n, err)
+	}
+	if err := writeIDs(f, b.ids); err != nil {
+		f.Close()
+		return fmt.Errorf("cannot spill %d row ids to serve.rows_dir: %w", b.n, err)
 	}
 	b.hot = hotRows(b, keep)
-	b.file, b.w, b.readErrors = f, nil, st.readErrors
+	b.idsAt = int64(len(b.w)) * 4
+	b.index(spillDirBits)
+	b.file, b.w, b.ids, b.readErrors = f, nil, nil, st.readErrors
 	st.files.Inc()
 	runtime.AddCleanup(b, func(f *os.File) { f.Close(); st.files.Dec() }, f)
 	return nil
@@ -109,6 +118,60 @@ func writeFloats(f *os.File, v []float32) error {
 		}
 	}
 	return nil
+}
+
+// writeIDs appends ids little-endian, a megabyte at a time.
+func writeIDs(f *os.File, ids []uint64) error {
+	buf := make([]byte, 0, 1<<20)
+	for i, id := range ids {
+		buf = binary.LittleEndian.AppendUint64(buf, id)
+		if len(buf) == cap(buf) || i == len(ids)-1 {
+			if _, err := f.Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+	}
+	return nil
+}
+
+// readIDs reads ids [from, to) of a spilled base into dst (8 bytes each,
+// little-endian); a failed read is counted.
+func (b *rowBase) readIDs(dst []byte, from, to int) ([]byte, error) {
+	dst = slices.Grow(dst[:0], 8*(to-from))[:8*(to-from)]
+	if _, err := b.file.ReadAt(dst, b.idsAt+8*int64(from)); err != nil {
+		b.readErrors.Inc()
+		return dst[:0], fmt.Errorf("cannot read row ids %d-%d of the spilled base: %w", from, to, err)
+	}
+	return dst, nil
+}
+
+// searchIDs finds id in ids read by readIDs: its index, and whether it is
+// there.
+func searchIDs(buf []byte, id uint64) (int, bool) {
+	n := len(buf) / 8
+	i := sort.Search(n, func(k int) bool { return binary.LittleEndian.Uint64(buf[8*k:]) >= id })
+	return i, i < n && binary.LittleEndian.Uint64(buf[8*i:]) == id
+}
+
+// allIDs returns every id of the base, read from the file when spilled.
+func (b *rowBase) allIDs() ([]uint64, error) {
+	if b.file == nil {
+		return b.ids, nil
+	}
+	out := make([]uint64, 0, b.n)
+	var buf []byte
+	const per = 1 << 17 // ids a read
+	for i := 0; i < b.n; i += per {
+		var err error
+		if buf, err = b.readIDs(buf, i, min(b.n, i+per)); err != nil {
+			return nil, err
+		}
+		for k := 0; k < len(buf); k += 8 {
+			out = append(out, binary.LittleEndian.Uint64(buf[k:]))
+		}
+	}
+	return out, nil
 }
 
 // readRow reads row i of a spilled base; nil when the read fails (the row
