@@ -50,7 +50,11 @@ func (t *Trainer) learn(ex *stream.Example, f *features) error {
 	s := &t.scratch
 	now := ex.EventTime
 	var err error
-	if s.ctxSlots, err = t.lookup(s.ctxSlots[:0], f.ctx, now); err != nil {
+	if f.shared && t.reuse(s.ctxSlots, f.ctx) {
+		for _, sl := range s.ctxSlots {
+			t.tab.touch(sl, now)
+		}
+	} else if s.ctxSlots, err = t.lookup(s.ctxSlots[:0], f.ctx, now); err != nil {
 		return err
 	}
 	if s.itemSlots, err = t.lookup(s.itemSlots[:0], f.item, now); err != nil {
@@ -118,6 +122,23 @@ func (t *Trainer) lookup(dst []int32, ids []uint64, now int64) ([]int32, error) 
 		dst = append(dst, slot)
 	}
 	return dst, nil
+}
+
+// reuse says whether slots, the context slots of the example learned just
+// before, hold exactly the rows lookup would find for ids (the same
+// context): every id has a live, unexpired row in its slot. A feature
+// without a row is looked up again (its sightings count), and so is every
+// row when paging, whose commits may evict rows between examples.
+func (t *Trainer) reuse(slots []int32, ids []uint64) bool {
+	if t.paging || len(slots) != len(ids) {
+		return false
+	}
+	for k, sl := range slots {
+		if sl < 0 || !t.tab.live[sl] || t.tab.ids[sl] != ids[k] || expired(t.adm.ttl, t.tab.last[sl], t.watermark) {
+			return false
+		}
+	}
+	return true
 }
 
 // pageIn loads the row of id from Pebble, unless it is expired.

@@ -42,16 +42,19 @@ type prepared struct {
 // learner.
 type features struct {
 	ctx, item []uint64
-	mem       []model.MemoryKey
-	memX      []float32 // memory features read for mem (readMemory)
-	user      uint64
+	// shared says the context side was copied from the record before, of
+	// the same request: the learner may reuse its rows' slots.
+	shared bool
+	mem    []model.MemoryKey
+	memX   []float32 // memory features read for mem (readMemory)
+	user   uint64
 }
 
 // featurize fills f for ex.
 func (f *features) featurize(feat model.Featurizer, mem model.MemoryConfig, ex *stream.Example) {
 	f.ctx = feat.Context(f.ctx[:0], ex.Task, ex.Context, time.UnixMilli(ex.EventTime))
 	f.item = feat.Item(f.item[:0], ex.Task, ex.ItemID, ex.Item)
-	f.mem, f.user = mem.MemoryKeys(f.mem[:0], ex.Task, ex.Context), 0
+	f.mem, f.user, f.shared = mem.MemoryKeys(f.mem[:0], ex.Task, ex.Context), 0, false
 	if len(f.mem) > 0 {
 		f.user = model.MemoryUser(ex.Context)
 	}
@@ -156,5 +159,5 @@ func hourOf(ms int64) int64 {
 func (f *features) copyContext(o *features) {
 	f.ctx = append(f.ctx[:0], o.ctx...)
 	f.mem = append(f.mem[:0], o.mem...)
-	f.user = o.user
+	f.user, f.shared = o.user, true
 }

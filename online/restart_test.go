@@ -215,11 +215,12 @@ func examplesTopic(t *testing.T) (stream.ClientOptions, *kgo.Client) {
 }
 
 // A trainer consuming the topic reads each batch's memory in a goroutine
-// beside the learner and shares context features within a request; one
-// applying the same examples one by one does neither, and one paging rows
-// through max_rows reads memory inline between its commits. All three
-// must hold the same model, memory lists (with evictions, rebases and
-// dropped and expired contexts) and registries.
+// beside the learner, shares context features within a request and
+// reuses their rows' slots; one applying the same examples one by one
+// does none of it, and one paging rows through max_rows reads memory
+// inline between its commits. All three must hold the same model (rows
+// admitted at once or on a second sighting, expired, recreated), memory lists (with
+// evictions, rebases and dropped and expired contexts) and registries.
 func TestRunLearnsWhatApplyLearns(t *testing.T) {
 	copts, cl := examplesTopic(t)
 	ctx := context.Background()
@@ -228,6 +229,17 @@ func TestRunLearnsWhatApplyLearns(t *testing.T) {
 		t.Fatal(err)
 	}
 	exs := synth.NewWorld(synth.Options{Seed: 6}).Examples(reg, 3000)
+	// Late requests, 10 s behind the watermark (past the 3 s TTL), of new
+	// users: with min_count 1 their rows are created already expired, so
+	// each example of the request must find them expired and recreate
+	// them, never reuse the slots the one before it used.
+	last := exs[len(exs)-1].EventTime
+	for r := range 3 {
+		for i := range 4 {
+			exs = append(exs, stream.Example{Task: "search", ItemID: fmt.Sprintf("late-item-%d", i), Label: float32(i % 2), Weight: 1,
+				EventTime: last - 10_000, Context: []stream.Field{{Name: "user_id", Value: fmt.Sprintf("late-user-%d", r)}, {Name: "query", Value: "late query"}}})
+		}
+	}
 	var recs []*kgo.Record
 	for i := range exs {
 		recs = append(recs, &kgo.Record{Value: stream.AppendExample(nil, &exs[i])})
@@ -237,56 +249,58 @@ func TestRunLearnsWhatApplyLearns(t *testing.T) {
 	}
 	cfg := model.DefaultModelConfig()
 	cfg.Memory.ItemsPerContext, cfg.Memory.HalfLife, cfg.Memory.MaxContexts = 4, time.Second, 50
-	run := func(maxRows int) *model.Capture {
-		tr, err := online.OpenTrainer(online.TrainerOptions{Model: cfg, Dir: t.TempDir(), Client: copts,
-			Topic: "examples", CommitInterval: 5 * time.Millisecond, MaxRows: maxRows, TTL: 3 * time.Second})
+	for _, minCount := range []int{1, 2} { // rows at once; rows on a second sighting
+		run := func(maxRows int) *model.Capture {
+			tr, err := online.OpenTrainer(online.TrainerOptions{Model: cfg, Dir: t.TempDir(), Client: copts,
+				Topic: "examples", CommitInterval: 5 * time.Millisecond, MaxRows: maxRows, TTL: 3 * time.Second, MinCount: minCount})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tr.Close()
+			rctx, cancel := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- tr.Run(rctx) }()
+			for deadline := time.Now().Add(60 * time.Second); tr.Applied() < int64(len(exs)) && time.Now().Before(deadline); {
+				time.Sleep(2 * time.Millisecond)
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			c, err := tr.Capture()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}
+		applied, err := online.OpenTrainer(online.TrainerOptions{Model: cfg, Dir: t.TempDir(), TTL: 3 * time.Second, MinCount: minCount})
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer tr.Close()
-		rctx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- tr.Run(rctx) }()
-		for deadline := time.Now().Add(60 * time.Second); tr.Applied() < int64(len(exs)) && time.Now().Before(deadline); {
-			time.Sleep(2 * time.Millisecond)
+		defer applied.Close()
+		for i := range exs {
+			if err := applied.Apply(&exs[i]); err != nil {
+				t.Fatal(err)
+			}
 		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		c, err := tr.Capture()
+		want, err := applied.Capture()
 		if err != nil {
 			t.Fatal(err)
 		}
-		return c
-	}
-	applied, err := online.OpenTrainer(online.TrainerOptions{Model: cfg, Dir: t.TempDir(), TTL: 3 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer applied.Close()
-	for i := range exs {
-		if err := applied.Apply(&exs[i]); err != nil {
-			t.Fatal(err)
+		if len(want.Memory) == 0 {
+			t.Fatal("the examples made no memory list")
 		}
-	}
-	want, err := applied.Capture()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(want.Memory) == 0 {
-		t.Fatal("the examples made no memory list")
-	}
-	for _, c := range []struct {
-		name string
-		got  *model.Capture
-	}{{"consumed", run(0)}, {"consumed with max_rows", run(256)}} {
-		if c.got.Applied != want.Applied || c.got.Watermark != want.Watermark || !slices.Equal(c.got.IDs, want.IDs) ||
-			!slices.Equal(c.got.Weights, want.Weights) || !reflect.DeepEqual(c.got.Tasks, want.Tasks) ||
-			!reflect.DeepEqual(c.got.Memory, want.Memory) || !reflect.DeepEqual(c.got.Items, want.Items) ||
-			!reflect.DeepEqual(c.got.Popular, want.Popular) {
-			t.Errorf("%s: the model differs from the one applied example by example (applied %d, want %d; %d rows, want %d; %d lists, want %d)",
-				c.name, c.got.Applied, want.Applied, len(c.got.IDs), len(want.IDs), len(c.got.Memory), len(want.Memory))
+		for _, c := range []struct {
+			name string
+			got  *model.Capture
+		}{{"consumed", run(0)}, {"consumed with max_rows", run(256)}} {
+			if c.got.Applied != want.Applied || c.got.Watermark != want.Watermark || !slices.Equal(c.got.IDs, want.IDs) ||
+				!slices.Equal(c.got.Weights, want.Weights) || !reflect.DeepEqual(c.got.Tasks, want.Tasks) ||
+				!reflect.DeepEqual(c.got.Memory, want.Memory) || !reflect.DeepEqual(c.got.Items, want.Items) ||
+				!reflect.DeepEqual(c.got.Popular, want.Popular) {
+				t.Errorf("min_count %d, %s: the model differs from the one applied example by example (applied %d, want %d; %d rows, want %d; %d lists, want %d)",
+					minCount, c.name, c.got.Applied, want.Applied, len(c.got.IDs), len(want.IDs), len(c.got.Memory), len(want.Memory))
+			}
 		}
 	}
 }
