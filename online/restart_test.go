@@ -49,17 +49,7 @@ func TestRestartResumesExactly(t *testing.T) {
 		return tr
 	}
 	run := func(tr *online.Trainer, until func() bool) {
-		rctx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- tr.Run(rctx) }()
-		deadline := time.Now().Add(60 * time.Second)
-		for !until() && time.Now().Before(deadline) {
-			time.Sleep(2 * time.Millisecond)
-		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
+		runUntil(t, tr, until)
 		if err := tr.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -99,24 +89,13 @@ func TestUndecodableExampleIsSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tr.Close()
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- tr.Run(rctx) }()
 	var c *model.Capture
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	runUntil(t, tr, func() bool {
 		if c, err = tr.Capture(); err != nil {
 			t.Fatal(err)
 		}
-		if c.Offsets[0] == 3 {
-			break
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+		return c.Offsets[0] == 3
+	})
 	if c.Offsets[0] != 3 || c.Applied != 2 {
 		t.Fatalf("offset %d, applied %d: want 3 and 2 (the bad record skipped)", c.Offsets[0], c.Applied)
 	}
@@ -192,6 +171,22 @@ func TestOffsetOutOfRangeFailsLoudly(t *testing.T) {
 	}
 }
 
+// runUntil runs tr until until says so (polled; at most a minute), then
+// stops it; Run must end without an error.
+func runUntil(t *testing.T, tr *online.Trainer, until func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(ctx) }()
+	for deadline := time.Now().Add(60 * time.Second); !until() && time.Now().Before(deadline); {
+		time.Sleep(2 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // examplesTopic starts an embedded broker with a one-partition "examples"
 // topic and returns plain client options for it and a client that
 // produces to the topic; all are closed when the test ends.
@@ -257,16 +252,7 @@ func TestRunLearnsWhatApplyLearns(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer tr.Close()
-			rctx, cancel := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			go func() { done <- tr.Run(rctx) }()
-			for deadline := time.Now().Add(60 * time.Second); tr.Applied() < int64(len(exs)) && time.Now().Before(deadline); {
-				time.Sleep(2 * time.Millisecond)
-			}
-			cancel()
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
+			runUntil(t, tr, func() bool { return tr.Applied() >= int64(len(exs)) })
 			c, err := tr.Capture()
 			if err != nil {
 				t.Fatal(err)
