@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -89,15 +87,7 @@ func TestFifthCanvasFromConfigOnly(t *testing.T) {
 	defer cl.Close()
 	start := time.Now().Add(-2 * time.Hour)
 	asOf := start.Add(3000 * 20 * time.Millisecond).UTC().Format(time.RFC3339Nano) // ask as of the data's time
-	evs := cwEvents(3000, start)
-	recs := make([]*kgo.Record, 0, len(evs))
-	for _, e := range evs {
-		v, _ := json.Marshal(e)
-		recs = append(recs, &kgo.Record{Key: []byte(e.RequestID), Value: v})
-	}
-	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	produceRequest(t, cl, cwEvents(3000, start))
 	task := `{task="continue_watching",label=%q}`
 	streamtest.WaitFor(t, 2*time.Minute, "the model to learn the continue_watching examples", func() bool {
 		ex := s.metric(t, fmt.Sprintf("unirec_ingest_examples_total"+task, "positive")) + s.metric(t, fmt.Sprintf("unirec_ingest_examples_total"+task, "negative"))

@@ -259,7 +259,7 @@ func TestIngestExactlyOnceAcrossKill9(t *testing.T) {
 	t.Logf("%d events (%d sent twice), %d examples, each exactly once across a SIGKILL", events, dups, len(want))
 }
 
-// produceRequest produces the events of one synth request keyed by its
+// produceRequest produces the events of one request keyed by its
 // request id, as the documented producer contract says.
 func produceRequest(t *testing.T, cl *kgo.Client, evs []ingest.Event) {
 	t.Helper()
