@@ -272,7 +272,7 @@ func (t *Trainer) applyBatch(b *batch) error {
 	// Paging commits part-way through a batch, so the memory and the
 	// registries must then be exactly as far as the learner: kept inline.
 	var ms *logStage
-	if t.opts.MaxRows == 0 {
+	if !t.paging {
 		ms = t.startLogStage(b)
 		defer ms.finish()
 	}
@@ -297,8 +297,6 @@ func (t *Trainer) applyBatch(b *batch) error {
 	return nil
 }
 
-// consumer starts a read-committed consumer at the stored offsets of every
-// partition of the examples topic.
 // learnRecord learns record i of a batch, the log stage's work on it done
 // by ms or, without one, inline.
 func (t *Trainer) learnRecord(ms *logStage, i int, p *prepared) error {
@@ -309,6 +307,8 @@ func (t *Trainer) learnRecord(ms *logStage, i int, p *prepared) error {
 	return t.learn(&p.ex, &p.f)
 }
 
+// consumer starts a read-committed consumer at the stored offsets of every
+// partition of the examples topic.
 func (t *Trainer) consumer(ctx context.Context) (*kgo.Client, error) {
 	admin, err := kgo.NewClient(t.opts.Client.Opts()...)
 	if err != nil {

@@ -182,16 +182,8 @@ func (t *rowTable) get(id uint64) []float32 {
 	return t.base.get(id)
 }
 
-// has says whether id has a row, without reading it.
-func (t *rowTable) has(id uint64) bool {
-	if r, ok := t.over[id]; ok {
-		return len(r) > 0
-	}
-	_, ok := t.base.find(id)
-	return ok
-}
-
-// present is has, with whether the base holds id already known.
+// present says whether id has a row, given whether the base holds it
+// (findAll).
 func (t *rowTable) present(id uint64, inBase bool) bool {
 	if r, ok := t.over[id]; ok {
 		return len(r) > 0
