@@ -147,17 +147,13 @@ func (f writeErrFile) Preallocate(off, n int64) error {
 	return f.check("preallocate", f.File.Preallocate(off, n))
 }
 
-func (f writeErrFile) Sync() error {
-	err := f.check("sync", f.File.Sync())
-	if err == nil && isTable(f.name) {
-		f.written()
-	}
-	return err
-}
+func (f writeErrFile) Sync() error { return f.synced(f.File.Sync()) }
 
-func (f writeErrFile) SyncData() error {
-	err := f.check("sync", f.File.SyncData())
-	if err == nil && isTable(f.name) {
+func (f writeErrFile) SyncData() error { return f.synced(f.File.SyncData()) }
+
+// synced reports a failed sync; a table synced resets the backoff.
+func (f writeErrFile) synced(err error) error {
+	if f.check("sync", err) == nil && isTable(f.name) {
 		f.written()
 	}
 	return err

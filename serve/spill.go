@@ -105,27 +105,23 @@ func newSpillStats(set *metrics.Set) spillStats {
 		files: set.GetOrCreateGauge("unirec_serve_rows_files", nil)}
 }
 
-// writeFloats writes v little-endian, a megabyte at a time.
+// writeFloats writes v little-endian.
 func writeFloats(f *os.File, v []float32) error {
-	buf := make([]byte, 0, 1<<20)
-	for i, x := range v {
-		buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(x))
-		if len(buf) == cap(buf) || i == len(v)-1 {
-			if _, err := f.Write(buf); err != nil {
-				return err
-			}
-			buf = buf[:0]
-		}
-	}
-	return nil
+	return writeChunked(f, v, func(b []byte, x float32) []byte { return binary.LittleEndian.AppendUint32(b, math.Float32bits(x)) })
 }
 
-// writeIDs appends ids little-endian, a megabyte at a time.
+// writeIDs writes ids little-endian.
 func writeIDs(f *os.File, ids []uint64) error {
+	return writeChunked(f, ids, binary.LittleEndian.AppendUint64)
+}
+
+// writeChunked writes v encoded by put, a megabyte at a time (the
+// encodings, 4 or 8 bytes, fill it exactly).
+func writeChunked[T any](f *os.File, v []T, put func([]byte, T) []byte) error {
 	buf := make([]byte, 0, 1<<20)
-	for i, id := range ids {
-		buf = binary.LittleEndian.AppendUint64(buf, id)
-		if len(buf) == cap(buf) || i == len(ids)-1 {
+	for i, x := range v {
+		buf = put(buf, x)
+		if len(buf) == cap(buf) || i == len(v)-1 {
 			if _, err := f.Write(buf); err != nil {
 				return err
 			}
