@@ -16,13 +16,16 @@ func (t *Trainer) update(ts *taskState, dz float32) {
 	s := &t.scratch
 	d := t.cfg.Dim
 	dlr := float32(t.cfg.DenseLearningRate)
+	gScale, gShift := s.gScale[:d], s.gShift[:d]
 	for i := 0; i < d; i++ {
 		gcp := dz * s.v[i]
 		s.gv[i] = dz * s.cp[i]
 		s.gc[i] = gcp * ts.p.Scale[i]
-		adagrad(&ts.p.Scale[i], &ts.accScale[i], gcp*s.c[i], dlr)
-		adagrad(&ts.p.Shift[i], &ts.accShift[i], gcp, dlr)
+		gScale[i] = gcp * s.c[i]
+		gShift[i] = gcp
 	}
+	model.AdaGradStep(ts.p.Scale, ts.accScale, gScale, dlr)
+	model.AdaGradStep(ts.p.Shift, ts.accShift, gShift, dlr)
 	adagrad(&ts.p.Bias, &ts.accBias, dz, dlr)
 	t.updateContextRows(s.ctxSlots, s.gc, dz)
 	t.updateItemRows(s.itemSlots, s.itemRows, s.gv, dz)

@@ -215,7 +215,7 @@ func initRow(w []float32, id uint64, scale float32) {
 
 // track counts ex applied and raises the watermark past it.
 func (t *Trainer) track(ex *stream.Example) {
-	t.applied++
+	t.applied.Add(1)
 	if ex.EventTime > t.watermark {
 		t.watermark = ex.EventTime
 	}

@@ -23,7 +23,7 @@ func (t *Trainer) Capture() (*model.Capture, error) {
 	}
 	c := &model.Capture{
 		Config: t.cfg, Version: t.version, Offsets: maps.Clone(t.offsets),
-		Watermark: t.watermark, Applied: t.applied,
+		Watermark: t.watermark, Applied: t.applied.Load(),
 		Tasks: map[string]model.TaskParams{}, Popular: map[string][]model.Popular{}, Progress: t.progress.All(),
 	}
 	if err := t.captureRows(c); err != nil {

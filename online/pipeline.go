@@ -19,7 +19,7 @@ import (
 
 const (
 	batchSize       = 2048 // records per batch
-	batchesInFlight = 2
+	batchesInFlight = 4
 )
 
 // batch is a run of consecutive records, decoded and featurized.
@@ -67,7 +67,22 @@ func (f *features) featurize(feat model.Featurizer, mem model.MemoryConfig, ex *
 func (t *Trainer) prepare(ctx context.Context, cl *kgo.Client, free <-chan *batch, ready chan<- *batch) error {
 	var b *batch
 	dec := stream.NewExampleDecoder()
+	// While the learner is behind, prepare does its log stage's chunks
+	// (logstage.go) before it blocks.
 	send := func() bool {
+		for {
+			select {
+			case ready <- b:
+				b = nil
+				return true
+			case <-ctx.Done():
+				return false
+			default:
+			}
+			if !t.helpLogStage() {
+				break
+			}
+		}
 		select {
 		case ready <- b:
 			b = nil
@@ -77,6 +92,19 @@ func (t *Trainer) prepare(ctx context.Context, cl *kgo.Client, free <-chan *batc
 		}
 	}
 	next := func() bool {
+		for {
+			select {
+			case b = <-free:
+				b.n = 0
+				return true
+			case <-ctx.Done():
+				return false
+			default:
+			}
+			if !t.helpLogStage() {
+				break
+			}
+		}
 		select {
 		case b = <-free:
 			b.n = 0

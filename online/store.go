@@ -236,7 +236,8 @@ func (s *Store) loadEntry(t *Trainer, k, v []byte) error {
 		if st.Dim != int64(s.dim) {
 			return fmt.Errorf("parameter store has dim %d but model.dim is %d: use a new data dir or the old dim", st.Dim, s.dim)
 		}
-		t.watermark, t.applied, t.version = st.Watermark, st.Applied, st.Version
+		t.watermark, t.version = st.Watermark, st.Version
+		t.applied.Store(st.Applied)
 	}
 	return nil
 }
@@ -320,7 +321,7 @@ func (s *Store) fillCommit(b *pebble.Batch, t *Trainer) error {
 	}
 	st := binary.LittleEndian.AppendUint64(nil, uint64(s.dim))
 	st = binary.LittleEndian.AppendUint64(st, uint64(t.watermark))
-	st = binary.LittleEndian.AppendUint64(st, uint64(t.applied))
+	st = binary.LittleEndian.AppendUint64(st, uint64(t.applied.Load()))
 	st = binary.LittleEndian.AppendUint64(st, uint64(t.version))
 	return b.Set([]byte(metaState), st, nil)
 }

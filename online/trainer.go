@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -84,7 +85,7 @@ type Trainer struct {
 	mem       *memory
 	offsets   map[int32]int64 // next offset to consume, per examples partition
 	watermark int64           // newest event time applied, ms
-	applied   int64           // examples applied, ever
+	applied   atomic.Int64    // examples applied, ever; read without mu
 	version   int64           // last snapshot version taken from this store
 
 	inflight    chan error // the commit being synced, nil when none
@@ -94,6 +95,10 @@ type Trainer struct {
 	dirtyItems  map[string]struct{}
 	dirtyPop    map[popKey]struct{}
 	lastCommit  time.Time
+
+	// stage is the log stage of the batch being learned, nil between
+	// batches: prepare does its chunks while it would otherwise wait.
+	stage atomic.Pointer[logStage]
 
 	progress *Progress
 	scratch  scratch
@@ -118,6 +123,7 @@ type scratch struct {
 	ctxSlots, itemSlots []int32  // -1: feature without a row (not admitted)
 	ctxRows, itemRows   [][]float32
 	c, cp, v, gc, gv    []float32
+	gScale, gShift      []float32 // the task adapter's gradients
 	grad, vals          []float32
 }
 
@@ -158,7 +164,7 @@ func OpenTrainer(opts TrainerOptions) (*Trainer, error) {
 	}
 	d := t.cfg.Dim
 	t.scratch = scratch{c: make([]float32, d), cp: make([]float32, d), v: make([]float32, d+1),
-		gc: make([]float32, d), gv: make([]float32, d), grad: make([]float32, d+1), vals: make([]float32, t.tab.stride)}
+		gc: make([]float32, d), gv: make([]float32, d), gScale: make([]float32, d), gShift: make([]float32, d), grad: make([]float32, d+1), vals: make([]float32, t.tab.stride)}
 	set.GetOrCreateGauge("unirec_trainer_examples_applied_total", func() float64 { return float64(t.Applied()) })
 	set.GetOrCreateGauge("unirec_trainer_rows", func() float64 { t.mu.Lock(); defer t.mu.Unlock(); return float64(t.tab.len()) })
 	set.GetOrCreateGauge("unirec_trainer_features_pending", func() float64 { t.mu.Lock(); defer t.mu.Unlock(); return float64(len(t.adm.counts)) })
@@ -188,12 +194,11 @@ func (o TrainerOptions) Validate() error {
 // Progress returns the progressive-validation metrics.
 func (t *Trainer) Progress() *Progress { return t.progress }
 
-// Applied returns how many examples the model has learned from, ever.
-func (t *Trainer) Applied() int64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.applied
-}
+// Applied returns how many examples the model has learned from, ever. It
+// does not take the trainer's lock: pollers (the publisher, the bench
+// harness) must not queue on it, as a waiter starved for a millisecond is
+// then handed the lock by the learner at every batch.
+func (t *Trainer) Applied() int64 { return t.applied.Load() }
 
 // Offsets returns the next offset to consume of every examples partition
 // the trainer has learned from (a copy).
@@ -454,7 +459,7 @@ func (t *Trainer) commitLocked() error {
 		t.broken = err
 		return err
 	}
-	what := fmt.Sprintf("rows and offsets %v, %d examples applied", t.offsets, t.applied)
+	what := fmt.Sprintf("rows and offsets %v, %d examples applied", t.offsets, t.applied.Load())
 	if t.paging {
 		if err := t.store.write(b, what); err != nil {
 			t.broken = err // Pebble may hold the failed batch in memory: never commit again
