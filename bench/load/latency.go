@@ -350,6 +350,9 @@ func (f *LatencyOptions) newReport() *bench.Report {
 func (f *LatencyOptions) writeReport(r *bench.Report, rep *LatencyReport) error {
 	r.Figure("latency", rep)
 	r.AddTable(latencyTable(rep))
+	if len(rep.Steps) > 0 {
+		r.AddTable(findMaxTable(rep, f.P99, f.Scoring))
+	}
 	k := rep.Kernel
 	r.AddTable(bench.Table{Title: fmt.Sprintf("Scoring kernel, %d x %d float32, one core", k.Items, f.World.Dim),
 		Header: []string{"kernel per query", "kernel GB/s", "scalar Go per query", "kernel / scalar", "DRAM read GB/s", "kernel on 256 MiB, share of DRAM read"},
@@ -374,6 +377,20 @@ func (f *LatencyOptions) writeReport(r *bench.Report, rep *LatencyReport) error 
 	}
 	fmt.Fprintf(f.Out, "report in %s\n", dir)
 	return nil
+}
+
+// findMaxTable is the step-up search's answer beside the unbatched bound
+// measured in the same run (cores / the single-query kernel time).
+func findMaxTable(rep *LatencyReport, p99 time.Duration, sc Scoring) bench.Table {
+	found := 0.0
+	if rep.UnbatchedBound > 0 {
+		found = rep.MaxRate / rep.UnbatchedBound
+	}
+	return bench.Table{Title: "Highest rate under the p99 target, against the unbatched bound of this run",
+		Header: []string{"p99 target", "highest rate", "unbatched bound", "single-query kernel", "found / bound", "batch_queries", "scoring"},
+		Rows: [][]string{{p99.String(), fmt.Sprintf("%.0f/s", rep.MaxRate), fmt.Sprintf("%.0f/s", rep.UnbatchedBound),
+			rep.Kernel.KernelTime.Round(time.Microsecond).String(), fmt.Sprintf("%.2fx", found),
+			fmt.Sprint(sc.BatchQueries), sc.Mode}}}
 }
 
 // latencyTable has one row per run, each against the /healthz baseline.

@@ -1,6 +1,10 @@
 package load
 
-import "testing"
+import (
+	"slices"
+	"testing"
+	"time"
+)
 
 // TestFindMaxStepsWithoutCap: the step-up search raises the rate past the
 // old last step (5,000/s) for as long as the replica keeps up.
@@ -14,5 +18,16 @@ func TestFindMaxStepsWithoutCap(t *testing.T) {
 	}
 	if steps > 40 {
 		t.Errorf("%d steps to pass 100,000/s, want a geometric search", steps)
+	}
+}
+
+// The report says what --find-max found next to the bound it is judged
+// against, both measured in the same run.
+func TestFindMaxTableGivesTheRateBesideTheBound(t *testing.T) {
+	rep := &LatencyReport{MaxRate: 750, UnbatchedBound: 1500, Kernel: KernelFigures{KernelTime: 1333 * time.Microsecond}}
+	tab := findMaxTable(rep, 10*time.Millisecond, Scoring{BatchQueries: 8, Mode: "int8"})
+	want := []string{"10ms", "750/s", "1500/s", "1.333ms", "0.50x", "8", "int8"}
+	if len(tab.Rows) != 1 || !slices.Equal(tab.Rows[0], want) {
+		t.Errorf("rows %q, want one row %q", tab.Rows, want)
 	}
 }
