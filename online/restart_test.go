@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -171,6 +172,13 @@ func TestOffsetOutOfRangeFailsLoudly(t *testing.T) {
 	}
 }
 
+// oneCore returns run(0) with GOMAXPROCS 1: the log stage's chunks are
+// then all done by the learner, where on more cores prepare does some.
+func oneCore(run func(maxRows int) *model.Capture) *model.Capture {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	return run(0)
+}
+
 // runUntil runs tr until until says so (polled; at most a minute), then
 // stops it; Run must end without an error.
 func runUntil(t *testing.T, tr *online.Trainer, until func() bool) {
@@ -209,9 +217,10 @@ func examplesTopic(t *testing.T) (stream.ClientOptions, *kgo.Client) {
 	return copts, cl
 }
 
-// A trainer consuming the topic reads each batch's memory in a goroutine
-// beside the learner, shares context features within a request and
-// reuses their rows' slots; one applying the same examples one by one
+// A trainer consuming the topic reads each batch's memory in chunks done
+// by the learner or by prepare (on one core or two), shares context
+// features within a request and reuses their rows' slots; one applying
+// the same examples one by one
 // does none of it, and one paging rows through max_rows reads memory
 // inline between its commits. All three must hold the same model (rows
 // admitted at once or on a second sighting, expired, recreated), memory lists (with
@@ -279,7 +288,7 @@ func TestRunLearnsWhatApplyLearns(t *testing.T) {
 		for _, c := range []struct {
 			name string
 			got  *model.Capture
-		}{{"consumed", run(0)}, {"consumed with max_rows", run(256)}} {
+		}{{"consumed", run(0)}, {"consumed on one core", oneCore(run)}, {"consumed with max_rows", run(256)}} {
 			if c.got.Applied != want.Applied || c.got.Watermark != want.Watermark || !slices.Equal(c.got.IDs, want.IDs) ||
 				!slices.Equal(c.got.Weights, want.Weights) || !reflect.DeepEqual(c.got.Tasks, want.Tasks) ||
 				!reflect.DeepEqual(c.got.Memory, want.Memory) || !reflect.DeepEqual(c.got.Items, want.Items) ||
