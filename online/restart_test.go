@@ -222,7 +222,7 @@ func examplesTopic(t *testing.T) (stream.ClientOptions, *kgo.Client) {
 // features within a request and reuses their rows' slots; one applying
 // the same examples one by one
 // does none of it, and one paging rows through max_rows reads memory
-// inline between its commits. All three must hold the same model (rows
+// inline between its commits. All must hold the same model (rows
 // admitted at once or on a second sighting, expired, recreated), memory lists (with
 // evictions, rebases and dropped and expired contexts) and registries.
 func TestRunLearnsWhatApplyLearns(t *testing.T) {
