@@ -83,8 +83,15 @@ func (s *logStage) finish() {
 	s.t.stage.CompareAndSwap(s, nil)
 }
 
+// helpWhile does chunks of the current log stage while blocked says the
+// caller (prepare) would block on the learner and chunks are left.
+func (t *Trainer) helpWhile(blocked func() bool) {
+	for blocked() && t.helpLogStage() {
+	}
+}
+
 // helpLogStage does one chunk of the current log stage, if there is one
-// with work left: prepare calls it instead of blocking on the learner.
+// with work left; it reports whether chunks may be left.
 func (t *Trainer) helpLogStage() bool {
 	s := t.stage.Load()
 	return s != nil && s.done.Load() < int64(len(s.recs)) && s.tryStep()

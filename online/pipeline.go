@@ -67,22 +67,10 @@ func (f *features) featurize(feat model.Featurizer, mem model.MemoryConfig, ex *
 func (t *Trainer) prepare(ctx context.Context, cl *kgo.Client, free <-chan *batch, ready chan<- *batch) error {
 	var b *batch
 	dec := stream.NewExampleDecoder()
-	// While the learner is behind, prepare does its log stage's chunks
-	// (logstage.go) before it blocks.
+	// send and next wait for the learner; while they would block, prepare
+	// first does its log stage's chunks (logstage.go).
 	send := func() bool {
-		for {
-			select {
-			case ready <- b:
-				b = nil
-				return true
-			case <-ctx.Done():
-				return false
-			default:
-			}
-			if !t.helpLogStage() {
-				break
-			}
-		}
+		t.helpWhile(func() bool { return len(ready) == cap(ready) })
 		select {
 		case ready <- b:
 			b = nil
@@ -92,19 +80,7 @@ func (t *Trainer) prepare(ctx context.Context, cl *kgo.Client, free <-chan *batc
 		}
 	}
 	next := func() bool {
-		for {
-			select {
-			case b = <-free:
-				b.n = 0
-				return true
-			case <-ctx.Done():
-				return false
-			default:
-			}
-			if !t.helpLogStage() {
-				break
-			}
-		}
+		t.helpWhile(func() bool { return len(free) == 0 })
 		select {
 		case b = <-free:
 			b.n = 0
