@@ -12,18 +12,26 @@ import (
 )
 
 // Table is the results as a table: each stage next to its raw consume
-// rate and its floor, measured in the same run.
+// rate and its floor, measured in the same run, and, run on several CPU
+// counts, to its own rate on the first of them.
 func Table(results []*Result) bench.Table {
 	t := bench.Table{Title: "Throughput (records/s; ratios against baselines measured in the same run)",
-		Header: []string{"stage", "CPUs", "records", "rate", "raw consume", "stage / raw", "floor", "floor rate", "stage / floor", "live heap before", "peak heap", "VmHWM"}}
+		Header: []string{"stage", "CPUs", "records", "rate", "raw consume", "stage / raw", "floor", "floor rate", "stage / floor", "rate / first CPU count's", "live heap before", "peak heap", "VmHWM"}}
 	mib := func(b uint64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+	first := map[string]*Result{}
 	for _, r := range results {
+		scaling := ""
+		if f, ok := first[r.Stage]; !ok {
+			first[r.Stage] = r
+		} else if f.CPUs != r.CPUs {
+			scaling = fmt.Sprintf("%.2fx (%d CPUs)", ratio(r.Rate, f.Rate), f.CPUs)
+		}
 		t.Rows = append(t.Rows, []string{r.Stage, fmt.Sprint(r.CPUs), fmt.Sprint(r.Records), fmt.Sprintf("%.0f", r.Rate), fmt.Sprintf("%.0f", r.RawRate),
-			fmt.Sprintf("%.2f", r.RawRatio), r.Floor, fmt.Sprintf("%.0f", r.FloorRate), fmt.Sprintf("%.2f", r.FloorRatio),
+			fmt.Sprintf("%.2f", r.RawRatio), r.Floor, fmt.Sprintf("%.0f", r.FloorRate), fmt.Sprintf("%.2f", r.FloorRatio), scaling,
 			mib(r.HeapBefore), mib(r.PeakHeap), mib(r.VmHWM)})
 		for _, name := range slices.Sorted(maps.Keys(r.Variants)) {
 			t.Rows = append(t.Rows, []string{r.Stage + ", " + name, fmt.Sprint(r.CPUs), fmt.Sprint(r.Records), fmt.Sprintf("%.0f", r.Variants[name]),
-				"", fmt.Sprintf("%.2f", ratio(r.Variants[name], r.RawRate)), "", "", fmt.Sprintf("%.2f", ratio(r.Variants[name], r.FloorRate)), "", "", ""})
+				"", fmt.Sprintf("%.2f", ratio(r.Variants[name], r.RawRate)), "", "", fmt.Sprintf("%.2f", ratio(r.Variants[name], r.FloorRate)), "", "", "", ""})
 		}
 	}
 	return t

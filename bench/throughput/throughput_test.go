@@ -2,6 +2,7 @@ package throughput
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/unirec/unirec/bench"
@@ -43,6 +44,27 @@ func TestThinKeepsGapsAndLast(t *testing.T) {
 	for i, s := range got {
 		if s.Count != want[i] {
 			t.Errorf("thin: %v, want counts %v", got, want)
+		}
+	}
+}
+
+// Run on several CPU counts, each stage's rows say how its rate scales
+// against its first CPU count, the figure the trainer's two-core target
+// is judged on.
+func TestTableScalesEachStageAgainstItsFirstCPUCount(t *testing.T) {
+	rows := Table([]*Result{
+		{Stage: "trainer", CPUs: 1, Rate: 200},
+		{Stage: "ingest", CPUs: 1, Rate: 100},
+		{Stage: "trainer", CPUs: 2, Rate: 340},
+		{Stage: "ingest", CPUs: 2, Rate: 150},
+	}).Rows
+	col := slices.Index(Table(nil).Header, "rate / first CPU count's")
+	if col < 0 {
+		t.Fatal("no scaling column")
+	}
+	for i, want := range []string{"", "", "1.70x (1 CPUs)", "1.50x (1 CPUs)"} {
+		if rows[i][col] != want {
+			t.Errorf("row %d (%s, %s CPUs): scaling %q, want %q", i, rows[i][0], rows[i][1], rows[i][col], want)
 		}
 	}
 }
