@@ -355,3 +355,38 @@ func TestPopularityMatchesCounting(t *testing.T) {
 		}
 	}
 }
+
+// The kernel's item check answers what the rules answer for every item,
+// by index, whichever rules apply; with none, it checks nothing.
+func TestAllowIndexAgreesWithTheRules(t *testing.T) {
+	r, _ := newTestReplica(t, ReplicaOptions{UseCases: []UseCase{{Name: "notifications"}}}, catalog(10))
+	m := r.Model()
+	r.avail.ApplyCatalogRecord([]byte("m-4"), []byte(`{"type":"video","countries":["FR"]}`))
+	for _, c := range []struct {
+		name    string
+		exclude map[string]bool
+		country string
+		typ     string
+	}{
+		{name: "no rules"},
+		{name: "exclusions", exclude: map[string]bool{"m-2": true, "m-7": true, "not-in-the-model": true, "m-3": false}},
+		{name: "only ids the model lacks", exclude: map[string]bool{"gone": true}},
+		{name: "exclusions and a country", exclude: map[string]bool{"m-2": true}, country: "US"},
+		{name: "a type no item has", typ: "article"},
+	} {
+		rs := &ruleSet{exclude: c.exclude, country: c.country, avail: r.avail}
+		allow := rs.allowIndex(m, c.typ)
+		if allow == nil {
+			if c.typ != "" || c.country != "" || c.name == "exclusions" {
+				t.Errorf("%s: no check", c.name)
+			}
+			continue
+		}
+		for i := range m.items {
+			want := (c.typ == "" || m.items[i].Meta.Type == c.typ) && rs.allowed(m.items[i].ID)
+			if got := allow(i); got != want {
+				t.Errorf("%s: item %s allowed %v, the rules say %v", c.name, m.items[i].ID, got, want)
+			}
+		}
+	}
+}

@@ -200,12 +200,16 @@ func dot8(a []int8, b []int16) int32 {
 func (s *scoreSpec) rerank(cands []scored) []scored {
 	d := len(s.cv) + 1
 	cv1 := append(s.cv[:len(s.cv):len(s.cv)], 1)
-	out := make([]scored, len(cands))
-	var z [1]float32
+	rows := make([]float32, len(cands)*d) // the candidates' rows, gathered: one kernel call
 	for j, c := range cands {
-		scoreRows(z[:], s.mat[c.idx*d:(c.idx+1)*d], cv1)
-		addBoosts(z[:], c.idx, s.boosts)
-		out[j] = scored{idx: c.idx, logit: z[0] + s.bias}
+		copy(rows[j*d:(j+1)*d], s.mat[c.idx*d:(c.idx+1)*d])
+	}
+	z := make([]float32, len(cands))
+	scoreRows(z, rows, cv1)
+	out := make([]scored, len(cands))
+	for j, c := range cands {
+		addBoosts(z[j:j+1], c.idx, s.boosts)
+		out[j] = scored{idx: c.idx, logit: z[j] + s.bias}
 	}
 	slices.SortFunc(out, bestFirst)
 	return out[:min(s.k, len(out))]

@@ -122,10 +122,7 @@ func (r *Replica) rankModel(p *plan, m *Model) ([]Item, error) {
 	} else {
 		spec.quant = m.quantized(p.u.Canvas)
 	}
-	spec.allow = func(i int) bool {
-		it := &m.items[i]
-		return (p.typ == "" || it.Meta.Type == p.typ) && p.rules.allowed(it.ID)
-	}
+	spec.allow = p.rules.allowIndex(m, p.typ)
 	fetch := p.k
 	if p.rules.thins() {
 		fetch = 4 * p.k
