@@ -292,7 +292,7 @@ func TestRunLearnsWhatApplyLearns(t *testing.T) {
 			if c.got.Applied != want.Applied || c.got.Watermark != want.Watermark || !slices.Equal(c.got.IDs, want.IDs) ||
 				!slices.Equal(c.got.Weights, want.Weights) || !reflect.DeepEqual(c.got.Tasks, want.Tasks) ||
 				!reflect.DeepEqual(c.got.Memory, want.Memory) || !reflect.DeepEqual(c.got.Items, want.Items) ||
-				!reflect.DeepEqual(c.got.Popular, want.Popular) {
+				!reflect.DeepEqual(c.got.Popular, want.Popular) || !reflect.DeepEqual(c.got.Progress, want.Progress) {
 				t.Errorf("min_count %d, %s: the model differs from the one applied example by example (applied %d, want %d; %d rows, want %d; %d lists, want %d)",
 					minCount, c.name, c.got.Applied, want.Applied, len(c.got.IDs), len(want.IDs), len(c.got.Memory), len(want.Memory))
 			}
