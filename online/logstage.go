@@ -69,7 +69,8 @@ func (s *logStage) tryStep() bool {
 // helper preempted mid-chunk can finish it.
 func (s *logStage) await(i int) {
 	for spins := 1; s.done.Load() <= int64(i); spins++ {
-		if !s.tryStep() || spins%64 == 0 {
+		s.tryStep()
+		if spins%64 == 0 {
 			runtime.Gosched()
 		}
 	}

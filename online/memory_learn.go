@@ -8,9 +8,9 @@ import (
 // Memory reading and counting depend only on the examples in log order
 // (and the watermark they raise), never on what the learner learned: an
 // example's counts are read before its own positive is counted, with the
-// watermark of the examples before it. So a batch's memory work runs in a
-// goroutine of its own, ahead of the learner and beside it, and the model
-// stays a pure function of the log (logstage.go).
+// watermark of the examples before it. So a batch's memory work runs in
+// the log stage, ahead of the learner (logstage.go), and the model stays a
+// pure function of the log.
 
 // readMemory reads the memory features of ex into f.memX (its counts before
 // ex itself is counted, without the latest engagements of ex's own user),
