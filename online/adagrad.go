@@ -70,30 +70,31 @@ func (t *Trainer) updateRows(slots []int32, g []float32, scale, dz float32) {
 		grad[i] = g[i] * scale
 	}
 	meanSq := model.Dot(grad, grad) / float32(d)
-	l2, lr := float32(t.cfg.L2), float32(t.cfg.LearningRate)
-	coord := t.cfg.Optimizer == model.OptimizerCoordinate
-	forget := float32(t.cfg.Forget)
-	if forget == 0 {
-		forget = 1
-	}
 	for _, sl := range slots {
-		if sl < 0 {
-			continue
+		if sl >= 0 {
+			t.rowStep(sl, grad, meanSq, dz)
 		}
-		w, acc := t.tab.w(sl), t.tab.acc(sl)
-		if forget != 1 {
-			for i := range acc {
-				acc[i] *= forget
-			}
+	}
+}
+
+// rowStep applies AdaGrad to the row of slot: grad is its gradient,
+// meanSq the mean of grad's squares, dz the gradient of its bias.
+func (t *Trainer) rowStep(sl int32, grad []float32, meanSq, dz float32) {
+	d := t.cfg.Dim
+	l2, lr := float32(t.cfg.L2), float32(t.cfg.LearningRate)
+	w, acc := t.tab.w(sl), t.tab.acc(sl)
+	if forget := float32(t.cfg.Forget); forget != 1 && forget != 0 {
+		for i := range acc {
+			acc[i] *= forget
 		}
-		if coord {
-			coordinateStep(w[:d], acc[:d], grad, l2, lr)
-			adagrad(&w[d], &acc[d], dz, lr)
-		} else {
-			acc[0] += meanSq
-			model.DecayStep(w[:d], grad, 1-lr*l2, lr/(float32(math.Sqrt(float64(acc[0])))+1e-6))
-			adagrad(&w[d], &acc[1], dz, lr)
-		}
+	}
+	if t.cfg.Optimizer == model.OptimizerCoordinate {
+		coordinateStep(w[:d], acc[:d], grad, l2, lr)
+		adagrad(&w[d], &acc[d], dz, lr)
+	} else {
+		acc[0] += meanSq
+		model.DecayStep(w[:d], grad, 1-lr*l2, lr/(float32(math.Sqrt(float64(acc[0])))+1e-6))
+		adagrad(&w[d], &acc[1], dz, lr)
 	}
 }
 

@@ -22,18 +22,49 @@ const (
 	batchesInFlight = 4
 )
 
-// batch is a run of consecutive records, decoded and featurized.
+// batch is a run of consecutive records, decoded and featurized. With
+// mini-batches (model.step > 1) it holds whole steps: the records after
+// the last step end (an open step) move to the next batch before it is
+// sent.
 type batch struct {
-	recs []prepared
-	n    int
+	recs   []prepared
+	n      int
+	closed int // records up to the end of the last step
 }
 
 type prepared struct {
 	partition int32
 	offset    int64
 	err       error
+	stepEnd   bool // the last record of its step
 	ex        stream.Example
 	f         features
+}
+
+// stepCutter cuts the log into mini-batch steps by the log alone: a step
+// ends after max records, at a transaction marker (a control record), and
+// after any record produced outside a transaction. Every trainer reading
+// the log cuts the same steps, and no step waits for records that may
+// never come: a transaction's records become readable with its marker.
+type stepCutter struct {
+	max, open int
+}
+
+// added counts r, just added to b, in the open step.
+func (c *stepCutter) added(b *batch, r *kgo.Record) {
+	c.open++
+	if c.open >= c.max || !r.Attrs.IsTransactional() {
+		c.end(b)
+	}
+}
+
+// end ends the open step at b's last record.
+func (c *stepCutter) end(b *batch) {
+	if c.open > 0 && b.n > 0 {
+		b.recs[b.n-1].stepEnd = true
+		b.closed = b.n
+	}
+	c.open = 0
 }
 
 // features are what learning from an example reads besides its fields:
@@ -65,30 +96,30 @@ func (f *features) featurize(feat model.Featurizer, mem model.MemoryConfig, ex *
 // An offset out of range (records deleted while running) ends it with
 // ErrOffsetOutOfRange: the client does not rewind silently.
 func (t *Trainer) prepare(ctx context.Context, cl *kgo.Client, free <-chan *batch, ready chan<- *batch) error {
-	var b *batch
 	dec := stream.NewExampleDecoder()
+	cut := stepCutter{max: max(1, t.cfg.Step)}
 	// send and next wait for the learner; while they would block, prepare
 	// first does its log stage's chunks (logstage.go).
-	send := func() bool {
+	send := func(b *batch) bool {
 		t.helpWhile(func() bool { return len(ready) == cap(ready) })
 		select {
 		case ready <- b:
-			b = nil
 			return true
 		case <-ctx.Done():
 			return false
 		}
 	}
-	next := func() bool {
+	next := func() *batch {
 		t.helpWhile(func() bool { return len(free) == 0 })
 		select {
-		case b = <-free:
-			b.n = 0
-			return true
+		case b := <-free:
+			b.n, b.closed = 0, 0
+			return b
 		case <-ctx.Done():
-			return false
+			return nil
 		}
 	}
+	var b *batch
 	for ctx.Err() == nil {
 		pollCtx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		fetches := cl.PollFetches(pollCtx)
@@ -98,26 +129,63 @@ func (t *Trainer) prepare(ctx context.Context, cl *kgo.Client, free <-chan *batc
 				return outOfRange(fe.Topic, fe.Partition, t.Offsets()[fe.Partition], "the broker no longer has it")
 			}
 		}
-		if ctx.Err() != nil || !next() {
+		if ctx.Err() != nil {
 			return nil
+		}
+		if b == nil {
+			if b = next(); b == nil {
+				return nil
+			}
 		}
 		ok := true
 		fetches.EachRecord(func(r *kgo.Record) {
 			if !ok {
 				return
 			}
-			if b.n == batchSize {
-				if ok = send() && next(); !ok {
+			if r.Attrs.IsControl() { // kept only to end steps
+				cut.end(b)
+				return
+			}
+			if b.n >= batchSize && b.closed == b.n {
+				if ok = send(b); !ok {
+					return
+				}
+				if b = next(); b == nil {
+					ok = false
 					return
 				}
 			}
 			b.add(dec, t.feat, t.cfg.Memory, r)
+			cut.added(b, r)
 		})
-		if !ok || !send() {
+		if !ok {
 			return nil
 		}
+		// The learner gets the whole steps; an open step waits in the next
+		// batch for the rest of its records.
+		nb := next()
+		if nb == nil {
+			return nil
+		}
+		nb.takeOpenStep(b)
+		if !send(b) {
+			return nil
+		}
+		b = nb
 	}
 	return nil
+}
+
+// takeOpenStep moves the records of o's open step (after o.closed) to b.
+func (b *batch) takeOpenStep(o *batch) {
+	for i := o.closed; i < o.n; i++ {
+		if b.n == len(b.recs) {
+			b.recs = append(b.recs, prepared{})
+		}
+		b.recs[b.n], o.recs[i] = o.recs[i], b.recs[b.n]
+		b.n++
+	}
+	o.n = o.closed
 }
 
 // add decodes and featurizes r into the next slot of b.
@@ -127,7 +195,7 @@ func (b *batch) add(dec *stream.ExampleDecoder, f model.Featurizer, mem model.Me
 	}
 	p := &b.recs[b.n]
 	b.n++
-	p.partition, p.offset = r.Partition, r.Offset
+	p.partition, p.offset, p.stepEnd = r.Partition, r.Offset, false
 	if p.err = dec.Decode(r.Value, &p.ex); p.err != nil {
 		return
 	}

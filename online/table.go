@@ -17,6 +17,10 @@ type table struct {
 	dirtyList   []int32
 	free        []int32
 	epoch       uint32
+	// hold keeps removed slots in held, out of free, until release: a
+	// mini-batch still holds the slots of rows expired during its step.
+	hold bool
+	held []int32
 }
 
 func newTable(dim, accN int) *table {
@@ -83,7 +87,17 @@ func (tb *table) touch(slot int32, now int64) {
 func (tb *table) remove(slot int32) {
 	delete(tb.index, tb.ids[slot])
 	tb.dirty[slot], tb.live[slot] = false, false
-	tb.free = append(tb.free, slot)
+	if tb.hold {
+		tb.held = append(tb.held, slot)
+	} else {
+		tb.free = append(tb.free, slot)
+	}
+}
+
+// release frees the slots removed while holding and stops holding.
+func (tb *table) release() {
+	tb.free = append(tb.free, tb.held...)
+	tb.held, tb.hold = tb.held[:0], false
 }
 
 // eachDirty calls fn for every dirty slot.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,8 +46,11 @@ type TrainerOptions struct {
 	// ErrOffsetOutOfRange, ResetEarliest relearns from the topic's start,
 	// ResetLatest skips to its end.
 	ResetOffsets string
-	Metrics      *metrics.Set
-	Logf         func(format string, args ...any)
+	// Workers learn a mini-batch (model.step > 1) together; 0 is
+	// GOMAXPROCS. The model does not depend on it.
+	Workers int
+	Metrics *metrics.Set
+	Logf    func(format string, args ...any)
 }
 
 // The ResetOffsets choices.
@@ -102,6 +106,8 @@ type Trainer struct {
 
 	progress *Progress
 	scratch  scratch
+	step     stepState // the mini-batch being learned (step.go)
+	pool     *workers  // its workers, while Run runs with model.step > 1
 	counters trainerCounters
 	// broken is the error of an example that failed part-way (its partial
 	// changes, rows and sightings, are in memory without its offset) or of
@@ -115,7 +121,21 @@ type popKey struct{ task, item string }
 // trainerCounters are the parameter-store metrics.
 type trainerCounters struct {
 	evicted, pagedIn, admitted, expired, commits *metrics.Counter
+	// stepLogOrder and stepParallel: seconds of mini-batch learning in
+	// log order (phase 1) and in parallel (phases 2 and 3; step.go).
+	stepLogOrder, stepParallel *metrics.FloatCounter
+	steps                      *metrics.Counter
 }
+
+// Mini-batch phase seconds: StepSecondsLogOrder / (it + StepSecondsParallel)
+// is the share no worker can take (Amdahl's serial fraction).
+const (
+	StepSecondsLogOrder = `unirec_trainer_step_seconds_total{phase="log_order"}`
+	StepSecondsParallel = `unirec_trainer_step_seconds_total{phase="parallel"}`
+	// StepsTotal counts mini-batch steps: examples applied / steps is the
+	// mean step (transactions shorter than model.step cut it short).
+	StepsTotal = "unirec_trainer_steps_total"
+)
 
 // scratch holds the per-example buffers of apply.
 type scratch struct {
@@ -155,7 +175,9 @@ func OpenTrainer(opts TrainerOptions) (*Trainer, error) {
 		counters: trainerCounters{
 			evicted: set.GetOrCreateCounter("unirec_trainer_rows_evicted_total"), pagedIn: set.GetOrCreateCounter("unirec_trainer_rows_paged_in_total"),
 			admitted: set.GetOrCreateCounter("unirec_trainer_features_admitted_total"), expired: set.GetOrCreateCounter("unirec_trainer_rows_expired_total"),
-			commits: set.GetOrCreateCounter("unirec_trainer_commits_total"),
+			commits:      set.GetOrCreateCounter("unirec_trainer_commits_total"),
+			stepLogOrder: set.GetOrCreateFloatCounter(StepSecondsLogOrder), stepParallel: set.GetOrCreateFloatCounter(StepSecondsParallel),
+			steps: set.GetOrCreateCounter(StepsTotal),
 		},
 	}
 	if err := st.load(t); err != nil {
@@ -183,6 +205,8 @@ func (o TrainerOptions) Validate() error {
 		return fmt.Errorf("trainer.max_rows must be 0 (unbounded) or at least 256, got %d", o.MaxRows)
 	case o.MinCount < 0:
 		return fmt.Errorf("trainer.min_count must not be negative, got %d", o.MinCount)
+	case o.Workers < 0 || o.Workers > 1024:
+		return fmt.Errorf("trainer.workers must be in [0, 1024] (0: one per CPU), got %d", o.Workers)
 	case o.TTL < 0:
 		return fmt.Errorf("trainer.ttl must not be negative, got %s", o.TTL)
 	case o.ResetOffsets != "" && o.ResetOffsets != ResetEarliest && o.ResetOffsets != ResetLatest:
@@ -244,6 +268,14 @@ func (t *Trainer) Run(ctx context.Context) error {
 	defer cl.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if t.cfg.Step > 1 {
+		n := t.opts.Workers
+		if n == 0 {
+			n = runtime.GOMAXPROCS(0)
+		}
+		t.pool = startWorkers(n, func() *stepScratch { return newStepScratch(t.cfg.Dim) }, t.helpLogStage)
+		defer t.pool.stop()
+	}
 	ready, free := make(chan *batch, batchesInFlight), make(chan *batch, batchesInFlight+1)
 	for range batchesInFlight + 1 {
 		free <- &batch{}
@@ -281,17 +313,15 @@ func (t *Trainer) applyBatch(b *batch) error {
 		ms = t.startLogStage(b)
 		defer ms.finish()
 	}
-	for i := range b.recs[:b.n] {
-		p := &b.recs[i]
-		if p.err != nil {
-			if t.opts.Logf != nil {
-				t.opts.Logf("trainer: skipping undecodable example %d/%d: %v", p.partition, p.offset, p.err)
-			}
-		} else if err := t.learnRecord(ms, i, p); err != nil {
-			t.broken = err
-			return err
-		}
-		t.offsets[p.partition] = p.offset + 1
+	var err error
+	if t.cfg.Step > 1 {
+		err = t.learnSteps(ms, b)
+	} else {
+		err = t.learnRecords(ms, b)
+	}
+	if err != nil {
+		t.broken = err
+		return err
 	}
 	if ms != nil {
 		ms.finish()
@@ -300,6 +330,51 @@ func (t *Trainer) applyBatch(b *batch) error {
 		return t.commitLocked()
 	}
 	return nil
+}
+
+// learnRecords learns b's records one by one.
+func (t *Trainer) learnRecords(ms *logStage, b *batch) error {
+	for i := range b.recs[:b.n] {
+		p := &b.recs[i]
+		if p.err != nil {
+			t.skip(p)
+		} else if err := t.learnRecord(ms, i, p); err != nil {
+			return err
+		}
+		t.offsets[p.partition] = p.offset + 1
+	}
+	return nil
+}
+
+// learnSteps learns b's records step by step (step.go); prepare ends
+// every batch at the end of a step.
+func (t *Trainer) learnSteps(ms *logStage, b *batch) error {
+	for start := 0; start < b.n; {
+		end := start
+		for end < b.n-1 && !b.recs[end].stepEnd {
+			end++
+		}
+		end++
+		if err := t.learnStep(ms, b.recs[start:end], start); err != nil {
+			return err
+		}
+		for i := range b.recs[start:end] {
+			p := &b.recs[start+i]
+			if p.err != nil {
+				t.skip(p)
+			}
+			t.offsets[p.partition] = p.offset + 1
+		}
+		start = end
+	}
+	return nil
+}
+
+// skip logs an undecodable record; its offset advances like any other.
+func (t *Trainer) skip(p *prepared) {
+	if t.opts.Logf != nil {
+		t.opts.Logf("trainer: skipping undecodable example %d/%d: %v", p.partition, p.offset, p.err)
+	}
 }
 
 // learnRecord learns record i of a batch, the log stage's work on it done
@@ -339,10 +414,14 @@ func (t *Trainer) consumer(ctx context.Context) (*kgo.Client, error) {
 	case ResetLatest:
 		reset = kgo.NewOffset().AtEnd()
 	}
-	cl, err := kgo.NewClient(append(t.opts.Client.Opts(),
+	opts := append(t.opts.Client.Opts(),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{t.opts.Topic: parts}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(reset),
-	)...)
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(reset))
+	if t.cfg.Step > 1 {
+		// Transaction markers end steps (prepare).
+		opts = append(opts, kgo.KeepControlRecords())
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create examples consumer: %w", err)
 	}

@@ -95,6 +95,9 @@ func add(x, y []float32) {
 	addGo(x[n:], y[n:])
 }
 
+// Add sets y += x (eight lanes at a time in AVX where the CPU has it).
+func Add(x, y []float32) { add(x, y) }
+
 // DecayStep sets w = keep*w - step*g: a gradient step with decoupled
 // weight decay (keep = 1 - lr*l2).
 func DecayStep(w, g []float32, keep, step float32) {

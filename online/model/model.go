@@ -33,7 +33,16 @@ type ModelConfig struct {
 	Forget float64 `yaml:"forget" json:"forget"`
 	// Memory is the memorization of context values' items (memory.go).
 	Memory MemoryConfig `yaml:"memory" json:"memory"`
+	// Step is the mini-batch of the trainer: up to Step consecutive
+	// examples of one Kafka transaction are scored against the model as
+	// it was before them and their updates are then applied in log order
+	// (online/step.go), in parallel over rows. 0 or 1 learns example by
+	// example.
+	Step int `yaml:"step" json:"step"`
 }
+
+// MaxStep bounds ModelConfig.Step.
+const MaxStep = 4096
 
 // DefaultModelConfig returns the defaults documented in the README.
 func DefaultModelConfig() ModelConfig {
@@ -58,6 +67,8 @@ func (c ModelConfig) Validate() error {
 		return fmt.Errorf("model.init_scale must be positive")
 	case c.Forget < 0 || c.Forget > 1:
 		return fmt.Errorf("model.forget must be in [0, 1], got %g", c.Forget)
+	case c.Step < 0 || c.Step > MaxStep:
+		return fmt.Errorf("model.step must be in [0, %d], got %d", MaxStep, c.Step)
 	case c.Optimizer != "" && c.Optimizer != OptimizerRowwise && c.Optimizer != OptimizerCoordinate:
 		return fmt.Errorf("model.optimizer must be %q or %q, got %q", OptimizerRowwise, OptimizerCoordinate, c.Optimizer)
 	}

@@ -1,0 +1,320 @@
+package online
+
+import (
+	"math"
+	"time"
+
+	"github.com/unirec/unirec/online/model"
+)
+
+// Mini-batch learning (model.step > 1). A step is a run of consecutive
+// examples cut by the log alone (prepare: at most model.step records of
+// one Kafka transaction, so that every trainer reading the log cuts the
+// same steps). It is learned in three phases:
+//
+//  1. in log order, by the learner: the log stage's work, the lookups
+//     (paging, admission, expiry, new rows) and the watermark, exactly as
+//     example by example; every row update the step will make is listed
+//     under the row's shard;
+//  2. in parallel, a chunk of examples per unit: score against the model
+//     as it was before the step (progressive validation) and compute the
+//     gradients;
+//  3. in parallel, one row shard or one task per unit: every row takes one
+//     AdaGrad step with the gradients of its updates summed in log order
+//     (a row's updates, all computed against the same values, overshot
+//     when applied one by one: bench/README.md, "Mini-batches"); a task's
+//     adapter, bias and memory weights take their examples' steps in log
+//     order.
+//
+// Each unit's result depends only on the step's examples and the model
+// before it, never on which worker ran it or when, so the model is a pure
+// function of the log and independent of the number of workers.
+
+const (
+	stepShards = 64 // row shards of phase 3, by slot
+	scoreChunk = 16 // examples per unit of phase 2
+)
+
+// The row groups of an example, in the order the example updates them.
+const (
+	groupCtx   = iota // context rows: the context gradient / sqrt(n), bias dz
+	groupItem         // item id row: the item gradient, bias dz
+	groupMeta         // metadata rows: the item gradient / sqrt(m), no bias
+	gradGroups        // and then the task adapter's scale and shift
+)
+
+// stepExample is one example of the step being learned.
+type stepExample struct {
+	p         *prepared
+	task      *taskState // nil: not learned (undecodable)
+	ctx, item []int32    // row slots, -1 for a feature without a row
+	ok        bool       // has a finite gradient
+	prob      float32    // the progressive-validation prediction
+	dz        float32
+	g         []float32 // (gradGroups+2) x dim: the groups', then scale's and shift's gradients
+}
+
+// rowUpdate is one row update of phase 3.
+type rowUpdate struct {
+	ex, slot int32
+	group    uint8
+}
+
+// stepState is the step being learned.
+type stepState struct {
+	ex     []stepExample
+	n      int
+	shards [stepShards][]rowUpdate
+	tasks  []*taskState
+	byTask [][]int32 // the examples of tasks[i], in order
+	pos    []int32   // phase 3: per slot, 1 + its index in its shard's sums; 0 between steps
+}
+
+// stepScratch is a worker's buffers for phase 2.
+type stepScratch struct {
+	c, cp, v          []float32
+	rows              []int32   // phase 3: the rows of a shard, in first-update order
+	sums, dz          []float32 // and their summed gradients
+	ctxRows, itemRows [][]float32
+}
+
+func newStepScratch(d int) *stepScratch {
+	return &stepScratch{c: make([]float32, d), cp: make([]float32, d), v: make([]float32, d+1)}
+}
+
+// reset empties st for a step of n examples.
+func (st *stepState) reset(n, d int) {
+	for len(st.ex) < n {
+		st.ex = append(st.ex, stepExample{g: make([]float32, (gradGroups+2)*d)})
+	}
+	st.n = n
+	for i := range st.shards {
+		st.shards[i] = st.shards[i][:0]
+	}
+	st.tasks = st.tasks[:0]
+	for i := range st.byTask {
+		st.byTask[i] = st.byTask[i][:0]
+	}
+}
+
+// addTask lists example k under its task.
+func (st *stepState) addTask(ts *taskState, k int) {
+	i := 0
+	for i < len(st.tasks) && st.tasks[i] != ts {
+		i++
+	}
+	if i == len(st.tasks) {
+		st.tasks = append(st.tasks, ts)
+		if len(st.byTask) < len(st.tasks) {
+			st.byTask = append(st.byTask, nil)
+		}
+	}
+	st.byTask[i] = append(st.byTask[i], int32(k))
+}
+
+// list lists the updates of example k's rows of one group.
+func (st *stepState) list(k int, slots []int32, group uint8) {
+	for _, sl := range slots {
+		if sl >= 0 {
+			sh := &st.shards[sl%stepShards]
+			*sh = append(*sh, rowUpdate{ex: int32(k), slot: sl, group: group})
+		}
+	}
+}
+
+// learnStep learns the step recs, records base.. of the batch; ms is the
+// batch's log stage, nil when it runs inline (paging). With max_rows a
+// commit makes room first for every row the step may use, so no row is
+// evicted within a step.
+func (t *Trainer) learnStep(ms *logStage, recs []prepared, base int) error {
+	st := &t.step
+	st.reset(len(recs), t.cfg.Dim)
+	if t.opts.MaxRows > 0 {
+		need := 0
+		for i := range recs {
+			need += len(recs[i].f.ctx) + len(recs[i].f.item)
+		}
+		if t.tab.len()+need > t.opts.MaxRows {
+			if err := t.commitLocked(); err != nil {
+				return err
+			}
+		}
+	}
+	// A row expired in phase 1 keeps its slot until the step is learned:
+	// an earlier example of the step may still update it.
+	t.tab.hold = true
+	defer t.tab.release()
+	start := time.Now()
+	learned := int64(0)
+	for k := range recs {
+		if err := t.prepareStep(ms, recs, base, k); err != nil {
+			return err
+		}
+		if st.ex[k].task != nil {
+			learned++
+		}
+	}
+	if n := len(t.tab.ids); len(st.pos) < n {
+		st.pos = append(st.pos, make([]int32, n-len(st.pos))...)
+	}
+	parallel := time.Now()
+	t.counters.stepLogOrder.Add(parallel.Sub(start).Seconds())
+	t.pool.run((len(recs)+scoreChunk-1)/scoreChunk, func(w, u int) {
+		for k := u * scoreChunk; k < min(len(recs), (u+1)*scoreChunk); k++ {
+			t.scoreStep(t.pool.scrat[w], &st.ex[k])
+		}
+	})
+	t.pool.run(stepShards+len(st.tasks), func(w, u int) {
+		if u < stepShards {
+			t.updateShard(t.pool.scrat[w], st.shards[u])
+		} else {
+			t.updateTask(st.tasks[u-stepShards], st.byTask[u-stepShards])
+		}
+	})
+	t.counters.stepParallel.Add(time.Since(parallel).Seconds())
+	t.counters.steps.Inc()
+	t.applied.Add(learned)
+	return nil
+}
+
+// prepareStep is phase 1 for example k of the step.
+func (t *Trainer) prepareStep(ms *logStage, recs []prepared, base, k int) error {
+	st := &t.step
+	e, p := &st.ex[k], &recs[k]
+	e.p, e.task, e.ok = p, nil, false
+	if p.err != nil {
+		return nil
+	}
+	if ms == nil {
+		wm := t.watermark
+		t.mem.readMemory(&p.ex, &p.f, &wm)
+		t.register(&p.ex)
+	} else {
+		ms.await(base + k)
+	}
+	now := p.ex.EventTime
+	var err error
+	if prev := k - 1; p.f.shared && prev >= 0 && st.ex[prev].task != nil && t.reuse(st.ex[prev].ctx, p.f.ctx) {
+		e.ctx = append(e.ctx[:0], st.ex[prev].ctx...)
+		for _, sl := range e.ctx {
+			t.tab.touch(sl, now)
+		}
+	} else if e.ctx, err = t.lookup(e.ctx[:0], p.f.ctx, now); err != nil {
+		return err
+	}
+	if e.item, err = t.lookup(e.item[:0], p.f.item, now); err != nil {
+		return err
+	}
+	e.task = t.task(p.ex.Task)
+	t.dirtyTasks[p.ex.Task] = struct{}{}
+	st.addTask(e.task, k)
+	n := min(model.ItemIDRows, len(e.item))
+	st.list(k, e.ctx, groupCtx)
+	st.list(k, e.item[:n], groupItem)
+	st.list(k, e.item[n:], groupMeta)
+	if now > t.watermark {
+		t.watermark = now
+	}
+	return nil
+}
+
+// scoreStep is phase 2 for one example: its prediction and gradients
+// against the model as it was before the step, as learn and update
+// compute them.
+func (t *Trainer) scoreStep(sc *stepScratch, e *stepExample) {
+	if e.task == nil {
+		return
+	}
+	ex, f, ts := &e.p.ex, &e.p.f, e.task
+	sc.ctxRows, sc.itemRows = t.rowsOf(sc.ctxRows[:0], e.ctx), t.rowsOf(sc.itemRows[:0], e.item)
+	ctxBias := model.ContextVector(sc.cp, sc.c, ts.p, sc.ctxRows)
+	model.ItemVector(sc.v, sc.itemRows)
+	z := model.Logit(sc.cp, ctxBias, sc.v) + memoryTerm(f, ts)
+	e.prob = model.Sigmoid(z)
+	e.dz, e.ok = t.cfg.Gradient(model.Sigmoid(t.cfg.TrainingLogit(z, ex.SampleProb)), ex.Label, ex.Weight)
+	if !e.ok {
+		return
+	}
+	d := t.cfg.Dim
+	gCtx, gItem, gMeta := e.g[:d], e.g[d:2*d], e.g[2*d:3*d]
+	gScale, gShift := e.g[3*d:4*d], e.g[4*d:5*d]
+	for i := 0; i < d; i++ {
+		gcp := e.dz * sc.v[i]
+		gItem[i] = e.dz * sc.cp[i]
+		gCtx[i] = gcp * ts.p.Scale[i]
+		gScale[i] = gcp * sc.c[i]
+		gShift[i] = gcp
+	}
+	n := 0
+	for _, sl := range e.ctx {
+		if sl >= 0 {
+			n++
+		}
+	}
+	if n > 0 {
+		scaleBy(gCtx, float32(1/math.Sqrt(float64(n))))
+	}
+	copy(gMeta, gItem)
+	scaleBy(gMeta, model.MetaScale(sc.itemRows))
+}
+
+func scaleBy(g []float32, s float32) {
+	for i := range g {
+		g[i] *= s
+	}
+}
+
+// updateShard is phase 3 for one row shard: each row takes one AdaGrad
+// step with the gradients of its updates summed in log order. st.pos
+// maps a slot to its sum; shards never share a slot.
+func (t *Trainer) updateShard(sc *stepScratch, ups []rowUpdate) {
+	d := t.cfg.Dim
+	st := &t.step
+	sc.rows = sc.rows[:0]
+	for _, u := range ups {
+		e := &st.ex[u.ex]
+		if !e.ok {
+			continue
+		}
+		p := st.pos[u.slot]
+		if p == 0 {
+			sc.rows = append(sc.rows, u.slot)
+			p = int32(len(sc.rows))
+			st.pos[u.slot] = p
+			if len(sc.sums) < int(p)*d {
+				sc.sums = append(sc.sums, make([]float32, d)...)
+				sc.dz = append(sc.dz, 0)
+			}
+			clear(sc.sums[(p-1)*int32(d) : p*int32(d)])
+			sc.dz[p-1] = 0
+		}
+		model.Add(e.g[int(u.group)*d:int(u.group+1)*d], sc.sums[(p-1)*int32(d):p*int32(d)])
+		if u.group != groupMeta {
+			sc.dz[p-1] += e.dz
+		}
+	}
+	for i, slot := range sc.rows {
+		g := sc.sums[i*d : (i+1)*d]
+		t.rowStep(slot, g, model.Dot(g, g)/float32(d), sc.dz[i])
+		st.pos[slot] = 0
+	}
+}
+
+// updateTask is phase 3 for one task: progressive validation and the
+// adapter's and memory weights' steps of its examples, in log order.
+func (t *Trainer) updateTask(ts *taskState, examples []int32) {
+	d := t.cfg.Dim
+	dlr := float32(t.cfg.DenseLearningRate)
+	for _, k := range examples {
+		e := &t.step.ex[k]
+		ex := &e.p.ex
+		t.progress.Observe(ex.Task, e.prob, ex.Label, ex.Weight)
+		if !e.ok {
+			continue
+		}
+		model.AdaGradStep(ts.p.Scale, ts.accScale, e.g[3*d:4*d], dlr)
+		model.AdaGradStep(ts.p.Shift, ts.accShift, e.g[4*d:5*d], dlr)
+		adagrad(&ts.p.Bias, &ts.accBias, e.dz, dlr)
+		t.learnMemory(&e.p.f, ts, e.dz)
+	}
+}

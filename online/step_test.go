@@ -1,0 +1,143 @@
+package online_test
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/unirec/unirec/bench/synth"
+	"github.com/unirec/unirec/ingest"
+	"github.com/unirec/unirec/online"
+	"github.com/unirec/unirec/online/model"
+	"github.com/unirec/unirec/stream"
+)
+
+// Mini-batches (model.step) are cut by the log alone (step size,
+// transaction markers, records outside transactions) and learned in
+// phases whose units do not depend on who runs them. So one worker on one
+// core, four workers, paging through max_rows, and a trainer stopped
+// mid-log and restarted on its store all hold the same model, bit for
+// bit; an aborted transaction is never learned; and the model is not the
+// one learned example by example (the steps were used).
+func TestStepsLearnTheSameModelOnAnyNumberOfWorkers(t *testing.T) {
+	copts, plain := examplesTopic(t)
+	ctx := context.Background()
+	reg, err := ingest.NewRegistry(ingest.DefaultCanvases())
+	if err != nil {
+		t.Fatal(err)
+	}
+	exs := synth.NewWorld(synth.Options{Seed: 7}).Examples(reg, 3000)
+	txn, err := kgo.NewClient(append(copts.Opts(), kgo.DefaultProduceTopic("examples"), kgo.TransactionalID("step-test"))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Close()
+	// Transactions of 1 to 500 examples, every fifth aborted, and every
+	// seventh run of examples produced outside a transaction.
+	sizes := []int{1, 37, 500, 200, 64, 3, 129}
+	want := 0
+	for i, at := 0, 0; at < len(exs); i++ {
+		end := min(len(exs), at+sizes[i%len(sizes)])
+		var recs []*kgo.Record
+		for k := at; k < end; k++ {
+			recs = append(recs, &kgo.Record{Value: stream.AppendExample(nil, &exs[k])})
+		}
+		abort := i%5 == 4
+		if i%7 == 6 {
+			err = plain.ProduceSync(ctx, recs...).FirstErr()
+		} else {
+			err = produceTxn(ctx, txn, recs, abort)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !abort || i%7 == 6 {
+			want += end - at
+		}
+		at = end
+	}
+	cfg := model.DefaultModelConfig()
+	cfg.Memory.ItemsPerContext, cfg.Memory.MaxContexts = 4, 50
+	cfg.Step = 64
+	open := func(cfg model.ModelConfig, dir string, workers, maxRows int) *online.Trainer {
+		tr, err := online.OpenTrainer(online.TrainerOptions{Model: cfg, Dir: dir, Client: copts, Topic: "examples",
+			CommitInterval: 5 * time.Millisecond, Workers: workers, MaxRows: maxRows, TTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	}
+	run := func(cfg model.ModelConfig, workers, maxRows int, stopAt int64) *model.Capture {
+		dir := t.TempDir()
+		tr := open(cfg, dir, workers, maxRows)
+		if stopAt > 0 {
+			runUntil(t, tr, func() bool { return tr.Applied() >= stopAt })
+			if err := tr.Close(); err != nil {
+				t.Fatal(err)
+			}
+			tr = open(cfg, dir, workers, maxRows)
+		}
+		defer tr.Close()
+		runUntil(t, tr, func() bool { return tr.Applied() >= int64(want) })
+		c, err := tr.Capture()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	var oneWorker *model.Capture
+	func() {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+		oneWorker = run(cfg, 1, 0, 0)
+	}()
+	if oneWorker.Applied != int64(want) {
+		t.Fatalf("applied %d examples, want the %d not aborted", oneWorker.Applied, want)
+	}
+	for _, c := range []struct {
+		name string
+		got  *model.Capture
+	}{
+		{"four workers", run(cfg, 4, 0, 0)},
+		{"four workers with max_rows", run(cfg, 4, 256, 0)},
+		{"stopped and restarted", run(cfg, 3, 0, int64(want/2))},
+	} {
+		if c.name == "stopped and restarted" {
+			c.got.Progress = oneWorker.Progress // a metric of the process, not stored
+		}
+		if !sameCapture(c.got, oneWorker) {
+			t.Errorf("%s: the model differs from one worker's (applied %d, want %d; %d rows, want %d)",
+				c.name, c.got.Applied, oneWorker.Applied, len(c.got.IDs), len(oneWorker.IDs))
+		}
+	}
+	seq := cfg
+	seq.Step = 0
+	if bySteps := run(seq, 0, 0, 0); slices.Equal(bySteps.Weights, oneWorker.Weights) {
+		t.Error("learning by steps of 64 gave the weights of learning example by example")
+	}
+}
+
+// produceTxn produces recs in one transaction, in record batches of at
+// most 50: a fetch may then end inside the transaction.
+func produceTxn(ctx context.Context, cl *kgo.Client, recs []*kgo.Record, abort bool) error {
+	if err := cl.BeginTransaction(); err != nil {
+		return err
+	}
+	for part := range slices.Chunk(recs, 50) {
+		if err := cl.ProduceSync(ctx, part...).FirstErr(); err != nil {
+			return err
+		}
+	}
+	end := kgo.TryCommit
+	if abort {
+		end = kgo.TryAbort
+	}
+	if err := cl.EndTransaction(ctx, end); err != nil {
+		return fmt.Errorf("cannot end transaction: %w", err)
+	}
+	return nil
+}
