@@ -1,12 +1,15 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,9 +74,10 @@ func RunEval(ctx context.Context, r EvalRun) error {
 	rep := NewReport("eval", map[string]any{"dataset": r.Dataset, "period": o.Period, "cut": o.Cut, "validation_cut": o.ValidationCut,
 		"live": o.Live, "live_chunks": o.LiveChunks, "k": o.K, "queries_per_task": o.QueriesPerTask,
 		"auc_negatives": o.AUCNegatives, "events": len(evs), "config": r.Config, "als": o.ALS})
-	auc := map[string]*Series{}
+	auc, last := map[string]*Series{}, map[[2]string]TaskMetrics{}
 	o.OnTraining = func(sys string, sec float64, tasks map[string]TaskMetrics) {
 		for task, m := range tasks {
+			last[[2]string{task, sys}] = m
 			key := sys + " " + task
 			if auc[key] == nil {
 				auc[key] = &Series{Name: key}
@@ -86,12 +90,24 @@ func RunEval(ctx context.Context, r EvalRun) error {
 	if err != nil {
 		return err
 	}
-	return writeEval(rep, res, o, auc, r.ReportDir, r.Out)
+	return writeEval(rep, res, o, auc, last, r.ReportDir, r.Out)
+}
+
+// progressTable is the progressive validation of every system and task
+// when it was last read, at the end of training (by task, then system).
+func progressTable(last map[[2]string]TaskMetrics) Table {
+	t := Table{Title: "Progressive validation at the end of training (each example scored before it is learned; AUC over the trainer's recent window, log loss over all)",
+		Header: []string{"task", "system", "examples", "progressive AUC", "log loss"}}
+	for _, k := range slices.SortedFunc(maps.Keys(last), func(a, b [2]string) int { return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1])) }) {
+		m := last[k]
+		t.Rows = append(t.Rows, []string{k[0], k[1], fmt.Sprint(m.Examples), fmt.Sprintf("%.4f", m.AUC), fmt.Sprintf("%.4f", m.LogLoss)})
+	}
+	return t
 }
 
 // writeEval adds the evaluation's figures, plot and tables to rep, writes
 // it to dir and prints the tables to out.
-func writeEval(rep *Report, res EvalResult, o EvalOptions, auc map[string]*Series, dir string, out io.Writer) error {
+func writeEval(rep *Report, res EvalResult, o EvalOptions, auc map[string]*Series, last map[[2]string]TaskMetrics, dir string, out io.Writer) error {
 	rep.Figure("trained_events", res.Train)
 	rep.Figure("evaluated_period_events", res.Asked)
 	rep.AddPlot("progressive-auc.svg", "Progressive AUC per task while training",
@@ -100,7 +116,7 @@ func writeEval(rep *Report, res EvalResult, o EvalOptions, auc map[string]*Serie
 	if o.Live {
 		chunks = o.LiveChunks
 	}
-	tables := EvalTables(res, o.K, o.Period, chunks)
+	tables := append(EvalTables(res, o.K, o.Period, chunks), progressTable(last))
 	for _, t := range tables {
 		rep.AddTable(t)
 	}

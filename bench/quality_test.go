@@ -2,6 +2,7 @@ package bench
 
 import (
 	"math"
+	"reflect"
 	"testing"
 )
 
@@ -73,5 +74,21 @@ func TestPairedRecallDifference(t *testing.T) {
 	}
 	if same := PairedRecallDifference(a, a, 10); same.Mean != 0 || same.Low != 0 || same.High != 0 {
 		t.Errorf("a system against itself: %+v", same)
+	}
+}
+
+func TestProgressTableListsEverySystemByTask(t *testing.T) {
+	got := progressTable(map[[2]string]TaskMetrics{
+		{"search", "unified"}:         {Examples: 10, AUC: 0.75, LogLoss: 0.5},
+		{"notifications", "unified"}:  {Examples: 30, AUC: 0.8, LogLoss: 1.25},
+		{"notifications", "per-task"}: {Examples: 30, AUC: 0.7, LogLoss: 1.5},
+	})
+	want := [][]string{
+		{"notifications", "per-task", "30", "0.7000", "1.5000"},
+		{"notifications", "unified", "30", "0.8000", "1.2500"},
+		{"search", "unified", "10", "0.7500", "0.5000"},
+	}
+	if !reflect.DeepEqual(got.Rows, want) {
+		t.Errorf("rows %v, want %v", got.Rows, want)
 	}
 }

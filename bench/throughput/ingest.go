@@ -120,7 +120,7 @@ func produceEvents(ctx context.Context, copts stream.ClientOptions, topics strea
 		stream.TopicSpec{Name: ingestChangelog, Partitions: ingestPartitions, Configs: map[string]string{"cleanup.policy": "compact"}},
 		stream.TopicSpec{Name: copyTopic, Partitions: 1})
 	w := synth.NewWorld(synth.Options{Seed: 1, Step: 100 * time.Millisecond})
-	return produce(ctx, copts, topics.Events, specs, n, progress, func(emit func(key, value []byte)) error {
+	return produce(ctx, copts, topics.Events, specs, n, 0, progress, func(emit func(key, value []byte)) error {
 		for _, ev := range w.Next() {
 			v, err := json.Marshal(ev)
 			if err != nil {

@@ -13,10 +13,12 @@ import (
 // phase is one timed run over n records: the raw consumer, a floor or the
 // stage itself.
 type phase struct {
-	Elapsed  time.Duration
-	Rate     float64
-	Timeline []bench.Sample
-	PeakHeap uint64
+	Elapsed       time.Duration
+	Rate          float64
+	Timeline      []bench.Sample
+	PeakHeap      uint64
+	LogOrderShare float64 // the trainer's, with mini-batches
+	MeanStep      float64 // examples per mini-batch step
 }
 
 // runPhase starts work in a goroutine and measures it until count reaches

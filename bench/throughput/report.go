@@ -95,6 +95,10 @@ func RunReport(ctx context.Context, stage string, n int, cpus []int, in IngestOp
 		rep.AddPlot(name+".svg", fmt.Sprintf("%s throughput over time, %d CPUs", r.Stage, r.CPUs), Plot(r))
 		fmt.Fprintf(out, "%s, %d CPUs: %.0f records/s = %.2fx the raw consume rate (%.0f/s) and %.2fx its floor (%s, %.0f/s), same run",
 			r.Stage, r.CPUs, r.Rate, r.RawRatio, r.RawRate, r.FloorRatio, r.Floor, r.FloorRate)
+		if r.LogOrderShare > 0 {
+			fmt.Fprintf(out, "; mini-batches of %.0f examples on average: %.0f%% of learning in log order, so at most %.1fx from more workers",
+				r.MeanStep, 100*r.LogOrderShare, 1/r.LogOrderShare)
+		}
 		if base, ok := first[r.Stage]; ok {
 			fmt.Fprintf(out, "; %.2fx its rate on %d CPUs", r.Rate/base, cpus[0])
 		} else {

@@ -42,6 +42,12 @@ type Result struct {
 	// Variants are the rates of other configurations of the same stage on
 	// the same topic (the trainer's optimizers and memory bounds).
 	Variants map[string]float64 `json:"variants,omitempty"`
+	// LogOrderShare is, with mini-batches (model.step > 1), the share of
+	// the learner's time spent in log order (step.go, phase 1): more
+	// workers can at best cut the rest (Amdahl).
+	LogOrderShare float64 `json:"step_log_order_share,omitempty"`
+	MeanStep      float64 `json:"mean_step,omitempty"` // examples per step
+
 	// Timelines are the cumulative records of each phase (raw, floor,
 	// stage) over its seconds.
 	Timelines map[string][]bench.Sample `json:"timelines"`
@@ -53,6 +59,7 @@ func (r *Result) record(raw, floor, stage phase) {
 	r.RawRate, r.FloorRate, r.Rate, r.PeakHeap, r.VmHWM = raw.Rate, floor.Rate, stage.Rate, stage.PeakHeap, vmHWM()
 	r.Timelines["raw consume"], r.Timelines["floor"], r.Timelines[r.Stage] = raw.Timeline, floor.Timeline, stage.Timeline
 	r.RawRatio, r.FloorRatio = ratio(r.Rate, r.RawRate), ratio(r.Rate, r.FloorRate)
+	r.LogOrderShare, r.MeanStep = stage.LogOrderShare, stage.MeanStep
 }
 
 func ratio(a, b float64) float64 {

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/unirec/unirec/bench/synth"
@@ -83,12 +84,16 @@ func Trainer(ctx context.Context, opts TrainerOptions) (*Result, error) {
 	return res, nil
 }
 
+// examplesPerTxn is the transaction size of the examples: ingest writes
+// examples in transactions, whose markers end the trainer's mini-batches.
+const examplesPerTxn = 2000
+
 // produceExamples produces n directly labelled synthetic examples to the
 // new one-partition examples topic.
 func produceExamples(ctx context.Context, copts stream.ClientOptions, reg *ingest.Registry, n int, progress io.Writer) error {
 	w := synth.NewWorld(synth.Options{Seed: 1})
 	var buf []byte
-	return produce(ctx, copts, examplesTopic, []stream.TopicSpec{{Name: examplesTopic, Partitions: 1}}, n, progress,
+	return produce(ctx, copts, examplesTopic, []stream.TopicSpec{{Name: examplesTopic, Partitions: 1}}, n, examplesPerTxn, progress,
 		func(emit func(key, value []byte)) error {
 			for _, ex := range w.Examples(reg, 1000) {
 				buf = stream.AppendExample(buf[:0], &ex)
@@ -133,6 +138,9 @@ func train(ctx context.Context, name string, o online.TrainerOptions, n int, pro
 	}
 	defer os.RemoveAll(dir)
 	o.Dir = dir
+	if o.Metrics == nil {
+		o.Metrics = metrics.NewSet()
+	}
 	tr, err := online.OpenTrainer(o)
 	if err != nil {
 		return phase{}, err
@@ -144,5 +152,8 @@ func train(ctx context.Context, name string, o online.TrainerOptions, n int, pro
 	}
 	p.Elapsed += time.Since(closing)
 	p.Rate = float64(n) / p.Elapsed.Seconds()
+	seq, par := o.Metrics.GetOrCreateFloatCounter(online.StepSecondsLogOrder).Get(), o.Metrics.GetOrCreateFloatCounter(online.StepSecondsParallel).Get()
+	p.LogOrderShare = ratio(seq, seq+par)
+	p.MeanStep = ratio(float64(n), float64(o.Metrics.GetOrCreateCounter(online.StepsTotal).Get()))
 	return p, err
 }
