@@ -84,7 +84,18 @@ func (p *trainerProc) stop(t *testing.T) {
 // to the examples topic.
 func produceExamples(t *testing.T, broker string, exs []stream.Example) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.DefaultProduceTopic("unirec.examples"))
+	produceExamplesIn(t, broker, exs, 0)
+}
+
+// produceExamplesIn produces exs, in transactions of txn examples (in
+// record batches of 100) when txn > 0, as ingest writes them.
+func produceExamplesIn(t *testing.T, broker string, exs []stream.Example, txn int) {
+	t.Helper()
+	opts := []kgo.Opt{kgo.SeedBrokers(broker), kgo.DefaultProduceTopic("unirec.examples")}
+	if txn > 0 {
+		opts = append(opts, kgo.TransactionalID("exactness-test"))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,8 +107,25 @@ func produceExamples(t *testing.T, broker string, exs []stream.Example) {
 	for i := range exs {
 		recs[i] = &kgo.Record{Value: stream.AppendExample(nil, &exs[i])}
 	}
-	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
-		t.Fatal(err)
+	if txn == 0 {
+		if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	ctx := context.Background()
+	for part := range slices.Chunk(recs, txn) {
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for batch := range slices.Chunk(part, 100) {
+			if err := cl.ProduceSync(ctx, batch...).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -130,7 +158,17 @@ func captureDir(t *testing.T, dir string) *model.Capture {
 // uninterrupted run over the same stream: offsets, rows and every other
 // piece of state are committed in one Pebble batch, and the model is a
 // deterministic function of the log.
-func TestKill9TrainerIsExact(t *testing.T) {
+func TestKill9TrainerIsExact(t *testing.T) { kill9IsExact(t, "", 0) }
+
+// So is a trainer learning mini-batches on its workers, from examples
+// written in transactions (whose markers end its steps).
+func TestKill9MiniBatchTrainerIsExact(t *testing.T) {
+	kill9IsExact(t, "model:\n  step: 64\n", 700)
+}
+
+// kill9IsExact runs the kill -9 test with extra config and examples in
+// transactions of txn (0: none).
+func kill9IsExact(t *testing.T, extra string, txn int) {
 	b, err := stream.StartBroker(stream.BrokerOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -138,13 +176,13 @@ func TestKill9TrainerIsExact(t *testing.T) {
 	defer b.Close()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "train.yaml")
-	if err := os.WriteFile(cfg, []byte("snapshot:\n  interval: 200ms\n  hmac_key_file: "+testKey(t, dir)+"\ntrainer:\n  commit_interval: 20ms\n  min_count: 2\n  ttl: 30m\n"), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(extra+"snapshot:\n  interval: 200ms\n  hmac_key_file: "+testKey(t, dir)+"\ntrainer:\n  commit_interval: 20ms\n  min_count: 2\n  ttl: 30m\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	exs := synthStream(t, 20000)
 	n := int64(len(exs))
 	half := len(exs) / 2
-	produceExamples(t, b.Addr(), exs[:half])
+	produceExamplesIn(t, b.Addr(), exs[:half], txn)
 
 	killed := filepath.Join(dir, "killed")
 	p := startTrainerProc(t, cfg, b.Addr(), killed)
@@ -153,7 +191,7 @@ func TestKill9TrainerIsExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.cmd.Wait()
-	produceExamples(t, b.Addr(), exs[half:])
+	produceExamplesIn(t, b.Addr(), exs[half:], txn)
 	committed := captureDir(t, killed).Applied
 	t.Logf("killed with SIGKILL; %d of %d examples were committed", committed, n)
 
@@ -164,14 +202,17 @@ func TestKill9TrainerIsExact(t *testing.T) {
 	whole := filepath.Join(dir, "uninterrupted")
 	q := startTrainerProc(t, cfg, b.Addr(), whole)
 	streamtest.WaitFor(t, time.Minute, "the uninterrupted trainer to apply the stream", func() bool { return q.applied() >= n })
+	if steps := int64(q.metric(online.StepsTotal)); txn > 0 && (steps <= 0 || steps > n/32) {
+		t.Fatalf("%d mini-batch steps for %d examples: want steps of about 64", steps, n)
+	}
 	q.stop(t)
 
 	got, want := captureDir(t, killed), captureDir(t, whole)
 	if got.Applied != n || want.Applied != n {
 		t.Fatalf("examples applied: %d after kill and restart, %d uninterrupted, %d produced", got.Applied, want.Applied, n)
 	}
-	if got.Offsets[0] != n {
-		t.Fatalf("stored offset %d, want %d", got.Offsets[0], n)
+	if got.Offsets[0] != want.Offsets[0] || (txn == 0 && got.Offsets[0] != n) {
+		t.Fatalf("stored offset %d, uninterrupted %d, %d examples", got.Offsets[0], want.Offsets[0], n)
 	}
 	if !slices.Equal(got.IDs, want.IDs) {
 		t.Fatalf("rows differ: %d vs %d", len(got.IDs), len(want.IDs))
