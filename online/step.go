@@ -12,9 +12,10 @@ import (
 // one Kafka transaction, so that every trainer reading the log cuts the
 // same steps). It is learned in three phases:
 //
-//  1. in log order, by the learner: the log stage's work, the lookups
-//     (paging, admission, expiry, new rows) and the watermark, exactly as
-//     example by example; every row update the step will make is listed
+//  1. in log order, by the learner: the lookups (paging, admission,
+//     expiry, new rows) and the watermark, exactly as example by example,
+//     while helpers and prepare do the step's log stage (its chunks are
+//     awaited at the end); every row update the step will make is listed
 //     under the row's shard;
 //  2. in parallel, a chunk of examples per unit: score against the model
 //     as it was before the step (progressive validation) and compute the
@@ -154,6 +155,12 @@ func (t *Trainer) learnStep(ms *logStage, recs []prepared, base int) error {
 			learned++
 		}
 	}
+	// The lookups do not read what the log stage computes (memory
+	// features, registries), so the stage's chunks for the step are done
+	// by helpers and prepare meanwhile; phase 2 needs them.
+	if ms != nil {
+		ms.await(base + len(recs) - 1)
+	}
 	if n := len(t.tab.ids); len(st.pos) < n {
 		st.pos = append(st.pos, make([]int32, n-len(st.pos))...)
 	}
@@ -189,8 +196,6 @@ func (t *Trainer) prepareStep(ms *logStage, recs []prepared, base, k int) error 
 		wm := t.watermark
 		t.mem.readMemory(&p.ex, &p.f, &wm)
 		t.register(&p.ex)
-	} else {
-		ms.await(base + k)
 	}
 	now := p.ex.EventTime
 	var err error
