@@ -232,18 +232,7 @@ func TestRunLearnsWhatApplyLearns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exs := synth.NewWorld(synth.Options{Seed: 6}).Examples(reg, 3000)
-	// Late requests, 10 s behind the watermark (past the 3 s TTL), of new
-	// users: with min_count 1 their rows are created already expired, so
-	// each example of the request must find them expired and recreate
-	// them, never reuse the slots the one before it used.
-	last := exs[len(exs)-1].EventTime
-	for r := range 3 {
-		for i := range 4 {
-			exs = append(exs, stream.Example{Task: "search", ItemID: fmt.Sprintf("late-item-%d", i), Label: float32(i % 2), Weight: 1,
-				EventTime: last - 10_000, Context: []stream.Field{{Name: "user_id", Value: fmt.Sprintf("late-user-%d", r)}, {Name: "query", Value: "late query"}}})
-		}
-	}
+	exs := withLateRequests(synth.NewWorld(synth.Options{Seed: 6}).Examples(reg, 3000))
 	var recs []*kgo.Record
 	for i := range exs {
 		recs = append(recs, &kgo.Record{Value: stream.AppendExample(nil, &exs[i])})
@@ -304,4 +293,20 @@ func sameCapture(a, b *model.Capture) bool {
 		slices.Equal(a.Weights, b.Weights) && reflect.DeepEqual(a.Tasks, b.Tasks) &&
 		reflect.DeepEqual(a.Memory, b.Memory) && reflect.DeepEqual(a.Items, b.Items) &&
 		reflect.DeepEqual(a.Popular, b.Popular) && reflect.DeepEqual(a.Progress, b.Progress)
+}
+
+// withLateRequests appends three requests of four examples, 10 s behind
+// the watermark (past a 3 s TTL), of new users: with min_count 1 their
+// rows are created already expired, so each example of a request must
+// find them expired and recreate them, never reuse the slots the one
+// before it used (or, in a mini-batch, still holds).
+func withLateRequests(exs []stream.Example) []stream.Example {
+	last := exs[len(exs)-1].EventTime
+	for r := range 3 {
+		for i := range 4 {
+			exs = append(exs, stream.Example{Task: "search", ItemID: fmt.Sprintf("late-item-%d", i), Label: float32(i % 2), Weight: 1,
+				EventTime: last - 10_000, Context: []stream.Field{{Name: "user_id", Value: fmt.Sprintf("late-user-%d", r)}, {Name: "query", Value: "late query"}}})
+		}
+	}
+	return exs
 }

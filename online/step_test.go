@@ -31,17 +31,7 @@ func TestStepsLearnTheSameModelOnAnyNumberOfWorkers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exs := synth.NewWorld(synth.Options{Seed: 7}).Examples(reg, 3000)
-	// Late requests of new users, 10 s behind the watermark (past the 3 s
-	// TTL): within one step their rows are created expired and recreated
-	// by every example, while the examples before still hold the slots.
-	last := exs[len(exs)-1].EventTime
-	for r := range 3 {
-		for i := range 4 {
-			exs = append(exs, stream.Example{Task: "search", ItemID: fmt.Sprintf("late-item-%d", i), Label: float32(i % 2), Weight: 1,
-				EventTime: last - 10_000, Context: []stream.Field{{Name: "user_id", Value: fmt.Sprintf("late-user-%d", r)}, {Name: "query", Value: "late query"}}})
-		}
-	}
+	exs := withLateRequests(synth.NewWorld(synth.Options{Seed: 7}).Examples(reg, 3000))
 	txn, err := kgo.NewClient(append(copts.Opts(), kgo.DefaultProduceTopic("examples"), kgo.TransactionalID("step-test"))...)
 	if err != nil {
 		t.Fatal(err)
