@@ -172,19 +172,38 @@ func (s *scoreSpec) scoreShard(top *topK, lo, hi int) error {
 }
 
 // offerBlock offers the logits of the block of items starting at b (of the
-// matrix, or of idx) to top.
+// matrix, or of idx) to top. Once top is full, an item must beat the worst
+// it keeps, which only rises: the items that beat the worst at the start
+// of the block are found eight at a time (above), and only they are
+// offered as the loop below would, in order (the loop took as long as
+// the int8 kernel).
 func (s *scoreSpec) offerBlock(top *topK, logits []float32, b int) {
-	for j, z := range logits {
-		z += s.bias
-		if len(top.items) == top.k && z <= top.items[0].logit {
-			continue
+	j := 0
+	if len(top.items) == top.k && top.k > 0 {
+		if cap(top.cand) < len(logits) {
+			top.cand = make([]int32, len(logits))
 		}
-		i := b + j
-		if s.idx != nil {
-			i = s.idx[b+j]
+		m, n := above(top.cand[:len(logits)], logits, s.bias, top.items[0].logit)
+		for _, c := range top.cand[:n] {
+			s.offerItem(top, logits[c]+s.bias, b, int(c))
 		}
-		if s.allow == nil || s.allow(i) {
-			top.offer(scored{idx: i, logit: z})
-		}
+		j = m
+	}
+	for ; j < len(logits); j++ {
+		s.offerItem(top, logits[j]+s.bias, b, j)
+	}
+}
+
+// offerItem offers item j of the block starting at b, of logit z.
+func (s *scoreSpec) offerItem(top *topK, z float32, b, j int) {
+	if len(top.items) == top.k && z <= top.items[0].logit {
+		return
+	}
+	i := b + j
+	if s.idx != nil {
+		i = s.idx[b+j]
+	}
+	if s.allow == nil || s.allow(i) {
+		top.offer(scored{idx: i, logit: z})
 	}
 }

@@ -13,6 +13,7 @@ type scored struct {
 type topK struct {
 	k     int
 	items []scored
+	cand  []int32 // offerBlock's scratch: the items of a block above the worst
 }
 
 // offer considers one candidate.
