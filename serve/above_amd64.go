@@ -3,9 +3,9 @@ package serve
 import "golang.org/x/sys/cpu"
 
 // aboveAVX2 writes to out, in order, every j < len(x) (a multiple of 8)
-// where !(x[j]+add <= thr) and returns how many (above_amd64.s): the
-// comparison offerBlock makes, eight items at a time (NaN passes, as it
-// does there).
+// where !(x[j]+add < thr) and returns how many (above_amd64.s): the items
+// that may beat a top-k whose worst has logit thr (ties are decided by
+// index), eight at a time; NaN passes, for offer to refuse.
 //
 //go:noescape
 func aboveAVX2(out []int32, x []float32, add, thr float32) int

@@ -2,7 +2,7 @@
 
 // func aboveAVX2(out []int32, x []float32, add, thr float32) int
 // Writes to out, in order, every j < len(x) (a multiple of 8) where
-// !(x[j]+add <= thr): above thr, or NaN; returns how many.
+// !(x[j]+add < thr): at or above thr, or NaN; returns how many.
 TEXT ·aboveAVX2(SB), NOSPLIT, $0-64
 	MOVQ         out_base+0(FP), DI
 	MOVQ         x_base+24(FP), SI
@@ -17,7 +17,7 @@ group:
 	JGE       done
 	VMOVUPS   (SI)(AX*4), Y0
 	VADDPS    Y1, Y0, Y0
-	VCMPPS    $0x16, Y2, Y0, Y3
+	VCMPPS    $0x15, Y2, Y0, Y3
 	VMOVMSKPS Y3, BX
 	TESTL     BX, BX
 	JZ        next

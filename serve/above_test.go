@@ -7,9 +7,9 @@ import (
 	"testing"
 )
 
-// above finds exactly the items offerBlock's comparison lets through, in
-// order: x+add not at or below thr, NaN included, ties excluded, for any
-// length (the tail past the last multiple of 8 is left to the caller).
+// above finds exactly the items that may beat a top-k's worst, in order:
+// x+add not below thr, ties and NaN included, for any length (the tail
+// past the last multiple of 8 is left to the caller).
 func TestAboveFindsWhatTheComparisonLetsThrough(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	special := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 0, float32(math.Copysign(0, -1)), 0.5, 0.25}
@@ -26,7 +26,7 @@ func TestAboveFindsWhatTheComparisonLetsThrough(t *testing.T) {
 			m, k := above(out, x, c.add, c.thr)
 			var want []int32
 			for j := range x[:m] {
-				if !(x[j]+c.add <= c.thr) {
+				if !(x[j]+c.add < c.thr) {
 					want = append(want, int32(j))
 				}
 			}

@@ -170,7 +170,7 @@ func rankBatch(specs []*scoreSpec) ([][]scored, []error) {
 			if dead[sh][q] {
 				errs[q] = errDeadline
 			}
-			for _, c := range tops[sh][q].items {
+			for _, c := range tops[sh][q].kept() {
 				all.offer(c)
 			}
 		}
