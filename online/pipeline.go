@@ -163,11 +163,13 @@ func (t *Trainer) prepare(ctx context.Context, cl *kgo.Client, free <-chan *batc
 		}
 		// The learner gets the whole steps; an open step waits in the next
 		// batch for the rest of its records.
-		nb := next()
-		if nb == nil {
-			return nil
+		var nb *batch
+		if b.closed < b.n {
+			if nb = next(); nb == nil {
+				return nil
+			}
+			nb.takeOpenStep(b)
 		}
-		nb.takeOpenStep(b)
 		if !send(b) {
 			return nil
 		}
