@@ -15,20 +15,20 @@ import (
 func (t *Trainer) update(ts *taskState, dz float32) {
 	s := &t.scratch
 	d := t.cfg.Dim
-	dlr := float32(t.cfg.DenseLearningRate)
 	gScale, gShift := s.gScale[:d], s.gShift[:d]
-	for i := 0; i < d; i++ {
-		gcp := dz * s.v[i]
-		s.gv[i] = dz * s.cp[i]
-		s.gc[i] = gcp * ts.p.Scale[i]
-		gScale[i] = gcp * s.c[i]
-		gShift[i] = gcp
-	}
+	s.gradients(dz, ts, s.gv[:d], s.gc[:d], gScale, gShift)
+	t.stepAdapter(ts, gScale, gShift, dz)
+	t.updateContextRows(s.ctxSlots, s.gc, dz)
+	t.updateItemRows(s.itemSlots, s.itemRows, s.gv, dz)
+}
+
+// stepAdapter takes the AdaGrad step of the task adapter: scale, shift
+// and bias gradients.
+func (t *Trainer) stepAdapter(ts *taskState, gScale, gShift []float32, dz float32) {
+	dlr := float32(t.cfg.DenseLearningRate)
 	model.AdaGradStep(ts.p.Scale, ts.accScale, gScale, dlr)
 	model.AdaGradStep(ts.p.Shift, ts.accShift, gShift, dlr)
 	adagrad(&ts.p.Bias, &ts.accBias, dz, dlr)
-	t.updateContextRows(s.ctxSlots, s.gc, dz)
-	t.updateItemRows(s.itemSlots, s.itemRows, s.gv, dz)
 }
 
 // updateContextRows: the context vector is the sum of its rows scaled by

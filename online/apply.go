@@ -48,33 +48,73 @@ func (t *Trainer) learnInline(ex *stream.Example, f *features) error {
 // learn applies an example whose features are f, memory features read.
 func (t *Trainer) learn(ex *stream.Example, f *features) error {
 	s := &t.scratch
-	now := ex.EventTime
 	var err error
-	if f.shared && t.reuse(s.ctxSlots, f.ctx) {
-		for _, sl := range s.ctxSlots {
-			t.tab.touch(sl, now)
-		}
-	} else if s.ctxSlots, err = t.lookup(s.ctxSlots[:0], f.ctx, now); err != nil {
-		return err
-	}
-	if s.itemSlots, err = t.lookup(s.itemSlots[:0], f.item, now); err != nil {
+	if s.ctxSlots, s.itemSlots, err = t.lookupRows(f, ex.EventTime, s.ctxSlots, s.ctxSlots, s.itemSlots); err != nil {
 		return err
 	}
 	s.ctxRows, s.itemRows = t.rowsOf(s.ctxRows[:0], s.ctxSlots), t.rowsOf(s.itemRows[:0], s.itemSlots)
 	ts := t.task(ex.Task)
 	t.dirtyTasks[ex.Task] = struct{}{}
-	ctxBias := model.ContextVector(s.cp, s.c, ts.p, s.ctxRows)
-	model.ItemVector(s.v, s.itemRows)
-	z := model.Logit(s.cp, ctxBias, s.v)
-	z += memoryTerm(f, ts)
+	z := s.score(ts, s.ctxRows, s.itemRows, f)
 	t.progress.Observe(ex.Task, model.Sigmoid(z), ex.Label, ex.Weight)
-	dz, ok := t.cfg.Gradient(model.Sigmoid(t.cfg.TrainingLogit(z, ex.SampleProb)), ex.Label, ex.Weight)
-	if ok {
+	if dz, ok := t.lossGradient(ex, z); ok {
 		t.update(ts, dz)
 		t.learnMemory(f, ts, dz)
 	}
 	t.track(ex)
 	return nil
+}
+
+// lookupRows returns the context and item slots of f at now, in ctx and
+// item. The context's are those of prev, the context slots of the example
+// before (nil: none), when f shares its context and they still hold its
+// rows (reuse).
+func (t *Trainer) lookupRows(f *features, now int64, prev, ctx, item []int32) ([]int32, []int32, error) {
+	var err error
+	if f.shared && prev != nil && t.reuse(prev, f.ctx) {
+		ctx = append(ctx[:0], prev...)
+		for _, sl := range ctx {
+			t.tab.touch(sl, now)
+		}
+	} else if ctx, err = t.lookup(ctx[:0], f.ctx, now); err != nil {
+		return ctx, item, err
+	}
+	item, err = t.lookup(item[:0], f.item, now)
+	return ctx, item, err
+}
+
+// scoreBufs hold the vectors of an example's score: the context vector c,
+// cp adapted to its task, and the item vector v (weights and bias).
+type scoreBufs struct{ c, cp, v []float32 }
+
+func newScoreBufs(d int) scoreBufs {
+	return scoreBufs{c: make([]float32, d), cp: make([]float32, d), v: make([]float32, d+1)}
+}
+
+// score returns the logit of an example of task ts with these rows and
+// memory features, filling the vectors.
+func (b *scoreBufs) score(ts *taskState, ctxRows, itemRows [][]float32, f *features) float32 {
+	ctxBias := model.ContextVector(b.cp, b.c, ts.p, ctxRows)
+	model.ItemVector(b.v, itemRows)
+	return model.Logit(b.cp, ctxBias, b.v) + memoryTerm(f, ts)
+}
+
+// gradients writes, for dLoss/dLogit dz, the gradients of the item vector
+// (gv), of the context vector (gc) and of the adapter's scale and shift.
+func (b *scoreBufs) gradients(dz float32, ts *taskState, gv, gc, gScale, gShift []float32) {
+	for i := range gv {
+		gcp := dz * b.v[i]
+		gv[i] = dz * b.cp[i]
+		gc[i] = gcp * ts.p.Scale[i]
+		gScale[i] = gcp * b.c[i]
+		gShift[i] = gcp
+	}
+}
+
+// lossGradient is dLoss/dLogit of ex at logit z (log-Q corrected, clipped);
+// false for a non-finite one, which is not learned.
+func (t *Trainer) lossGradient(ex *stream.Example, z float32) (float32, bool) {
+	return t.cfg.Gradient(model.Sigmoid(t.cfg.TrainingLogit(z, ex.SampleProb)), ex.Label, ex.Weight)
 }
 
 // rowsOf returns the weight rows of slots (nil for features without one).

@@ -64,31 +64,27 @@ type rowUpdate struct {
 // stepState is the step being learned.
 type stepState struct {
 	ex     []stepExample
-	n      int
 	shards [stepShards][]rowUpdate
 	tasks  []*taskState
 	byTask [][]int32 // the examples of tasks[i], in order
 	pos    []int32   // phase 3: per slot, 1 + its index in its shard's sums; 0 between steps
 }
 
-// stepScratch is a worker's buffers for phase 2.
+// stepScratch is a worker's buffers for phases 2 and 3.
 type stepScratch struct {
-	c, cp, v          []float32
+	scoreBufs
+	ctxRows, itemRows [][]float32
 	rows              []int32   // phase 3: the rows of a shard, in first-update order
 	sums, dz          []float32 // and their summed gradients
-	ctxRows, itemRows [][]float32
 }
 
-func newStepScratch(d int) *stepScratch {
-	return &stepScratch{c: make([]float32, d), cp: make([]float32, d), v: make([]float32, d+1)}
-}
+func newStepScratch(d int) *stepScratch { return &stepScratch{scoreBufs: newScoreBufs(d)} }
 
 // reset empties st for a step of n examples.
 func (st *stepState) reset(n, d int) {
 	for len(st.ex) < n {
 		st.ex = append(st.ex, stepExample{g: make([]float32, (gradGroups+2)*d)})
 	}
-	st.n = n
 	for i := range st.shards {
 		st.shards[i] = st.shards[i][:0]
 	}
@@ -198,16 +194,12 @@ func (t *Trainer) prepareStep(ms *logStage, recs []prepared, base, k int) error 
 		t.register(&p.ex)
 	}
 	now := p.ex.EventTime
-	var err error
-	if prev := k - 1; p.f.shared && prev >= 0 && st.ex[prev].task != nil && t.reuse(st.ex[prev].ctx, p.f.ctx) {
-		e.ctx = append(e.ctx[:0], st.ex[prev].ctx...)
-		for _, sl := range e.ctx {
-			t.tab.touch(sl, now)
-		}
-	} else if e.ctx, err = t.lookup(e.ctx[:0], p.f.ctx, now); err != nil {
-		return err
+	var prev []int32 // the context slots of the example before, in this step
+	if k > 0 && st.ex[k-1].task != nil {
+		prev = st.ex[k-1].ctx
 	}
-	if e.item, err = t.lookup(e.item[:0], p.f.item, now); err != nil {
+	var err error
+	if e.ctx, e.item, err = t.lookupRows(&p.f, now, prev, e.ctx, e.item); err != nil {
 		return err
 	}
 	e.task = t.task(p.ex.Task)
@@ -232,24 +224,14 @@ func (t *Trainer) scoreStep(sc *stepScratch, e *stepExample) {
 	}
 	ex, f, ts := &e.p.ex, &e.p.f, e.task
 	sc.ctxRows, sc.itemRows = t.rowsOf(sc.ctxRows[:0], e.ctx), t.rowsOf(sc.itemRows[:0], e.item)
-	ctxBias := model.ContextVector(sc.cp, sc.c, ts.p, sc.ctxRows)
-	model.ItemVector(sc.v, sc.itemRows)
-	z := model.Logit(sc.cp, ctxBias, sc.v) + memoryTerm(f, ts)
+	z := sc.score(ts, sc.ctxRows, sc.itemRows, f)
 	e.prob = model.Sigmoid(z)
-	e.dz, e.ok = t.cfg.Gradient(model.Sigmoid(t.cfg.TrainingLogit(z, ex.SampleProb)), ex.Label, ex.Weight)
-	if !e.ok {
+	if e.dz, e.ok = t.lossGradient(ex, z); !e.ok {
 		return
 	}
 	d := t.cfg.Dim
 	gCtx, gItem, gMeta := e.g[:d], e.g[d:2*d], e.g[2*d:3*d]
-	gScale, gShift := e.g[3*d:4*d], e.g[4*d:5*d]
-	for i := 0; i < d; i++ {
-		gcp := e.dz * sc.v[i]
-		gItem[i] = e.dz * sc.cp[i]
-		gCtx[i] = gcp * ts.p.Scale[i]
-		gScale[i] = gcp * sc.c[i]
-		gShift[i] = gcp
-	}
+	sc.gradients(e.dz, ts, gItem, gCtx, e.g[3*d:4*d], e.g[4*d:5*d])
 	n := 0
 	for _, sl := range e.ctx {
 		if sl >= 0 {
@@ -309,7 +291,6 @@ func (t *Trainer) updateShard(sc *stepScratch, ups []rowUpdate) {
 // adapter's and memory weights' steps of its examples, in log order.
 func (t *Trainer) updateTask(ts *taskState, examples []int32) {
 	d := t.cfg.Dim
-	dlr := float32(t.cfg.DenseLearningRate)
 	for _, k := range examples {
 		e := &t.step.ex[k]
 		ex := &e.p.ex
@@ -317,9 +298,7 @@ func (t *Trainer) updateTask(ts *taskState, examples []int32) {
 		if !e.ok {
 			continue
 		}
-		model.AdaGradStep(ts.p.Scale, ts.accScale, e.g[3*d:4*d], dlr)
-		model.AdaGradStep(ts.p.Shift, ts.accShift, e.g[4*d:5*d], dlr)
-		adagrad(&ts.p.Bias, &ts.accBias, e.dz, dlr)
+		t.stepAdapter(ts, e.g[3*d:4*d], e.g[4*d:5*d], e.dz)
 		t.learnMemory(&e.p.f, ts, e.dz)
 	}
 }

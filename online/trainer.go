@@ -142,9 +142,10 @@ type scratch struct {
 	f                   features // of an example applied directly (Apply)
 	ctxSlots, itemSlots []int32  // -1: feature without a row (not admitted)
 	ctxRows, itemRows   [][]float32
-	c, cp, v, gc, gv    []float32
-	gScale, gShift      []float32 // the task adapter's gradients
-	grad, vals          []float32
+	scoreBufs
+	gc, gv         []float32
+	gScale, gShift []float32 // the task adapter's gradients
+	grad, vals     []float32
 }
 
 // OpenTrainer opens the parameter store and loads the model it holds (up
@@ -185,7 +186,7 @@ func OpenTrainer(opts TrainerOptions) (*Trainer, error) {
 		return nil, fmt.Errorf("cannot load parameter store at %q: %w", opts.Dir, err)
 	}
 	d := t.cfg.Dim
-	t.scratch = scratch{c: make([]float32, d), cp: make([]float32, d), v: make([]float32, d+1),
+	t.scratch = scratch{scoreBufs: newScoreBufs(d),
 		gc: make([]float32, d), gv: make([]float32, d), gScale: make([]float32, d), gShift: make([]float32, d), grad: make([]float32, d+1), vals: make([]float32, t.tab.stride)}
 	set.GetOrCreateGauge("unirec_trainer_examples_applied_total", func() float64 { return float64(t.Applied()) })
 	set.GetOrCreateGauge("unirec_trainer_rows", func() float64 { t.mu.Lock(); defer t.mu.Unlock(); return float64(t.tab.len()) })
@@ -336,12 +337,12 @@ func (t *Trainer) applyBatch(b *batch) error {
 func (t *Trainer) learnRecords(ms *logStage, b *batch) error {
 	for i := range b.recs[:b.n] {
 		p := &b.recs[i]
-		if p.err != nil {
-			t.skip(p)
-		} else if err := t.learnRecord(ms, i, p); err != nil {
-			return err
+		if p.err == nil {
+			if err := t.learnRecord(ms, i, p); err != nil {
+				return err
+			}
 		}
-		t.offsets[p.partition] = p.offset + 1
+		t.passed(p)
 	}
 	return nil
 }
@@ -359,22 +360,20 @@ func (t *Trainer) learnSteps(ms *logStage, b *batch) error {
 			return err
 		}
 		for i := range b.recs[start:end] {
-			p := &b.recs[start+i]
-			if p.err != nil {
-				t.skip(p)
-			}
-			t.offsets[p.partition] = p.offset + 1
+			t.passed(&b.recs[start+i])
 		}
 		start = end
 	}
 	return nil
 }
 
-// skip logs an undecodable record; its offset advances like any other.
-func (t *Trainer) skip(p *prepared) {
-	if t.opts.Logf != nil {
+// passed advances the offset past p, learned or, undecodable, logged and
+// skipped.
+func (t *Trainer) passed(p *prepared) {
+	if p.err != nil && t.opts.Logf != nil {
 		t.opts.Logf("trainer: skipping undecodable example %d/%d: %v", p.partition, p.offset, p.err)
 	}
+	t.offsets[p.partition] = p.offset + 1
 }
 
 // learnRecord learns record i of a batch, the log stage's work on it done
