@@ -2,7 +2,6 @@ package online_test
 
 import (
 	"context"
-	"fmt"
 	"runtime"
 	"slices"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/unirec/unirec/online"
 	"github.com/unirec/unirec/online/model"
 	"github.com/unirec/unirec/stream"
+	"github.com/unirec/unirec/stream/streamtest"
 )
 
 // Mini-batches (model.step) are cut by the log alone (step size,
@@ -51,7 +51,7 @@ func TestStepsLearnTheSameModelOnAnyNumberOfWorkers(t *testing.T) {
 		if i%7 == 6 {
 			err = plain.ProduceSync(ctx, recs...).FirstErr()
 		} else {
-			err = produceTxn(ctx, txn, recs, abort)
+			err = streamtest.ProduceTransaction(ctx, txn, recs, 50, abort)
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -119,25 +119,4 @@ func TestStepsLearnTheSameModelOnAnyNumberOfWorkers(t *testing.T) {
 	if bySteps := run(seq, 0, 0, 0); slices.Equal(bySteps.Weights, oneWorker.Weights) {
 		t.Error("learning by steps of 64 gave the weights of learning example by example")
 	}
-}
-
-// produceTxn produces recs in one transaction, in record batches of at
-// most 50: a fetch may then end inside the transaction.
-func produceTxn(ctx context.Context, cl *kgo.Client, recs []*kgo.Record, abort bool) error {
-	if err := cl.BeginTransaction(); err != nil {
-		return err
-	}
-	for part := range slices.Chunk(recs, 50) {
-		if err := cl.ProduceSync(ctx, part...).FirstErr(); err != nil {
-			return err
-		}
-	}
-	end := kgo.TryCommit
-	if abort {
-		end = kgo.TryAbort
-	}
-	if err := cl.EndTransaction(ctx, end); err != nil {
-		return fmt.Errorf("cannot end transaction: %w", err)
-	}
-	return nil
 }

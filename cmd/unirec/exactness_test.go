@@ -113,17 +113,8 @@ func produceExamplesIn(t *testing.T, broker string, exs []stream.Example, txn in
 		}
 		return
 	}
-	ctx := context.Background()
 	for part := range slices.Chunk(recs, txn) {
-		if err := cl.BeginTransaction(); err != nil {
-			t.Fatal(err)
-		}
-		for batch := range slices.Chunk(part, 100) {
-			if err := cl.ProduceSync(ctx, batch...).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		if err := streamtest.ProduceTransaction(context.Background(), cl, part, 100, false); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,6 +1,6 @@
 // Package streamtest holds what the tests of every stage share: waiting
-// for a condition that another goroutine or process makes true. Only
-// tests import it.
+// for a condition that another goroutine or process makes true, and
+// producing a transaction. Only tests import it.
 package streamtest
 
 import (
