@@ -202,6 +202,6 @@ func (s *scoreSpec) offerItem(top *topK, z float32, b, j int) {
 	}
 	c := scored{idx: i, logit: z}
 	if !top.refuses(c) && (s.allow == nil || s.allow(i)) {
-		top.offer(c)
+		top.take(c)
 	}
 }

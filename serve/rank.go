@@ -30,9 +30,13 @@ func (t *topK) refuses(s scored) bool {
 
 // offer considers one candidate.
 func (t *topK) offer(s scored) {
-	if t.refuses(s) {
-		return
+	if !t.refuses(s) {
+		t.take(s)
 	}
+}
+
+// take adds s, which t does not refuse.
+func (t *topK) take(s scored) {
 	t.items = append(t.items, s)
 	if len(t.items) >= 2*t.k {
 		t.trim()
