@@ -183,7 +183,7 @@ func (s *scoreSpec) offerBlock(top *topK, logits []float32, b int) {
 		if cap(top.cand) < len(logits) {
 			top.cand = make([]int32, len(logits))
 		}
-		m, n := above(top.cand[:len(logits)], logits, s.bias, top.worst.logit)
+		m, n := above(top.cand[:len(logits)], logits, s.bias, top.thr)
 		for _, c := range top.cand[:n] {
 			s.offerItem(top, logits[c]+s.bias, b, int(c))
 		}

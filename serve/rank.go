@@ -1,6 +1,11 @@
 package serve
 
-import "slices"
+import (
+	"cmp"
+	"math"
+	"math/bits"
+	"slices"
+)
 
 // scored is one candidate and its logit.
 type scored struct {
@@ -10,22 +15,26 @@ type scored struct {
 
 // topK keeps the k best candidates offered, best meaning bestFirst's order
 // (the highest logit, ties to the lowest index), whatever the order of the
-// offers. Candidates are appended; whenever 2k have gathered, the k best
-// are selected in place (linear time, selectBest). Once k are known, a
-// candidate must beat the worst of them, so most are refused by one
-// comparison. (A min-heap of k paid a sift on every candidate it took:
-// 13% of a loaded replica's CPU.) NaN logits are never kept.
+// offers. Candidates are kept as rank keys (rankKey: one integer
+// comparison orders two of them) and appended; whenever 2k have gathered,
+// the k best are selected in place (linear time, selectBest). Once k are
+// known, a candidate must beat the worst of them, so most are refused by
+// one comparison. (A min-heap of k paid a sift on every candidate it took:
+// 13% of a loaded replica's CPU; selecting with a three-way comparison of
+// logit and index, branching on each, still cost 40% of the int8 kernel.)
+// NaN logits are never kept.
 type topK struct {
 	k     int
-	items []scored
+	keys  []uint64
 	full  bool    // k have been kept; worst is the worst of them
-	worst scored  // a candidate must beat it (bestFirst) to be taken
+	worst uint64  // a candidate's key must be above it to be taken
+	thr   float32 // the logit of worst
 	cand  []int32 // offerBlock's scratch: the items of a block not below the worst
 }
 
 // refuses says whether s cannot be among the k best.
 func (t *topK) refuses(s scored) bool {
-	return t.k == 0 || s.logit != s.logit || (t.full && bestFirst(s, t.worst) >= 0)
+	return t.k == 0 || s.logit != s.logit || (t.full && rankKey(s) <= t.worst)
 }
 
 // offer considers one candidate.
@@ -37,53 +46,58 @@ func (t *topK) offer(s scored) {
 
 // take adds s, which t does not refuse.
 func (t *topK) take(s scored) {
-	t.items = append(t.items, s)
-	if len(t.items) >= 2*t.k {
+	if t.keys == nil {
+		t.keys = make([]uint64, 0, 2*t.k)
+	}
+	t.keys = append(t.keys, rankKey(s))
+	if len(t.keys) >= 2*t.k {
 		t.trim()
 	}
 }
 
 // kept returns the k best offered (all of them if fewer), in no order.
 func (t *topK) kept() []scored {
-	if len(t.items) > t.k {
+	if len(t.keys) > t.k {
 		t.trim()
 	}
-	return t.items
-}
-
-// trim keeps the k best of items and notes the worst of them.
-func (t *topK) trim() {
-	selectBest(t.items, t.k)
-	t.items = t.items[:t.k]
-	t.full, t.worst = true, t.items[0]
-	for _, c := range t.items[1:] {
-		if bestFirst(c, t.worst) > 0 {
-			t.worst = c
-		}
+	out := make([]scored, len(t.keys))
+	for i, key := range t.keys {
+		out[i] = fromRankKey(key)
 	}
+	return out
 }
 
-// selectBest reorders a so that a[:k] holds its k best (bestFirst), in no
-// order: quickselect with a median-of-three pivot.
-func selectBest(a []scored, k int) {
+// trim keeps the k best keys and notes the worst of them.
+func (t *topK) trim() {
+	selectBest(t.keys, t.k)
+	t.keys = t.keys[:t.k]
+	t.full, t.worst = true, slices.Min(t.keys)
+	t.thr = fromRankKey(t.worst).logit
+}
+
+// selectBest reorders a so that a[:k] holds its k largest keys, in no
+// order: quickselect with a median-of-three pivot, partitioning without
+// a branch on the comparison (its outcome is a coin toss, and
+// mispredicting it cost more than the rest of the partition).
+func selectBest(a []uint64, k int) {
 	lo, hi := 0, len(a)-1
 	for lo < hi {
 		mid := lo + (hi-lo)/2
-		if bestFirst(a[mid], a[lo]) < 0 {
+		if a[mid] > a[lo] {
 			a[mid], a[lo] = a[lo], a[mid]
 		}
-		if bestFirst(a[hi], a[lo]) < 0 {
+		if a[hi] > a[lo] {
 			a[hi], a[lo] = a[lo], a[hi]
 		}
-		if bestFirst(a[mid], a[hi]) < 0 {
+		if a[mid] > a[hi] {
 			a[mid], a[hi] = a[hi], a[mid]
 		}
 		pivot, store := a[hi], lo // the median, at hi
 		for i := lo; i < hi; i++ {
-			if bestFirst(a[i], pivot) < 0 {
-				a[i], a[store] = a[store], a[i]
-				store++
-			}
+			x := a[i]
+			a[i], a[store] = a[store], x
+			_, above := bits.Sub64(pivot, x, 0) // 1 when x > pivot
+			store += int(above)
 		}
 		a[store], a[hi] = a[hi], a[store]
 		switch {
@@ -99,18 +113,47 @@ func selectBest(a []scored, k int) {
 
 // sorted returns the kept candidates, best first (ties by index).
 func (t *topK) sorted() []scored {
-	out := slices.Clone(t.kept())
-	slices.SortFunc(out, bestFirst)
+	return bestSorted(t.kept(), t.k)
+}
+
+// bestSorted returns the k best of a (all of them if fewer), best first,
+// reusing a.
+func bestSorted(a []scored, k int) []scored {
+	keys := make([]uint64, len(a))
+	for i, s := range a {
+		keys[i] = rankKey(s)
+	}
+	if len(keys) > k {
+		selectBest(keys, k)
+		keys = keys[:k]
+	}
+	slices.Sort(keys)
+	out := a[:len(keys)]
+	for i, key := range keys {
+		out[len(keys)-1-i] = fromRankKey(key)
+	}
 	return out
 }
 
-// bestFirst orders candidates by logit, highest first, ties by index.
+// bestFirst orders candidates by logit, highest first, ties by index
+// (-0 counts as just below +0).
 func bestFirst(a, b scored) int {
-	switch {
-	case a.logit > b.logit:
-		return -1
-	case a.logit < b.logit:
-		return 1
-	}
-	return a.idx - b.idx
+	return cmp.Compare(rankKey(b), rankKey(a))
+}
+
+// rankKey is s as an integer that is larger the better s is: its logit's
+// bits made monotonic (negative logits flipped whole, positive ones with
+// their sign bit set), then its index complemented (a lower index is
+// better). Indexes are below 2^32.
+func rankKey(s scored) uint64 {
+	b := math.Float32bits(s.logit)
+	b ^= uint32(int32(b)>>31) | 1<<31
+	return uint64(b)<<32 | uint64(^uint32(s.idx))
+}
+
+// fromRankKey is the candidate of a rank key.
+func fromRankKey(key uint64) scored {
+	b := uint32(key >> 32)
+	b ^= uint32(int32(^b)>>31) | 1<<31
+	return scored{idx: int(^uint32(key)), logit: math.Float32frombits(b)}
 }
