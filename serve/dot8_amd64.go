@@ -2,23 +2,23 @@ package serve
 
 import "golang.org/x/sys/cpu"
 
-// dotRowsAVX2 is dotRowsGo in AVX2 (dot8_amd64.s): 16 weights per
-// instruction, sign-extended to int16 and multiplied-added in pairs
-// (VPMOVSXBW, VPMADDWD). len(q) must be a multiple of 16.
+// scoreRowsAVX2 writes the approximate logits of len(dst) rows (a
+// multiple of 8) against one query (dot8_amd64.s): see scoreRows8.
 //
 //go:noescape
-func dotRowsAVX2(dst []float32, w []int8, q []int16)
+func scoreRowsAVX2(dst []float32, w []int8, q []int16, scale, bias []float32, qscale float32)
 
-// dotRows writes the int32 dot product of each of the len(dst) int8 rows
-// of w with q as the bits of dst[j]: in AVX2 when the CPU has it and the
-// dim is a multiple of 16. Integer sums are exact, so both kernels give
-// the same bits.
-func dotRows(dst []float32, w []int8, q []int16) {
-	if int8Fast(len(q)) && len(w) >= len(dst)*len(q) {
-		dotRowsAVX2(dst, w, q)
-		return
+// scoreRows8 writes the approximate logits of the longest multiple of 8
+// of dst's rows in AVX2, when the CPU has it, and returns how many
+// (0: none). Integer sums are exact and the scaling rounds as dequantize
+// does, so the rows give the bits the Go pass gives.
+func scoreRows8(dst []float32, w []int8, q []int16, scale, bias []float32, qscale float32) int {
+	m := len(dst) &^ 7
+	if !cpu.X86.HasAVX2 || m == 0 || len(q) == 0 || len(q)%16 != 0 || len(w) < m*len(q) || len(scale) < m || len(bias) < m {
+		return 0
 	}
-	dotRowsGo(dst, w, q)
+	scoreRowsAVX2(dst[:m], w, q, scale, bias, qscale)
+	return m
 }
 
 // int8Fast reports whether the int8 pass runs in AVX2 at dim: elsewhere

@@ -3,7 +3,6 @@ package serve
 import (
 	"fmt"
 	"math"
-	"slices"
 )
 
 // Quantized scoring (serve.scoring: int8). The item matrix is also kept
@@ -156,23 +155,22 @@ func quantizeQuery(cv []float32) ([]int16, float32) {
 }
 
 // scores writes the approximate logits (bias included) of the items
-// [lo, lo+len(dst)) into dst.
+// [lo, lo+len(dst)) into dst: eight rows at a time in AVX2, the rest (or
+// all, without AVX2) in Go, with the same bits.
 func (qm *quantMatrix) scores(dst []float32, lo int, q []int16, qscale float32) {
 	dim := qm.dim
-	dotRows(dst, qm.w[lo*dim:(lo+len(dst))*dim], q)
-	scale, bias := qm.scale[lo:lo+len(dst)], qm.bias[lo:lo+len(dst)]
-	for j, bits := range dst {
-		dst[j] = float32(int32(math.Float32bits(bits)))*(scale[j]*qscale) + bias[j]
+	w, scale, bias := qm.w[lo*dim:(lo+len(dst))*dim], qm.scale[lo:lo+len(dst)], qm.bias[lo:lo+len(dst)]
+	m := scoreRows8(dst, w, q, scale, bias, qscale)
+	for j := m; j < len(dst); j++ {
+		dst[j] = dequantize(dot8(w[j*dim:(j+1)*dim:(j+1)*dim], q), scale[j]*qscale, bias[j])
 	}
 }
 
-// dotRowsGo writes the int32 dot product of each of the len(dst) int8
-// rows of w with q as the bits of dst[j].
-func dotRowsGo(dst []float32, w []int8, q []int16) {
-	dim := len(q)
-	for j := range dst {
-		dst[j] = math.Float32frombits(uint32(dot8(w[j*dim:(j+1)*dim:(j+1)*dim], q)))
-	}
+// dequantize is the approximate logit of an int32 dot product: rounded
+// after the product (the conversion keeps the compiler from fusing it
+// with the addition), as dotBatchAVX2 computes it.
+func dequantize(dot int32, scale, bias float32) float32 {
+	return float32(float32(dot)*scale) + bias
 }
 
 // dot8 is the dot product of an int8 row and an int16 query of its length,
@@ -195,24 +193,39 @@ func dot8(a []int8, b []int16) int32 {
 }
 
 // rerank returns the k best of cands by their exact logits, computed as
-// the exact pass computes them (the same kernel on the row, then the
-// boost, then the bias), best first (ties by index).
+// the exact pass computes them (the same kernel on each row, then the
+// boost, then the bias), best first (ties by index). Each row is scored
+// where it lies: gathering them first cost a 100 KB copy per request.
 func (s *scoreSpec) rerank(cands []scored) []scored {
 	d := len(s.cv) + 1
 	cv1 := append(s.cv[:len(s.cv):len(s.cv)], 1)
-	rows := make([]float32, len(cands)*d) // the candidates' rows, gathered: one kernel call
-	for j, c := range cands {
-		copy(rows[j*d:(j+1)*d], s.mat[c.idx*d:(c.idx+1)*d])
-	}
 	z := make([]float32, len(cands))
-	scoreRows(z, rows, cv1)
 	out := make([]scored, len(cands))
+	touchRows(z, s.mat, cands, d)
 	for j, c := range cands {
+		scoreRows(z[j:j+1], s.mat[c.idx*d:(c.idx+1)*d], cv1)
 		addBoosts(z[j:j+1], c.idx, s.boosts)
 		out[j] = scored{idx: c.idx, logit: z[j] + s.bias}
 	}
-	slices.SortFunc(out, bestFirst)
-	return out[:min(s.k, len(out))]
+	return bestSorted(out, s.k)
+}
+
+// touchRows reads one float32 of every cache line of the candidates'
+// rows, all of them before any is scored: the rows lie anywhere in a
+// matrix larger than the caches, and these loads do not depend on one
+// another, so the core overlaps their misses instead of waiting for each
+// row in turn. The sum lands in dst[0], which the caller overwrites.
+func touchRows(dst, mat []float32, cands []scored, d int) {
+	var sum float32
+	for _, c := range cands {
+		row := mat[c.idx*d : (c.idx+1)*d]
+		for i := 0; i < len(row); i += 16 {
+			sum += row[i]
+		}
+	}
+	if len(dst) > 0 {
+		dst[0] = sum
+	}
 }
 
 func abs32(x float32) float32 {

@@ -11,29 +11,36 @@ import (
 	"github.com/unirec/unirec/snapshot"
 )
 
-// TestDotRowsKernelsAgree: the AVX2 int8 kernel and the Go one give the
-// same int32 sums, bit for bit, at every dim (the AVX2 one takes dims
-// that are multiples of 16), extremes included.
-func TestDotRowsKernelsAgree(t *testing.T) {
+// TestInt8KernelsAgree: the AVX2 int8 pass (eight rows at a time) and
+// the Go one give the same logits, bit for bit, at every dim (the AVX2
+// one takes dims that are multiples of 16) and row count, extreme
+// weights included.
+func TestInt8KernelsAgree(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	for _, dim := range []int{2, 7, 16, 32, 48, 64, 80, 1024} {
 		const rows = 37
-		w := make([]int8, rows*dim)
-		for i := range w {
-			w[i] = int8(rng.IntN(256) - 128)
+		qm := &quantMatrix{dim: dim, w: make([]int8, rows*dim), scale: make([]float32, rows), bias: make([]float32, rows)}
+		for i := range qm.w {
+			qm.w[i] = int8(rng.IntN(256) - 128)
 		}
-		w[0], w[1] = -128, 127
+		qm.w[0], qm.w[1] = -128, 127
+		for j := range rows {
+			qm.scale[j], qm.bias[j] = rng.Float32()/100, float32(rng.NormFloat64())
+		}
 		cv := make([]float32, dim)
 		for i := range cv {
 			cv[i] = float32(rng.NormFloat64())
 		}
-		q, _ := quantizeQuery(cv)
-		got, want := make([]float32, rows), make([]float32, rows)
-		dotRows(got, w, q)
-		dotRowsGo(want, w, q)
-		for j := range want {
-			if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
-				t.Fatalf("dim %d row %d: %d, want %d", dim, j, int32(math.Float32bits(got[j])), int32(math.Float32bits(want[j])))
+		q, qscale := quantizeQuery(cv)
+		for _, n := range []int{rows - 1, 8, 3} {
+			got := make([]float32, n)
+			qm.scores(got, 1, q, qscale)
+			for j := range got {
+				row := qm.w[(1+j)*dim : (2+j)*dim]
+				want := dequantize(dot8(row, q), qm.scale[1+j]*qscale, qm.bias[1+j])
+				if math.Float32bits(got[j]) != math.Float32bits(want) {
+					t.Fatalf("dim %d, %d rows: row %d: %v, want %v", dim, n, j, got[j], want)
+				}
 			}
 		}
 	}
