@@ -83,12 +83,19 @@ type answer struct {
 	k      int
 	items  []Item
 	ids    map[string]bool
-	titles map[string]bool
-	perCat map[string]int
+	titles map[string]bool // nil unless the rules dedupe by title
+	perCat map[string]int  // nil unless the rules cap items per category
 }
 
 func (rs *ruleSet) newAnswer(k int) *answer {
-	return &answer{rs: rs, k: k, items: make([]Item, 0, k), ids: map[string]bool{}, titles: map[string]bool{}, perCat: map[string]int{}}
+	a := &answer{rs: rs, k: k, items: make([]Item, 0, k), ids: make(map[string]bool, k)}
+	if rs.rules.Dedupe == DedupeTitle {
+		a.titles = make(map[string]bool, k)
+	}
+	if rs.rules.MaxPerCategory > 0 {
+		a.perCat = map[string]int{}
+	}
+	return a
 }
 
 func (a *answer) full() bool { return len(a.items) >= a.k }
@@ -112,10 +119,10 @@ func (a *answer) add(it Item, meta *stream.ItemMeta) bool {
 		return false
 	}
 	a.ids[it.ID] = true
-	if title != "" {
+	if a.titles != nil && title != "" {
 		a.titles[title] = true
 	}
-	if cat != "" {
+	if a.perCat != nil && cat != "" {
 		a.perCat[cat]++
 	}
 	a.items = append(a.items, it)
