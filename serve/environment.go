@@ -226,7 +226,7 @@ func (r *Replica) initEnvironments() error {
 		return err
 	}
 	if o.Scoring == "" {
-		o.Scoring = ScoringExact
+		o.Scoring = DefaultScoring
 	}
 	o.Load.ensureDefaults()
 	r.limit = newLimiter(o.Load.MaxInFlight, o.Load.MaxQueue)

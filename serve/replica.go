@@ -47,9 +47,9 @@ type ReplicaOptions struct {
 	CandidateSets map[string][]string
 	// Load bounds the work of the replica (see LoadOptions).
 	Load LoadOptions
-	// Scoring is how the whole catalog is ranked: ScoringExact (the
-	// default) or ScoringInt8 (an int8 pass, the best candidates
-	// re-ranked exactly; quant.go).
+	// Scoring is how the whole catalog is ranked: ScoringInt8 (the
+	// default: an int8 pass, the best candidates re-ranked exactly;
+	// quant.go) or ScoringExact (float32 throughout).
 	Scoring string
 	// RowsDir, when set, is where each version's base rows and their ids
 	// are spilled to a file read with pread (spill.go): the heap keeps a

@@ -24,6 +24,7 @@ import (
 	"github.com/unirec/unirec/bench/throughput"
 	"github.com/unirec/unirec/deploy/pipeline"
 	"github.com/unirec/unirec/ingest"
+	"github.com/unirec/unirec/serve"
 	"github.com/unirec/unirec/stream"
 )
 
@@ -284,7 +285,7 @@ func worldFlags(fs *flag.FlagSet, w *load.World) {
 
 func scoringFlags(fs *flag.FlagSet, s *load.Scoring) {
 	fs.IntVar(&s.BatchQueries, "batch-queries", 0, "the replica's serve.load.batch_queries (0: the default; 1: no batching)")
-	fs.StringVar(&s.Mode, "scoring", "exact", "the replica's serve.scoring: exact or int8")
+	fs.StringVar(&s.Mode, "scoring", serve.DefaultScoring, "the replica's serve.scoring: exact or int8")
 }
 
 // benchReplica serves a synthetic model, optionally applying a delta

@@ -235,7 +235,7 @@ func DefaultConfig() Config {
 		Snapshot: SnapshotConfig{Interval: 200 * time.Millisecond, FullInterval: 5 * time.Minute, Encoding: snapshot.EncodingFloat32,
 			TransactionalID: "unirec-snapshot-publisher", ModelID: "unirec", ControlMaxAge: snapshot.DefaultControlMaxAge,
 			MaxBytes: snapshot.DefaultMaxBytes},
-		Serve: ServeConfig{Listen: "localhost:8080", KeepVersions: 8, Checks: serve.DefaultChecks(), Scoring: serve.ScoringExact},
+		Serve: ServeConfig{Listen: "localhost:8080", KeepVersions: 8, Checks: serve.DefaultChecks(), Scoring: serve.DefaultScoring},
 		Demo:  DemoConfig{Enabled: true, Rate: 50, Seed: 1},
 	}
 }
