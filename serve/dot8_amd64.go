@@ -6,13 +6,13 @@ import "golang.org/x/sys/cpu"
 // multiple of 8) against one query (dot8_amd64.s): see scoreRows8.
 //
 //go:noescape
-func scoreRowsAVX2(dst []float32, w []int8, q []int16, scale, bias []float32, qscale float32)
+func scoreRowsAVX2(dst []float32, w []int8, q []int8, scale, bias []float32, qscale float32)
 
 // scoreRows8 writes the approximate logits of the longest multiple of 8
 // of dst's rows in AVX2, when the CPU has it, and returns how many
 // (0: none). Integer sums are exact and the scaling rounds as dequantize
 // does, so the rows give the bits the Go pass gives.
-func scoreRows8(dst []float32, w []int8, q []int16, scale, bias []float32, qscale float32) int {
+func scoreRows8(dst []float32, w []int8, q []int8, scale, bias []float32, qscale float32) int {
 	m := len(dst) &^ 7
 	if !cpu.X86.HasAVX2 || m == 0 || len(q) == 0 || len(q)%16 != 0 || len(w) < m*len(q) || len(scale) < m || len(bias) < m {
 		return 0

@@ -1,11 +1,14 @@
 #include "textflag.h"
 
-// func scoreRowsAVX2(dst []float32, w []int8, q []int16, scale, bias []float32, qscale float32)
+// func scoreRowsAVX2(dst []float32, w []int8, q []int8, scale, bias []float32, qscale float32)
 // Writes the logit of each of the len(dst) (a multiple of 8) int8 rows
-// of w (len(q) weights each, a multiple of 16) against the query q:
-// float32(dot) * (scale[j] * qscale) + bias[j] (two roundings, no fused
-// multiply-add), eight rows at a time, whose eight sums share one
-// horizontal reduction and are scaled and stored together.
+// of w (len(q) weights each, a multiple of 16, none -128) against the
+// int8 query q: float32(dot) * (scale[j] * qscale) + bias[j] (two
+// roundings, no fused multiply-add), eight rows at a time, whose eight
+// sums share one horizontal reduction and are scaled and stored together.
+// 32 products per instruction: each weight takes the sign of its query
+// byte (VPSIGNB) and multiplies |q| (VPMADDUBSW); no pair sum reaches the
+// int16 limit (2 x 127 x 127 < 32767), so the sums are exact.
 TEXT ·scoreRowsAVX2(SB), NOSPLIT, $0-124
 	MOVQ         dst_base+0(FP), DI
 	MOVQ         dst_len+8(FP), CX
@@ -18,7 +21,11 @@ TEXT ·scoreRowsAVX2(SB), NOSPLIT, $0-124
 	VBROADCASTSS qscale+120(FP), Y7
 	LEAQ         (R8)(R8*2), R12       // 3 rows
 	MOVQ         R8, R11
-	SHRQ         $4, R11               // 16-dim chunks per row
+	SHRQ         $5, R11               // 32-dim chunks per row
+	MOVQ         R8, R14
+	ANDQ         $16, R14              // 16 when a half chunk ends the row
+	VPCMPEQW     Y2, Y2, Y2
+	VPSRLW       $15, Y2, Y2           // int16 ones
 
 sgroup:
 	TESTQ CX, CX
@@ -26,62 +33,112 @@ sgroup:
 	LEAQ  (SI)(R8*4), R13             // row 4 of the group
 	MOVQ  DX, R9
 	MOVQ  R11, R10
-
-	// The first chunk sets the accumulators; the others add to them.
-	VMOVDQU   (R9), Y0
-	VPMOVSXBW (SI), Y8
-	VPMADDWD  Y0, Y8, Y8
-	VPMOVSXBW (SI)(R8*1), Y9
-	VPMADDWD  Y0, Y9, Y9
-	VPMOVSXBW (SI)(R8*2), Y10
-	VPMADDWD  Y0, Y10, Y10
-	VPMOVSXBW (SI)(R12*1), Y11
-	VPMADDWD  Y0, Y11, Y11
-	VPMOVSXBW (R13), Y12
-	VPMADDWD  Y0, Y12, Y12
-	VPMOVSXBW (R13)(R8*1), Y13
-	VPMADDWD  Y0, Y13, Y13
-	VPMOVSXBW (R13)(R8*2), Y14
-	VPMADDWD  Y0, Y14, Y14
-	VPMOVSXBW (R13)(R12*1), Y15
-	VPMADDWD  Y0, Y15, Y15
-	ADDQ      $16, SI
-	ADDQ      $16, R13
-	ADDQ      $32, R9
-	DECQ      R10
-	JZ        sreduce
+	VPXOR Y8, Y8, Y8
+	VPXOR Y9, Y9, Y9
+	VPXOR Y10, Y10, Y10
+	VPXOR Y11, Y11, Y11
+	VPXOR Y12, Y12, Y12
+	VPXOR Y13, Y13, Y13
+	VPXOR Y14, Y14, Y14
+	VPXOR Y15, Y15, Y15
+	TESTQ R10, R10
+	JZ    shalf
 
 schunk:
-	VMOVDQU   (R9), Y0
-	VPMOVSXBW (SI), Y1
-	VPMADDWD  Y0, Y1, Y1
-	VPADDD    Y1, Y8, Y8
-	VPMOVSXBW (SI)(R8*1), Y2
-	VPMADDWD  Y0, Y2, Y2
-	VPADDD    Y2, Y9, Y9
-	VPMOVSXBW (SI)(R8*2), Y3
-	VPMADDWD  Y0, Y3, Y3
-	VPADDD    Y3, Y10, Y10
-	VPMOVSXBW (SI)(R12*1), Y4
-	VPMADDWD  Y0, Y4, Y4
-	VPADDD    Y4, Y11, Y11
-	VPMOVSXBW (R13), Y1
-	VPMADDWD  Y0, Y1, Y1
-	VPADDD    Y1, Y12, Y12
-	VPMOVSXBW (R13)(R8*1), Y2
-	VPMADDWD  Y0, Y2, Y2
-	VPADDD    Y2, Y13, Y13
-	VPMOVSXBW (R13)(R8*2), Y3
-	VPMADDWD  Y0, Y3, Y3
-	VPADDD    Y3, Y14, Y14
-	VPMOVSXBW (R13)(R12*1), Y4
-	VPMADDWD  Y0, Y4, Y4
-	VPADDD    Y4, Y15, Y15
-	ADDQ      $16, SI
-	ADDQ      $16, R13
-	ADDQ      $32, R9
-	DECQ      R10
-	JNZ       schunk
+	VMOVDQU    (R9), Y0
+	VPABSB     Y0, Y1
+	VMOVDQU    (SI), Y3
+	VPSIGNB    Y0, Y3, Y3
+	VPMADDUBSW Y3, Y1, Y3
+	VPMADDWD   Y2, Y3, Y3
+	VPADDD     Y3, Y8, Y8
+	VMOVDQU    (SI)(R8*1), Y4
+	VPSIGNB    Y0, Y4, Y4
+	VPMADDUBSW Y4, Y1, Y4
+	VPMADDWD   Y2, Y4, Y4
+	VPADDD     Y4, Y9, Y9
+	VMOVDQU    (SI)(R8*2), Y5
+	VPSIGNB    Y0, Y5, Y5
+	VPMADDUBSW Y5, Y1, Y5
+	VPMADDWD   Y2, Y5, Y5
+	VPADDD     Y5, Y10, Y10
+	VMOVDQU    (SI)(R12*1), Y6
+	VPSIGNB    Y0, Y6, Y6
+	VPMADDUBSW Y6, Y1, Y6
+	VPMADDWD   Y2, Y6, Y6
+	VPADDD     Y6, Y11, Y11
+	VMOVDQU    (R13), Y3
+	VPSIGNB    Y0, Y3, Y3
+	VPMADDUBSW Y3, Y1, Y3
+	VPMADDWD   Y2, Y3, Y3
+	VPADDD     Y3, Y12, Y12
+	VMOVDQU    (R13)(R8*1), Y4
+	VPSIGNB    Y0, Y4, Y4
+	VPMADDUBSW Y4, Y1, Y4
+	VPMADDWD   Y2, Y4, Y4
+	VPADDD     Y4, Y13, Y13
+	VMOVDQU    (R13)(R8*2), Y5
+	VPSIGNB    Y0, Y5, Y5
+	VPMADDUBSW Y5, Y1, Y5
+	VPMADDWD   Y2, Y5, Y5
+	VPADDD     Y5, Y14, Y14
+	VMOVDQU    (R13)(R12*1), Y6
+	VPSIGNB    Y0, Y6, Y6
+	VPMADDUBSW Y6, Y1, Y6
+	VPMADDWD   Y2, Y6, Y6
+	VPADDD     Y6, Y15, Y15
+	ADDQ       $32, SI
+	ADDQ       $32, R13
+	ADDQ       $32, R9
+	DECQ       R10
+	JNZ        schunk
+
+shalf:
+	TESTQ      R14, R14
+	JZ         sreduce
+	VMOVDQU    (R9), X0
+	VPABSB     X0, X1
+	VMOVDQU    (SI), X3
+	VPSIGNB    X0, X3, X3
+	VPMADDUBSW X3, X1, X3
+	VPMADDWD   X2, X3, X3
+	VPADDD     Y3, Y8, Y8
+	VMOVDQU    (SI)(R8*1), X4
+	VPSIGNB    X0, X4, X4
+	VPMADDUBSW X4, X1, X4
+	VPMADDWD   X2, X4, X4
+	VPADDD     Y4, Y9, Y9
+	VMOVDQU    (SI)(R8*2), X5
+	VPSIGNB    X0, X5, X5
+	VPMADDUBSW X5, X1, X5
+	VPMADDWD   X2, X5, X5
+	VPADDD     Y5, Y10, Y10
+	VMOVDQU    (SI)(R12*1), X6
+	VPSIGNB    X0, X6, X6
+	VPMADDUBSW X6, X1, X6
+	VPMADDWD   X2, X6, X6
+	VPADDD     Y6, Y11, Y11
+	VMOVDQU    (R13), X3
+	VPSIGNB    X0, X3, X3
+	VPMADDUBSW X3, X1, X3
+	VPMADDWD   X2, X3, X3
+	VPADDD     Y3, Y12, Y12
+	VMOVDQU    (R13)(R8*1), X4
+	VPSIGNB    X0, X4, X4
+	VPMADDUBSW X4, X1, X4
+	VPMADDWD   X2, X4, X4
+	VPADDD     Y4, Y13, Y13
+	VMOVDQU    (R13)(R8*2), X5
+	VPSIGNB    X0, X5, X5
+	VPMADDUBSW X5, X1, X5
+	VPMADDWD   X2, X5, X5
+	VPADDD     Y5, Y14, Y14
+	VMOVDQU    (R13)(R12*1), X6
+	VPSIGNB    X0, X6, X6
+	VPMADDUBSW X6, X1, X6
+	VPMADDWD   X2, X6, X6
+	VPADDD     Y6, Y15, Y15
+	ADDQ       $16, SI
 
 sreduce:
 	VPHADDD    Y9, Y8, Y8
@@ -90,16 +147,16 @@ sreduce:
 	VPHADDD    Y15, Y14, Y14
 	VPHADDD    Y10, Y8, Y8
 	VPHADDD    Y14, Y12, Y12
-	VPERM2I128 $0x20, Y12, Y8, Y1
-	VPERM2I128 $0x31, Y12, Y8, Y2
-	VPADDD     Y2, Y1, Y1
+	VPERM2I128 $0x20, Y12, Y8, Y3
+	VPERM2I128 $0x31, Y12, Y8, Y4
+	VPADDD     Y4, Y3, Y3
 
-	VCVTDQ2PS Y1, Y1
-	VMOVUPS   (AX), Y2
-	VMULPS    Y7, Y2, Y2
-	VMULPS    Y2, Y1, Y1
-	VADDPS    (BX), Y1, Y1
-	VMOVUPS   Y1, (DI)
+	VCVTDQ2PS Y3, Y3
+	VMOVUPS   (AX), Y4
+	VMULPS    Y7, Y4, Y4
+	VMULPS    Y4, Y3, Y3
+	VADDPS    (BX), Y3, Y3
+	VMOVUPS   Y3, (DI)
 
 	LEAQ (SI)(R12*2), SI              // the next group: 7 rows on (one was read)
 	ADDQ R8, SI

@@ -3,7 +3,7 @@
 package serve
 
 // scoreRows8 scores no rows: the Go pass scores them all.
-func scoreRows8(dst []float32, w []int8, q []int16, scale, bias []float32, qscale float32) int {
+func scoreRows8(dst []float32, w []int8, q []int8, scale, bias []float32, qscale float32) int {
 	return 0
 }
 

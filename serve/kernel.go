@@ -68,7 +68,7 @@ type scoreSpec struct {
 // by a 1 (which picks up each item's bias), or quantized for quant.
 type query struct {
 	cv1    []float32
-	q      []int16
+	q      []int8
 	qscale float32
 }
 

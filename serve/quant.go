@@ -9,7 +9,8 @@ import (
 // as int8 weights with one float32 scale per row (max |w| / 127, as the
 // int8 snapshot encoding) and the float32 bias: a quarter of the bytes a
 // pass reads. A pass ranks by the approximate logits (the query quantized
-// to int16, products summed in int32) and keeps the best rerankDepth(k)
+// to int8 too, products summed exactly in int32; the rows never hold -128,
+// which the AVX2 kernel's sign trick needs) and keeps the best rerankDepth(k)
 // allowed items; those are re-ranked by their exact float32 logits, with
 // the kernel and the order of additions of the exact path, so every
 // answered item carries its exact score and the answer is the exact
@@ -138,29 +139,28 @@ func (qm *quantMatrix) quantizeRow(mat []float32, i int) {
 	}
 }
 
-// quantizeQuery returns cv as int16 and its scale, bounded so that a dot
-// product with an int8 row cannot overflow int32.
-func quantizeQuery(cv []float32) ([]int16, float32) {
-	limit := float32(min(32767, math.MaxInt32/(127*max(len(cv), 1))))
+// quantizeQuery returns cv as int8 (its largest magnitude at 127, as the
+// rows are quantized) and its scale.
+func quantizeQuery(cv []float32) ([]int8, float32) {
 	m := float32(0)
 	for _, v := range cv {
 		m = max(m, abs32(v))
 	}
-	q := make([]int16, len(cv))
+	q := make([]int8, len(cv))
 	if m == 0 {
 		return q, 0
 	}
-	inv := limit / m
+	inv := 127 / m
 	for i, v := range cv {
-		q[i] = int16(math.Round(float64(v * inv)))
+		q[i] = int8(math.Round(float64(v * inv)))
 	}
-	return q, m / limit
+	return q, m / 127
 }
 
 // scores writes the approximate logits (bias included) of the items
 // [lo, lo+len(dst)) into dst: eight rows at a time in AVX2, the rest (or
 // all, without AVX2) in Go, with the same bits.
-func (qm *quantMatrix) scores(dst []float32, lo int, q []int16, qscale float32) {
+func (qm *quantMatrix) scores(dst []float32, lo int, q []int8, qscale float32) {
 	dim := qm.dim
 	w, scale, bias := qm.w[lo*dim:(lo+len(dst))*dim], qm.scale[lo:lo+len(dst)], qm.bias[lo:lo+len(dst)]
 	m := scoreRows8(dst, w, q, scale, bias, qscale)
@@ -171,15 +171,15 @@ func (qm *quantMatrix) scores(dst []float32, lo int, q []int16, qscale float32) 
 
 // dequantize is the approximate logit of an int32 dot product: rounded
 // after the product (the conversion keeps the compiler from fusing it
-// with the addition), as dotBatchAVX2 computes it.
+// with the addition), as scoreRowsAVX2 computes it.
 func dequantize(dot int32, scale, bias float32) float32 {
 	return float32(float32(dot)*scale) + bias
 }
 
-// dot8 is the dot product of an int8 row and an int16 query of its length,
+// dot8 is the dot product of an int8 row and an int8 query of its length,
 // eight products per step into four independent sums (no bounds checks in
 // the loop).
-func dot8(a []int8, b []int16) int32 {
+func dot8(a, b []int8) int32 {
 	var s0, s1, s2, s3 int32
 	for len(a) >= 8 && len(b) >= 8 {
 		x, y := a[:8:8], b[:8:8]
