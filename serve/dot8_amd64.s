@@ -1,5 +1,16 @@
 #include "textflag.h"
 
+// ROW adds to acc the products of one row's chunk at addr (into t,
+// whose full register is ft) with the query chunk q: the weights take
+// q's signs, multiply |q| (qa) in pairs, and the pairs are summed to int32
+// (multiplied by ones).
+#define ROW(addr, q, qa, ones, t, ft, acc) \
+	VMOVDQU    addr, t;    \
+	VPSIGNB    q, t, t;    \
+	VPMADDUBSW t, qa, t;   \
+	VPMADDWD   ones, t, t; \
+	VPADDD     ft, acc, acc
+
 // func scoreRowsAVX2(dst []float32, w []int8, q []int8, scale, bias []float32, qscale float32)
 // Writes the logit of each of the len(dst) (a multiple of 8) int8 rows
 // of w (len(q) weights each, a multiple of 16, none -128) against the
@@ -47,46 +58,14 @@ sgroup:
 schunk:
 	VMOVDQU    (R9), Y0
 	VPABSB     Y0, Y1
-	VMOVDQU    (SI), Y3
-	VPSIGNB    Y0, Y3, Y3
-	VPMADDUBSW Y3, Y1, Y3
-	VPMADDWD   Y2, Y3, Y3
-	VPADDD     Y3, Y8, Y8
-	VMOVDQU    (SI)(R8*1), Y4
-	VPSIGNB    Y0, Y4, Y4
-	VPMADDUBSW Y4, Y1, Y4
-	VPMADDWD   Y2, Y4, Y4
-	VPADDD     Y4, Y9, Y9
-	VMOVDQU    (SI)(R8*2), Y5
-	VPSIGNB    Y0, Y5, Y5
-	VPMADDUBSW Y5, Y1, Y5
-	VPMADDWD   Y2, Y5, Y5
-	VPADDD     Y5, Y10, Y10
-	VMOVDQU    (SI)(R12*1), Y6
-	VPSIGNB    Y0, Y6, Y6
-	VPMADDUBSW Y6, Y1, Y6
-	VPMADDWD   Y2, Y6, Y6
-	VPADDD     Y6, Y11, Y11
-	VMOVDQU    (R13), Y3
-	VPSIGNB    Y0, Y3, Y3
-	VPMADDUBSW Y3, Y1, Y3
-	VPMADDWD   Y2, Y3, Y3
-	VPADDD     Y3, Y12, Y12
-	VMOVDQU    (R13)(R8*1), Y4
-	VPSIGNB    Y0, Y4, Y4
-	VPMADDUBSW Y4, Y1, Y4
-	VPMADDWD   Y2, Y4, Y4
-	VPADDD     Y4, Y13, Y13
-	VMOVDQU    (R13)(R8*2), Y5
-	VPSIGNB    Y0, Y5, Y5
-	VPMADDUBSW Y5, Y1, Y5
-	VPMADDWD   Y2, Y5, Y5
-	VPADDD     Y5, Y14, Y14
-	VMOVDQU    (R13)(R12*1), Y6
-	VPSIGNB    Y0, Y6, Y6
-	VPMADDUBSW Y6, Y1, Y6
-	VPMADDWD   Y2, Y6, Y6
-	VPADDD     Y6, Y15, Y15
+	ROW((SI), Y0, Y1, Y2, Y3, Y3, Y8)
+	ROW((SI)(R8*1), Y0, Y1, Y2, Y4, Y4, Y9)
+	ROW((SI)(R8*2), Y0, Y1, Y2, Y5, Y5, Y10)
+	ROW((SI)(R12*1), Y0, Y1, Y2, Y6, Y6, Y11)
+	ROW((R13), Y0, Y1, Y2, Y3, Y3, Y12)
+	ROW((R13)(R8*1), Y0, Y1, Y2, Y4, Y4, Y13)
+	ROW((R13)(R8*2), Y0, Y1, Y2, Y5, Y5, Y14)
+	ROW((R13)(R12*1), Y0, Y1, Y2, Y6, Y6, Y15)
 	ADDQ       $32, SI
 	ADDQ       $32, R13
 	ADDQ       $32, R9
@@ -98,46 +77,14 @@ shalf:
 	JZ         sreduce
 	VMOVDQU    (R9), X0
 	VPABSB     X0, X1
-	VMOVDQU    (SI), X3
-	VPSIGNB    X0, X3, X3
-	VPMADDUBSW X3, X1, X3
-	VPMADDWD   X2, X3, X3
-	VPADDD     Y3, Y8, Y8
-	VMOVDQU    (SI)(R8*1), X4
-	VPSIGNB    X0, X4, X4
-	VPMADDUBSW X4, X1, X4
-	VPMADDWD   X2, X4, X4
-	VPADDD     Y4, Y9, Y9
-	VMOVDQU    (SI)(R8*2), X5
-	VPSIGNB    X0, X5, X5
-	VPMADDUBSW X5, X1, X5
-	VPMADDWD   X2, X5, X5
-	VPADDD     Y5, Y10, Y10
-	VMOVDQU    (SI)(R12*1), X6
-	VPSIGNB    X0, X6, X6
-	VPMADDUBSW X6, X1, X6
-	VPMADDWD   X2, X6, X6
-	VPADDD     Y6, Y11, Y11
-	VMOVDQU    (R13), X3
-	VPSIGNB    X0, X3, X3
-	VPMADDUBSW X3, X1, X3
-	VPMADDWD   X2, X3, X3
-	VPADDD     Y3, Y12, Y12
-	VMOVDQU    (R13)(R8*1), X4
-	VPSIGNB    X0, X4, X4
-	VPMADDUBSW X4, X1, X4
-	VPMADDWD   X2, X4, X4
-	VPADDD     Y4, Y13, Y13
-	VMOVDQU    (R13)(R8*2), X5
-	VPSIGNB    X0, X5, X5
-	VPMADDUBSW X5, X1, X5
-	VPMADDWD   X2, X5, X5
-	VPADDD     Y5, Y14, Y14
-	VMOVDQU    (R13)(R12*1), X6
-	VPSIGNB    X0, X6, X6
-	VPMADDUBSW X6, X1, X6
-	VPMADDWD   X2, X6, X6
-	VPADDD     Y6, Y15, Y15
+	ROW((SI), X0, X1, X2, X3, Y3, Y8)
+	ROW((SI)(R8*1), X0, X1, X2, X4, Y4, Y9)
+	ROW((SI)(R8*2), X0, X1, X2, X5, Y5, Y10)
+	ROW((SI)(R12*1), X0, X1, X2, X6, Y6, Y11)
+	ROW((R13), X0, X1, X2, X3, Y3, Y12)
+	ROW((R13)(R8*1), X0, X1, X2, X4, Y4, Y13)
+	ROW((R13)(R8*2), X0, X1, X2, X5, Y5, Y14)
+	ROW((R13)(R12*1), X0, X1, X2, X6, Y6, Y15)
 	ADDQ       $16, SI
 
 sreduce:
