@@ -11,6 +11,18 @@
 	VPMADDWD   ones, t, t; \
 	VPADDD     ft, acc, acc
 
+// ROWS8 is ROW for the eight rows of a group (rows 0-3 from SI, 4-7 from
+// R13; R8 is a row, R12 three), with temporaries t3-t6 (Y3-Y6 or X3-X6).
+#define ROWS8(q, qa, ones, t3, t4, t5, t6) \
+	ROW((SI), q, qa, ones, t3, Y3, Y8); \
+	ROW((SI)(R8*1), q, qa, ones, t4, Y4, Y9); \
+	ROW((SI)(R8*2), q, qa, ones, t5, Y5, Y10); \
+	ROW((SI)(R12*1), q, qa, ones, t6, Y6, Y11); \
+	ROW((R13), q, qa, ones, t3, Y3, Y12); \
+	ROW((R13)(R8*1), q, qa, ones, t4, Y4, Y13); \
+	ROW((R13)(R8*2), q, qa, ones, t5, Y5, Y14); \
+	ROW((R13)(R12*1), q, qa, ones, t6, Y6, Y15)
+
 // func scoreRowsAVX2(dst []float32, w []int8, q []int8, scale, bias []float32, qscale float32)
 // Writes the logit of each of the len(dst) (a multiple of 8) int8 rows
 // of w (len(q) weights each, a multiple of 16, none -128) against the
@@ -58,14 +70,7 @@ sgroup:
 schunk:
 	VMOVDQU    (R9), Y0
 	VPABSB     Y0, Y1
-	ROW((SI), Y0, Y1, Y2, Y3, Y3, Y8)
-	ROW((SI)(R8*1), Y0, Y1, Y2, Y4, Y4, Y9)
-	ROW((SI)(R8*2), Y0, Y1, Y2, Y5, Y5, Y10)
-	ROW((SI)(R12*1), Y0, Y1, Y2, Y6, Y6, Y11)
-	ROW((R13), Y0, Y1, Y2, Y3, Y3, Y12)
-	ROW((R13)(R8*1), Y0, Y1, Y2, Y4, Y4, Y13)
-	ROW((R13)(R8*2), Y0, Y1, Y2, Y5, Y5, Y14)
-	ROW((R13)(R12*1), Y0, Y1, Y2, Y6, Y6, Y15)
+	ROWS8(Y0, Y1, Y2, Y3, Y4, Y5, Y6)
 	ADDQ       $32, SI
 	ADDQ       $32, R13
 	ADDQ       $32, R9
@@ -77,14 +82,7 @@ shalf:
 	JZ         sreduce
 	VMOVDQU    (R9), X0
 	VPABSB     X0, X1
-	ROW((SI), X0, X1, X2, X3, Y3, Y8)
-	ROW((SI)(R8*1), X0, X1, X2, X4, Y4, Y9)
-	ROW((SI)(R8*2), X0, X1, X2, X5, Y5, Y10)
-	ROW((SI)(R12*1), X0, X1, X2, X6, Y6, Y11)
-	ROW((R13), X0, X1, X2, X3, Y3, Y12)
-	ROW((R13)(R8*1), X0, X1, X2, X4, Y4, Y13)
-	ROW((R13)(R8*2), X0, X1, X2, X5, Y5, Y14)
-	ROW((R13)(R12*1), X0, X1, X2, X6, Y6, Y15)
+	ROWS8(X0, X1, X2, X3, X4, X5, X6)
 	ADDQ       $16, SI
 
 sreduce:
