@@ -40,7 +40,9 @@ type Options struct {
 	// Spill gives the replica a serve.rows_dir (a folder under Dir): its
 	// base rows live in files read with pread instead of its heap.
 	Spill bool
-	Logf  func(format string, args ...any)
+	// Scoring is the replica's serve.scoring ("" is its default).
+	Scoring string
+	Logf    func(format string, args ...any)
 }
 
 // Figures are what one point measured.
@@ -107,7 +109,7 @@ func measure(ctx context.Context, o Options, reg *ingest.Registry, p Point, dir 
 	if o.Spill {
 		rowsDir = filepath.Join(dir, "replica-rows")
 	}
-	r, err := replicaOf(reg, rowsDir, cold, delta, &f)
+	r, err := replicaOf(serve.ReplicaOptions{Registry: reg, RowsDir: rowsDir, Scoring: o.Scoring}, cold, delta, &f)
 	if err != nil {
 		return f, err
 	}
@@ -159,8 +161,8 @@ func train(o Options, reg *ingest.Registry, p Point, dir string, base int64, f *
 
 // replicaOf builds a replica from a full snapshot, applies a delta and
 // times both.
-func replicaOf(reg *ingest.Registry, rowsDir string, full, delta *snapshot.Update, f *Figures) (*serve.Replica, error) {
-	r, err := serve.NewReplica(serve.ReplicaOptions{Registry: reg, RowsDir: rowsDir})
+func replicaOf(ro serve.ReplicaOptions, full, delta *snapshot.Update, f *Figures) (*serve.Replica, error) {
+	r, err := serve.NewReplica(ro)
 	if err != nil {
 		return nil, err
 	}

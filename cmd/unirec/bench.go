@@ -427,6 +427,7 @@ func benchGrowth(ctx context.Context, args []string) error {
 		"users x items, comma-separated")
 	perUser := f.fs.Int("per-user", 2, "engagements per user (each with one negative)")
 	spill := f.fs.Bool("rows-dir", false, "give the replica a serve.rows_dir: base rows in files read with pread, not in its heap")
+	scoring := f.fs.String("scoring", serve.DefaultScoring, "the replica's serve.scoring: exact or int8")
 	if err := f.fs.Parse(args); err != nil {
 		return err
 	}
@@ -443,8 +444,8 @@ func benchGrowth(ctx context.Context, args []string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	rep := bench.NewReport("growth", map[string]any{"points": *points, "per_user": *perUser, "rows_dir": *spill})
-	figs, err := growth.Run(ctx, growth.Options{Points: ps, Dir: dir, PerUser: *perUser, Spill: *spill,
+	rep := bench.NewReport("growth", map[string]any{"points": *points, "per_user": *perUser, "rows_dir": *spill, "scoring": *scoring})
+	figs, err := growth.Run(ctx, growth.Options{Points: ps, Dir: dir, PerUser: *perUser, Spill: *spill, Scoring: *scoring,
 		Logf: func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }})
 	if err != nil {
 		return err
