@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/unirec/unirec/online/model"
@@ -169,5 +170,40 @@ func TestInt8MatrixFollowsDeltas(t *testing.T) {
 		if fmt.Sprint(a.Items) != fmt.Sprint(b.Items) {
 			t.Fatalf("int8 replica answers %v, exact %v", a.Items, b.Items)
 		}
+	}
+}
+
+// TestADeltaLeavesThePreviousVersionUntouched: a delta that changes rows
+// of the same items builds new float32 and int8 matrices; the version
+// before it, which requests may still be ranking against, keeps its own
+// bit for bit.
+func TestADeltaLeavesThePreviousVersionUntouched(t *testing.T) {
+	const dim = 16
+	prev, next := randomCapture(3000, dim), randomCapture(3000, dim)
+	next.Version = 2
+	for _, r := range []int{7, 2500} {
+		next.Weights[r*(dim+1)] += 3
+	}
+	r, _ := newTestReplica(t, ReplicaOptions{Scoring: ScoringInt8}, nil)
+	if err := r.Apply(snapshot.UpdateOf(nil, prev)); err != nil {
+		t.Fatal(err)
+	}
+	old := r.head.Load()
+	mat := slices.Clone(old.matrices[""])
+	var w []int8
+	if old.quant != nil {
+		w = slices.Clone(old.quant[""].w)
+	}
+	if err := r.Apply(snapshot.UpdateOf(prev, next)); err != nil {
+		t.Fatal(err)
+	}
+	if m := r.head.Load(); m == old || m.Kind != snapshot.KindDelta || len(m.dirty) == 0 {
+		t.Fatalf("the delta did not make a new version recomputing items")
+	}
+	if !slices.Equal(old.matrices[""], mat) {
+		t.Errorf("the delta changed the previous version's float32 matrix")
+	}
+	if old.quant != nil && !slices.Equal(old.quant[""].w, w) {
+		t.Errorf("the delta changed the previous version's int8 matrix")
 	}
 }
