@@ -47,6 +47,30 @@ func TestInt8KernelsAgree(t *testing.T) {
 	}
 }
 
+// TestInt8PassKeepsBoostedItems: items whose memory boost lifts them to
+// the top are answered by an int8 pass, though their int8 logits alone
+// are below the worst of a full top-k (the filter must see the boosts).
+func TestInt8PassKeepsBoostedItems(t *testing.T) {
+	const n, dim = 20000, 64
+	rng := rand.New(rand.NewPCG(4, 4))
+	mat := make([]float32, n*(dim+1))
+	for i := range mat {
+		mat[i] = float32(rng.NormFloat64())
+	}
+	cv := make([]float32, dim)
+	for i := range cv {
+		cv[i] = float32(rng.NormFloat64())
+	}
+	boosts := []boost{{idx: 5000, z: 1000}, {idx: 12345, z: 900}, {idx: 19999, z: 800}}
+	got, err := rankTop(&scoreSpec{mat: mat, cv: cv, k: 10, shards: 1, boosts: boosts, quant: quantize(mat, dim)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) < 3 || got[0].idx != 5000 || got[1].idx != 12345 || got[2].idx != 19999 {
+		t.Fatalf("answered %v, want the three boosted items first", got)
+	}
+}
+
 // TestInt8RerankOverlap: on a random matrix and on one with planted
 // clusters, the int8 pass re-ranked exactly finds at least 99% of the
 // exact top k, and every item it answers carries its exact logit, bit for
