@@ -34,15 +34,24 @@ func (t *Trainer) stepAdapter(ts *taskState, gScale, gShift []float32, dz float3
 // updateContextRows: the context vector is the sum of its rows scaled by
 // 1/sqrt(n), its bias the plain sum of their biases.
 func (t *Trainer) updateContextRows(slots []int32, g []float32, dz float32) {
+	if scale := contextScale(slots); scale > 0 {
+		t.updateRows(slots, g, scale, dz)
+	}
+}
+
+// contextScale is the scale of each of the context's rows in its vector:
+// 1/sqrt(n) for the n slots that hold a row, 0 when none does.
+func contextScale(slots []int32) float32 {
 	n := 0
 	for _, sl := range slots {
 		if sl >= 0 {
 			n++
 		}
 	}
-	if n > 0 {
-		t.updateRows(slots, g, float32(1/math.Sqrt(float64(n))), dz)
+	if n == 0 {
+		return 0
 	}
+	return float32(1 / math.Sqrt(float64(n)))
 }
 
 // updateItemRows: the item id's row counts fully, the metadata rows are

@@ -1,7 +1,6 @@
 package online
 
 import (
-	"math"
 	"time"
 
 	"github.com/unirec/unirec/online/model"
@@ -232,14 +231,8 @@ func (t *Trainer) scoreStep(sc *stepScratch, e *stepExample) {
 	d := t.cfg.Dim
 	gCtx, gItem, gMeta := e.g[:d], e.g[d:2*d], e.g[2*d:3*d]
 	sc.gradients(e.dz, ts, gItem, gCtx, e.g[3*d:4*d], e.g[4*d:5*d])
-	n := 0
-	for _, sl := range e.ctx {
-		if sl >= 0 {
-			n++
-		}
-	}
-	if n > 0 {
-		scaleBy(gCtx, float32(1/math.Sqrt(float64(n))))
+	if scale := contextScale(e.ctx); scale > 0 {
+		scaleBy(gCtx, scale)
 	}
 	copy(gMeta, gItem)
 	scaleBy(gMeta, model.MetaScale(sc.itemRows))
