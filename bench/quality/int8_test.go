@@ -4,13 +4,10 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/unirec/unirec/bench/datasets"
-	"github.com/unirec/unirec/ingest"
 	"github.com/unirec/unirec/serve"
 	"github.com/unirec/unirec/snapshot"
 )
@@ -29,16 +26,10 @@ func BenchmarkInt8OverlapMovieLens(b *testing.B) {
 		b.Skipf("real data sets not available: %v", err)
 	}
 	for b.Loop() {
-		ml, err := datasets.LoadMovieLens(filepath.Join(dir, "movielens-small"))
+		reg, cat, evs, err := loadMovieLens(dir)
 		if err != nil {
 			b.Fatal(err)
 		}
-		reg, err := ingest.NewRegistry(ingest.DefaultCanvases())
-		if err != nil {
-			b.Fatal(err)
-		}
-		cat := movieCatalog(ml)
-		evs := ml.Events(time.Time{})
 		cut, end := len(evs)*8/10, len(evs)*9/10
 		m, err := train(MovieLensModel(), trainingStream(reg, cat, evs[:cut], 4, 0, 1), cat)
 		if err != nil {

@@ -91,16 +91,10 @@ type Report struct {
 // evaluates it on the future.
 func MovieLens(opts Options) (*Report, error) {
 	start := time.Now()
-	ml, err := datasets.LoadMovieLens(filepath.Join(opts.DataDir, "movielens-small"))
+	reg, cat, evs, err := loadMovieLens(opts.DataDir)
 	if err != nil {
 		return nil, err
 	}
-	reg, err := ingest.NewRegistry(ingest.DefaultCanvases())
-	if err != nil {
-		return nil, err
-	}
-	cat := movieCatalog(ml)
-	evs := ml.Events(time.Time{})
 	cut := int(float64(len(evs)) * opts.TrainFraction)
 	split := evs[cut].Time
 	for cut > 0 && !evs[cut-1].Time.Before(split) {
@@ -131,6 +125,21 @@ func MovieLens(opts Options) (*Report, error) {
 	rep.Results = evaluateAll(opts.Methods, scorers, test, cat)
 	rep.TotalSeconds = time.Since(start).Seconds()
 	return rep, nil
+}
+
+// loadMovieLens reads MovieLens small from the shared data directory dir:
+// the registry of the built-in canvases its events are labelled with, its
+// catalog and its events in time order.
+func loadMovieLens(dir string) (*ingest.Registry, *catalog, []ingest.Event, error) {
+	ml, err := datasets.LoadMovieLens(filepath.Join(dir, "movielens-small"))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	reg, err := ingest.NewRegistry(ingest.DefaultCanvases())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return reg, movieCatalog(ml), ml.Events(time.Time{}), nil
 }
 
 // testCase is a labelled future example with what ranking must exclude.
