@@ -25,7 +25,7 @@ func (r *Replica) serveRecommend(w http.ResponseWriter, hr *http.Request) {
 	if aerr == nil {
 		var resp *Response
 		if resp, aerr = r.recommendLimited(hr.Context(), req); aerr == nil {
-			writeJSON(w, http.StatusOK, resp)
+			writeResponse(w, resp)
 			return
 		}
 	}
