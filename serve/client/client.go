@@ -148,7 +148,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("cannot call %s: %w", path, err)
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	raw, err := readBody(resp)
 	if err != nil {
 		return fmt.Errorf("cannot read answer of %s: %w", path, err)
 	}
@@ -165,8 +165,27 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 		return e
 	}
-	if err := json.Unmarshal(raw, out); err != nil {
+	if r, ok := out.(*serve.Response); ok {
+		err = decodeResponse(raw, r)
+	} else {
+		err = json.Unmarshal(raw, out)
+	}
+	if err != nil {
 		return fmt.Errorf("cannot decode answer of %s: %w", path, err)
 	}
 	return nil
+}
+
+// maxAnswer bounds an answer's body.
+const maxAnswer = 64 << 20
+
+// readBody reads an answer's body, at most maxAnswer bytes: into one
+// buffer of its length when the answer gives it (the replica's do).
+func readBody(resp *http.Response) ([]byte, error) {
+	if n := resp.ContentLength; n > 0 && n <= maxAnswer {
+		raw := make([]byte, n)
+		_, err := io.ReadFull(resp.Body, raw)
+		return raw, err
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 }
