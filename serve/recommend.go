@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"runtime"
 	"time"
 
 	"github.com/unirec/unirec/ingest"
@@ -134,9 +135,10 @@ func (r *Replica) rankModel(p *plan, m *Model) ([]Item, error) {
 			return nil, err
 		}
 		a := p.rules.newAnswer(p.k)
+		touchItems(m, top)
 		for _, s := range top {
 			it := &m.items[s.idx]
-			a.add(Item{ID: it.ID, Score: float64(model.Sigmoid(s.logit))}, &it.Meta)
+			a.addRanked(Item{ID: it.ID, Score: float64(model.Sigmoid(s.logit))}, &it.Meta)
 		}
 		if a.full() || len(top) < fetch {
 			p.u.observeScoring(r.opts.Now().Sub(start))
@@ -144,6 +146,25 @@ func (r *Replica) rankModel(p *plan, m *Model) ([]Item, error) {
 		}
 		fetch *= 4
 	}
+}
+
+// touchItems reads the ranked items' entries of the item table, then the
+// first byte of each one's id, each pass before anything uses them: they
+// lie anywhere in memory and these loads do not depend on one another, so
+// their cache misses overlap instead of following one another in the
+// answer and its encoding.
+func touchItems(m *Model, top []scored) {
+	n := 0
+	for _, s := range top {
+		n += len(m.items[s.idx].ID)
+	}
+	var b byte
+	for _, s := range top {
+		if id := m.items[s.idx].ID; id != "" {
+			b += id[0]
+		}
+	}
+	runtime.KeepAlive(n + int(b))
 }
 
 // rank ranks spec: a whole-catalog ranking in a pass shared with the
