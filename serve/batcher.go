@@ -155,7 +155,7 @@ func rankBatch(specs []*scoreSpec) ([][]scored, []error) {
 	for sh := range shards {
 		tops[sh], dead[sh] = make([]*topK, len(specs)), make([]bool, len(specs))
 		for q, s := range specs {
-			tops[sh][q] = &topK{k: s.rankK()}
+			tops[sh][q] = newTopK(s.rankK())
 		}
 		lo, hi := n*sh/shards, n*(sh+1)/shards
 		if sh == shards-1 {
@@ -167,7 +167,7 @@ func rankBatch(specs []*scoreSpec) ([][]scored, []error) {
 	wg.Wait()
 	out, errs := make([][]scored, len(specs)), make([]error, len(specs))
 	for q, s := range specs {
-		all := &topK{k: s.rankK()}
+		all := newTopK(s.rankK())
 		for sh := range shards {
 			if dead[sh][q] {
 				errs[q] = errDeadline
@@ -175,9 +175,12 @@ func rankBatch(specs []*scoreSpec) ([][]scored, []error) {
 			for _, c := range tops[sh][q].kept() {
 				all.offer(c)
 			}
+			tops[sh][q].release()
 		}
 		if errs[q] == nil {
 			out[q] = s.finish(all)
+		} else {
+			all.release()
 		}
 	}
 	return out, errs

@@ -102,12 +102,17 @@ func (s *scoreSpec) rankK() int {
 }
 
 // finish returns the k best of the pass's candidates, best first:
-// re-ranked by their exact logits after a quantized pass.
+// re-ranked by their exact logits after a quantized pass. It releases top.
 func (s *scoreSpec) finish(top *topK) []scored {
+	var best []scored
 	if s.quant != nil {
-		return s.rerank(top.kept())
+		best = s.rerank(top)
+	} else {
+		best = top.sorted()
 	}
-	return top.sorted()
+	best = slices.Clone(best)
+	top.release()
+	return best
 }
 
 // rankTop returns the k best allowed items, best first.
@@ -118,8 +123,9 @@ func rankTop(s *scoreSpec) ([]scored, error) {
 	}
 	shards := max(1, min(s.shards, n/blockItems))
 	if shards == 1 {
-		top := &topK{k: s.rankK()}
+		top := newTopK(s.rankK())
 		if err := s.scoreShard(top, 0, n); err != nil {
+			top.release()
 			return nil, err
 		}
 		return s.finish(top), nil
@@ -128,19 +134,21 @@ func rankTop(s *scoreSpec) ([]scored, error) {
 	errs := make([]error, shards)
 	var wg sync.WaitGroup
 	for j := range shards {
-		tops[j] = &topK{k: s.rankK()}
+		tops[j] = newTopK(s.rankK())
 		lo, hi := n*j/shards, n*(j+1)/shards
 		wg.Go(func() { errs[j] = s.scoreShard(tops[j], lo, hi) })
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, errDeadline
-	}
-	all := &topK{k: s.rankK()}
+	all := newTopK(s.rankK())
 	for _, t := range tops {
 		for _, c := range t.kept() {
 			all.offer(c)
 		}
+		t.release()
+	}
+	if err := errors.Join(errs...); err != nil {
+		all.release()
+		return nil, errDeadline
 	}
 	return s.finish(all), nil
 }
@@ -149,7 +157,8 @@ func rankTop(s *scoreSpec) ([]scored, error) {
 func (s *scoreSpec) scoreShard(top *topK, lo, hi int) error {
 	d := len(s.cv) + 1
 	q := s.query()
-	buf := make([]float32, min(blockItems, hi-lo))
+	top.buf = slices.Grow(top.buf[:0], blockItems)
+	buf := top.buf[:min(blockItems, hi-lo)]
 	for b := lo; b < hi; b += blockItems {
 		if s.expired != nil && s.expired() {
 			return errDeadline

@@ -195,22 +195,23 @@ func dot8(a, b []int8) int32 {
 	return s0 + s1 + s2 + s3
 }
 
-// rerank returns the k best of cands by their exact logits, computed as
-// the exact pass computes them (the same kernel on each row, then the
-// boost, then the bias), best first (ties by index). Each row is scored
-// where it lies: gathering them first cost a 100 KB copy per request.
-func (s *scoreSpec) rerank(cands []scored) []scored {
+// rerank returns the k best of the candidates top kept, by their exact
+// logits computed as the exact pass computes them (the same kernel on each
+// row, then the boost, then the bias), best first (ties by index), in
+// top's scratch. Each row is scored where it lies: gathering them first
+// cost a 100 KB copy per request.
+func (s *scoreSpec) rerank(top *topK) []scored {
 	d := len(s.cv) + 1
 	cv1 := append(s.cv[:len(s.cv):len(s.cv)], 1)
-	z := make([]float32, len(cands))
-	out := make([]scored, len(cands))
-	touchRows(z, s.mat, cands, d)
+	cands := top.kept()
+	var z [1]float32
+	touchRows(z[:], s.mat, cands, d)
 	for j, c := range cands {
-		scoreRows(z[j:j+1], s.mat[c.idx*d:(c.idx+1)*d], cv1)
-		addBoosts(z[j:j+1], c.idx, s.boosts)
-		out[j] = scored{idx: c.idx, logit: z[j] + s.bias}
+		scoreRows(z[:], s.mat[c.idx*d:(c.idx+1)*d], cv1)
+		addBoosts(z[:], c.idx, s.boosts)
+		cands[j].logit = z[0] + s.bias
 	}
-	return bestSorted(out, s.k)
+	return bestSorted(cands, s.k, top.keys)
 }
 
 // touchRows reads one float32 of every cache line of the candidates'

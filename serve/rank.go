@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+	"sync"
 )
 
 // scored is one candidate and its logit.
@@ -29,7 +30,29 @@ type topK struct {
 	full  bool    // k have been kept; worst is the worst of them
 	worst uint64  // a candidate's key must be above it to be taken
 	thr   float32 // the logit of worst
-	cand  []int32 // offerBlock's scratch: the items of a block not below the worst
+	// Scratch, kept with the topK in topKs between requests.
+	cand []int32   // offerBlock's: the items of a block not below the worst
+	buf  []float32 // scoreShard's: a block's logits
+	out  []scored  // what kept returns
+}
+
+// topKs holds a request's top-k and its scratch between requests: 20 KB
+// at the re-rank depth of a top 100, a third of what a request allocated.
+var topKs = sync.Pool{New: func() any { return new(topK) }}
+
+// newTopK returns an empty top-k of k, from topKs.
+func newTopK(k int) *topK {
+	t := topKs.Get().(*topK)
+	t.k, t.keys, t.full, t.worst, t.thr = k, t.keys[:0], false, 0, 0
+	return t
+}
+
+// release returns t to topKs: neither t nor what its kept, sorted and
+// the re-rank returned may be used after.
+func (t *topK) release() {
+	if cap(t.keys)+cap(t.out) <= 1<<16 {
+		topKs.Put(t)
+	}
 }
 
 // refuses says whether s cannot be among the k best.
@@ -46,8 +69,8 @@ func (t *topK) offer(s scored) {
 
 // take adds s, which t does not refuse.
 func (t *topK) take(s scored) {
-	if t.keys == nil {
-		t.keys = make([]uint64, 0, 2*t.k)
+	if cap(t.keys) < 2*t.k {
+		t.keys = slices.Grow(t.keys, 2*t.k-len(t.keys))
 	}
 	t.keys = append(t.keys, rankKey(s))
 	if len(t.keys) >= 2*t.k {
@@ -55,16 +78,17 @@ func (t *topK) take(s scored) {
 	}
 }
 
-// kept returns the k best offered (all of them if fewer), in no order.
+// kept returns the k best offered (all of them if fewer), in no order,
+// in t's scratch (valid until t is offered more or released).
 func (t *topK) kept() []scored {
 	if len(t.keys) > t.k {
 		t.trim()
 	}
-	out := make([]scored, len(t.keys))
+	t.out = slices.Grow(t.out[:0], len(t.keys))[:len(t.keys)]
 	for i, key := range t.keys {
-		out[i] = fromRankKey(key)
+		t.out[i] = fromRankKey(key)
 	}
-	return out
+	return t.out
 }
 
 // trim keeps the k best keys and notes the worst of them.
@@ -111,15 +135,16 @@ func selectBest(a []uint64, k int) {
 	}
 }
 
-// sorted returns the kept candidates, best first (ties by index).
+// sorted returns the kept candidates, best first (ties by index), in t's
+// scratch.
 func (t *topK) sorted() []scored {
-	return bestSorted(t.kept(), t.k)
+	return bestSorted(t.kept(), t.k, t.keys)
 }
 
 // bestSorted returns the k best of a (all of them if fewer), best first,
-// reusing a.
-func bestSorted(a []scored, k int) []scored {
-	keys := make([]uint64, len(a))
+// reusing a, and keys for their rank keys.
+func bestSorted(a []scored, k int, keys []uint64) []scored {
+	keys = slices.Grow(keys[:0], len(a))[:len(a)]
 	for i, s := range a {
 		keys[i] = rankKey(s)
 	}
