@@ -130,7 +130,10 @@ type LatencyOptions struct {
 	P99         time.Duration
 	Deltas      time.Duration // also measure Rate while the replica applies a delta this often (child replica only)
 	Fraction    float64
-	Parallelism int    // of the child replica's use cases (reported)
+	Parallelism int // of the child replica's use cases (reported)
+	// ClientProcs is the load generator's GOMAXPROCS during the runs; 0
+	// is DefaultClientProcs.
+	ClientProcs int
 	Report      string // report directory
 	Token       string // API token sent to the replica
 	Out         io.Writer
@@ -153,8 +156,18 @@ type LatencyReport struct {
 	DeltasSeen     int64   `json:"deltas_applied_during_run,omitempty"`
 	Replica        string  `json:"replica"`
 	Parallelism    int     `json:"parallelism"`
+	ClientProcs    int     `json:"client_procs"`
 	Scoring        Scoring `json:"scoring"`
 }
+
+// DefaultClientProcs is the load generator's GOMAXPROCS: a quarter of the
+// cores, at least one. The generator needs little CPU (about 0.2 ms a
+// request), and each P it does not need spins for work between requests
+// on a core the replica could use: with two Ps on the 2-core host a
+// request cost 930-980 us of CPU in all, against 785-850 us with one, and
+// p99 at 1,500 requests/s was 9.5-15 ms against 5.2-8.1 ms (bench/README.md,
+// "Serving: the answer path").
+func DefaultClientProcs() int { return max(1, runtime.NumCPU()/4) }
 
 // Latency runs the serving load benchmark: the scoring kernel against memory bandwidth, open-loop runs against a replica next to a /healthz baseline at the same rate, optionally a step-up search for the highest rate under a p99 target and a run while deltas are applied; it writes a report directory.
 func Latency(ctx context.Context, o LatencyOptions) error {
@@ -180,6 +193,8 @@ func Latency(ctx context.Context, o LatencyOptions) error {
 		return err
 	}
 	rep.Replica = target
+	rep.ClientProcs = f.clientProcs()
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(rep.ClientProcs))
 	cl := client.New(target, HTTPClient(f.Rate)).WithToken(f.Token)
 	fmt.Fprintf(f.Out, "\nbaseline: GET /healthz at the same rate (HTTP path, generator and machine noise):")
 	if rep.Baseline, err = f.runBaseline(ctx, cl); err != nil {
@@ -194,8 +209,8 @@ func Latency(ctx context.Context, o LatencyOptions) error {
 		ratio(rep.AtRate.All.P50, rep.Baseline.All.P50), ratio(rep.AtRate.All.P99, rep.Baseline.All.P99))
 	if f.FindMax {
 		rep.Steps, rep.MaxRate, err = f.stepUp(ctx, cl, w)
-		fmt.Fprintf(f.Out, "unbatched bound (%d cores / %s single-query kernel): %.0f requests/s; found %.2fx of it (batch_queries %d, scoring %s)\n",
-			runtime.NumCPU(), rep.Kernel.KernelTime.Round(time.Microsecond), rep.UnbatchedBound, rep.MaxRate/rep.UnbatchedBound, f.Scoring.BatchQueries, f.Scoring.Mode)
+		fmt.Fprintf(f.Out, "unbatched bound (%d cores / %s single-query kernel): %.0f requests/s; found %.2fx of it (batch_queries %d, scoring %s, client_procs %d)\n",
+			runtime.NumCPU(), rep.Kernel.KernelTime.Round(time.Microsecond), rep.UnbatchedBound, rep.MaxRate/rep.UnbatchedBound, f.Scoring.BatchQueries, f.Scoring.Mode, rep.ClientProcs)
 	}
 	stop()
 	if err != nil {
@@ -207,6 +222,14 @@ func Latency(ctx context.Context, o LatencyOptions) error {
 		}
 	}
 	return f.writeReport(r, rep)
+}
+
+// clientProcs is the generator's GOMAXPROCS during the runs.
+func (f *LatencyOptions) clientProcs() int {
+	if f.ClientProcs > 0 {
+		return f.ClientProcs
+	}
+	return DefaultClientProcs()
 }
 
 // runWithDeltas measures f.Rate against a replica applying deltas.
@@ -341,7 +364,7 @@ func printResult(w io.Writer, r *Result) {
 func (f *LatencyOptions) newReport() *bench.Report {
 	return bench.NewReport("latency", map[string]any{"items": f.World.Items, "dim": f.World.Dim, "queries": f.World.Queries, "k": f.K,
 		"rate": f.Rate, "duration": f.Duration.String(), "warmup": f.Warmup.String(), "find_max": f.FindMax, "p99_target": f.P99.String(),
-		"deltas": f.Deltas.String(), "delta_fraction": f.Fraction, "parallelism": f.Parallelism, "target": f.Target,
+		"deltas": f.Deltas.String(), "delta_fraction": f.Fraction, "parallelism": f.Parallelism, "client_procs": f.clientProcs(), "target": f.Target,
 		"batch_queries": f.Scoring.BatchQueries, "scoring": f.Scoring.Mode})
 }
 

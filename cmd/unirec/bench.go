@@ -321,6 +321,7 @@ func benchLatency(ctx context.Context, args []string) error {
 	fs.DurationVar(&o.Deltas, "deltas", 0, "also measure --rate while the replica applies a delta this often (child replica only)")
 	fs.Float64Var(&o.Fraction, "delta-fraction", 0.01, "fraction of the rows each delta changes")
 	fs.IntVar(&o.Parallelism, "parallelism", 1, "scoring parallelism of the child replica's use cases")
+	fs.IntVar(&o.ClientProcs, "client-procs", 0, fmt.Sprintf("the load generator's GOMAXPROCS during the runs (0: a quarter of the cores, at least 1; here %d)", load.DefaultClientProcs()))
 	fs.StringVar(&o.Report, "report", "", "report directory (default bench-reports/latency-<time>)")
 	config := fs.String("config", "", "unirec config whose serve.api_token_file/api_token_env is sent to a --target replica that requires it")
 	if err := fs.Parse(args); err != nil {

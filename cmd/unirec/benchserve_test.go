@@ -12,11 +12,12 @@ import (
 // TestBenchLatencySmoke runs `unirec bench latency` on a small catalog: it
 // starts its replica as a child process, loads it at a fixed rate, then
 // again while the replica applies deltas, and writes a report directory
-// (with the latency CDF) whose counts add up.
+// (with the latency CDF) whose counts add up, with the generator on the
+// Ps it was given.
 func TestBenchLatencySmoke(t *testing.T) {
 	report := filepath.Join(t.TempDir(), "latency")
 	cmd := exec.Command(unirecBin, "bench", "latency", "--items=2000", "--dim=8", "--queries=10", "--k=20",
-		"--rate=40", "--duration=1s", "--warmup=0s", "--deltas=100ms", "--report="+report)
+		"--rate=40", "--duration=1s", "--warmup=0s", "--deltas=100ms", "--client-procs=3", "--report="+report)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("bench latency: %v\n%s", err, out)
@@ -45,6 +46,9 @@ func TestBenchLatencySmoke(t *testing.T) {
 	}
 	if k := rep.Kernel; k.KernelTime <= 0 || k.ReadGBs <= 0 || k.Items != 2000 {
 		t.Errorf("kernel figures: %+v", k)
+	}
+	if rep.ClientProcs != 3 {
+		t.Errorf("the generator ran on %d Ps, want --client-procs 3", rep.ClientProcs)
 	}
 }
 
