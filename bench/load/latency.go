@@ -355,6 +355,9 @@ func printResult(w io.Writer, r *Result) {
 		row(name, r.UseCases[name])
 	}
 	row("all", r.All)
+	if r.CPUPerRequest > 0 {
+		fmt.Fprintf(w, "  machine CPU in use %.0f%% (every process), %s per request\n", 100*r.MachineBusy, r.CPUPerRequest.Round(time.Microsecond))
+	}
 	if len(r.All.Errors) > 0 || len(r.All.Fallbacks) > 0 {
 		fmt.Fprintf(w, "  errors by status %v, fallbacks by reason %v\n", r.All.Errors, r.All.Fallbacks)
 	}
@@ -419,13 +422,13 @@ func findMaxTable(rep *LatencyReport, p99 time.Duration, sc Scoring) bench.Table
 // latencyTable has one row per run, each against the /healthz baseline.
 func latencyTable(rep *LatencyReport) bench.Table {
 	t := bench.Table{Title: "Open-loop runs (latency from the due time; p99 ratio against the /healthz baseline at the same rate)",
-		Header: []string{"run", "rate", "requests", "p50", "p99", "p99.9", "max", "errors", "fallbacks", "server p99", "p99 / baseline p99"}}
+		Header: []string{"run", "rate", "requests", "p50", "p99", "p99.9", "max", "errors", "fallbacks", "server p99", "p99 / baseline p99", "machine CPU in use", "CPU per request"}}
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
 	row := func(name string, r *Result) {
 		s := r.All
 		t.Rows = append(t.Rows, []string{name, fmt.Sprintf("%.0f/s", r.Rate), fmt.Sprint(s.Requests), ms(s.P50), ms(s.P99), ms(s.P999), ms(s.Max),
 			fmt.Sprintf("%.2f%%", 100*s.ErrorRate()), fmt.Sprintf("%.2f%%", 100*s.FallbackRate()), ms(s.ServerP99),
-			fmt.Sprintf("%.1f", ratio(s.P99, rep.Baseline.All.P99))})
+			fmt.Sprintf("%.1f", ratio(s.P99, rep.Baseline.All.P99)), fmt.Sprintf("%.0f%%", 100*r.MachineBusy), r.CPUPerRequest.Round(time.Microsecond).String()})
 	}
 	row("GET /healthz baseline", rep.Baseline)
 	row("recommend", rep.AtRate)

@@ -1,6 +1,7 @@
 package load
 
 import (
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -29,5 +30,19 @@ func TestFindMaxTableGivesTheRateBesideTheBound(t *testing.T) {
 	want := []string{"10ms", "750/s", "1500/s", "1.333ms", "0.50x", "8", "int8"}
 	if len(tab.Rows) != 1 || !slices.Equal(tab.Rows[0], want) {
 		t.Errorf("rows %q, want one row %q", tab.Rows, want)
+	}
+}
+
+// A run's machine CPU is the busy share of the ticks between its ends and
+// that busy time per request: 150 of 400 ticks (1.5 s of CPU at USER_HZ
+// 100) over 1,500 requests is 37.5% and 1 ms a request.
+func TestMachineCPUIsBusyTicksPerRequest(t *testing.T) {
+	var r Result
+	r.machineCPU(cpuTicks{busy: 1000, total: 5000}, cpuTicks{busy: 1150, total: 5400}, 1500)
+	if r.MachineBusy != 0.375 || r.CPUPerRequest != time.Millisecond {
+		t.Fatalf("busy %g, %s per request; want 0.375 and 1ms", r.MachineBusy, r.CPUPerRequest)
+	}
+	if now, ok := readCPUTicks(); runtime.GOOS == "linux" && (!ok || now.total <= 0 || now.busy > now.total) {
+		t.Fatalf("/proc/stat read as %+v, %v", now, ok)
 	}
 }

@@ -2,12 +2,17 @@ package load
 
 import (
 	"context"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/unirec/unirec/bench/synth"
 	"github.com/unirec/unirec/ingest"
 	"github.com/unirec/unirec/serve"
+	"github.com/unirec/unirec/serve/client"
 	"github.com/unirec/unirec/snapshot"
 )
 
@@ -64,6 +69,46 @@ func BenchmarkRecommendSynthetic100k(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// BenchmarkHTTPSynthetic100k is the serving benchmark's request through
+// the whole answer path in one process: the client encodes it, the
+// replica's HTTP handler decodes, ranks (int8, the default) and encodes
+// the answer, and the client decodes it, four requests in flight over a
+// real loopback connection. It reports the process's CPU time per
+// request (client and replica together) beside the wall time.
+//
+//	go test -run '^$' -bench HTTPSynthetic100k -benchtime 6000x ./bench/load
+func BenchmarkHTTPSynthetic100k(b *testing.B) {
+	f := newSynthetic100k(b)
+	srv := httptest.NewServer(f.replica(b, serve.ReplicaOptions{}, f.m.Full()).Handler())
+	defer srv.Close()
+	cl := client.New(srv.URL, HTTPClient(1000))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	for range 4 {
+		wg.Go(func() {
+			for i := int(next.Add(1)); i <= b.N; i = int(next.Add(1)) {
+				if _, err := cl.Recommend(context.Background(), f.reqs[i%len(f.reqs)]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-us/req")
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkScoringInt8Synthetic100k ranks the serving benchmark's queries

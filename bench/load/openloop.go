@@ -36,6 +36,12 @@ type Result struct {
 	Duration time.Duration    `json:"duration_ns"`
 	All      Stats            `json:"all"`
 	UseCases map[string]Stats `json:"use_cases"`
+	// MachineBusy is the share of the machine's CPU time in use during
+	// the run, every process's (the generator's, a child replica's, any
+	// other); CPUPerRequest is that busy time over the requests sent.
+	// Both are 0 where /proc/stat cannot be read.
+	MachineBusy   float64       `json:"machine_busy"`
+	CPUPerRequest time.Duration `json:"cpu_per_request_ns"`
 }
 
 // Stats are the figures of a set of requests. Latency is measured from
@@ -103,6 +109,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	samples := make([]sample, n)
 	var wg sync.WaitGroup
 	bar := bench.NewProgress(opts.Progress, "requests", n)
+	ticks, ticksOK := readCPUTicks()
 	start := time.Now()
 	for i := range n {
 		bar.Update(i)
@@ -122,7 +129,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	wg.Wait()
 	bar.Done(n)
-	return summarize(opts, samples), nil
+	r := summarize(opts, samples)
+	if after, ok := readCPUTicks(); ok && ticksOK {
+		r.machineCPU(ticks, after, n)
+	}
+	return r, nil
 }
 
 func send(ctx context.Context, opts Options, req *serve.Request, due time.Time) sample {
