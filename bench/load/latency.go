@@ -298,7 +298,7 @@ func (f *LatencyOptions) run(ctx context.Context, cl *client.Client, w *synth.Wo
 	if f.reqs == nil {
 		for q := range f.World.Queries {
 			for _, c := range w.Canvases() {
-				qc, _ := w.Query(c, q)
+				qc := w.QueryContext(c, q)
 				f.reqs = append(f.reqs, &serve.Request{UseCase: c, Context: qc, K: f.K})
 			}
 		}

@@ -44,7 +44,7 @@ func NewModel(w *synth.World, reg *ingest.Registry, dim, queries int, seed uint6
 		tp := model.NewTaskParams(dim)
 		c.Tasks[canvas] = *tp
 		for i := range queries {
-			ctx, _ := w.Query(canvas, i)
+			ctx := w.QueryContext(canvas, i)
 			ex := reg.Normalize(&ingest.Event{Canvas: canvas, Context: ctx})
 			for _, id := range f.Context(buf[:0], canvas, ex.Context, time.Now()) {
 				ids[id] = true

@@ -397,6 +397,28 @@ func (w *World) event(t time.Time, canvas, action, reqID string, item int, pos *
 // relevant items (every item of the relevant group). It does not advance the
 // event generator. An unknown canvas returns nil, nil.
 func (w *World) Query(canvas string, i int) (ctx map[string]string, relevant map[string]bool) {
+	ctx, g := w.query(canvas, i)
+	if ctx == nil {
+		return nil, nil
+	}
+	relevant = make(map[string]bool, len(w.groupItems[g]))
+	for _, it := range w.groupItems[g] {
+		relevant[w.items[it].ID] = true
+	}
+	return ctx, relevant
+}
+
+// QueryContext is Query's context alone: the load benchmark's requests,
+// without the relevant set (a map of a group's items, hundreds of KB a
+// query on a 100,000-item world).
+func (w *World) QueryContext(canvas string, i int) map[string]string {
+	ctx, _ := w.query(canvas, i)
+	return ctx
+}
+
+// query returns the context of query i of canvas and its group; nil for
+// an unknown canvas.
+func (w *World) query(canvas string, i int) (map[string]string, int) {
 	ci := -1
 	for k, c := range canvases {
 		if c == canvas {
@@ -404,15 +426,10 @@ func (w *World) Query(canvas string, i int) (ctx map[string]string, relevant map
 		}
 	}
 	if ci < 0 {
-		return nil, nil
+		return nil, 0
 	}
 	r := rand.New(rand.NewPCG(uint64(w.o.Seed)^0x9e3779b97f4a7c15, uint64(ci)<<32^uint64(uint32(i))))
-	ctx, g := w.context(r, canvas, r.IntN(len(w.users)))
-	relevant = make(map[string]bool, len(w.groupItems[g]))
-	for _, it := range w.groupItems[g] {
-		relevant[w.items[it].ID] = true
-	}
-	return ctx, relevant
+	return w.context(r, canvas, r.IntN(len(w.users)))
 }
 
 // String describes the world's size.

@@ -188,8 +188,8 @@ func TestQuery(t *testing.T) {
 				t.Fatalf("%s query %d: ctx %v, %d relevant", c, i, ctx, len(relevant))
 			}
 			ctx2, relevant2 := w.Query(c, i)
-			if !reflect.DeepEqual(ctx, ctx2) || !reflect.DeepEqual(relevant, relevant2) {
-				t.Fatalf("%s query %d not deterministic", c, i)
+			if !reflect.DeepEqual(ctx, ctx2) || !reflect.DeepEqual(relevant, relevant2) || !reflect.DeepEqual(ctx, w.QueryContext(c, i)) {
+				t.Fatalf("%s query %d not deterministic, or QueryContext differs", c, i)
 			}
 			want := relevantGenre(w, ingest.Event{Canvas: c, Context: ctx})
 			n := 0
@@ -221,7 +221,7 @@ func TestQuery(t *testing.T) {
 			}
 		}
 	}
-	if ctx, rel := w.Query("nope", 0); ctx != nil || rel != nil {
+	if ctx, rel := w.Query("nope", 0); ctx != nil || rel != nil || w.QueryContext("nope", 0) != nil {
 		t.Fatal("unknown canvas should return nil")
 	}
 }
