@@ -3,7 +3,10 @@ package online
 import (
 	"context"
 	"errors"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -35,6 +38,7 @@ type batch struct {
 type prepared struct {
 	partition int32
 	offset    int64
+	value     []byte // the record's value until it is decoded (decode)
 	err       error
 	stepEnd   bool // the last record of its step
 	ex        stream.Example
@@ -96,11 +100,15 @@ func (f *features) featurize(feat model.Featurizer, mem model.MemoryConfig, ex *
 // An offset out of range (records deleted while running) ends it with
 // ErrOffsetOutOfRange: the client does not rewind silently.
 func (t *Trainer) prepare(ctx context.Context, cl *kgo.Client, free <-chan *batch, ready chan<- *batch) error {
-	dec := stream.NewExampleDecoder()
+	decs := make([]*stream.ExampleDecoder, t.prepareWorkers())
+	for i := range decs {
+		decs[i] = stream.NewExampleDecoder()
+	}
 	cut := stepCutter{max: max(1, t.cfg.Step)}
-	// send and next wait for the learner; while they would block, prepare
-	// first does its log stage's chunks (logstage.go).
+	// send decodes a batch, then waits for the learner; while it or next
+	// would block, prepare first does its log stage's chunks (logstage.go).
 	send := func(b *batch) bool {
+		b.decode(decs, t.feat, t.cfg.Memory)
 		t.helpWhile(func() bool { return len(ready) == cap(ready) })
 		select {
 		case ready <- b:
@@ -155,7 +163,7 @@ func (t *Trainer) prepare(ctx context.Context, cl *kgo.Client, free <-chan *batc
 					return
 				}
 			}
-			b.add(dec, t.feat, t.cfg.Memory, r)
+			b.add(r)
 			cut.added(b, r)
 		})
 		if !ok {
@@ -178,6 +186,14 @@ func (t *Trainer) prepare(ctx context.Context, cl *kgo.Client, free <-chan *batc
 	return nil
 }
 
+// prepareWorkers is how many goroutines decode a batch.
+func (t *Trainer) prepareWorkers() int {
+	if n := t.opts.PrepareWorkers; n > 0 {
+		return n
+	}
+	return max(1, runtime.GOMAXPROCS(0)/4)
+}
+
 // takeOpenStep moves the records of o's open step (after o.closed) to b.
 func (b *batch) takeOpenStep(o *batch) {
 	for i := o.closed; i < o.n; i++ {
@@ -190,23 +206,60 @@ func (b *batch) takeOpenStep(o *batch) {
 	o.n = o.closed
 }
 
-// add decodes and featurizes r into the next slot of b.
-func (b *batch) add(dec *stream.ExampleDecoder, f model.Featurizer, mem model.MemoryConfig, r *kgo.Record) {
+// add puts r in the next slot of b, to be decoded before b is sent.
+func (b *batch) add(r *kgo.Record) {
 	if b.n == len(b.recs) {
 		b.recs = append(b.recs, prepared{})
 	}
 	p := &b.recs[b.n]
 	b.n++
-	p.partition, p.offset, p.stepEnd = r.Partition, r.Offset, false
-	if p.err = dec.Decode(r.Value, &p.ex); p.err != nil {
+	p.partition, p.offset, p.value, p.stepEnd = r.Partition, r.Offset, r.Value, false
+}
+
+// prepareChunk is how many records a prepare worker decodes at a time.
+const prepareChunk = 256
+
+// decode decodes and featurizes b's records, in chunks of prepareChunk
+// shared by the workers of decs (one decoder each). Each record's example
+// and features are a function of the record alone, so who decodes which
+// chunk changes nothing but the shared flag of a chunk's first record (a
+// hint: the learner checks the slots it reuses).
+func (b *batch) decode(decs []*stream.ExampleDecoder, f model.Featurizer, mem model.MemoryConfig) {
+	chunks := (b.n + prepareChunk - 1) / prepareChunk
+	if len(decs) == 1 || chunks < 2 {
+		b.decodeRange(decs[0], f, mem, 0, b.n)
 		return
 	}
-	if b.n > 1 && sameContext(&b.recs[b.n-2], p) {
-		p.f.copyContext(&b.recs[b.n-2].f)
-		p.f.item = f.Item(p.f.item[:0], p.ex.Task, p.ex.ItemID, p.ex.Item)
-		return
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for _, dec := range decs[:min(len(decs), chunks)] {
+		wg.Go(func() {
+			for c := int(next.Add(1) - 1); c < chunks; c = int(next.Add(1) - 1) {
+				b.decodeRange(dec, f, mem, c*prepareChunk, min(b.n, (c+1)*prepareChunk))
+			}
+		})
 	}
-	p.f.featurize(f, mem, &p.ex)
+	wg.Wait()
+}
+
+// decodeRange decodes and featurizes the records [lo, hi) of b; a record
+// of the same request as the one before it in the range copies its
+// context side.
+func (b *batch) decodeRange(dec *stream.ExampleDecoder, f model.Featurizer, mem model.MemoryConfig, lo, hi int) {
+	for i := lo; i < hi; i++ {
+		p := &b.recs[i]
+		p.err = dec.Decode(p.value, &p.ex)
+		p.value = nil
+		if p.err != nil {
+			continue
+		}
+		if i > lo && sameContext(&b.recs[i-1], p) {
+			p.f.copyContext(&b.recs[i-1].f)
+			p.f.item = f.Item(p.f.item[:0], p.ex.Task, p.ex.ItemID, p.ex.Item)
+			continue
+		}
+		p.f.featurize(f, mem, &p.ex)
+	}
 }
 
 // sameContext says whether q's example has the context features of p's:

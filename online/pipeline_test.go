@@ -15,7 +15,8 @@ import (
 // the context of consecutive examples of one request once; every record
 // must still get exactly the features, memory keys and user it would get
 // on its own, across hour boundaries (before the epoch too), changed
-// contexts, tasks and undecodable records.
+// contexts, tasks and undecodable records, and whichever worker decodes
+// which chunk of the batch.
 func TestBatchFeaturesMatchFeaturizingEachExample(t *testing.T) {
 	search := []stream.Field{{Name: "user_id", Value: "u1"}, {Name: "query", Value: "Blue Shoes"}}
 	related := []stream.Field{{Name: "user_id", Value: "u1"}, {Name: "source_item_id", Value: "i9"}}
@@ -32,32 +33,39 @@ func TestBatchFeaturesMatchFeaturizingEachExample(t *testing.T) {
 		{Task: "search", ItemID: "h", EventTime: 1, Context: search},
 	}
 	var recs []*kgo.Record
-	for i := range exs {
-		recs = append(recs, &kgo.Record{Value: stream.AppendExample(nil, &exs[i])})
-		if i == 4 {
-			recs = append(recs, &kgo.Record{Value: []byte{0xff}}) // undecodable, between two of one context
+	var want []*stream.Example // per record, nil when undecodable
+	for range 100 {            // several chunks, cut inside requests
+		for i := range exs {
+			recs, want = append(recs, &kgo.Record{Value: stream.AppendExample(nil, &exs[i])}), append(want, &exs[i])
+			if i == 4 {
+				recs, want = append(recs, &kgo.Record{Value: []byte{0xff}}), append(want, nil) // undecodable, between two of one context
+			}
 		}
 	}
 	feat, mem := model.Featurizer{}, model.DefaultMemoryConfig()
-	var b batch
-	dec := stream.NewExampleDecoder()
-	for _, r := range recs {
-		b.add(dec, feat, mem, r)
-	}
-	j := 0
-	for i := range b.recs[:b.n] {
-		p := &b.recs[i]
-		if p.err != nil {
-			continue
+	for _, workers := range []int{1, 3} {
+		var b batch
+		decs := make([]*stream.ExampleDecoder, workers)
+		for i := range decs {
+			decs[i] = stream.NewExampleDecoder()
 		}
-		var want features
-		want.featurize(feat, mem, &exs[j])
-		if !slices.Equal(p.f.ctx, want.ctx) || !slices.Equal(p.f.item, want.item) || !slices.Equal(p.f.mem, want.mem) || p.f.user != want.user {
-			t.Errorf("record %d (item %s): features %+v, featurized alone %+v", i, exs[j].ItemID, p.f, want)
+		for _, r := range recs {
+			b.add(r)
 		}
-		j++
-	}
-	if j != len(exs) {
-		t.Fatalf("%d records decoded, want %d", j, len(exs))
+		b.decode(decs, feat, mem)
+		for i := range b.recs[:b.n] {
+			p := &b.recs[i]
+			if (p.err == nil) != (want[i] != nil) {
+				t.Fatalf("%d workers, record %d: error %v", workers, i, p.err)
+			}
+			if p.err != nil {
+				continue
+			}
+			var alone features
+			alone.featurize(feat, mem, want[i])
+			if !slices.Equal(p.f.ctx, alone.ctx) || !slices.Equal(p.f.item, alone.item) || !slices.Equal(p.f.mem, alone.mem) || p.f.user != alone.user {
+				t.Fatalf("%d workers, record %d (item %s): features %+v, featurized alone %+v", workers, i, want[i].ItemID, p.f, alone)
+			}
+		}
 	}
 }

@@ -19,7 +19,8 @@ import (
 
 // Mini-batches (model.step) are cut by the log alone (step size,
 // transaction markers, records outside transactions) and learned in
-// phases whose units do not depend on who runs them. So one worker on one
+// phases whose units do not depend on who runs them, from records decoded
+// by as many prepare workers. So one worker on one
 // core, four workers, paging through max_rows, and a trainer stopped
 // mid-log and restarted on its store all hold the same model, bit for
 // bit; an aborted transaction is never learned; and the model is not the
@@ -66,7 +67,7 @@ func TestStepsLearnTheSameModelOnAnyNumberOfWorkers(t *testing.T) {
 	cfg.Step = 64
 	open := func(cfg model.ModelConfig, dir string, workers, maxRows int) *online.Trainer {
 		tr, err := online.OpenTrainer(online.TrainerOptions{Model: cfg, Dir: dir, Client: copts, Topic: "examples",
-			CommitInterval: 5 * time.Millisecond, Workers: workers, MaxRows: maxRows, TTL: 3 * time.Second, MinCount: 2})
+			CommitInterval: 5 * time.Millisecond, Workers: workers, PrepareWorkers: max(1, workers), MaxRows: maxRows, TTL: 3 * time.Second, MinCount: 2})
 		if err != nil {
 			t.Fatal(err)
 		}

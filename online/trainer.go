@@ -49,8 +49,12 @@ type TrainerOptions struct {
 	// Workers learn a mini-batch (model.step > 1) together; 0 is
 	// GOMAXPROCS. The model does not depend on it.
 	Workers int
-	Metrics *metrics.Set
-	Logf    func(format string, args ...any)
+	// PrepareWorkers decode and featurize each batch of records together,
+	// in chunks; 0 is a quarter of GOMAXPROCS, at least one. The model does
+	// not depend on it.
+	PrepareWorkers int
+	Metrics        *metrics.Set
+	Logf           func(format string, args ...any)
 }
 
 // The ResetOffsets choices.
@@ -208,6 +212,8 @@ func (o TrainerOptions) Validate() error {
 		return fmt.Errorf("trainer.min_count must not be negative, got %d", o.MinCount)
 	case o.Workers < 0 || o.Workers > 1024:
 		return fmt.Errorf("trainer.workers must be in [0, 1024] (0: one per CPU), got %d", o.Workers)
+	case o.PrepareWorkers < 0 || o.PrepareWorkers > 1024:
+		return fmt.Errorf("trainer.prepare_workers must be in [0, 1024] (0: a quarter of the CPUs), got %d", o.PrepareWorkers)
 	case o.TTL < 0:
 		return fmt.Errorf("trainer.ttl must not be negative, got %s", o.TTL)
 	case o.ResetOffsets != "" && o.ResetOffsets != ResetEarliest && o.ResetOffsets != ResetLatest:

@@ -46,7 +46,7 @@ const examplesTopic = "bench.examples"
 // validation, update, Pebble commits) until it has applied every example;
 // then each variant the same way.
 func Trainer(ctx context.Context, opts TrainerOptions) (*Result, error) {
-	run, err := start("trainer", "decode and featurize, no learning", opts.Examples, opts.Canvases, 0)
+	run, err := start("trainer", "decode and featurize on one goroutine, no learning", opts.Examples, opts.Canvases, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -104,8 +104,9 @@ func produceExamples(ctx context.Context, copts stream.ClientOptions, reg *inges
 }
 
 // featurizeOnly is the floor of the trainer: it consumes the topic and
-// decodes and featurizes each example as the trainer's first stage does,
-// and learns nothing.
+// decodes and featurizes each example as the trainer's first stage does
+// with one prepare worker, and learns nothing (more prepare workers lift
+// it: BenchmarkPrepareBatch).
 func featurizeOnly(ctx context.Context, copts stream.ClientOptions, cfg model.ModelConfig, n int, progress io.Writer) (phase, error) {
 	var count atomic.Int64
 	f := model.Featurizer{Isolated: cfg.Isolated}

@@ -127,6 +127,9 @@ type TrainerConfig struct {
 	TTL            time.Duration `yaml:"ttl"`
 	// Workers learn a mini-batch together (model.step > 1); 0: one per CPU.
 	Workers int `yaml:"workers"`
+	// PrepareWorkers decode and featurize the examples; 0: a quarter of
+	// the CPUs, at least one.
+	PrepareWorkers int `yaml:"prepare_workers"`
 	// LeaseGroup and LeaseTopic: trainers of one model join this consumer
 	// group on this one-partition topic; the member holding partition 0
 	// publishes snapshots, the others train as hot standbys.
@@ -397,6 +400,6 @@ func (c Config) TrainerOptions() online.TrainerOptions {
 	return online.TrainerOptions{
 		Model: c.Model, Dir: filepath.Join(c.DataDir, "trainer"), Client: c.Kafka, Topic: c.Topics.Examples,
 		CommitInterval: c.Trainer.CommitInterval, MaxRows: c.Trainer.MaxRows, MinCount: c.Trainer.MinCount, TTL: c.Trainer.TTL,
-		ResetOffsets: c.Trainer.ResetOffsets, Workers: c.Trainer.Workers,
+		ResetOffsets: c.Trainer.ResetOffsets, Workers: c.Trainer.Workers, PrepareWorkers: c.Trainer.PrepareWorkers,
 	}
 }
