@@ -35,12 +35,12 @@ type scanner struct {
 func (s *scanner) response(r *serve.Response) bool {
 	if !s.lit(`{"items":`) || !s.items(r) ||
 		!s.lit(`,"model":{"version":`) || !s.int(&r.Model.Version) ||
-		s.peekLit(`,"watermark":`) && !(s.lit(`,"watermark":`) && s.str(&r.Model.Watermark)) ||
+		s.lit(`,"watermark":`) && !s.str(&r.Model.Watermark) ||
 		!s.lit(`,"staleness_ms":`) || !s.int(&r.Model.StalenessMS) ||
 		!s.lit(`,"stale":`) || !s.bool(&r.Model.Stale) ||
 		!s.lit(`},"fallback":{"used":`) || !s.bool(&r.Fallback.Used) ||
-		s.peekLit(`,"reason":`) && !(s.lit(`,"reason":`) && s.str(&r.Fallback.Reason)) ||
-		s.peekLit(`,"source":`) && !(s.lit(`,"source":`) && s.str(&r.Fallback.Source)) ||
+		s.lit(`,"reason":`) && !s.str(&r.Fallback.Reason) ||
+		s.lit(`,"source":`) && !s.str(&r.Fallback.Source) ||
 		!s.lit(`},"cached":`) || !s.bool(&r.Cached) ||
 		!s.lit(`,"timing":{"total_us":`) || !s.int(&r.Timing.TotalUS) ||
 		!s.lit(`,"queue_us":`) || !s.int(&r.Timing.QueueUS) || !s.lit(`}}`) {
@@ -51,15 +51,15 @@ func (s *scanner) response(r *serve.Response) bool {
 
 // items reads the items array, or null.
 func (s *scanner) items(r *serve.Response) bool {
-	if s.peekLit("null") {
-		return s.lit("null")
+	if s.lit("null") {
+		return true
 	}
 	if !s.lit("[") {
 		return false
 	}
 	r.Items = make([]serve.Item, 0, 16)
-	if s.peekLit("]") {
-		return s.lit("]")
+	if s.lit("]") {
+		return true
 	}
 	for {
 		var it serve.Item
@@ -67,8 +67,8 @@ func (s *scanner) items(r *serve.Response) bool {
 			return false
 		}
 		r.Items = append(r.Items, it)
-		if s.peekLit("]") {
-			return s.lit("]")
+		if s.lit("]") {
+			return true
 		}
 		if !s.lit(",") {
 			return false
@@ -76,12 +76,9 @@ func (s *scanner) items(r *serve.Response) bool {
 	}
 }
 
-func (s *scanner) peekLit(l string) bool {
-	return len(s.b)-s.i >= len(l) && string(s.b[s.i:s.i+len(l)]) == l
-}
-
+// lit reads l if it comes next; it reports whether it did.
 func (s *scanner) lit(l string) bool {
-	if !s.peekLit(l) {
+	if len(s.b)-s.i < len(l) || string(s.b[s.i:s.i+len(l)]) != l {
 		return false
 	}
 	s.i += len(l)
