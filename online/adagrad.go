@@ -91,7 +91,7 @@ func (t *Trainer) updateRows(slots []int32, g []float32, scale, dz float32) {
 func (t *Trainer) rowStep(sl int32, grad []float32, meanSq, dz float32) {
 	d := t.cfg.Dim
 	l2, lr := float32(t.cfg.L2), float32(t.cfg.LearningRate)
-	w, acc := t.tab.w(sl), t.tab.acc(sl)
+	w, acc := t.rows.w(sl), t.rows.acc(sl)
 	if forget := float32(t.cfg.Forget); forget != 1 && forget != 0 {
 		for i := range acc {
 			acc[i] *= forget

@@ -15,8 +15,8 @@ func score(tr *Trainer, e *stream.Example) float32 {
 	rows := func(ids []uint64) [][]float32 {
 		var out [][]float32
 		for _, id := range ids {
-			if slot, ok := tr.tab.index[id]; ok {
-				out = append(out, tr.tab.w(slot))
+			if slot, ok := tr.rows.find(id); ok {
+				out = append(out, tr.rows.w(slot))
 			} else {
 				out = append(out, nil)
 			}
@@ -131,7 +131,7 @@ func TestCoordinateAdaGrad(t *testing.T) {
 	cfg.Optimizer = model.OptimizerCoordinate
 	tr := openTest(t, TrainerOptions{Model: cfg})
 	defer tr.Close()
-	if got := tr.tab.stride; got != 2*cfg.Dim+2 {
+	if got := tr.rows.stride; got != 2*cfg.Dim+2 {
 		t.Fatalf("row stride %d, want weights+bias+one accumulator each = %d", got, 2*cfg.Dim+2)
 	}
 	applyAll(t, tr, synthExamples(t, 16000))

@@ -34,7 +34,7 @@ func (t *Trainer) apply(ex *stream.Example) error {
 // paged out by a commit when the example's could pass it: the commit must
 // not hold the example's own counts and registrations, so they come after.
 func (t *Trainer) learnInline(ex *stream.Example, f *features) error {
-	if t.opts.MaxRows > 0 && t.tab.len()+len(f.ctx)+len(f.item) > t.opts.MaxRows {
+	if t.opts.MaxRows > 0 && t.rows.len()+len(f.ctx)+len(f.item) > t.opts.MaxRows {
 		if err := t.commitLocked(); err != nil {
 			return err
 		}
@@ -74,7 +74,7 @@ func (t *Trainer) lookupRows(f *features, now int64, prev, ctx, item []int32) ([
 	if f.shared && prev != nil && t.reuse(prev, f.ctx) {
 		ctx = append(ctx[:0], prev...)
 		for _, sl := range ctx {
-			t.tab.touch(sl, now)
+			t.rows.touch(sl, now)
 		}
 	} else if ctx, err = t.lookup(ctx[:0], f.ctx, now); err != nil {
 		return ctx, item, err
@@ -123,45 +123,57 @@ func (t *Trainer) rowsOf(dst [][]float32, slots []int32) [][]float32 {
 		if sl < 0 {
 			dst = append(dst, nil)
 		} else {
-			dst = append(dst, t.tab.w(sl))
+			dst = append(dst, t.rows.w(sl))
 		}
 	}
 	return dst
 }
 
-// lookup appends the slot of every id, marking each used at now: a row in
-// memory, else paged in from Pebble, else created once admitted; -1 for a
-// feature that has no row yet. A row unused for the TTL is expired first.
+// lookup appends the slot of every id at now, the watermark's (-1 for a
+// feature that has no row yet).
 func (t *Trainer) lookup(dst []int32, ids []uint64, now int64) ([]int32, error) {
-	ttl := t.adm.ttl
 	for _, id := range ids {
-		slot, ok := t.tab.index[id]
-		if ok && expired(ttl, t.tab.last[slot], t.watermark) {
-			t.tab.remove(slot)
-			t.expire(id)
-			ok = false
+		slot, err := t.lookupID(id, now, t.watermark)
+		if err != nil {
+			return dst, err
 		}
-		if !ok && t.paging {
-			var err error
-			if slot, ok, err = t.pageIn(id); err != nil {
-				return dst, err
-			}
-		}
-		if !ok {
-			if !t.adm.admit(id, now, t.watermark) {
-				dst = append(dst, -1)
-				continue
-			}
-			if t.adm.minCount > 1 {
-				t.counters.admitted.Inc()
-			}
-			slot = t.tab.insert(id, nil, now)
-			initRow(t.tab.w(slot)[:t.cfg.Dim], id, float32(t.cfg.InitScale))
-		}
-		t.tab.touch(slot, now)
 		dst = append(dst, slot)
 	}
 	return dst, nil
+}
+
+// lookupID returns the slot of id, marking it used at now: a row in
+// memory, else paged in from Pebble, else created once admitted; -1 for a
+// feature that has no row yet. A row unused for the TTL at watermark wm is
+// expired first. It touches id's lane only, so lanes may be looked up in
+// parallel (step.go).
+func (t *Trainer) lookupID(id uint64, now, wm int64) (int32, error) {
+	l := laneOf(id)
+	ln := &t.rows.lanes[l]
+	slot, ok := ln.tab.index[id]
+	if ok && expired(t.rows.ttl, ln.tab.last[slot], wm) {
+		ln.tab.remove(slot)
+		t.expire(ln, id)
+		ok = false
+	}
+	if !ok && t.paging {
+		var err error
+		if slot, ok, err = t.pageIn(ln, id, wm); err != nil {
+			return -1, err
+		}
+	}
+	if !ok {
+		if !ln.adm.admit(id, now, wm) {
+			return -1, nil
+		}
+		if ln.adm.minCount > 1 {
+			t.counters.admitted.Inc()
+		}
+		slot = ln.tab.insert(id, nil, now)
+		initRow(ln.tab.w(slot)[:t.cfg.Dim], id, float32(t.cfg.InitScale))
+	}
+	ln.tab.touch(slot, now)
+	return globalSlot(l, slot), nil
 }
 
 // reuse says whether slots, the context slots of the example learned just
@@ -174,33 +186,37 @@ func (t *Trainer) reuse(slots []int32, ids []uint64) bool {
 		return false
 	}
 	for k, sl := range slots {
-		if sl < 0 || !t.tab.live[sl] || t.tab.ids[sl] != ids[k] || expired(t.adm.ttl, t.tab.last[sl], t.watermark) {
+		if sl < 0 {
+			return false
+		}
+		if tb, s := t.rows.at(sl); !tb.live[s] || tb.ids[s] != ids[k] || expired(t.rows.ttl, tb.last[s], t.watermark) {
 			return false
 		}
 	}
 	return true
 }
 
-// pageIn loads the row of id from Pebble, unless it is expired.
-func (t *Trainer) pageIn(id uint64) (int32, bool, error) {
-	if _, deleted := t.deletedRows[id]; deleted {
+// pageIn loads the row of id from Pebble into its lane ln, unless it is
+// expired at watermark wm; it returns the slot in the lane.
+func (t *Trainer) pageIn(ln *lane, id uint64, wm int64) (int32, bool, error) {
+	if _, deleted := ln.deleted[id]; deleted {
 		return 0, false, nil
 	}
-	last, found, err := t.store.getRow(id, t.scratch.vals)
+	last, found, err := t.store.getRow(id, ln.vals)
 	if err != nil || !found {
 		return 0, false, err
 	}
-	if expired(t.adm.ttl, last, t.watermark) {
-		t.expire(id)
+	if expired(t.rows.ttl, last, wm) {
+		t.expire(ln, id)
 		return 0, false, nil
 	}
 	t.counters.pagedIn.Inc()
-	return t.tab.insert(id, t.scratch.vals, last), true, nil
+	return ln.tab.insert(id, ln.vals, last), true, nil
 }
 
 // expire records that the row of id is gone; the next commit deletes it.
-func (t *Trainer) expire(id uint64) {
-	t.deletedRows[id] = struct{}{}
+func (t *Trainer) expire(ln *lane, id uint64) {
+	ln.deleted[id] = struct{}{}
 	t.counters.expired.Inc()
 }
 
@@ -208,17 +224,10 @@ func (t *Trainer) expire(id uint64) {
 // for the TTL; lookup would treat them as absent anyway, so this frees
 // memory without changing what the model learns.
 func (t *Trainer) sweepExpired() {
-	if t.adm.ttl <= 0 {
+	if t.rows.ttl <= 0 {
 		return
 	}
-	for s, id := range t.tab.ids {
-		slot := int32(s)
-		if t.tab.live[slot] && expired(t.adm.ttl, t.tab.last[slot], t.watermark) {
-			t.tab.remove(slot)
-			t.expire(id)
-		}
-	}
-	t.adm.sweep(t.watermark)
+	t.rows.sweep(t.watermark, t.expire)
 	t.mem.sweep(t.watermark)
 }
 
@@ -264,10 +273,22 @@ func (t *Trainer) track(ex *stream.Example) {
 // register updates the item registry and popularity with ex: like the
 // memory, a function of the log alone, so it runs beside the learner.
 func (t *Trainer) register(ex *stream.Example) {
+	t.registerItem(ex)
+	t.countPopularity(ex)
+}
+
+// registerItem records ex's item and its metadata (the log stage's item
+// lane: it touches items and dirtyItems only).
+func (t *Trainer) registerItem(ex *stream.Example) {
 	if old, ok := t.items[ex.ItemID]; !ok || (ex.Item.Type != "" && !sameMeta(old, ex.Item)) {
 		t.items[ex.ItemID] = cloneMeta(ex.Item)
 		t.dirtyItems[ex.ItemID] = struct{}{}
 	}
+}
+
+// countPopularity adds a positive ex to its item's popularity in its task
+// (the log stage's popularity lane: it touches pop and dirtyPop only).
+func (t *Trainer) countPopularity(ex *stream.Example) {
 	// A non-finite weight or label would make the item's popularity NaN
 	// or infinite for good: skipped, as its update is.
 	if ex.Label > 0 && !math.IsInf(float64(ex.Label), 0) && !math.IsNaN(float64(ex.Weight)) && !math.IsInf(float64(ex.Weight), 0) {

@@ -67,20 +67,24 @@ func (t *Trainer) captureRows(c *model.Capture) error {
 	d := t.cfg.Dim + 1
 	if !t.paging {
 		if t.export.valid {
-			c.IDs, c.Weights = t.export.update(t.tab)
+			c.IDs, c.Weights = t.export.update(t.rows)
 			return nil
 		}
-		c.IDs, c.Weights = make([]uint64, 0, t.tab.len()), make([]float32, 0, t.tab.len()*d)
-		for _, id := range slices.Sorted(maps.Keys(t.tab.index)) {
-			c.IDs = append(c.IDs, id)
-			c.Weights = append(c.Weights, t.tab.w(t.tab.index[id])...)
+		n := t.rows.len()
+		ids := make([]uint64, 0, n)
+		t.rows.each(func(_ int32, id uint64) { ids = append(ids, id) })
+		slices.Sort(ids)
+		c.IDs, c.Weights = ids, make([]float32, 0, n*d)
+		for _, id := range ids {
+			slot, _ := t.rows.find(id)
+			c.Weights = append(c.Weights, t.rows.w(slot)...)
 		}
 		t.export.set(c.IDs, c.Weights)
 		return nil
 	}
 	var stale []uint64
-	err := t.store.scanRows(t.tab.stride, func(id uint64, last int64, vals []float32) {
-		if expired(t.adm.ttl, last, t.watermark) {
+	err := t.store.scanRows(t.rows.stride, func(id uint64, last int64, vals []float32) {
+		if expired(t.rows.ttl, last, t.watermark) {
 			stale = append(stale, id)
 			return
 		}
@@ -91,7 +95,7 @@ func (t *Trainer) captureRows(c *model.Capture) error {
 		return err
 	}
 	for _, id := range stale {
-		t.expire(id)
+		t.expire(&t.rows.lanes[laneOf(id)], id)
 	}
 	return t.commitLocked()
 }

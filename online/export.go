@@ -20,17 +20,20 @@ type rowExport struct {
 }
 
 // record notes the rows a commit writes or deletes.
-func (e *rowExport) record(tb *table, deleted map[uint64]struct{}) {
+func (e *rowExport) record(r *rows) {
 	if !e.valid {
 		return
 	}
 	if e.changed == nil {
 		e.changed = map[uint64]struct{}{}
 	}
-	for id := range deleted {
-		e.changed[id] = struct{}{}
+	for l := range r.lanes {
+		ln := &r.lanes[l]
+		for id := range ln.deleted {
+			e.changed[id] = struct{}{}
+		}
+		ln.tab.eachDirty(func(slot int32) { e.changed[ln.tab.ids[slot]] = struct{}{} })
 	}
-	tb.eachDirty(func(slot int32) { e.changed[tb.ids[slot]] = struct{}{} })
 }
 
 // set makes ids and weights (sorted, as a capture holds them) the export.
@@ -40,10 +43,10 @@ func (e *rowExport) set(ids []uint64, weights []float32) {
 }
 
 // update returns a new export: the previous one with every changed row
-// replaced by its weights in tb, or removed when tb no longer holds it.
+// replaced by its weights in r, or removed when r no longer holds it.
 // The previous arrays are left untouched (a capture still holds them).
-func (e *rowExport) update(tb *table) ([]uint64, []float32) {
-	d := tb.dim + 1
+func (e *rowExport) update(r *rows) ([]uint64, []float32) {
+	d := r.lanes[0].tab.dim + 1
 	ch := slices.Sorted(maps.Keys(e.changed))
 	ids := make([]uint64, 0, len(e.ids)+len(ch))
 	w := make([]float32, 0, (len(e.ids)+len(ch))*d)
@@ -55,8 +58,8 @@ func (e *rowExport) update(tb *table) ([]uint64, []float32) {
 		if i = j; found {
 			i++
 		}
-		if slot, ok := tb.index[id]; ok {
-			ids, w = append(ids, id), append(w, tb.w(slot)...)
+		if slot, ok := r.find(id); ok {
+			ids, w = append(ids, id), append(w, r.w(slot)...)
 		}
 	}
 	ids, w = append(ids, e.ids[i:]...), append(w, e.weights[i*d:]...)

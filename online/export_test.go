@@ -1,7 +1,6 @@
 package online
 
 import (
-	"maps"
 	"math"
 	"slices"
 	"testing"
@@ -65,10 +64,13 @@ func TestCaptureIsNotChangedByLaterCaptures(t *testing.T) {
 // everyRow reads the rows in memory the slow way: every id sorted, its
 // weights and bias.
 func everyRow(tr *Trainer) ([]uint64, []float32) {
-	ids := slices.Sorted(maps.Keys(tr.tab.index))
+	var ids []uint64
+	tr.rows.each(func(_ int32, id uint64) { ids = append(ids, id) })
+	slices.Sort(ids)
 	var w []float32
 	for _, id := range ids {
-		w = append(w, tr.tab.w(tr.tab.index[id])...)
+		slot, _ := tr.rows.find(id)
+		w = append(w, tr.rows.w(slot)...)
 	}
 	return ids, w
 }

@@ -4,76 +4,143 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // logStage does, beside the learner on the same batch, the work that
 // depends only on the examples in log order and never on what is learned:
-// the memory's reads and counts (readMemory) and the item registry and
-// popularity (register). The work is cut into chunks of logStageChunk
-// records, done in order, one at a time, by whoever claims the next one:
-// the learner when it reaches a record whose chunk is not done yet, or the
-// prepare goroutine while it would otherwise wait for the learner (help).
-// Nobody ever waits for a goroutine the scheduler has not run: at worst
-// the learner waits for the one chunk in progress.
+// the memory's reads and counts (one lane per memory lane: readLane), the
+// item registry (registerItem) and popularity (countPopularity). Each of
+// these stageLanes lanes touches state of its own, so the lanes go on
+// independently, each in log order, cut into chunks of logStageChunk
+// records done one at a time by whoever claims the lane's next one: the
+// learner when it reaches a record whose chunks are not all done yet, the
+// step's workers (step.go), or the prepare goroutine while it would
+// otherwise wait for the learner (help). Nobody ever waits for a
+// goroutine the scheduler has not run: at worst the learner waits for
+// the chunks in progress.
 type logStage struct {
-	t    *Trainer
-	recs []prepared
-	wm   int64 // the stage's copy of the watermark (readMemory)
-
-	mu   sync.Mutex   // held while a chunk is done
-	next int          // first record of the next chunk; under mu
-	done atomic.Int64 // records done; written under mu
+	t     *Trainer
+	recs  []prepared
+	lanes [stageLanes]stageLane
+	turn  atomic.Uint32 // where helpers start looking for a lane with work
 }
 
-const logStageChunk = 64
+// stageLane is the progress of one lane of the stage.
+type stageLane struct {
+	mu   sync.Mutex   // held while a chunk is done
+	next int          // first record of the next chunk; under mu
+	wm   int64        // the lane's copy of the watermark (memory lanes); under mu
+	done atomic.Int64 // records done; written under mu
+	_    [64]byte     // lanes are written by different cores
+}
+
+const (
+	logStageChunk = 64
+	laneItems     = memLanes     // the stage lane of the item registry
+	lanePop       = memLanes + 1 // and of popularity
+	stageLanes    = memLanes + 2
+)
 
 // startLogStage opens the log stage of b's records, from t's watermark,
 // to helpers. The trainer's lock is held until finish returns.
 func (t *Trainer) startLogStage(b *batch) *logStage {
-	s := &logStage{t: t, recs: b.recs[:b.n], wm: t.watermark}
+	s := &logStage{t: t, recs: b.recs[:b.n]}
+	for l := range s.lanes {
+		s.lanes[l].wm = t.watermark
+	}
 	t.stage.Store(s)
 	return s
 }
 
-// stepLocked does the next chunk, if any is left; s.mu is held.
-func (s *logStage) stepLocked() bool {
-	if s.next == len(s.recs) {
+// stepLocked does lane l's next chunk, if any is left; its mu is held.
+func (s *logStage) stepLocked(l int) bool {
+	ln := &s.lanes[l]
+	if ln.next == len(s.recs) {
 		return false
 	}
-	end := min(s.next+logStageChunk, len(s.recs))
-	for i := s.next; i < end; i++ {
-		if p := &s.recs[i]; p.err == nil {
-			s.t.mem.readMemory(&p.ex, &p.f, &s.wm)
-			s.t.register(&p.ex)
+	end := min(ln.next+logStageChunk, len(s.recs))
+	for i := ln.next; i < end; i++ {
+		p := &s.recs[i]
+		if p.err != nil {
+			continue
+		}
+		switch l {
+		case laneItems:
+			s.t.registerItem(&p.ex)
+		case lanePop:
+			s.t.countPopularity(&p.ex)
+		default:
+			if len(p.f.mem) > 0 {
+				s.t.mem[l].readLane(l, &p.ex, &p.f, ln.wm)
+			}
+			ln.wm = max(ln.wm, p.ex.EventTime)
 		}
 	}
-	s.next = end
-	s.done.Store(int64(end))
+	ln.next = end
+	ln.done.Store(int64(end))
 	return true
 }
 
-// tryStep does the next chunk unless another goroutine is on one; it
-// reports whether chunks may be left.
-func (s *logStage) tryStep() bool {
-	if !s.mu.TryLock() {
-		return true
+// tryLane does lane l's next chunk unless another goroutine is on one; it
+// reports whether it did one.
+func (s *logStage) tryLane(l int) bool {
+	ln := &s.lanes[l]
+	if !ln.mu.TryLock() {
+		return false
 	}
-	defer s.mu.Unlock()
-	return s.stepLocked()
+	defer ln.mu.Unlock()
+	return s.stepLocked(l)
 }
 
-// await returns once record i is done, doing chunks itself. It never
-// blocks on the mutex: a goroutine woken from it would be queued behind
-// the helper that woke it. While a helper is on a chunk (tens of
-// microseconds) it spins, yielding now and then so that, on one core, a
-// helper preempted mid-chunk can finish it.
+// tryStep does one chunk of some lane with work left that no other
+// goroutine is on; it reports whether chunks may be left. When other
+// goroutines are on all of them it yields first: on one core, to them.
+func (s *logStage) tryStep() bool {
+	left := false
+	start := int(s.turn.Add(1))
+	for k := range stageLanes {
+		l := (start + k) % stageLanes
+		if s.lanes[l].done.Load() == int64(len(s.recs)) {
+			continue
+		}
+		left = true
+		if s.tryLane(l) {
+			return true
+		}
+	}
+	if left {
+		runtime.Gosched()
+	}
+	return left
+}
+
+// await returns once record i is done in every lane, doing chunks itself.
+// It never blocks on a mutex: a goroutine woken from it would be queued
+// behind the helper that woke it. While helpers are on the chunks it
+// needs (tens of microseconds) it spins, yielding now and then so that,
+// on one core, a helper preempted mid-chunk can finish it.
 func (s *logStage) await(i int) {
-	for spins := 1; s.done.Load() <= int64(i); spins++ {
-		s.tryStep()
-		if spins%64 == 0 {
+	for l := range s.lanes {
+		s.awaitLane(l, i)
+	}
+}
+
+// awaitLane returns once lane l has done record i, doing its chunks.
+func (s *logStage) awaitLane(l, i int) {
+	ln := &s.lanes[l]
+	for spins := 1; ln.done.Load() <= int64(i); spins++ {
+		if !s.tryLane(l) && spins%64 == 0 {
 			runtime.Gosched()
 		}
 	}
+}
+
+// awaitTimed is awaitLane, timed.
+func (s *logStage) awaitTimed(l, i int) time.Duration {
+	start := time.Now()
+	s.awaitLane(l, i)
+	return time.Since(start)
 }
 
 // finish does whatever is left of the batch and closes the stage to
@@ -95,5 +162,5 @@ func (t *Trainer) helpWhile(blocked func() bool) {
 // with work left; it reports whether chunks may be left.
 func (t *Trainer) helpLogStage() bool {
 	s := t.stage.Load()
-	return s != nil && s.done.Load() < int64(len(s.recs)) && s.tryStep()
+	return s != nil && s.tryStep()
 }

@@ -16,8 +16,9 @@ import (
 // change is a function of the examples in log order, so a restarted or
 // standby trainer holds the same lists: an example reads the counts before
 // its own positive is added (prequential), lists are bounded by
-// space-saving replacement, and contexts beyond max_contexts are dropped
-// least recently updated first, ties by key.
+// space-saving replacement, and contexts beyond the lane's share of
+// max_contexts are dropped least recently updated first, ties by key (a
+// memory is one lane of the trainer's: memory_lanes.go).
 
 // memList is one context's list: counts stored relative to ref, in a
 // slice indexed by the items' hashes (a string-keyed map was most of the

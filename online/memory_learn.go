@@ -12,24 +12,29 @@ import (
 // the log stage, ahead of the learner (logstage.go), and the model stays a
 // pure function of the log.
 
-// readMemory reads the memory features of ex into f.memX (its counts before
-// ex itself is counted, without the latest engagements of ex's own user),
-// counts a positive in every list of its context, and raises the
-// watermark wm past ex as the learner's track does.
-func (m *memory) readMemory(ex *stream.Example, f *features, wm *int64) {
-	f.memX = f.memX[:0]
-	if len(f.mem) > 0 {
-		h := itemHash(ex.ItemID)
-		for _, k := range f.mem {
-			f.memX = append(f.memX, model.MemoryFeature(m.count(k.ID, ex.ItemID, h, f.user, ex.EventTime, *wm)))
-		}
-		if ex.Label > 0 && ex.Weight > 0 {
-			for _, k := range f.mem {
-				m.add(k.ID, ex.ItemID, h, f.user, float64(ex.Weight), ex.EventTime, *wm)
+// readLane reads the memory features of ex's keys in lane l (m) into
+// f.memX (their counts before ex itself is counted, without the latest
+// engagements of ex's own user), then counts a positive in each of their
+// lists, at watermark wm (the examples' before ex).
+func (m *memory) readLane(l int, ex *stream.Example, f *features, wm int64) {
+	var h uint64
+	mine := false
+	for i, k := range f.mem {
+		if memLaneOf(k.ID) == l {
+			if !mine {
+				h, mine = itemHash(ex.ItemID), true
 			}
+			f.memX[i] = model.MemoryFeature(m.count(k.ID, ex.ItemID, h, f.user, ex.EventTime, wm))
 		}
 	}
-	*wm = max(*wm, ex.EventTime)
+	if !mine || ex.Label <= 0 || ex.Weight <= 0 {
+		return
+	}
+	for _, k := range f.mem {
+		if memLaneOf(k.ID) == l {
+			m.add(k.ID, ex.ItemID, h, f.user, float64(ex.Weight), ex.EventTime, wm)
+		}
+	}
 }
 
 // memoryTerm is the memory term of the logit: the weights of the example's

@@ -81,7 +81,7 @@ type features struct {
 	// the same request: the learner may reuse its rows' slots.
 	shared bool
 	mem    []model.MemoryKey
-	memX   []float32 // memory features read for mem (readMemory)
+	memX   []float32 // memory features read for mem (readLane), one per key
 	user   uint64
 }
 
@@ -93,6 +93,13 @@ func (f *features) featurize(feat model.Featurizer, mem model.MemoryConfig, ex *
 	if len(f.mem) > 0 {
 		f.user = model.MemoryUser(ex.Context)
 	}
+	f.sizeMemory()
+}
+
+// sizeMemory makes room in memX for a feature per memory key: the log
+// stage's lanes each write their keys' (readLane).
+func (f *features) sizeMemory() {
+	f.memX = slices.Grow(f.memX[:0], len(f.mem))[:len(f.mem)]
 }
 
 // prepare polls cl until ctx ends and sends full batches to ready. An
@@ -287,4 +294,5 @@ func (f *features) copyContext(o *features) {
 	f.ctx = append(f.ctx[:0], o.ctx...)
 	f.mem = append(f.mem[:0], o.mem...)
 	f.user, f.shared = o.user, true
+	f.sizeMemory()
 }

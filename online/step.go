@@ -1,6 +1,7 @@
 package online
 
 import (
+	"slices"
 	"time"
 
 	"github.com/unirec/unirec/online/model"
@@ -11,11 +12,12 @@ import (
 // one Kafka transaction, so that every trainer reading the log cuts the
 // same steps). It is learned in three phases:
 //
-//  1. in log order, by the learner: the lookups (paging, admission,
-//     expiry, new rows) and the watermark, exactly as example by example,
-//     while helpers and prepare do the step's log stage (its chunks are
-//     awaited at the end); every row update the step will make is listed
-//     under the row's shard;
+//  1. in log order: the watermark and tasks, by the learner; the lookups
+//     (paging, admission, expiry, new rows), exactly as example by
+//     example, one row lane per unit in parallel (a lane takes the step's
+//     ids of its own in log order: rows.go); meanwhile helpers and prepare
+//     do the step's log stage (its chunks are awaited at the end); every
+//     row update the step will make is listed under the row's shard;
 //  2. in parallel, a chunk of examples per unit: score against the model
 //     as it was before the step (progressive validation) and compute the
 //     gradients;
@@ -48,6 +50,7 @@ type stepExample struct {
 	p         *prepared
 	task      *taskState // nil: not learned (undecodable)
 	ctx, item []int32    // row slots, -1 for a feature without a row
+	now, wm   int64      // its event time, and the watermark before it
 	ok        bool       // has a finite gradient
 	prob      float32    // the progressive-validation prediction
 	dz        float32
@@ -60,9 +63,28 @@ type rowUpdate struct {
 	group    uint8
 }
 
+// laneRef is a feature of the step's example ex, looked up by its lane:
+// ctx[j] of ex, or item[j] when item is set; pos = j<<1 | item.
+type laneRef struct {
+	id  uint64
+	ex  int32
+	pos uint32
+}
+
+// The side of a laneRef's feature.
+const (
+	refCtx  uint32 = 0
+	refItem uint32 = 1
+)
+
+func (r laneRef) item() bool { return r.pos&1 == refItem }
+func (r laneRef) j() int     { return int(r.pos >> 1) }
+
 // stepState is the step being learned.
 type stepState struct {
 	ex     []stepExample
+	lanes  [rowLanes][]laneRef // phase 1: the features of each row lane, in log order
+	errs   [rowLanes]error     // and the error of each lane's lookups
 	shards [stepShards][]rowUpdate
 	tasks  []*taskState
 	byTask [][]int32 // the examples of tasks[i], in order
@@ -87,6 +109,9 @@ func (st *stepState) reset(n, d int) {
 	for i := range st.shards {
 		st.shards[i] = st.shards[i][:0]
 	}
+	for i := range st.lanes {
+		st.lanes[i], st.errs[i] = st.lanes[i][:0], nil
+	}
 	st.tasks = st.tasks[:0]
 	for i := range st.byTask {
 		st.byTask[i] = st.byTask[i][:0]
@@ -108,14 +133,15 @@ func (st *stepState) addTask(ts *taskState, k int) {
 	st.byTask[i] = append(st.byTask[i], int32(k))
 }
 
-// list lists the updates of example k's rows of one group.
-func (st *stepState) list(k int, slots []int32, group uint8) {
-	for _, sl := range slots {
-		if sl >= 0 {
-			sh := &st.shards[sl%stepShards]
-			*sh = append(*sh, rowUpdate{ex: int32(k), slot: sl, group: group})
-		}
+// refs appends -1 to dst for every feature id of example k, and lists
+// the id under its lane; the lane's lookup fills in the slot.
+func (st *stepState) refs(dst []int32, k int, ids []uint64, side uint32) []int32 {
+	for _, id := range ids {
+		l := laneOf(id)
+		st.lanes[l] = append(st.lanes[l], laneRef{id: id, ex: int32(k), pos: uint32(len(dst))<<1 | side})
+		dst = append(dst, -1)
 	}
+	return dst
 }
 
 // learnStep learns the step recs, records base.. of the batch; ms is the
@@ -130,7 +156,7 @@ func (t *Trainer) learnStep(ms *logStage, recs []prepared, base int) error {
 		for i := range recs {
 			need += len(recs[i].f.ctx) + len(recs[i].f.item)
 		}
-		if t.tab.len()+need > t.opts.MaxRows {
+		if t.rows.len()+need > t.opts.MaxRows {
 			if err := t.commitLocked(); err != nil {
 				return err
 			}
@@ -138,29 +164,26 @@ func (t *Trainer) learnStep(ms *logStage, recs []prepared, base int) error {
 	}
 	// A row expired in phase 1 keeps its slot until the step is learned:
 	// an earlier example of the step may still update it.
-	t.tab.hold = true
-	defer t.tab.release()
+	t.rows.hold()
+	defer t.rows.release()
 	start := time.Now()
 	learned := int64(0)
 	for k := range recs {
-		if err := t.prepareStep(ms, recs, base, k); err != nil {
-			return err
-		}
+		t.prepareStep(ms, recs, k)
 		if st.ex[k].task != nil {
 			learned++
 		}
 	}
-	// The lookups do not read what the log stage computes (memory
-	// features, registries), so the stage's chunks for the step are done
-	// by helpers and prepare meanwhile; phase 2 needs them.
-	if ms != nil {
-		ms.await(base + len(recs) - 1)
+	lanes := time.Now()
+	chain, err := t.lookupStep(ms, base+len(recs)-1)
+	if err != nil {
+		return err
 	}
-	if n := len(t.tab.ids); len(st.pos) < n {
+	if n := t.rows.slots(); len(st.pos) < n {
 		st.pos = append(st.pos, make([]int32, n-len(st.pos))...)
 	}
 	parallel := time.Now()
-	t.counters.stepLogOrder.Add(parallel.Sub(start).Seconds())
+	t.counters.stepLogOrder.Add(lanes.Sub(start).Seconds() + chain.Seconds())
 	t.pool.run((len(recs)+scoreChunk-1)/scoreChunk, func(w, u int) {
 		for k := u * scoreChunk; k < min(len(recs), (u+1)*scoreChunk); k++ {
 			t.scoreStep(t.pool.scrat[w], &st.ex[k])
@@ -173,45 +196,74 @@ func (t *Trainer) learnStep(ms *logStage, recs []prepared, base int) error {
 			t.updateTask(st.tasks[u-stepShards], st.byTask[u-stepShards])
 		}
 	})
-	t.counters.stepParallel.Add(time.Since(parallel).Seconds())
+	t.counters.stepParallel.Add(max(0, parallel.Sub(lanes)-chain).Seconds() + time.Since(parallel).Seconds())
 	t.counters.steps.Inc()
 	t.applied.Add(learned)
 	return nil
 }
 
-// prepareStep is phase 1 for example k of the step.
-func (t *Trainer) prepareStep(ms *logStage, recs []prepared, base, k int) error {
+// prepareStep is phase 1 for example k of the step, but its lookups: it
+// lists its features under their lanes (lookupStep).
+func (t *Trainer) prepareStep(ms *logStage, recs []prepared, k int) {
 	st := &t.step
 	e, p := &st.ex[k], &recs[k]
 	e.p, e.task, e.ok = p, nil, false
 	if p.err != nil {
-		return nil
+		return
 	}
 	if ms == nil {
 		wm := t.watermark
 		t.mem.readMemory(&p.ex, &p.f, &wm)
 		t.register(&p.ex)
 	}
-	now := p.ex.EventTime
-	var prev []int32 // the context slots of the example before, in this step
-	if k > 0 && st.ex[k-1].task != nil {
-		prev = st.ex[k-1].ctx
+	e.now, e.wm = p.ex.EventTime, t.watermark
+	e.ctx = st.refs(e.ctx[:0], k, p.f.ctx, refCtx)
+	e.item = st.refs(e.item[:0], k, p.f.item, refItem)
+	// The examples of a request share a task: it is looked up once.
+	if k > 0 && st.ex[k-1].task != nil && recs[k-1].ex.Task == p.ex.Task {
+		e.task = st.ex[k-1].task
+	} else {
+		e.task = t.task(p.ex.Task)
+		t.dirtyTasks[p.ex.Task] = struct{}{}
 	}
-	var err error
-	if e.ctx, e.item, err = t.lookupRows(&p.f, now, prev, e.ctx, e.item); err != nil {
-		return err
-	}
-	e.task = t.task(p.ex.Task)
-	t.dirtyTasks[p.ex.Task] = struct{}{}
 	st.addTask(e.task, k)
-	n := min(model.ItemIDRows, len(e.item))
-	st.list(k, e.ctx, groupCtx)
-	st.list(k, e.item[:n], groupItem)
-	st.list(k, e.item[n:], groupMeta)
-	if now > t.watermark {
-		t.watermark = now
+	if e.now > t.watermark {
+		t.watermark = e.now
 	}
-	return nil
+}
+
+// A row shard of phase 3 holds rows of one lane only (slot%stepShards
+// keeps the lane's bits), so a lane lists its rows' updates itself.
+var _ [stepShards % rowLanes]struct{} = [0]struct{}{}
+
+// lookupStep looks up the step's features, one lane per unit, each lane
+// in log order, and lists every row update under the row's shard (in log
+// order too, since a shard is of one lane). The lookups do not read what
+// the log stage computes (memory features, registries), so the stage's
+// lanes are units of the same job, claimed first: each does its lane's
+// chunks through record last (those prepare and helpers have not done
+// already), which phase 2 needs. It returns how long the longest stage
+// unit took (the chain of log-order work no worker can share) and the
+// error of the first lane that failed.
+func (t *Trainer) lookupStep(ms *logStage, last int) (time.Duration, error) {
+	st := &t.step
+	var took [stageLanes]time.Duration
+	t.pool.run(stageLanes+rowLanes, func(_, u int) {
+		if u < stageLanes {
+			if ms != nil {
+				took[u] = ms.awaitTimed(u, last)
+			}
+			return
+		}
+		st.errs[u-stageLanes] = t.lookupLane(st.lanes[u-stageLanes])
+	})
+	chain := slices.Max(took[:])
+	for _, err := range st.errs {
+		if err != nil {
+			return chain, err
+		}
+	}
+	return chain, nil
 }
 
 // scoreStep is phase 2 for one example: its prediction and gradients
@@ -294,4 +346,55 @@ func (t *Trainer) updateTask(ts *taskState, examples []int32) {
 		t.stepAdapter(ts, e.g[3*d:4*d], e.g[4*d:5*d], e.dz)
 		t.learnMemory(&e.p.f, ts, e.dz)
 	}
+}
+
+// lookupLane looks up the features refs of one lane, in log order.
+func (t *Trainer) lookupLane(refs []laneRef) error {
+	st := &t.step
+	for _, r := range refs {
+		e := &st.ex[r.ex]
+		slot, ok := t.reuseSlot(r)
+		if !ok {
+			var err error
+			if slot, err = t.lookupID(r.id, e.now, e.wm); err != nil {
+				return err
+			}
+		}
+		group := uint8(groupCtx)
+		if j := r.j(); r.item() {
+			e.item[j] = slot
+			if group = groupItem; j >= model.ItemIDRows {
+				group = groupMeta
+			}
+		} else {
+			e.ctx[j] = slot
+		}
+		if slot >= 0 {
+			sh := &st.shards[slot%stepShards]
+			*sh = append(*sh, rowUpdate{ex: r.ex, slot: slot, group: group})
+		}
+	}
+	return nil
+}
+
+// reuseSlot is reuse for one context feature: when r's example shares
+// the context of the example before it in the step, the feature's slot
+// there (found by this lane, as the same id) is its slot if it still
+// holds its live, unexpired row; it is touched as lookup would. ok is
+// false otherwise: the feature is looked up.
+func (t *Trainer) reuseSlot(r laneRef) (slot int32, ok bool) {
+	st := &t.step
+	e := &st.ex[r.ex]
+	if r.item() || r.ex == 0 || !e.p.f.shared {
+		return -1, false
+	}
+	if slot = st.ex[r.ex-1].ctx[r.j()]; slot < 0 {
+		return -1, false
+	}
+	tb, s := t.rows.at(slot)
+	if !tb.live[s] || tb.ids[s] != r.id || expired(t.rows.ttl, tb.last[s], e.wm) {
+		return -1, false
+	}
+	tb.touch(s, e.now)
+	return slot, true
 }

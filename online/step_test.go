@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/unirec/unirec/bench/synth"
@@ -24,7 +25,8 @@ import (
 // core, four workers, paging through max_rows, and a trainer stopped
 // mid-log and restarted on its store all hold the same model, bit for
 // bit; an aborted transaction is never learned; and the model is not the
-// one learned example by example (the steps were used).
+// one learned example by example (the steps were used), though its rows
+// are those of the same features.
 func TestStepsLearnTheSameModelOnAnyNumberOfWorkers(t *testing.T) {
 	copts, plain := examplesTopic(t)
 	ctx := context.Background()
@@ -65,9 +67,14 @@ func TestStepsLearnTheSameModelOnAnyNumberOfWorkers(t *testing.T) {
 	cfg := model.DefaultModelConfig()
 	cfg.Memory.ItemsPerContext, cfg.Memory.HalfLife, cfg.Memory.MaxContexts = 4, time.Second, 50
 	cfg.Step = 64
+	// lookups counts the row decisions of the last trainer run: admissions
+	// and expiries.
+	var lookups *metrics.Set
+	minCount := 2
 	open := func(cfg model.ModelConfig, dir string, workers, maxRows int) *online.Trainer {
-		tr, err := online.OpenTrainer(online.TrainerOptions{Model: cfg, Dir: dir, Client: copts, Topic: "examples",
-			CommitInterval: 5 * time.Millisecond, Workers: workers, PrepareWorkers: max(1, workers), MaxRows: maxRows, TTL: 3 * time.Second, MinCount: 2})
+		lookups = metrics.NewSet()
+		tr, err := online.OpenTrainer(online.TrainerOptions{Model: cfg, Dir: dir, Client: copts, Topic: "examples", Metrics: lookups,
+			CommitInterval: 5 * time.Millisecond, Workers: workers, PrepareWorkers: max(1, workers), MaxRows: maxRows, TTL: 3 * time.Second, MinCount: minCount})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,11 +98,16 @@ func TestStepsLearnTheSameModelOnAnyNumberOfWorkers(t *testing.T) {
 		}
 		return c
 	}
+	decisions := func() [2]uint64 {
+		return [2]uint64{lookups.GetOrCreateCounter("unirec_trainer_features_admitted_total").Get(),
+			lookups.GetOrCreateCounter("unirec_trainer_rows_expired_total").Get()}
+	}
 	var oneWorker *model.Capture
 	func() {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 		oneWorker = run(cfg, 1, 0, 0)
 	}()
+	byStepDecisions := decisions()
 	if oneWorker.Applied != int64(want) {
 		t.Fatalf("applied %d examples, want the %d not aborted", oneWorker.Applied, want)
 	}
@@ -117,7 +129,26 @@ func TestStepsLearnTheSameModelOnAnyNumberOfWorkers(t *testing.T) {
 	}
 	seq := cfg
 	seq.Step = 0
-	if bySteps := run(seq, 0, 0, 0); slices.Equal(bySteps.Weights, oneWorker.Weights) {
+	exampleByExample := run(seq, 0, 0, 0)
+	if got := decisions(); got != byStepDecisions || got[1] == 0 {
+		t.Errorf("learning by steps admitted and expired %v rows, example by example %v: the lookups decided differently (or expired nothing)", byStepDecisions, got)
+	}
+	// Every feature admitted at once: a late request's new rows are expired
+	// again by each of its next examples (they are older than the TTL).
+	minCount = 1
+	run(cfg, 2, 0, 0)
+	byStepDecisions = decisions()
+	run(seq, 0, 0, 0)
+	if got := decisions(); got[1] != byStepDecisions[1] {
+		t.Errorf("admitting at once, learning by steps expired %d rows, example by example %d", byStepDecisions[1], got[1])
+	}
+	if slices.Equal(exampleByExample.Weights, oneWorker.Weights) {
 		t.Error("learning by steps of 64 gave the weights of learning example by example")
+	}
+	// Which features have rows (admission after two sightings, expiry after
+	// the TTL, late requests expiring their rows again) depends on the log
+	// alone: the lanes' lookups find the rows that example by example finds.
+	if !slices.Equal(exampleByExample.IDs, oneWorker.IDs) {
+		t.Errorf("learning by steps kept %d rows, example by example %d: not the same features", len(oneWorker.IDs), len(exampleByExample.IDs))
 	}
 }

@@ -179,20 +179,23 @@ func (s *Store) load(t *Trainer) error {
 func (s *Store) loadEntry(t *Trainer, k, v []byte) error {
 	switch {
 	case k[0] == prefixRow && len(k) == 9:
-		if t.opts.MaxRows > 0 && t.tab.len() >= t.opts.MaxRows {
+		if t.opts.MaxRows > 0 && t.rows.len() >= t.opts.MaxRows {
 			return nil // paged in on use
 		}
-		slot := t.tab.insert(binary.BigEndian.Uint64(k[1:]), nil, 0)
-		last, err := decodeRow(v, t.tab.values(slot))
+		id := binary.BigEndian.Uint64(k[1:])
+		tb := &t.rows.lanes[laneOf(id)].tab
+		slot := tb.insert(id, nil, 0)
+		last, err := decodeRow(v, tb.values(slot))
 		if err != nil {
 			return err
 		}
-		t.tab.last[slot] = last
+		tb.last[slot] = last
 	case k[0] == prefixCount && len(k) == 9:
 		if len(v) != 12 {
 			return fmt.Errorf("cannot decode admission counter %x", k)
 		}
-		t.adm.counts[binary.BigEndian.Uint64(k[1:])] = &sightings{n: binary.LittleEndian.Uint32(v), last: int64(binary.LittleEndian.Uint64(v[4:]))}
+		id := binary.BigEndian.Uint64(k[1:])
+		t.rows.lanes[laneOf(id)].adm.counts[id] = &sightings{n: binary.LittleEndian.Uint32(v), last: int64(binary.LittleEndian.Uint64(v[4:]))}
 	case k[0] == prefixTask:
 		tp, err := s.decodeTask(v)
 		if err != nil {
@@ -206,7 +209,7 @@ func (s *Store) loadEntry(t *Trainer, k, v []byte) error {
 		}
 		return decodeMemoryWeights(v, ts)
 	case k[0] == prefixMem && len(k) >= 9:
-		if err := loadMemRecord(t.mem, k, v); err != nil {
+		if err := loadMemRecord(t.mem[memLaneOf(binary.BigEndian.Uint64(k[1:9]))], k, v); err != nil {
 			return fmt.Errorf("cannot decode memory record %x: %w", k, err)
 		}
 	case k[0] == prefixItem:
@@ -308,8 +311,10 @@ func (s *Store) fillCommit(b *pebble.Batch, t *Trainer) error {
 			return err
 		}
 	}
-	if err := commitMemory(b, t.mem); err != nil {
-		return err
+	for _, m := range t.mem {
+		if err := commitMemory(b, m); err != nil {
+			return err
+		}
 	}
 	var offs []byte
 	for p, o := range t.offsets {
@@ -330,26 +335,38 @@ func (s *Store) fillCommit(b *pebble.Batch, t *Trainer) error {
 // deletions first, so a row expired and created again in one interval is
 // stored.
 func (s *Store) commitRows(b *pebble.Batch, t *Trainer) error {
-	for id := range t.deletedRows {
+	for l := range t.rows.lanes {
+		if err := commitLane(b, &t.rows.lanes[l]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// commitLane writes a lane's deleted rows, dirty rows and admission
+// counters, in that order.
+func commitLane(b *pebble.Batch, ln *lane) error {
+	for id := range ln.deleted {
 		if err := b.Delete(rowKey(id), nil); err != nil {
 			return err
 		}
 	}
 	var buf []byte
 	var err error
-	t.tab.eachDirty(func(slot int32) {
+	tb := &ln.tab
+	tb.eachDirty(func(slot int32) {
 		if err == nil {
-			buf = encodeRow(buf[:0], t.tab.last[slot], t.tab.values(slot))
-			err = b.Set(rowKey(t.tab.ids[slot]), buf, nil)
+			buf = encodeRow(buf[:0], tb.last[slot], tb.values(slot))
+			err = b.Set(rowKey(tb.ids[slot]), buf, nil)
 		}
 	})
 	if err != nil {
 		return err
 	}
-	for id := range t.adm.dirty {
+	for id := range ln.adm.dirty {
 		k := rowKey(id)
 		k[0] = prefixCount
-		c := t.adm.counts[id]
+		c := ln.adm.counts[id]
 		if c == nil {
 			err = b.Delete(k, nil)
 		} else {

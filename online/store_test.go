@@ -101,7 +101,7 @@ func TestBoundedMemoryLearnsTheSameModel(t *testing.T) {
 		if err := tight.Apply(&exs[i]); err != nil {
 			t.Fatal(err)
 		}
-		if n := tight.tab.len(); n > bound {
+		if n := tight.rows.len(); n > bound {
 			t.Fatalf("example %d: %d rows in memory, bound %d", i, n, bound)
 		}
 	}
@@ -134,7 +134,7 @@ func TestBoundedRestartContinuesExactly(t *testing.T) {
 	}
 	second := openTest(t, TrainerOptions{Dir: dir, MaxRows: 1000})
 	defer second.Close()
-	if n := second.tab.len(); n > 1000 {
+	if n := second.rows.len(); n > 1000 {
 		t.Fatalf("loaded %d rows, bound 1000", n)
 	}
 	applyAll(t, second, exs[half:])
@@ -182,7 +182,7 @@ func TestAdmissionAfterMinCountSightings(t *testing.T) {
 	if got := set.GetOrCreateCounter("unirec_trainer_features_admitted_total").Get(); got == 0 {
 		t.Fatal("admissions not counted")
 	}
-	if n := len(tr.adm.counts); n != 0 {
+	if n := tr.rows.pending(); n != 0 {
 		t.Fatalf("%d sightings counters left after every feature was admitted", n)
 	}
 }
@@ -287,7 +287,7 @@ func TestPartialExampleIsNeverCommitted(t *testing.T) {
 		t.Fatalf("applied %d after restart, committed %d", again.Applied(), applied)
 	}
 	for _, id := range userRows {
-		if _, found, err := again.store.getRow(id, again.scratch.vals); found || err != nil {
+		if _, found, err := again.store.getRow(id, make([]float32, again.rows.stride)); found || err != nil {
 			t.Fatalf("row %x of the failed example's context was saved (err %v)", id, err)
 		}
 	}

@@ -83,26 +83,24 @@ type Trainer struct {
 
 	mu        sync.Mutex
 	store     *Store
-	tab       *table
+	rows      *rows
 	export    rowExport // rows as the last capture saw them
-	adm       *admission
-	paging    bool // rows may be in Pebble only
+	paging    bool      // rows may be in Pebble only
 	tasks     map[string]*taskState
 	items     map[string]stream.ItemMeta
 	pop       map[string]map[string]float64
-	mem       *memory
+	mem       memories
 	offsets   map[int32]int64 // next offset to consume, per examples partition
 	watermark int64           // newest event time applied, ms
 	applied   atomic.Int64    // examples applied, ever; read without mu
 	version   int64           // last snapshot version taken from this store
 
-	inflight    chan error // the commit being synced, nil when none
-	closed      bool
-	deletedRows map[uint64]struct{} // expired since the last commit
-	dirtyTasks  map[string]struct{}
-	dirtyItems  map[string]struct{}
-	dirtyPop    map[popKey]struct{}
-	lastCommit  time.Time
+	inflight   chan error // the commit being synced, nil when none
+	closed     bool
+	dirtyTasks map[string]struct{}
+	dirtyItems map[string]struct{}
+	dirtyPop   map[popKey]struct{}
+	lastCommit time.Time
 
 	// stage is the log stage of the batch being learned, nil between
 	// batches: prepare does its chunks while it would otherwise wait.
@@ -149,7 +147,7 @@ type scratch struct {
 	scoreBufs
 	gc, gv         []float32
 	gScale, gShift []float32 // the task adapter's gradients
-	grad, vals     []float32
+	grad           []float32
 }
 
 // OpenTrainer opens the parameter store and loads the model it holds (up
@@ -171,10 +169,10 @@ func OpenTrainer(opts TrainerOptions) (*Trainer, error) {
 	set := opts.Metrics
 	t := &Trainer{
 		opts: opts, cfg: opts.Model, feat: model.Featurizer{Isolated: opts.Model.Isolated}, store: st,
-		tab: newTable(opts.Model.Dim, opts.Model.Accumulators()), adm: newAdmission(opts.MinCount, opts.TTL.Milliseconds()),
+		rows:   newRows(opts.Model.Dim, opts.Model.Accumulators(), opts.MinCount, opts.TTL.Milliseconds()),
 		paging: opts.MaxRows > 0, tasks: map[string]*taskState{}, items: map[string]stream.ItemMeta{},
-		pop: map[string]map[string]float64{}, mem: newMemory(opts.Model.Memory, opts.TTL.Milliseconds()), offsets: map[int32]int64{},
-		deletedRows: map[uint64]struct{}{}, dirtyTasks: map[string]struct{}{},
+		pop: map[string]map[string]float64{}, mem: newMemories(opts.Model.Memory, opts.TTL.Milliseconds()), offsets: map[int32]int64{},
+		dirtyTasks: map[string]struct{}{},
 		dirtyItems: map[string]struct{}{}, dirtyPop: map[popKey]struct{}{},
 		progress: NewProgress(set), lastCommit: time.Now(),
 		counters: trainerCounters{
@@ -191,10 +189,10 @@ func OpenTrainer(opts TrainerOptions) (*Trainer, error) {
 	}
 	d := t.cfg.Dim
 	t.scratch = scratch{scoreBufs: newScoreBufs(d),
-		gc: make([]float32, d), gv: make([]float32, d), gScale: make([]float32, d), gShift: make([]float32, d), grad: make([]float32, d+1), vals: make([]float32, t.tab.stride)}
+		gc: make([]float32, d), gv: make([]float32, d), gScale: make([]float32, d), gShift: make([]float32, d), grad: make([]float32, d+1)}
 	set.GetOrCreateGauge("unirec_trainer_examples_applied_total", func() float64 { return float64(t.Applied()) })
-	set.GetOrCreateGauge("unirec_trainer_rows", func() float64 { t.mu.Lock(); defer t.mu.Unlock(); return float64(t.tab.len()) })
-	set.GetOrCreateGauge("unirec_trainer_features_pending", func() float64 { t.mu.Lock(); defer t.mu.Unlock(); return float64(len(t.adm.counts)) })
+	set.GetOrCreateGauge("unirec_trainer_rows", func() float64 { t.mu.Lock(); defer t.mu.Unlock(); return float64(t.rows.len()) })
+	set.GetOrCreateGauge("unirec_trainer_features_pending", func() float64 { t.mu.Lock(); defer t.mu.Unlock(); return float64(t.rows.pending()) })
 	return t, nil
 }
 
@@ -553,19 +551,17 @@ func (t *Trainer) commitLocked() error {
 		done := make(chan error, 1)
 		t.inflight = done
 		go func() { done <- t.store.write(b, what) }()
-		t.export.record(t.tab, t.deletedRows)
+		t.export.record(t.rows)
 	}
-	t.tab.committed()
-	clear(t.deletedRows)
-	clear(t.adm.dirty)
+	t.rows.committed()
 	clear(t.dirtyTasks)
 	clear(t.dirtyItems)
 	clear(t.dirtyPop)
 	t.mem.committed()
 	t.lastCommit = time.Now()
 	t.counters.commits.Inc()
-	if t.opts.MaxRows > 0 && t.tab.len() > t.opts.MaxRows*9/10 {
-		t.counters.evicted.Add(t.tab.evict(t.opts.MaxRows * 8 / 10))
+	if t.opts.MaxRows > 0 && t.rows.len() > t.opts.MaxRows*9/10 {
+		t.counters.evicted.Add(t.rows.evict(t.opts.MaxRows * 8 / 10))
 	}
 	return nil
 }

@@ -36,8 +36,9 @@ type MemoryConfig struct {
 	// ItemsPerContext bounds each list; a new item replaces the smallest
 	// count and inherits it (space-saving), so heavy items always stay.
 	ItemsPerContext int `yaml:"items_per_context" json:"items_per_context"`
-	// MaxContexts bounds the number of lists; above it the least recently
-	// updated tenth is dropped.
+	// MaxContexts bounds the number of lists. The trainer splits it evenly
+	// over its memory lanes by key (online/memory_lanes.go): a lane past its
+	// share drops its least recently updated tenth.
 	MaxContexts int `yaml:"max_contexts" json:"max_contexts"`
 	// LearningRate is the AdaGrad rate of the per-(task, field) weights.
 	LearningRate float64 `yaml:"learning_rate" json:"learning_rate"`
