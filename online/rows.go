@@ -22,6 +22,7 @@ type lane struct {
 	adm     *admission
 	deleted map[uint64]struct{} // rows expired since the last commit
 	vals    []float32           // a row being paged in
+	_       [64]byte            // lanes are written by different cores
 }
 
 const (

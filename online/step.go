@@ -64,11 +64,16 @@ type rowUpdate struct {
 }
 
 // laneRef is a feature of the step's example ex, looked up by its lane:
-// ctx[j] of ex, or item[j] when item is set; pos = j<<1 | item.
+// ctx[j] of ex, or item[j] when item is set; pos = j<<1 | item. The lane
+// writes its slot here, in memory of its own: the example's ctx and item
+// hold where their refs are (ref<<laneBits | lane) until phase 2 reads the
+// slots back (resolve), so lanes on different cores never write to the
+// same cache line.
 type laneRef struct {
-	id  uint64
-	ex  int32
-	pos uint32
+	id   uint64
+	ex   int32
+	pos  uint32
+	slot int32
 }
 
 // The side of a laneRef's feature.
@@ -85,10 +90,17 @@ type stepState struct {
 	ex     []stepExample
 	lanes  [rowLanes][]laneRef // phase 1: the features of each row lane, in log order
 	errs   [rowLanes]error     // and the error of each lane's lookups
-	shards [stepShards][]rowUpdate
+	shards [stepShards]shard
 	tasks  []*taskState
 	byTask [][]int32 // the examples of tasks[i], in order
 	pos    []int32   // phase 3: per slot, 1 + its index in its shard's sums; 0 between steps
+}
+
+// shard is the updates of a row shard, on a cache line of its own: lanes
+// on different cores append to their shards.
+type shard struct {
+	ups []rowUpdate
+	_   [40]byte
 }
 
 // stepScratch is a worker's buffers for phases 2 and 3.
@@ -107,7 +119,7 @@ func (st *stepState) reset(n, d int) {
 		st.ex = append(st.ex, stepExample{g: make([]float32, (gradGroups+2)*d)})
 	}
 	for i := range st.shards {
-		st.shards[i] = st.shards[i][:0]
+		st.shards[i].ups = st.shards[i].ups[:0]
 	}
 	for i := range st.lanes {
 		st.lanes[i], st.errs[i] = st.lanes[i][:0], nil
@@ -133,15 +145,28 @@ func (st *stepState) addTask(ts *taskState, k int) {
 	st.byTask[i] = append(st.byTask[i], int32(k))
 }
 
-// refs appends -1 to dst for every feature id of example k, and lists
-// the id under its lane; the lane's lookup fills in the slot.
+// refs lists every feature id of example k under its lane, and appends
+// to dst where: the lane's lookup writes the slot there (resolve).
 func (st *stepState) refs(dst []int32, k int, ids []uint64, side uint32) []int32 {
 	for _, id := range ids {
 		l := laneOf(id)
-		st.lanes[l] = append(st.lanes[l], laneRef{id: id, ex: int32(k), pos: uint32(len(dst))<<1 | side})
-		dst = append(dst, -1)
+		dst = append(dst, int32(len(st.lanes[l]))<<laneBits|int32(l))
+		st.lanes[l] = append(st.lanes[l], laneRef{id: id, ex: int32(k), pos: uint32(len(dst)-1)<<1 | side})
 	}
 	return dst
+}
+
+// ref is the laneRef at v, as refs encoded it.
+func (st *stepState) ref(v int32) *laneRef { return &st.lanes[v&(rowLanes-1)][v>>laneBits] }
+
+// resolve replaces the refs of e's features by their slots.
+func (st *stepState) resolve(e *stepExample) {
+	for j, v := range e.ctx {
+		e.ctx[j] = st.ref(v).slot
+	}
+	for j, v := range e.item {
+		e.item[j] = st.ref(v).slot
+	}
 }
 
 // learnStep learns the step recs, records base.. of the batch; ms is the
@@ -191,7 +216,7 @@ func (t *Trainer) learnStep(ms *logStage, recs []prepared, base int) error {
 	})
 	t.pool.run(stepShards+len(st.tasks), func(w, u int) {
 		if u < stepShards {
-			t.updateShard(t.pool.scrat[w], st.shards[u])
+			t.updateShard(t.pool.scrat[w], st.shards[u].ups)
 		} else {
 			t.updateTask(st.tasks[u-stepShards], st.byTask[u-stepShards])
 		}
@@ -266,13 +291,14 @@ func (t *Trainer) lookupStep(ms *logStage, last int) (time.Duration, error) {
 	return chain, nil
 }
 
-// scoreStep is phase 2 for one example: its prediction and gradients
-// against the model as it was before the step, as learn and update
-// compute them.
+// scoreStep is phase 2 for one example: its slots read back from its
+// lanes, then its prediction and gradients against the model as it was
+// before the step, as learn and update compute them.
 func (t *Trainer) scoreStep(sc *stepScratch, e *stepExample) {
 	if e.task == nil {
 		return
 	}
+	t.step.resolve(e)
 	ex, f, ts := &e.p.ex, &e.p.f, e.task
 	sc.ctxRows, sc.itemRows = t.rowsOf(sc.ctxRows[:0], e.ctx), t.rowsOf(sc.itemRows[:0], e.item)
 	z := sc.score(ts, sc.ctxRows, sc.itemRows, f)
@@ -351,7 +377,8 @@ func (t *Trainer) updateTask(ts *taskState, examples []int32) {
 // lookupLane looks up the features refs of one lane, in log order.
 func (t *Trainer) lookupLane(refs []laneRef) error {
 	st := &t.step
-	for _, r := range refs {
+	for i := range refs {
+		r := &refs[i]
 		e := &st.ex[r.ex]
 		slot, ok := t.reuseSlot(r)
 		if !ok {
@@ -360,18 +387,16 @@ func (t *Trainer) lookupLane(refs []laneRef) error {
 				return err
 			}
 		}
+		r.slot = slot
 		group := uint8(groupCtx)
-		if j := r.j(); r.item() {
-			e.item[j] = slot
-			if group = groupItem; j >= model.ItemIDRows {
+		if r.item() {
+			if group = groupItem; r.j() >= model.ItemIDRows {
 				group = groupMeta
 			}
-		} else {
-			e.ctx[j] = slot
 		}
 		if slot >= 0 {
 			sh := &st.shards[slot%stepShards]
-			*sh = append(*sh, rowUpdate{ex: r.ex, slot: slot, group: group})
+			sh.ups = append(sh.ups, rowUpdate{ex: r.ex, slot: slot, group: group})
 		}
 	}
 	return nil
@@ -382,13 +407,13 @@ func (t *Trainer) lookupLane(refs []laneRef) error {
 // there (found by this lane, as the same id) is its slot if it still
 // holds its live, unexpired row; it is touched as lookup would. ok is
 // false otherwise: the feature is looked up.
-func (t *Trainer) reuseSlot(r laneRef) (slot int32, ok bool) {
+func (t *Trainer) reuseSlot(r *laneRef) (slot int32, ok bool) {
 	st := &t.step
 	e := &st.ex[r.ex]
 	if r.item() || r.ex == 0 || !e.p.f.shared {
 		return -1, false
 	}
-	if slot = st.ex[r.ex-1].ctx[r.j()]; slot < 0 {
+	if slot = st.ref(st.ex[r.ex-1].ctx[r.j()]).slot; slot < 0 {
 		return -1, false
 	}
 	tb, s := t.rows.at(slot)
