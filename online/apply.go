@@ -231,13 +231,13 @@ func (t *Trainer) sweepExpired() {
 	t.mem.sweep(t.watermark)
 }
 
-func (t *Trainer) popularity(task string) map[string]float64 {
-	m := t.pop[task]
-	if m == nil {
-		m = map[string]float64{}
-		t.pop[task] = m
+func (t *Trainer) popularity(task string) *popTable {
+	p := t.pop[task]
+	if p == nil {
+		p = newPopTable()
+		t.pop[task] = p
 	}
-	return m
+	return p
 }
 
 func (t *Trainer) task(name string) *taskState {
@@ -287,13 +287,12 @@ func (t *Trainer) registerItem(ex *stream.Example) {
 }
 
 // countPopularity adds a positive ex to its item's popularity in its task
-// (the log stage's popularity lane: it touches pop and dirtyPop only).
+// (the log stage's popularity lane: it touches pop only).
 func (t *Trainer) countPopularity(ex *stream.Example) {
 	// A non-finite weight or label would make the item's popularity NaN
 	// or infinite for good: skipped, as its update is.
 	if ex.Label > 0 && !math.IsInf(float64(ex.Label), 0) && !math.IsNaN(float64(ex.Weight)) && !math.IsInf(float64(ex.Weight), 0) {
-		t.popularity(ex.Task)[ex.ItemID] += float64(ex.Weight)
-		t.dirtyPop[popKey{ex.Task, ex.ItemID}] = struct{}{}
+		t.popularity(ex.Task).add(ex.ItemID, float64(ex.Weight))
 	}
 }
 

@@ -3,7 +3,6 @@ package online
 import (
 	"maps"
 	"slices"
-	"sort"
 
 	"github.com/unirec/unirec/online/model"
 )
@@ -37,27 +36,10 @@ func (t *Trainer) Capture() (*model.Capture, error) {
 		c.Items = append(c.Items, model.Item{ID: id, Meta: t.items[id]})
 	}
 	c.Memory = t.mem.capture()
-	for task, m := range t.pop {
-		c.Popular[task] = topPopular(m, model.PopularTopN)
+	for task, p := range t.pop {
+		c.Popular[task] = p.top(model.PopularTopN)
 	}
 	return c, nil
-}
-
-func topPopular(m map[string]float64, n int) []model.Popular {
-	out := make([]model.Popular, 0, len(m))
-	for item, s := range m {
-		out = append(out, model.Popular{Item: item, Score: s})
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Score != out[j].Score {
-			return out[i].Score > out[j].Score
-		}
-		return out[i].Item < out[j].Item
-	})
-	if len(out) > n {
-		out = out[:n]
-	}
-	return out
 }
 
 // captureRows copies the weights of every live row into c, in id order:

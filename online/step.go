@@ -12,12 +12,12 @@ import (
 // one Kafka transaction, so that every trainer reading the log cuts the
 // same steps). It is learned in three phases:
 //
-//  1. in log order: the watermark and tasks, by the learner; the lookups
-//     (paging, admission, expiry, new rows), exactly as example by
-//     example, one row lane per unit in parallel (a lane takes the step's
-//     ids of its own in log order: rows.go); meanwhile helpers and prepare
-//     do the step's log stage (its chunks are awaited at the end); every
-//     row update the step will make is listed under the row's shard;
+//  1. in log order: the watermark and tasks, by the learner; then, in
+//     parallel, each chunk of examples lists its feature ids by row lane,
+//     and the lookups (paging, admission, expiry, new rows) run exactly as
+//     example by example, one row lane per unit (a lane takes the step's
+//     ids of its own in log order: rows.go), beside the log stage's lanes;
+//     every row update the step will make is listed under the row's shard;
 //  2. in parallel, a chunk of examples per unit: score against the model
 //     as it was before the step (progressive validation) and compute the
 //     gradients;
@@ -35,6 +35,7 @@ import (
 const (
 	stepShards = 64 // row shards of phase 3, by slot
 	scoreChunk = 16 // examples per unit of phase 2
+	refChunk   = 32 // examples per unit listing features by lane (phase 1)
 )
 
 // The row groups of an example, in the order the example updates them.
@@ -66,9 +67,9 @@ type rowUpdate struct {
 // laneRef is a feature of the step's example ex, looked up by its lane:
 // ctx[j] of ex, or item[j] when item is set; pos = j<<1 | item. The lane
 // writes its slot here, in memory of its own: the example's ctx and item
-// hold where their refs are (ref<<laneBits | lane) until phase 2 reads the
-// slots back (resolve), so lanes on different cores never write to the
-// same cache line.
+// hold where their refs are (index<<laneBits | lane in the lists of the
+// example's chunk) until phase 2 reads the slots back (resolve), so lanes
+// on different cores never write to the same cache line.
 type laneRef struct {
 	id   uint64
 	ex   int32
@@ -87,13 +88,21 @@ func (r laneRef) j() int     { return int(r.pos >> 1) }
 
 // stepState is the step being learned.
 type stepState struct {
-	ex     []stepExample
-	lanes  [rowLanes][]laneRef // phase 1: the features of each row lane, in log order
-	errs   [rowLanes]error     // and the error of each lane's lookups
+	ex     []stepExample // the first n are the step's
+	n      int
+	chunks []refLists      // phase 1: the features of each refChunk examples, by lane
+	errs   [rowLanes]error // and the error of each lane's lookups
 	shards [stepShards]shard
 	tasks  []*taskState
 	byTask [][]int32 // the examples of tasks[i], in order
 	pos    []int32   // phase 3: per slot, 1 + its index in its shard's sums; 0 between steps
+}
+
+// refLists is the features of a chunk of the step's examples, by lane, in
+// log order.
+type refLists struct {
+	lanes [rowLanes][]laneRef
+	_     [64]byte
 }
 
 // shard is the updates of a row shard, on a cache line of its own: lanes
@@ -115,15 +124,22 @@ func newStepScratch(d int) *stepScratch { return &stepScratch{scoreBufs: newScor
 
 // reset empties st for a step of n examples.
 func (st *stepState) reset(n, d int) {
+	st.n = n
 	for len(st.ex) < n {
 		st.ex = append(st.ex, stepExample{g: make([]float32, (gradGroups+2)*d)})
 	}
 	for i := range st.shards {
 		st.shards[i].ups = st.shards[i].ups[:0]
 	}
-	for i := range st.lanes {
-		st.lanes[i], st.errs[i] = st.lanes[i][:0], nil
+	for len(st.chunks) < (n+refChunk-1)/refChunk {
+		st.chunks = append(st.chunks, refLists{})
 	}
+	for c := range st.chunks {
+		for l := range st.chunks[c].lanes {
+			st.chunks[c].lanes[l] = st.chunks[c].lanes[l][:0]
+		}
+	}
+	clear(st.errs[:])
 	st.tasks = st.tasks[:0]
 	for i := range st.byTask {
 		st.byTask[i] = st.byTask[i][:0]
@@ -145,27 +161,42 @@ func (st *stepState) addTask(ts *taskState, k int) {
 	st.byTask[i] = append(st.byTask[i], int32(k))
 }
 
-// refs lists every feature id of example k under its lane, and appends
-// to dst where: the lane's lookup writes the slot there (resolve).
-func (st *stepState) refs(dst []int32, k int, ids []uint64, side uint32) []int32 {
+// listChunk lists the features of chunk c of the step's examples under
+// their lanes (a unit of phase 1: chunks touch lists of their own).
+func (st *stepState) listChunk(c int) {
+	for k := c * refChunk; k < min(st.n, (c+1)*refChunk); k++ {
+		if e := &st.ex[k]; e.task != nil {
+			e.ctx = st.refs(e.ctx[:0], c, k, e.p.f.ctx, refCtx)
+			e.item = st.refs(e.item[:0], c, k, e.p.f.item, refItem)
+		}
+	}
+}
+
+// refs lists every feature id of example k (of chunk c) under its lane,
+// and appends to dst where: the lane's lookup writes the slot there.
+func (st *stepState) refs(dst []int32, c, k int, ids []uint64, side uint32) []int32 {
+	lanes := &st.chunks[c].lanes
 	for _, id := range ids {
 		l := laneOf(id)
-		dst = append(dst, int32(len(st.lanes[l]))<<laneBits|int32(l))
-		st.lanes[l] = append(st.lanes[l], laneRef{id: id, ex: int32(k), pos: uint32(len(dst)-1)<<1 | side})
+		dst = append(dst, int32(len(lanes[l]))<<laneBits|int32(l))
+		lanes[l] = append(lanes[l], laneRef{id: id, ex: int32(k), pos: uint32(len(dst)-1)<<1 | side})
 	}
 	return dst
 }
 
-// ref is the laneRef at v, as refs encoded it.
-func (st *stepState) ref(v int32) *laneRef { return &st.lanes[v&(rowLanes-1)][v>>laneBits] }
+// ref is the laneRef of example k at v, as refs encoded it.
+func (st *stepState) ref(k int, v int32) *laneRef {
+	return &st.chunks[k/refChunk].lanes[v&(rowLanes-1)][v>>laneBits]
+}
 
-// resolve replaces the refs of e's features by their slots.
-func (st *stepState) resolve(e *stepExample) {
+// resolve replaces the refs of example k's features by their slots.
+func (st *stepState) resolve(k int) {
+	e := &st.ex[k]
 	for j, v := range e.ctx {
-		e.ctx[j] = st.ref(v).slot
+		e.ctx[j] = st.ref(k, v).slot
 	}
 	for j, v := range e.item {
-		e.item[j] = st.ref(v).slot
+		e.item[j] = st.ref(k, v).slot
 	}
 }
 
@@ -199,6 +230,8 @@ func (t *Trainer) learnStep(ms *logStage, recs []prepared, base int) error {
 			learned++
 		}
 	}
+	listing := time.Now()
+	t.pool.run((len(recs)+refChunk-1)/refChunk, func(_, c int) { st.listChunk(c) })
 	lanes := time.Now()
 	chain, err := t.lookupStep(ms, base+len(recs)-1)
 	if err != nil {
@@ -208,10 +241,10 @@ func (t *Trainer) learnStep(ms *logStage, recs []prepared, base int) error {
 		st.pos = append(st.pos, make([]int32, n-len(st.pos))...)
 	}
 	parallel := time.Now()
-	t.counters.stepLogOrder.Add(lanes.Sub(start).Seconds() + chain.Seconds())
+	t.counters.stepLogOrder.Add(listing.Sub(start).Seconds() + chain.Seconds())
 	t.pool.run((len(recs)+scoreChunk-1)/scoreChunk, func(w, u int) {
 		for k := u * scoreChunk; k < min(len(recs), (u+1)*scoreChunk); k++ {
-			t.scoreStep(t.pool.scrat[w], &st.ex[k])
+			t.scoreStep(t.pool.scrat[w], k)
 		}
 	})
 	t.pool.run(stepShards+len(st.tasks), func(w, u int) {
@@ -221,14 +254,16 @@ func (t *Trainer) learnStep(ms *logStage, recs []prepared, base int) error {
 			t.updateTask(st.tasks[u-stepShards], st.byTask[u-stepShards])
 		}
 	})
-	t.counters.stepParallel.Add(max(0, parallel.Sub(lanes)-chain).Seconds() + time.Since(parallel).Seconds())
+	t.counters.stepParallel.Add(lanes.Sub(listing).Seconds() + max(0, parallel.Sub(lanes)-chain).Seconds() + time.Since(parallel).Seconds())
 	t.counters.steps.Inc()
 	t.applied.Add(learned)
 	return nil
 }
 
-// prepareStep is phase 1 for example k of the step, but its lookups: it
-// lists its features under their lanes (lookupStep).
+// prepareStep is the part of phase 1 in log order for example k of the
+// step: its task, the watermark before it, and the log stage's work when
+// it runs inline (paging). Its features are then listed by lane
+// (listChunk) and looked up (lookupStep), in parallel.
 func (t *Trainer) prepareStep(ms *logStage, recs []prepared, k int) {
 	st := &t.step
 	e, p := &st.ex[k], &recs[k]
@@ -242,8 +277,6 @@ func (t *Trainer) prepareStep(ms *logStage, recs []prepared, k int) {
 		t.register(&p.ex)
 	}
 	e.now, e.wm = p.ex.EventTime, t.watermark
-	e.ctx = st.refs(e.ctx[:0], k, p.f.ctx, refCtx)
-	e.item = st.refs(e.item[:0], k, p.f.item, refItem)
 	// The examples of a request share a task: it is looked up once.
 	if k > 0 && st.ex[k-1].task != nil && recs[k-1].ex.Task == p.ex.Task {
 		e.task = st.ex[k-1].task
@@ -280,7 +313,7 @@ func (t *Trainer) lookupStep(ms *logStage, last int) (time.Duration, error) {
 			}
 			return
 		}
-		st.errs[u-stageLanes] = t.lookupLane(st.lanes[u-stageLanes])
+		st.errs[u-stageLanes] = t.lookupLane(u - stageLanes)
 	})
 	chain := slices.Max(took[:])
 	for _, err := range st.errs {
@@ -294,11 +327,12 @@ func (t *Trainer) lookupStep(ms *logStage, last int) (time.Duration, error) {
 // scoreStep is phase 2 for one example: its slots read back from its
 // lanes, then its prediction and gradients against the model as it was
 // before the step, as learn and update compute them.
-func (t *Trainer) scoreStep(sc *stepScratch, e *stepExample) {
+func (t *Trainer) scoreStep(sc *stepScratch, k int) {
+	e := &t.step.ex[k]
 	if e.task == nil {
 		return
 	}
-	t.step.resolve(e)
+	t.step.resolve(k)
 	ex, f, ts := &e.p.ex, &e.p.f, e.task
 	sc.ctxRows, sc.itemRows = t.rowsOf(sc.ctxRows[:0], e.ctx), t.rowsOf(sc.itemRows[:0], e.item)
 	z := sc.score(ts, sc.ctxRows, sc.itemRows, f)
@@ -374,8 +408,19 @@ func (t *Trainer) updateTask(ts *taskState, examples []int32) {
 	}
 }
 
-// lookupLane looks up the features refs of one lane, in log order.
-func (t *Trainer) lookupLane(refs []laneRef) error {
+// lookupLane looks up the step's features of lane l, in log order.
+func (t *Trainer) lookupLane(l int) error {
+	st := &t.step
+	for c := range (st.n + refChunk - 1) / refChunk {
+		if err := t.lookupRefs(st.chunks[c].lanes[l]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lookupRefs looks up features of one lane, in log order.
+func (t *Trainer) lookupRefs(refs []laneRef) error {
 	st := &t.step
 	for i := range refs {
 		r := &refs[i]
@@ -413,7 +458,7 @@ func (t *Trainer) reuseSlot(r *laneRef) (slot int32, ok bool) {
 	if r.item() || r.ex == 0 || !e.p.f.shared {
 		return -1, false
 	}
-	if slot = st.ref(st.ex[r.ex-1].ctx[r.j()]).slot; slot < 0 {
+	if slot = st.ref(int(r.ex)-1, st.ex[r.ex-1].ctx[r.j()]).slot; slot < 0 {
 		return -1, false
 	}
 	tb, s := t.rows.at(slot)

@@ -223,7 +223,8 @@ func (s *Store) loadEntry(t *Trainer, k, v []byte) error {
 		if !ok || len(v) != 8 {
 			return fmt.Errorf("cannot decode popularity entry %q", k)
 		}
-		t.popularity(task)[item] = math.Float64frombits(binary.LittleEndian.Uint64(v))
+		p := t.popularity(task)
+		p.items[p.at(item)].n = math.Float64frombits(binary.LittleEndian.Uint64(v))
 	case string(k) == metaOffsets:
 		for i := 0; i+12 <= len(v); i += 12 {
 			t.offsets[int32(binary.LittleEndian.Uint32(v[i:]))] = int64(binary.LittleEndian.Uint64(v[i+4:]))
@@ -305,10 +306,13 @@ func (s *Store) fillCommit(b *pebble.Batch, t *Trainer) error {
 			return err
 		}
 	}
-	for key := range t.dirtyPop {
-		v := binary.LittleEndian.AppendUint64(nil, math.Float64bits(t.pop[key.task][key.item]))
-		if err := b.Set(append(append(append([]byte{prefixPop}, key.task...), 0), key.item...), v, nil); err != nil {
-			return err
+	for task, p := range t.pop {
+		for _, i := range p.dirty {
+			e := &p.items[i]
+			v := binary.LittleEndian.AppendUint64(nil, math.Float64bits(e.n))
+			if err := b.Set(append(append(append([]byte{prefixPop}, task...), 0), e.item...), v, nil); err != nil {
+				return err
+			}
 		}
 	}
 	for _, m := range t.mem {

@@ -88,7 +88,7 @@ type Trainer struct {
 	paging    bool      // rows may be in Pebble only
 	tasks     map[string]*taskState
 	items     map[string]stream.ItemMeta
-	pop       map[string]map[string]float64
+	pop       map[string]*popTable // per task
 	mem       memories
 	offsets   map[int32]int64 // next offset to consume, per examples partition
 	watermark int64           // newest event time applied, ms
@@ -99,7 +99,6 @@ type Trainer struct {
 	closed     bool
 	dirtyTasks map[string]struct{}
 	dirtyItems map[string]struct{}
-	dirtyPop   map[popKey]struct{}
 	lastCommit time.Time
 
 	// stage is the log stage of the batch being learned, nil between
@@ -117,8 +116,6 @@ type Trainer struct {
 	// committed again; a restart resumes from the last commit.
 	broken error
 }
-
-type popKey struct{ task, item string }
 
 // trainerCounters are the parameter-store metrics.
 type trainerCounters struct {
@@ -171,10 +168,10 @@ func OpenTrainer(opts TrainerOptions) (*Trainer, error) {
 		opts: opts, cfg: opts.Model, feat: model.Featurizer{Isolated: opts.Model.Isolated}, store: st,
 		rows:   newRows(opts.Model.Dim, opts.Model.Accumulators(), opts.MinCount, opts.TTL.Milliseconds()),
 		paging: opts.MaxRows > 0, tasks: map[string]*taskState{}, items: map[string]stream.ItemMeta{},
-		pop: map[string]map[string]float64{}, mem: newMemories(opts.Model.Memory, opts.TTL.Milliseconds()), offsets: map[int32]int64{},
+		pop: map[string]*popTable{}, mem: newMemories(opts.Model.Memory, opts.TTL.Milliseconds()), offsets: map[int32]int64{},
 		dirtyTasks: map[string]struct{}{},
-		dirtyItems: map[string]struct{}{}, dirtyPop: map[popKey]struct{}{},
-		progress: NewProgress(set), lastCommit: time.Now(),
+		dirtyItems: map[string]struct{}{},
+		progress:   NewProgress(set), lastCommit: time.Now(),
 		counters: trainerCounters{
 			evicted: set.GetOrCreateCounter("unirec_trainer_rows_evicted_total"), pagedIn: set.GetOrCreateCounter("unirec_trainer_rows_paged_in_total"),
 			admitted: set.GetOrCreateCounter("unirec_trainer_features_admitted_total"), expired: set.GetOrCreateCounter("unirec_trainer_rows_expired_total"),
@@ -556,7 +553,9 @@ func (t *Trainer) commitLocked() error {
 	t.rows.committed()
 	clear(t.dirtyTasks)
 	clear(t.dirtyItems)
-	clear(t.dirtyPop)
+	for _, p := range t.pop {
+		p.committed()
+	}
 	t.mem.committed()
 	t.lastCommit = time.Now()
 	t.counters.commits.Inc()
