@@ -42,10 +42,11 @@ const (
 	stageLanes    = memLanes + 2
 )
 
-// startLogStage opens the log stage of b's records, from t's watermark,
-// to helpers. The trainer's lock is held until finish returns.
-func (t *Trainer) startLogStage(b *batch) *logStage {
-	s := &logStage{t: t, recs: b.recs[:b.n]}
+// startLogStage opens the log stage of recs (a batch's, or with max_rows
+// a step's), from t's watermark, to helpers. The trainer's lock is held
+// until finish returns.
+func (t *Trainer) startLogStage(recs []prepared) *logStage {
+	s := &logStage{t: t, recs: recs}
 	for l := range s.lanes {
 		s.lanes[l].wm = t.watermark
 	}

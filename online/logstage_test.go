@@ -53,7 +53,7 @@ func TestLogStageGivesTheInlineResultsWhoeverDoesTheChunks(t *testing.T) {
 		}
 
 		fill(staged, &got, from, to)
-		s := staged.startLogStage(&got)
+		s := staged.startLogStage(got.recs[:got.n])
 		var helpers sync.WaitGroup
 		for range 2 {
 			helpers.Go(func() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,8 +119,10 @@ func TestStepsLearnTheSameModelOnAnyNumberOfWorkers(t *testing.T) {
 		{"four workers", run(cfg, 4, 0, 0)},
 		{"four workers with max_rows", run(cfg, 4, 256, 0)},
 		{"stopped and restarted", run(cfg, 3, 0, int64(want/2))},
+		{"stopped and restarted with max_rows (log stage inline)", run(cfg, 2, 256, int64(want/3))},
+		{"stopped and restarted with max_rows (log stage per step)", run(cfg, 4, 256, int64(want/3))},
 	} {
-		if c.name == "stopped and restarted" {
+		if strings.HasPrefix(c.name, "stopped") {
 			c.got.Progress = oneWorker.Progress // a metric of the process, not stored
 		}
 		if !sameCapture(c.got, oneWorker) {

@@ -309,10 +309,11 @@ func (t *Trainer) applyBatch(b *batch) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	// Paging commits part-way through a batch, so the memory and the
-	// registries must then be exactly as far as the learner: kept inline.
+	// registries must then be exactly as far as the learner: kept inline,
+	// or with mini-batches opened step by step, after the step's commit.
 	var ms *logStage
 	if !t.paging {
-		ms = t.startLogStage(b)
+		ms = t.startLogStage(b.recs[:b.n])
 		defer ms.finish()
 	}
 	var err error
