@@ -240,7 +240,9 @@ func (r *Replica) Recommend(ctx context.Context, req *Request) (*Response, *APIE
 		aerr = r.fallback(resp, p, m, "stale")
 	default:
 		resp.Model = modelInfo(m, u, now)
-		aerr = r.answerWithModel(resp, p, m)
+		if aerr = r.answerWithModel(resp, p, m); aerr == nil {
+			aerr = nonFiniteScore(resp)
+		}
 	}
 	if aerr != nil {
 		r.count(u.Name, aerr.Status)

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"net/http"
 	"strconv"
@@ -18,12 +19,15 @@ import (
 // respBufs holds answer buffers between requests.
 var respBufs = sync.Pool{New: func() any { return new([]byte) }}
 
-// writeResponse sends resp as the 200 answer of a recommend request.
+// writeResponse sends resp as the 200 answer of a recommend request, or
+// a 500 naming the item when a score is not a number JSON can carry
+// (encoding/json would send an empty 200).
 func writeResponse(w http.ResponseWriter, resp *Response) {
 	bp := respBufs.Get().(*[]byte)
 	b, ok := resp.appendJSON((*bp)[:0])
-	if !ok { // a score encoding/json refuses: answer as it does
-		writeJSON(w, http.StatusOK, resp)
+	if !ok {
+		aerr := nonFiniteScore(resp)
+		writeJSON(w, aerr.Status, aerr)
 	} else {
 		h := w.Header()
 		h.Set("Content-Type", "application/json")
@@ -122,4 +126,18 @@ func appendFloat(b []byte, f float64) []byte {
 		}
 	}
 	return b
+}
+
+// nonFiniteScore is the error of an answer with a NaN or infinite score,
+// nil when every score is finite: only a broken model gives one, and the
+// request gets a 500 naming the item rather than a number JSON cannot
+// carry.
+func nonFiniteScore(resp *Response) *APIError {
+	for _, it := range resp.Items {
+		if math.IsNaN(it.Score) || math.IsInf(it.Score, 0) {
+			return &APIError{Status: http.StatusInternalServerError, Model: &resp.Model,
+				Message: fmt.Sprintf("item %q scored %v, not a finite number: model version %d is broken", it.ID, it.Score, resp.Model.Version)}
+		}
+	}
+	return nil
 }

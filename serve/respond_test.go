@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -72,11 +73,13 @@ func TestResponseIsSentWithItsLength(t *testing.T) {
 	if w.Code != http.StatusOK || w.Header().Get("Content-Length") != strconv.Itoa(w.Body.Len()) || w.Header().Get("Content-Type") != "application/json" {
 		t.Fatalf("status %d, headers %v for a %d-byte answer", w.Code, w.Header(), w.Body.Len())
 	}
-	resp.Items[0].Score = math.NaN()
-	w = httptest.NewRecorder()
-	writeResponse(w, resp)
-	var want bytes.Buffer
-	if json.NewEncoder(&want).Encode(resp) == nil || !bytes.Equal(w.Body.Bytes(), want.Bytes()) {
-		t.Fatalf("a NaN score answered %q, encoding/json %q", w.Body.Bytes(), want.Bytes())
+	for _, bad := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		resp.Items[0].Score = bad
+		w = httptest.NewRecorder()
+		writeResponse(w, resp)
+		var e APIError
+		if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || w.Code != http.StatusInternalServerError || !strings.Contains(e.Message, `item "a" scored`) {
+			t.Fatalf("a score of %v answered %d %q (%v), want a 500 naming the item", bad, w.Code, w.Body.Bytes(), err)
+		}
 	}
 }
