@@ -7,7 +7,7 @@ import (
 
 // memories is the trainer's memory in memLanes lanes by context key (its
 // top bits: keys are hashes). A lane holds every list of its keys and
-// max_contexts / memLanes of them at most, so its counts, drops and
+// max_contexts / memLanes of them at most (rounded up), so its counts, drops and
 // evictions depend only on the examples in log order and its own keys:
 // the log stage does each lane on its own (logstage.go), and the lane
 // count is fixed, never the number of workers. Lanes cover ordered

@@ -147,12 +147,17 @@ func (r *rows) committed() {
 }
 
 // evict removes clean rows, least recently touched epochs first, until at
-// most target remain, each lane keeping its share of target. It returns
-// how many it removed.
+// most target remain, each lane keeping its rows' share of target (lanes
+// hold about as many rows: ids are hashes). It returns how many it
+// removed.
 func (r *rows) evict(target int) int {
-	n := 0
+	total, n := r.len(), 0
+	if total == 0 {
+		return 0
+	}
 	for i := range r.lanes {
-		n += r.lanes[i].tab.evict(target / rowLanes)
+		tb := &r.lanes[i].tab
+		n += tb.evict(int(int64(target) * int64(tb.len()) / int64(total)))
 	}
 	return n
 }
