@@ -50,7 +50,7 @@ const (
 type stepExample struct {
 	p         *prepared
 	task      *taskState // nil: not learned (undecodable)
-	ctx, item []int32    // row slots, -1 for a feature without a row
+	ctx, item []int32    // row slots, -1 for a feature without a row (in phase 1: where the lanes write them, resolve)
 	now, wm   int64      // its event time, and the watermark before it
 	ok        bool       // has a finite gradient
 	prob      float32    // the progressive-validation prediction
