@@ -186,10 +186,7 @@ func (t *Trainer) reuse(slots []int32, ids []uint64) bool {
 		return false
 	}
 	for k, sl := range slots {
-		if sl < 0 {
-			return false
-		}
-		if tb, s := t.rows.at(sl); !tb.live[s] || tb.ids[s] != ids[k] || expired(t.rows.ttl, tb.last[s], t.watermark) {
+		if sl < 0 || !t.rows.holds(sl, ids[k], t.watermark) {
 			return false
 		}
 	}

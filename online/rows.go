@@ -10,10 +10,9 @@ package online
 // workers either. A row's slot names its lane and its slot in the lane's
 // table: slot = local<<laneBits | lane.
 type rows struct {
-	lanes    [rowLanes]lane
-	ttl      int64 // ms; 0 never expires
-	minCount uint32
-	stride   int
+	lanes  [rowLanes]lane
+	ttl    int64 // ms; 0 never expires
+	stride int
 }
 
 // lane is the rows of one lane and what is known of its features.
@@ -38,7 +37,7 @@ func newRows(dim, accN, minCount int, ttl int64) *rows {
 		r.lanes[i] = lane{tab: *newTable(dim, accN), adm: newAdmission(minCount, ttl), deleted: map[uint64]struct{}{}}
 		r.lanes[i].vals = make([]float32, r.lanes[i].tab.stride)
 	}
-	r.stride, r.minCount = r.lanes[0].tab.stride, r.lanes[0].adm.minCount
+	r.stride = r.lanes[0].tab.stride
 	return r
 }
 
@@ -66,6 +65,13 @@ func (r *rows) touch(slot int32, now int64) {
 	tb.touch(s, now)
 }
 
+// holds says whether slot still holds the live row of id, unexpired at
+// watermark wm: what a lookup of id would find, so it may be reused.
+func (r *rows) holds(slot int32, id uint64, wm int64) bool {
+	tb, s := r.at(slot)
+	return tb.live[s] && tb.ids[s] == id && !expired(r.ttl, tb.last[s], wm)
+}
+
 // len is the number of rows in memory.
 func (r *rows) len() int {
 	n := 0
@@ -91,18 +97,6 @@ func (r *rows) find(id uint64) (int32, bool) {
 	return globalSlot(l, s), ok
 }
 
-// insert adds id with vals (len stride; nil for zeros) and returns its slot.
-func (r *rows) insert(id uint64, vals []float32, last int64) int32 {
-	l := laneOf(id)
-	return globalSlot(l, r.lanes[l].tab.insert(id, vals, last))
-}
-
-// remove drops a slot from memory (its id's fate on disk is the caller's).
-func (r *rows) remove(slot int32) {
-	tb, s := r.at(slot)
-	tb.remove(s)
-}
-
 // each calls fn for every live row.
 func (r *rows) each(fn func(slot int32, id uint64)) {
 	for l := range r.lanes {
@@ -112,13 +106,6 @@ func (r *rows) each(fn func(slot int32, id uint64)) {
 				fn(globalSlot(l, int32(s)), id)
 			}
 		}
-	}
-}
-
-// eachDirty calls fn for every dirty slot.
-func (r *rows) eachDirty(fn func(slot int32)) {
-	for l := range r.lanes {
-		r.lanes[l].tab.eachDirty(func(s int32) { fn(globalSlot(l, s)) })
 	}
 }
 

@@ -470,10 +470,9 @@ func (t *Trainer) reuseSlot(r *laneRef) (slot int32, ok bool) {
 	if slot = st.ref(int(r.ex)-1, st.ex[r.ex-1].ctx[r.j()]).slot; slot < 0 {
 		return -1, false
 	}
-	tb, s := t.rows.at(slot)
-	if !tb.live[s] || tb.ids[s] != r.id || expired(t.rows.ttl, tb.last[s], e.wm) {
+	if !t.rows.holds(slot, r.id, e.wm) {
 		return -1, false
 	}
-	tb.touch(s, e.now)
+	t.rows.touch(slot, e.now)
 	return slot, true
 }
