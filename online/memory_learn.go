@@ -17,13 +17,10 @@ import (
 // engagements of ex's own user), then counts a positive in each of their
 // lists, at watermark wm (the examples' before ex).
 func (m *memory) readLane(l int, ex *stream.Example, f *features, wm int64) {
-	var h uint64
-	mine := false
+	h, mine := f.itemH, false
 	for i, k := range f.mem {
 		if memLaneOf(k.ID) == l {
-			if !mine {
-				h, mine = itemHash(ex.ItemID), true
-			}
+			mine = true
 			f.memX[i] = model.MemoryFeature(m.count(k.ID, ex.ItemID, h, f.user, ex.EventTime, wm))
 		}
 	}

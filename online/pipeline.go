@@ -83,6 +83,7 @@ type features struct {
 	mem    []model.MemoryKey
 	memX   []float32 // memory features read for mem (readLane), one per key
 	user   uint64
+	itemH  uint64 // the hash of the item id, the memory's (with mem only)
 }
 
 // featurize fills f for ex.
@@ -93,13 +94,17 @@ func (f *features) featurize(feat model.Featurizer, mem model.MemoryConfig, ex *
 	if len(f.mem) > 0 {
 		f.user = model.MemoryUser(ex.Context)
 	}
-	f.sizeMemory()
+	f.memoryFor(ex.ItemID)
 }
 
-// sizeMemory makes room in memX for a feature per memory key: the log
-// stage's lanes each write their keys' (readLane).
-func (f *features) sizeMemory() {
+// memoryFor makes room in memX for a feature per memory key (the log
+// stage's lanes each write their keys': readLane) and hashes item, the id
+// every lane looks up in its lists, once.
+func (f *features) memoryFor(item string) {
 	f.memX = slices.Grow(f.memX[:0], len(f.mem))[:len(f.mem)]
+	if len(f.mem) > 0 {
+		f.itemH = itemHash(item)
+	}
 }
 
 // prepare polls cl until ctx ends and sends full batches to ready. An
@@ -262,6 +267,7 @@ func (b *batch) decodeRange(dec *stream.ExampleDecoder, f model.Featurizer, mem 
 		}
 		if i > lo && sameContext(&b.recs[i-1], p) {
 			p.f.copyContext(&b.recs[i-1].f)
+			p.f.memoryFor(p.ex.ItemID)
 			p.f.item = f.Item(p.f.item[:0], p.ex.Task, p.ex.ItemID, p.ex.Item)
 			continue
 		}
@@ -294,5 +300,4 @@ func (f *features) copyContext(o *features) {
 	f.ctx = append(f.ctx[:0], o.ctx...)
 	f.mem = append(f.mem[:0], o.mem...)
 	f.user, f.shared = o.user, true
-	f.sizeMemory()
 }
