@@ -155,3 +155,47 @@ func TestStepsLearnTheSameModelOnAnyNumberOfWorkers(t *testing.T) {
 		t.Errorf("learning by steps kept %d rows, example by example %d: not the same features", len(oneWorker.IDs), len(exampleByExample.IDs))
 	}
 }
+
+// A record produced outside a transaction ends its step, so a log of such
+// records is learned in steps of one example: scored against the model
+// before it, then every row and the task stepped once, which is what
+// learning example by example does. The two must give the same model,
+// bit for bit: each feature's slot found by its lane must reach the
+// example's score, gradients and updates.
+func TestAStepOfOneExampleLearnsAsExampleByExample(t *testing.T) {
+	copts, plain := examplesTopic(t)
+	reg, err := ingest.NewRegistry(ingest.DefaultCanvases())
+	if err != nil {
+		t.Fatal(err)
+	}
+	exs := withLateRequests(synth.NewWorld(synth.Options{Seed: 11}).Examples(reg, 1500))
+	var recs []*kgo.Record
+	for i := range exs {
+		recs = append(recs, &kgo.Record{Value: stream.AppendExample(nil, &exs[i])})
+	}
+	if err := plain.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	run := func(step, workers int) *model.Capture {
+		cfg := model.DefaultModelConfig()
+		cfg.Memory.ItemsPerContext, cfg.Memory.HalfLife, cfg.Memory.MaxContexts = 4, time.Second, 50
+		cfg.Step = step
+		tr, err := online.OpenTrainer(online.TrainerOptions{Model: cfg, Dir: t.TempDir(), Client: copts, Topic: "examples",
+			Metrics: metrics.NewSet(), CommitInterval: 5 * time.Millisecond, Workers: workers, TTL: 3 * time.Second, MinCount: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close()
+		runUntil(t, tr, func() bool { return tr.Applied() >= int64(len(exs)) })
+		c, err := tr.Capture()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	bySteps, exampleByExample := run(64, 2), run(0, 0)
+	if bySteps.Applied != int64(len(exs)) || !sameCapture(bySteps, exampleByExample) {
+		t.Errorf("steps of one example (applied %d, %d rows) learned another model than example by example (applied %d, %d rows)",
+			bySteps.Applied, len(bySteps.IDs), exampleByExample.Applied, len(exampleByExample.IDs))
+	}
+}
