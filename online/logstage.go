@@ -16,7 +16,7 @@ import (
 // records done one at a time by whoever claims the lane's next one: the
 // learner when it reaches a record whose chunks are not all done yet, the
 // step's workers (step.go), or the prepare goroutine while it would
-// otherwise wait for the learner (help). Nobody ever waits for a
+// otherwise wait for the learner or is ahead of it (help). Nobody ever waits for a
 // goroutine the scheduler has not run: at worst the learner waits for
 // the chunks in progress.
 type logStage struct {

@@ -119,8 +119,13 @@ func (t *Trainer) prepare(ctx context.Context, cl *kgo.Client, free <-chan *batc
 	cut := stepCutter{max: max(1, t.cfg.Step)}
 	// send decodes a batch, then waits for the learner; while it or next
 	// would block, prepare first does its log stage's chunks (logstage.go).
+	// While the learner has a batch waiting, prepare is ahead, so it does
+	// them first, every logStageChunk records it takes and after every
+	// chunk it decodes: each one it does is one the learner, the critical
+	// path, would otherwise reach and do itself.
+	ahead := func() { t.helpWhile(func() bool { return len(ready) > 0 }) }
 	send := func(b *batch) bool {
-		b.decode(decs, t.feat, t.cfg.Memory)
+		b.decode(decs, t.feat, t.cfg.Memory, ahead)
 		t.helpWhile(func() bool { return len(ready) == cap(ready) })
 		select {
 		case ready <- b:
@@ -177,6 +182,9 @@ func (t *Trainer) prepare(ctx context.Context, cl *kgo.Client, free <-chan *batc
 			}
 			b.add(r)
 			cut.added(b, r)
+			if b.n%logStageChunk == 0 {
+				ahead()
+			}
 		})
 		if !ok {
 			return nil
@@ -232,24 +240,27 @@ func (b *batch) add(r *kgo.Record) {
 const prepareChunk = 256
 
 // decode decodes and featurizes b's records, in chunks of prepareChunk
-// shared by the workers of decs (one decoder each). Each record's example
-// and features are a function of the record alone, so who decodes which
-// chunk changes nothing but the shared flag of a chunk's first record (a
-// hint: the learner checks the slots it reuses).
-func (b *batch) decode(decs []*stream.ExampleDecoder, f model.Featurizer, mem model.MemoryConfig) {
+// shared by the workers of decs (one decoder each), each calling between
+// after each of its chunks. Each record's example and features are a
+// function of the record alone, so who decodes which chunk changes nothing
+// but the shared flag of a chunk's first record (a hint: the learner
+// checks the slots it reuses).
+func (b *batch) decode(decs []*stream.ExampleDecoder, f model.Featurizer, mem model.MemoryConfig, between func()) {
 	chunks := (b.n + prepareChunk - 1) / prepareChunk
+	var next atomic.Int64
+	work := func(dec *stream.ExampleDecoder) {
+		for c := int(next.Add(1) - 1); c < chunks; c = int(next.Add(1) - 1) {
+			b.decodeRange(dec, f, mem, c*prepareChunk, min(b.n, (c+1)*prepareChunk))
+			between()
+		}
+	}
 	if len(decs) == 1 || chunks < 2 {
-		b.decodeRange(decs[0], f, mem, 0, b.n)
+		work(decs[0])
 		return
 	}
-	var next atomic.Int64
 	var wg sync.WaitGroup
 	for _, dec := range decs[:min(len(decs), chunks)] {
-		wg.Go(func() {
-			for c := int(next.Add(1) - 1); c < chunks; c = int(next.Add(1) - 1) {
-				b.decodeRange(dec, f, mem, c*prepareChunk, min(b.n, (c+1)*prepareChunk))
-			}
-		})
+		wg.Go(func() { work(dec) })
 	}
 	wg.Wait()
 }

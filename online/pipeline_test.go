@@ -52,7 +52,7 @@ func TestBatchFeaturesMatchFeaturizingEachExample(t *testing.T) {
 		for _, r := range recs {
 			b.add(r)
 		}
-		b.decode(decs, feat, mem)
+		b.decode(decs, feat, mem, func() {})
 		for i := range b.recs[:b.n] {
 			p := &b.recs[i]
 			if (p.err == nil) != (want[i] != nil) {

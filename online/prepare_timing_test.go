@@ -43,7 +43,7 @@ func BenchmarkPrepareBatch(b *testing.B) {
 				for _, r := range recs {
 					bt.add(r)
 				}
-				bt.decode(decs, feat, mem)
+				bt.decode(decs, feat, mem, func() {})
 			}
 			b.ReportMetric(float64(b.N*len(recs))/time.Since(start).Seconds(), "records/s")
 		})
