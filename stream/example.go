@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -91,15 +92,21 @@ func DecodeExample(b []byte, e *Example) error {
 // examples then allocates each recurring string about once, not once per
 // example. The cache is direct-mapped and bounded (stringCacheSlots
 // strings of up to stringCacheMax bytes); event and request ids, unique per
-// event, bypass it. Not safe for concurrent use.
+// event, bypass it. The examples of one request share their context, so
+// it also keeps the last context it decoded (up to contextKeepMax encoded
+// bytes): an example whose context is encoded with the same bytes gets
+// its fields without decoding them. Not safe for concurrent use.
 type ExampleDecoder struct {
 	seed    maphash.Seed
 	strings []string
+	ctxRaw  []byte  // the last context decoded, as encoded (count and fields)
+	ctx     []Field // and its fields
 }
 
 const (
 	stringCacheSlots = 1 << 13
 	stringCacheMax   = 64
+	contextKeepMax   = 1 << 10
 )
 
 // NewExampleDecoder returns a decoder with an empty string cache.
@@ -132,13 +139,9 @@ func decodeExample(d decoder, e *Example) error {
 	e.EventTime = d.varint()
 	e.Label, e.Weight, e.SampleProb = d.float32(), d.float32(), d.float32()
 	e.Position = int32(d.varint())
-	n := d.count()
-	e.Context = e.Context[:0]
-	for i := 0; i < n; i++ {
-		e.Context = append(e.Context, Field{Name: d.string(), Value: d.string()})
-	}
+	d.context(e)
 	e.Item.Type, e.Item.Title = d.string(), d.string()
-	n = d.count()
+	n := d.count()
 	e.Item.Categories = e.Item.Categories[:0]
 	for i := 0; i < n; i++ {
 		e.Item.Categories = append(e.Item.Categories, d.string())
@@ -150,6 +153,32 @@ func decodeExample(d decoder, e *Example) error {
 		return fmt.Errorf("%w: %d trailing bytes", ErrBadExample, len(d.b))
 	}
 	return nil
+}
+
+// context reads e's context fields. With a cache it takes the fields of
+// the last context decoded when the bytes begin with its encoding: the
+// encoding is a count and that many fields, each length-prefixed, so such
+// bytes decode to exactly those fields.
+func (d *decoder) context(e *Example) {
+	x := d.cache
+	if x != nil && len(x.ctxRaw) > 0 && bytes.HasPrefix(d.b, x.ctxRaw) {
+		e.Context = append(e.Context[:0], x.ctx...)
+		d.b = d.b[len(x.ctxRaw):]
+		return
+	}
+	start := d.b
+	n := d.count()
+	e.Context = e.Context[:0]
+	for i := 0; i < n; i++ {
+		e.Context = append(e.Context, Field{Name: d.string(), Value: d.string()})
+	}
+	if x != nil && d.err == nil {
+		if raw := start[:len(start)-len(d.b)]; len(raw) <= contextKeepMax {
+			x.ctxRaw, x.ctx = append(x.ctxRaw[:0], raw...), append(x.ctx[:0], e.Context...)
+		} else {
+			x.ctxRaw, x.ctx = x.ctxRaw[:0], x.ctx[:0]
+		}
+	}
 }
 
 func appendString(dst []byte, s string) []byte {

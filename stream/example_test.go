@@ -62,6 +62,49 @@ func TestExampleDecoderSharesRecurringStrings(t *testing.T) {
 	}
 }
 
+// TestExampleDecoderReusesOnlyTheSameContext: the cached decoder takes the
+// fields of the context before when the bytes begin with its encoding, so
+// examples whose contexts differ by a field, by a value's length or last
+// byte, or only after the first fields, a context too long to keep, an
+// empty one, and an example cut off right after its context must all
+// decode exactly as DecodeExample decodes them.
+func TestExampleDecoderReusesOnlyTheSameContext(t *testing.T) {
+	long := string(bytes.Repeat([]byte("q"), contextKeepMax))
+	ctxs := [][]Field{
+		{{"user_id", "u-7"}, {"query", "space"}},
+		{{"user_id", "u-7"}, {"query", "space"}},
+		{{"user_id", "u-7"}, {"query", "space"}, {"country", "US"}},
+		{{"user_id", "u-7"}, {"query", "spacex"}},
+		{{"user_id", "u-7"}, {"query", "spacf"}},
+		{{"user_id", "u-7"}},
+		nil,
+		{{"user_id", "u-7"}, {"query", "space"}},
+		{{"user_id", "u-7"}, {"query", long}},
+		{{"user_id", "u-7"}, {"query", long}},
+		{{"user_id", "u-7"}, {"query", "space"}},
+	}
+	dec := NewExampleDecoder()
+	for i, ctx := range ctxs {
+		in := Example{Task: "search", EventID: fmt.Sprint("e-", i), ItemID: fmt.Sprint("m-", i%3), Context: ctx,
+			Item: ItemMeta{Type: "video", Categories: []string{"Drama"}}}
+		b := AppendExample(nil, &in)
+		var want, got Example
+		if err := DecodeExample(b, &want); err != nil {
+			t.Fatal(err)
+		}
+		if err := dec.Decode(b, &got); err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("example %d: decoded %+v (%v), want %+v", i, got, err, want)
+		}
+		noItem := in
+		noItem.Item = ItemMeta{}
+		enc := AppendExample(nil, &noItem)
+		cut := enc[:len(enc)-3] // the empty type, title and categories dropped
+		if err := dec.Decode(cut, &got); !errors.Is(err, ErrBadExample) {
+			t.Fatalf("example %d cut after its context: got %v, want ErrBadExample", i, err)
+		}
+	}
+}
+
 // FuzzDecodeExample: no input makes the decoder panic, and whatever it
 // accepts re-encodes to bytes that decode and encode again to the same
 // bytes (NaN labels included, which DeepEqual cannot compare).
