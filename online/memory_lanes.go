@@ -6,8 +6,8 @@ import (
 )
 
 // memories is the trainer's memory in memLanes lanes by context key (its
-// top bits: keys are hashes). A lane holds every list of its keys and
-// max_contexts / memLanes of them at most (rounded up), so its counts, drops and
+// top bits: keys are hashes). A lane holds every list of its keys and its
+// share of max_contexts at most (shares differ by one), so its counts, drops and
 // evictions depend only on the examples in log order and its own keys:
 // the log stage does each lane on its own (logstage.go), and the lane
 // count is fixed, never the number of workers. Lanes cover ordered
@@ -19,13 +19,19 @@ const (
 	memLanes    = 1 << memLaneBits
 )
 
+var _ [memLanes - model.MemoryLanes]struct{} // the lanes model.Validate counts
+var _ [model.MemoryLanes - memLanes]struct{}
+
 func memLaneOf(key uint64) int { return int(key >> (64 - memLaneBits)) }
 
 func newMemories(cfg model.MemoryConfig, ttl int64) memories {
 	var ms memories
-	per := cfg
-	per.MaxContexts = (cfg.MaxContexts + memLanes - 1) / memLanes
 	for l := range ms {
+		per := cfg
+		per.MaxContexts = cfg.MaxContexts / memLanes
+		if l < cfg.MaxContexts%memLanes {
+			per.MaxContexts++
+		}
 		ms[l] = newMemory(per, ttl)
 	}
 	return ms

@@ -134,6 +134,26 @@ func TestMemListFindsEveryItemWhateverItsHash(t *testing.T) {
 	}
 }
 
+// max_contexts bounds the lists the memory holds, shared among its lanes
+// (30 lists: 8, 8, 7 and 7): with many more contexts than that, each lane
+// holds up to its share, and fills it.
+func TestMemoryHoldsAtMostMaxContextsLists(t *testing.T) {
+	cfg := model.DefaultModelConfig()
+	cfg.Memory.ItemsPerContext, cfg.Memory.MaxContexts = 3, 30
+	tr := openTest(t, TrainerOptions{Model: cfg})
+	defer tr.Close()
+	var peak [memLanes]int
+	for _, ex := range synthExamples(t, 1500) {
+		applyAll(t, tr, []stream.Example{ex})
+		for l, m := range tr.mem {
+			peak[l] = max(peak[l], len(m.lists))
+		}
+	}
+	if want := [memLanes]int{8, 8, 7, 7}; peak != want {
+		t.Errorf("the memory's lanes held up to %v lists, want %v (max_contexts %d)", peak, want, cfg.Memory.MaxContexts)
+	}
+}
+
 // The memory's per-item store records survive restarts exactly: lists
 // bounded to 3 items (evictions), 30 contexts (drops and re-creations)
 // and a one-second half-life (rebases), the trainer closed and reopened

@@ -116,6 +116,7 @@ func TestBadConfigNamesTheField(t *testing.T) {
 	f("serve:\n  use_cases: [{name: search, updates: interval}]\n", "serve.use_cases[search].update_interval")
 	f("serve:\n  use_cases: [{name: search, on_stale: refuse}]\n", "serve.use_cases[search].on_stale")
 	f("serve:\n  checks: {max_norm: -1}\n", "serve.checks.max_norm")
+	f("model:\n  memory:\n    max_contexts: 3\n", "model.memory.max_contexts must be at least 4 (a list per memory lane), got 3")
 	f("topics:\n  replication_factor: 0\n", "topics.replication_factor must be at least 1")
 	f("ingest:\n  max_future_skew: 0s\n", "ingest.max_future_skew must be at least 1s")
 	f("ingest:\n  max_dedupe_ids: 0\n", "ingest.max_dedupe_ids and ingest.max_pool_items must be positive")

@@ -27,6 +27,10 @@ import (
 // m to the few items in the request's lists, so the answer stays the
 // exact top-k of one model.
 
+// MemoryLanes is how many lanes by key the trainer keeps the memory in
+// (online/memory_lanes.go): max_contexts is shared among them.
+const MemoryLanes = 4
+
 // MemoryConfig configures memorization.
 type MemoryConfig struct {
 	// Enabled adds the memory term to the logit (default true).
@@ -36,9 +40,10 @@ type MemoryConfig struct {
 	// ItemsPerContext bounds each list; a new item replaces the smallest
 	// count and inherits it (space-saving), so heavy items always stay.
 	ItemsPerContext int `yaml:"items_per_context" json:"items_per_context"`
-	// MaxContexts bounds the number of lists. The trainer splits it evenly
-	// over its memory lanes by key (online/memory_lanes.go): a lane past its
-	// share drops its least recently updated tenth.
+	// MaxContexts bounds the number of lists, at least one per memory
+	// lane. The trainer splits it over its MemoryLanes lanes by key
+	// (online/memory_lanes.go), the shares differing by one at most: a
+	// lane past its share drops its least recently updated tenth.
 	MaxContexts int `yaml:"max_contexts" json:"max_contexts"`
 	// LearningRate is the AdaGrad rate of the per-(task, field) weights.
 	LearningRate float64 `yaml:"learning_rate" json:"learning_rate"`
@@ -67,8 +72,8 @@ func (c MemoryConfig) Validate() error {
 		return nil
 	case c.ItemsPerContext < 1 || c.ItemsPerContext > 100_000:
 		return fmt.Errorf("model.memory.items_per_context must be in [1, 100000], got %d", c.ItemsPerContext)
-	case c.MaxContexts < 1:
-		return fmt.Errorf("model.memory.max_contexts must be positive, got %d", c.MaxContexts)
+	case c.MaxContexts < MemoryLanes:
+		return fmt.Errorf("model.memory.max_contexts must be at least %d (a list per memory lane), got %d", MemoryLanes, c.MaxContexts)
 	case !(c.LearningRate > 0) || math.IsInf(c.LearningRate, 0):
 		return fmt.Errorf("model.memory.learning_rate must be a positive number, got %g", c.LearningRate)
 	case !(c.RankScale > 0) || math.IsInf(c.RankScale, 0):
