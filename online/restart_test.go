@@ -179,6 +179,24 @@ func oneCore(run func(maxRows int) *model.Capture) *model.Capture {
 	return run(0)
 }
 
+// learnTopic opens a trainer with opts in a fresh directory, runs it
+// until it has applied n examples, and returns its model.
+func learnTopic(t *testing.T, opts online.TrainerOptions, n int) *model.Capture {
+	t.Helper()
+	opts.Dir = t.TempDir()
+	tr, err := online.OpenTrainer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	runUntil(t, tr, func() bool { return tr.Applied() >= int64(n) })
+	c, err := tr.Capture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // runUntil runs tr until until says so (polled; at most a minute), then
 // stops it; Run must end without an error.
 func runUntil(t *testing.T, tr *online.Trainer, until func() bool) {
@@ -244,18 +262,8 @@ func TestRunLearnsWhatApplyLearns(t *testing.T) {
 	cfg.Memory.ItemsPerContext, cfg.Memory.HalfLife, cfg.Memory.MaxContexts = 4, time.Second, 50
 	for _, minCount := range []int{1, 2} { // rows at once; rows on a second sighting
 		run := func(maxRows int) *model.Capture {
-			tr, err := online.OpenTrainer(online.TrainerOptions{Model: cfg, Dir: t.TempDir(), Client: copts,
-				Topic: "examples", CommitInterval: 5 * time.Millisecond, MaxRows: maxRows, TTL: 3 * time.Second, MinCount: minCount})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tr.Close()
-			runUntil(t, tr, func() bool { return tr.Applied() >= int64(len(exs)) })
-			c, err := tr.Capture()
-			if err != nil {
-				t.Fatal(err)
-			}
-			return c
+			return learnTopic(t, online.TrainerOptions{Model: cfg, Client: copts, Topic: "examples",
+				CommitInterval: 5 * time.Millisecond, MaxRows: maxRows, TTL: 3 * time.Second, MinCount: minCount}, len(exs))
 		}
 		applied, err := online.OpenTrainer(online.TrainerOptions{Model: cfg, Dir: t.TempDir(), TTL: 3 * time.Second, MinCount: minCount})
 		if err != nil {

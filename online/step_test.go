@@ -180,18 +180,8 @@ func TestAStepOfOneExampleLearnsAsExampleByExample(t *testing.T) {
 		cfg := model.DefaultModelConfig()
 		cfg.Memory.ItemsPerContext, cfg.Memory.HalfLife, cfg.Memory.MaxContexts = 4, time.Second, 50
 		cfg.Step = step
-		tr, err := online.OpenTrainer(online.TrainerOptions{Model: cfg, Dir: t.TempDir(), Client: copts, Topic: "examples",
-			Metrics: metrics.NewSet(), CommitInterval: 5 * time.Millisecond, Workers: workers, TTL: 3 * time.Second, MinCount: 2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tr.Close()
-		runUntil(t, tr, func() bool { return tr.Applied() >= int64(len(exs)) })
-		c, err := tr.Capture()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
+		return learnTopic(t, online.TrainerOptions{Model: cfg, Client: copts, Topic: "examples", Metrics: metrics.NewSet(),
+			CommitInterval: 5 * time.Millisecond, Workers: workers, TTL: 3 * time.Second, MinCount: 2}, len(exs))
 	}
 	bySteps, exampleByExample := run(64, 2), run(0, 0)
 	if bySteps.Applied != int64(len(exs)) || !sameCapture(bySteps, exampleByExample) {
