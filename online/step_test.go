@@ -189,3 +189,46 @@ func TestAStepOfOneExampleLearnsAsExampleByExample(t *testing.T) {
 			bySteps.Applied, len(bySteps.IDs), exampleByExample.Applied, len(exampleByExample.IDs))
 	}
 }
+
+// A row's updates in a step are summed, then the row takes one AdaGrad
+// step: so a step of two copies of an example moves every row exactly as
+// one copy of twice the weight, learned example by example (each gradient
+// is the weight times a product, so twice it is exactly the sum of two;
+// no clipping, and no memory, which would let the second copy read the
+// first's count).
+func TestAStepSumsEachRowsGradients(t *testing.T) {
+	reg, err := ingest.NewRegistry(ingest.DefaultCanvases())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := synth.NewWorld(synth.Options{Seed: 3}).Examples(reg, 1)[0]
+	ex.Weight = 1
+	twice := ex
+	twice.Weight = 2
+	cfg := model.DefaultModelConfig()
+	cfg.Memory.Enabled = false
+	opts := func(copts stream.ClientOptions, step int) online.TrainerOptions {
+		cfg.Step = step
+		return online.TrainerOptions{Model: cfg, Client: copts, Topic: "examples", Metrics: metrics.NewSet(),
+			CommitInterval: 5 * time.Millisecond, Workers: 2, MinCount: 1}
+	}
+	copts, _ := examplesTopic(t)
+	txn, err := kgo.NewClient(append(copts.Opts(), kgo.DefaultProduceTopic("examples"), kgo.TransactionalID("sum-test"))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Close()
+	pair := []*kgo.Record{{Value: stream.AppendExample(nil, &ex)}, {Value: stream.AppendExample(nil, &ex)}}
+	if err := streamtest.ProduceTransaction(context.Background(), txn, pair, 2, false); err != nil {
+		t.Fatal(err)
+	}
+	bySteps := learnTopic(t, opts(copts, 64), 2)
+	copts, plain := examplesTopic(t)
+	if err := plain.ProduceSync(context.Background(), &kgo.Record{Value: stream.AppendExample(nil, &twice)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	alone := learnTopic(t, opts(copts, 0), 1)
+	if len(alone.IDs) == 0 || !slices.Equal(bySteps.IDs, alone.IDs) || !slices.Equal(bySteps.Weights, alone.Weights) {
+		t.Errorf("a step of two copies left %d rows, not the %d rows of one copy of twice the weight (or other weights)", len(bySteps.IDs), len(alone.IDs))
+	}
+}
