@@ -39,9 +39,7 @@ func (t *Trainer) learnInline(ex *stream.Example, f *features) error {
 			return err
 		}
 	}
-	wm := t.watermark
-	t.mem.readMemory(ex, f, &wm)
-	t.register(ex)
+	t.logInline(ex, f)
 	return t.learn(ex, f)
 }
 

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/unirec/unirec/stream"
 )
 
 // logStage does, beside the learner on the same batch, the work that
@@ -150,6 +152,15 @@ func (s *logStage) awaitTimed(l, i int) time.Duration {
 func (s *logStage) finish() {
 	s.await(len(s.recs) - 1)
 	s.t.stage.CompareAndSwap(s, nil)
+}
+
+// logInline does the log stage's work on ex itself, in the learner's log
+// order: the memory at the watermark before ex, the item registry and
+// popularity (with max_rows, where a commit may fall between any two
+// records).
+func (t *Trainer) logInline(ex *stream.Example, f *features) {
+	t.mem.readMemory(ex, f, t.watermark)
+	t.register(ex)
 }
 
 // helpWhile does chunks of the current log stage while blocked says the

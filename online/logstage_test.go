@@ -46,9 +46,7 @@ func TestLogStageGivesTheInlineResultsWhoeverDoesTheChunks(t *testing.T) {
 		var want, got batch
 		fill(inline, &want, from, to)
 		for i := range want.recs {
-			wm := inline.watermark
-			inline.mem.readMemory(&want.recs[i].ex, &want.recs[i].f, &wm)
-			inline.register(&want.recs[i].ex)
+			inline.logInline(&want.recs[i].ex, &want.recs[i].f)
 			inline.track(&want.recs[i].ex)
 		}
 

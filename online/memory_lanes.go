@@ -37,12 +37,12 @@ func newMemories(cfg model.MemoryConfig, ttl int64) memories {
 	return ms
 }
 
-// readMemory is the memory's work on ex, every lane's, done inline.
-func (ms memories) readMemory(ex *stream.Example, f *features, wm *int64) {
+// readMemory is the memory's work on ex, every lane's, done inline at
+// watermark wm (the examples' before ex).
+func (ms memories) readMemory(ex *stream.Example, f *features, wm int64) {
 	for l, m := range ms {
-		m.readLane(l, ex, f, *wm)
+		m.readLane(l, ex, f, wm)
 	}
-	*wm = max(*wm, ex.EventTime)
 }
 
 func (ms memories) sweep(watermark int64) {

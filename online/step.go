@@ -281,9 +281,7 @@ func (t *Trainer) prepareStep(ms *logStage, recs []prepared, k int) {
 		return
 	}
 	if ms == nil {
-		wm := t.watermark
-		t.mem.readMemory(&p.ex, &p.f, &wm)
-		t.register(&p.ex)
+		t.logInline(&p.ex, &p.f)
 	}
 	e.now, e.wm = p.ex.EventTime, t.watermark
 	// The examples of a request share a task: it is looked up once.
