@@ -48,6 +48,9 @@ func (p *popTable) add(item string, w float64) {
 	}
 }
 
+// set gives item the count n, not marked changed (a stored count, loaded).
+func (p *popTable) set(item string, n float64) { p.items[p.at(item)].n = n }
+
 // committed forgets which items changed.
 func (p *popTable) committed() {
 	for _, i := range p.dirty {

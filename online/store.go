@@ -223,8 +223,7 @@ func (s *Store) loadEntry(t *Trainer, k, v []byte) error {
 		if !ok || len(v) != 8 {
 			return fmt.Errorf("cannot decode popularity entry %q", k)
 		}
-		p := t.popularity(task)
-		p.items[p.at(item)].n = math.Float64frombits(binary.LittleEndian.Uint64(v))
+		t.popularity(task).set(item, math.Float64frombits(binary.LittleEndian.Uint64(v)))
 	case string(k) == metaOffsets:
 		for i := 0; i+12 <= len(v); i += 12 {
 			t.offsets[int32(binary.LittleEndian.Uint32(v[i:]))] = int64(binary.LittleEndian.Uint64(v[i+4:]))
